@@ -1,0 +1,159 @@
+#pragma once
+// The configuration model: a plain struct, parsed from TOML text (toml++), validated by a
+// pure function that returns one error per failed check, naming the key and the value.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "heartwire/net_types.hpp"
+
+namespace heartwire::cfg {
+
+// Named defaults. Documented in README.md "Configuration reference".
+inline constexpr std::uint8_t default_priority = 100;
+inline constexpr std::uint32_t default_interval_us = 10;
+inline constexpr std::uint32_t default_miss = 3;
+inline constexpr std::uint32_t default_garp_repeat = 3;
+inline constexpr std::uint32_t default_garp_interval_us = 100;
+inline constexpr std::uint32_t default_garp_refresh_ms = 1000;
+inline constexpr std::uint32_t default_discovery_probes = 3;
+inline constexpr std::uint32_t default_discovery_interval_ms = 10;
+inline constexpr std::uint32_t default_discovery_wait_ms = 20;
+inline constexpr std::uint32_t default_announce_interval_ms = 10;
+inline constexpr std::uint32_t default_peer_timeout_ms = 100;
+inline constexpr std::uint32_t default_stay_down_interval_ms = 10;
+inline constexpr std::uint32_t default_preempt_delay_ms = 0;
+inline constexpr std::uint32_t default_drain_timeout_ms = 5000;
+inline constexpr std::uint32_t default_burst = 32;
+inline constexpr std::uint32_t default_rx_desc = 1024;
+inline constexpr std::uint32_t default_tx_desc = 1024;
+inline constexpr std::uint32_t default_mbufs = 4095;
+inline constexpr std::uint32_t default_idle_max_sleep_us = 50;
+inline constexpr std::uint32_t default_hook_timeout_ms = 10000;
+
+enum class address_mode { exclusive, shared };
+enum class probe_kind { heartbeat, icmp, both };
+enum class lcore_mode { run_to_completion, pipelined };
+enum class idle_policy { busy, adaptive };
+
+struct node_cfg {
+    std::string name;                       // [node] name (required)
+    std::uint32_t id{};                     // [node] id, 1..2^32-1 (required, unique per cluster)
+    std::uint8_t priority{default_priority}; // [node] priority 1..255, higher wins ties
+};
+
+struct port_cfg {
+    std::vector<std::string> eal_args;   // [port] eal = ["-l", "0", "--no-huge", ...]
+    std::string device;                  // [port] device = "net_af_xdp0,iface=eth0" (vdev) or a PCI address
+    address_mode mode{address_mode::exclusive}; // [port] mode = "exclusive" | "shared"
+    std::string kernel_interface;        // [port] kernel_interface: required in shared mode
+    std::uint32_t rx_desc{default_rx_desc};
+    std::uint32_t tx_desc{default_tx_desc};
+    std::uint32_t mbufs{default_mbufs};
+};
+
+struct addresses_cfg {
+    ipv4_prefix primary;  // [addresses] primary = "169.254.10.100/24" (required)
+    ipv4_prefix monitor;  // [addresses] monitor = "169.254.10.101/24" (required, != primary)
+};
+
+struct detect_cfg {
+    std::uint32_t interval_us{default_interval_us}; // [detect] interval_us, 1..10'000'000
+    std::uint32_t miss{default_miss};               // [detect] miss, 1..1000
+    probe_kind probe{probe_kind::heartbeat};        // [detect] probe = "heartbeat" | "icmp" | "both"
+};
+
+struct garp_cfg {
+    std::uint32_t repeat{default_garp_repeat};           // [garp] repeat, 1..100
+    std::uint32_t interval_us{default_garp_interval_us}; // [garp] interval_us, spacing in the burst
+    std::uint32_t refresh_ms{default_garp_refresh_ms};   // [garp] refresh_ms, 0 = no refresh
+};
+
+struct protocol_cfg {
+    std::uint32_t discovery_probes{default_discovery_probes};           // [protocol] discovery_probes
+    std::uint32_t discovery_interval_ms{default_discovery_interval_ms}; // spacing of ARP probes
+    std::uint32_t discovery_wait_ms{default_discovery_wait_ms};         // wait after the last probe
+    std::uint32_t announce_interval_ms{default_announce_interval_ms};   // group announce period
+    std::uint32_t peer_timeout_ms{default_peer_timeout_ms};             // peer forgotten after
+    std::uint32_t stay_down_interval_ms{default_stay_down_interval_ms};
+    bool preempt{false};                                                // [protocol] preempt
+    std::uint32_t preempt_delay_ms{default_preempt_delay_ms};
+    std::uint32_t drain_timeout_ms{default_drain_timeout_ms};
+    bool require_fence{false};  // takeover waits for the fence hook to succeed
+};
+
+struct engine_cfg {
+    lcore_mode mode{lcore_mode::run_to_completion}; // [engine] mode = "run-to-completion" | "pipelined"
+    idle_policy idle{idle_policy::busy};            // [engine] idle = "busy" | "adaptive"
+    std::uint32_t idle_max_sleep_us{default_idle_max_sleep_us};
+    std::uint32_t burst{default_burst};             // 1..512
+};
+
+struct hooks_cfg {
+    // Each is an executable path ("" = none), run from the control thread, never the poll loop.
+    std::string notify;      // called as: notify <role> <epoch> <node name>, on every role change
+    std::string on_primary;  // called on entering primary
+    std::string on_monitor;
+    std::string on_standby;
+    std::string on_fault;
+    std::string boot_peer;   // boot_peer <node id> <node name>: restart the failed primary
+    std::string fence;       // fence <node id> <node name>: must exit 0 before takeover if required
+    std::string drain;       // drain: stop taking new work; exit when in-flight work is done
+    std::uint32_t timeout_ms{default_hook_timeout_ms};
+};
+
+struct health_check_cfg {
+    std::string name;
+    std::string kind;        // "script" | "interface" | "process"
+    std::string target;      // script path, interface name, or process name
+    std::uint32_t interval_ms{1000};
+    std::uint32_t rise{2};
+    std::uint32_t fall{2};
+};
+
+struct control_cfg {
+    std::string socket;      // [control] socket path; default /run/heartwire/<node name>.sock
+    std::string log_level{"info"}; // "debug" | "info" | "warn" | "error"
+};
+
+struct config {
+    node_cfg node;
+    port_cfg port;
+    addresses_cfg addresses;
+    detect_cfg detect;
+    garp_cfg garp;
+    protocol_cfg protocol;
+    engine_cfg engine;
+    hooks_cfg hooks;
+    std::vector<health_check_cfg> health; // [[health]]
+    control_cfg control;
+};
+
+struct config_error {
+    std::string key;     // dotted key, e.g. "detect.interval_us"
+    std::string value;   // the offending value as written ("" when missing)
+    std::string message; // what is wrong and what is allowed
+    std::string to_string() const; // "detect.interval_us = 0: must be between 1 and 10000000"
+};
+
+struct parse_result {
+    std::optional<config> cfg;            // set only when errors is empty
+    std::vector<config_error> errors;
+};
+
+// Parses and validates TOML text. Unknown keys are errors (typos must not pass silently).
+parse_result parse(std::string_view toml_text);
+// Reads the file then parses; a missing or unreadable file is one error with key "".
+parse_result load_file(const std::string& path);
+// The checks on their own, one error per failed check (parse calls it).
+std::vector<config_error> validate(const config& c);
+
+std::string_view to_string(address_mode m) noexcept;
+std::string_view to_string(probe_kind p) noexcept;
+std::string_view to_string(lcore_mode m) noexcept;
+std::string_view to_string(idle_policy p) noexcept;
+
+} // namespace heartwire::cfg

@@ -1,0 +1,52 @@
+#pragma once
+// Runs operator hooks (notify scripts, boot_peer, fence, drain, health scripts) off the
+// control thread: each hook runs as a child process (posix_spawn, no shell), with a timeout
+// after which it is killed (SIGTERM, then SIGKILL after 1 s). Completions are collected and
+// handed back on the control thread by poll(), so callers never race.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace heartwire::control {
+
+struct hook_result {
+    std::uint64_t id{};        // as returned by run()
+    std::string name;          // the label given to run(), e.g. "notify", "fence"
+    int exit_code{-1};         // exit status; -1 if it could not start or was killed
+    bool timed_out{false};
+    bool spawn_failed{false};
+    std::string error;         // why it failed to start, when spawn_failed
+    std::chrono::milliseconds elapsed{};
+    bool ok() const noexcept { return !spawn_failed && !timed_out && exit_code == 0; }
+};
+
+class hook_runner {
+public:
+    explicit hook_runner(std::chrono::milliseconds default_timeout);
+    ~hook_runner();                          // waits for (and if need be kills) running hooks
+    hook_runner(const hook_runner&) = delete;
+    hook_runner& operator=(const hook_runner&) = delete;
+
+    // Starts `argv[0]` with the rest as arguments and `env` added to the environment
+    // ("KEY=VALUE"). Returns an id; never blocks on the child. An empty argv[0] is an error
+    // result delivered through poll().
+    std::uint64_t run(std::string name, std::vector<std::string> argv,
+                      std::vector<std::string> env = {},
+                      std::chrono::milliseconds timeout = std::chrono::milliseconds{0});
+
+    // Hands every finished hook's result to `on_done`, on the calling thread. Non-blocking.
+    std::size_t poll(const std::function<void(const hook_result&)>& on_done);
+    // Blocks until all started hooks have finished (tests, shutdown).
+    void wait_all();
+    std::size_t running() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> p_;
+};
+
+} // namespace heartwire::control

@@ -1,0 +1,37 @@
+#pragma once
+// rtnetlink over libmnl: the kernel address add/del that `shared` mode needs. Blocking
+// calls; only the control thread uses them. Each returns 0 or -errno (documented per call).
+
+#include <string>
+
+#include "heartwire/net_types.hpp"
+
+namespace heartwire::control {
+
+class netlink {
+public:
+    netlink();                      // opens a NETLINK_ROUTE socket; throws std::system_error on failure
+    ~netlink();
+    netlink(const netlink&) = delete;
+    netlink& operator=(const netlink&) = delete;
+
+    // Interface index, or -ENODEV when there is no such interface.
+    int if_index(const std::string& ifname) const noexcept;
+    // Adds `addr` (with its prefix length) to `ifname`. 0 also when it is already there
+    // (EEXIST is success: the state we want holds). -ENODEV: no such interface.
+    int add_address(const std::string& ifname, ipv4_prefix addr) noexcept;
+    // Removes it. 0 also when it was not there (EADDRNOTAVAIL is success).
+    int del_address(const std::string& ifname, ipv4_prefix addr) noexcept;
+    // 1 when `ifname` holds `addr`, 0 when not, -errno on failure.
+    int has_address(const std::string& ifname, ipv4_addr addr) noexcept;
+    // 1 when the link is administratively and operationally up, 0 when not, -errno.
+    int link_up(const std::string& ifname) noexcept;
+
+private:
+    int request(void* nlh) noexcept; // sends one request, waits for its ACK; 0 or -errno
+    struct mnl_socket* sock_{};
+    unsigned seq_{};
+    unsigned portid_{};
+};
+
+} // namespace heartwire::control

@@ -1,0 +1,76 @@
+#include "heartwire/net_types.hpp"
+
+#include <charconv>
+#include <cstdio>
+
+namespace heartwire {
+
+namespace {
+
+std::optional<unsigned> parse_uint(std::string_view s, int base, unsigned max) noexcept {
+    if (s.empty()) return std::nullopt;
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+    if (ec != std::errc{} || p != s.data() + s.size() || v > max) return std::nullopt;
+    return v;
+}
+
+} // namespace
+
+std::string mac_addr::to_string() const {
+    char buf[18];
+    std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+    return buf;
+}
+
+std::optional<mac_addr> mac_addr::parse(std::string_view s) noexcept {
+    mac_addr m;
+    for (int i = 0; i < 6; ++i) {
+        if (s.size() < 2) return std::nullopt;
+        auto v = parse_uint(s.substr(0, 2), 16, 0xff);
+        if (!v) return std::nullopt;
+        m.b[i] = static_cast<std::uint8_t>(*v);
+        s.remove_prefix(2);
+        if (i < 5) {
+            if (s.empty() || (s[0] != ':' && s[0] != '-')) return std::nullopt;
+            s.remove_prefix(1);
+        }
+    }
+    if (!s.empty()) return std::nullopt;
+    return m;
+}
+
+std::string ipv4_addr::to_string() const {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
+    return buf;
+}
+
+std::optional<ipv4_addr> ipv4_addr::parse(std::string_view s) noexcept {
+    std::uint32_t out = 0;
+    for (int i = 0; i < 4; ++i) {
+        auto dot = s.find('.');
+        auto part = i < 3 ? s.substr(0, dot) : s;
+        if (i < 3 && dot == std::string_view::npos) return std::nullopt;
+        if (part.size() > 3) return std::nullopt;
+        auto v = parse_uint(part, 10, 255);
+        if (!v) return std::nullopt;
+        out = (out << 8) | *v;
+        if (i < 3) s.remove_prefix(dot + 1);
+    }
+    return ipv4_addr{out};
+}
+
+std::string ipv4_prefix::to_string() const { return addr.to_string() + "/" + std::to_string(len); }
+
+std::optional<ipv4_prefix> ipv4_prefix::parse(std::string_view s) noexcept {
+    auto slash = s.find('/');
+    auto a = ipv4_addr::parse(s.substr(0, slash));
+    if (!a) return std::nullopt;
+    if (slash == std::string_view::npos) return ipv4_prefix{*a, 32};
+    auto l = parse_uint(s.substr(slash + 1), 10, 32);
+    if (!l) return std::nullopt;
+    return ipv4_prefix{*a, static_cast<std::uint8_t>(*l)};
+}
+
+} // namespace heartwire
