@@ -1,1 +1,46 @@
-int main() { return 0; }
+// heartwired: the heartwire daemon. Thin main: arguments, config, then run_daemon().
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "daemon.hpp"
+#include "heartwire/config.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"heartwired: kernel-bypass high-availability heartbeat engine.\n"
+                 "Probes the primary at microsecond intervals on a DPDK port and moves the primary\n"
+                 "address with gratuitous ARP when it fails. EAL arguments go in [port] eal or after --.",
+                 "heartwired"};
+    std::string config_path;
+    bool check_only = false;
+    std::vector<std::string> eal_extra;
+    app.add_option("-c,--config", config_path, "TOML configuration file")->required();
+    app.add_flag("--check", check_only, "validate the configuration and exit");
+    app.add_option("eal", eal_extra, "extra EAL arguments, after --");
+    app.allow_extras(false);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+
+    auto r = heartwire::cfg::load_file(config_path);
+    if (!r.errors.empty()) {
+        for (const auto& e : r.errors) {
+            const std::string msg = e.to_string();
+            if (msg.find(config_path) != std::string::npos)
+                std::fprintf(stderr, "heartwired: config error: %s\n", msg.c_str());
+            else
+                std::fprintf(stderr, "heartwired: config error in %s: %s\n", config_path.c_str(), msg.c_str());
+        }
+        return 2;
+    }
+    if (check_only) {
+        std::printf("%s: ok\n", config_path.c_str());
+        return 0;
+    }
+    return heartwire::app::run_daemon(*r.cfg, eal_extra);
+}

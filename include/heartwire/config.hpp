@@ -12,7 +12,7 @@
 
 namespace heartwire::cfg {
 
-// Named defaults. Documented in README.md "Configuration reference".
+// Named defaults. Every key, default and range is documented in docs/configuration.md.
 inline constexpr std::uint8_t default_priority = 100;
 inline constexpr std::uint32_t default_interval_us = 10;
 inline constexpr std::uint32_t default_miss = 3;
@@ -33,6 +33,9 @@ inline constexpr std::uint32_t default_tx_desc = 1024;
 inline constexpr std::uint32_t default_mbufs = 4095;
 inline constexpr std::uint32_t default_idle_max_sleep_us = 50;
 inline constexpr std::uint32_t default_hook_timeout_ms = 10000;
+inline constexpr std::uint32_t default_health_interval_ms = 1000;
+inline constexpr std::uint32_t default_health_rise = 2;
+inline constexpr std::uint32_t default_health_fall = 2;
 
 enum class address_mode { exclusive, shared };
 enum class probe_kind { heartbeat, icmp, both };
@@ -109,13 +112,13 @@ struct health_check_cfg {
     std::string name;
     std::string kind;        // "script" | "interface" | "process"
     std::string target;      // script path, interface name, or process name
-    std::uint32_t interval_ms{1000};
-    std::uint32_t rise{2};
-    std::uint32_t fall{2};
+    std::uint32_t interval_ms{default_health_interval_ms};
+    std::uint32_t rise{default_health_rise};  // passes in a row that clear the fault
+    std::uint32_t fall{default_health_fall};  // failures in a row that raise it
 };
 
 struct control_cfg {
-    std::string socket;      // [control] socket path; default /run/heartwire/<node name>.sock
+    std::string socket;      // [control] socket path; parse() fills /run/heartwire/<node name>.sock when absent
     std::string log_level{"info"}; // "debug" | "info" | "warn" | "error"
 };
 

@@ -3,6 +3,13 @@
 // control thread: each hook runs as a child process (posix_spawn, no shell), with a timeout
 // after which it is killed (SIGTERM, then SIGKILL after 1 s). Completions are collected and
 // handed back on the control thread by poll(), so callers never race.
+//
+// What a hook gets: stdin from /dev/null, stdout/stderr inherited, no other descriptor,
+// default signal dispositions and an empty signal mask (whatever the daemon blocks or
+// ignores), its own process group. The timeout's signals go to that process group, so a
+// hook script's own children (`sleep`, `ipmitool`) die with it rather than linger.
+// One reaper thread waits on pidfds; the process must not set SIGCHLD to SIG_IGN nor
+// call waitpid(-1), or exit statuses are lost.
 
 #include <chrono>
 #include <cstdint>
@@ -19,6 +26,7 @@ struct hook_result {
     int exit_code{-1};         // exit status; -1 if it could not start or was killed
     bool timed_out{false};
     bool spawn_failed{false};
+    int term_signal{0};        // the signal that ended it, 0 when it exited
     std::string error;         // why it failed to start, when spawn_failed
     std::chrono::milliseconds elapsed{};
     bool ok() const noexcept { return !spawn_failed && !timed_out && exit_code == 0; }
@@ -26,14 +34,18 @@ struct hook_result {
 
 class hook_runner {
 public:
+    // default_timeout applies when run() is given 0; 0 here too means no timeout.
     explicit hook_runner(std::chrono::milliseconds default_timeout);
-    ~hook_runner();                          // waits for (and if need be kills) running hooks
+    // Sends SIGTERM to hooks still running, SIGKILL 1 s later, and reaps them all before
+    // returning (call wait_all() first to let them finish). Unpolled results are dropped.
+    ~hook_runner();
     hook_runner(const hook_runner&) = delete;
     hook_runner& operator=(const hook_runner&) = delete;
 
     // Starts `argv[0]` with the rest as arguments and `env` added to the environment
-    // ("KEY=VALUE"). Returns an id; never blocks on the child. An empty argv[0] is an error
-    // result delivered through poll().
+    // ("KEY=VALUE", overriding an inherited KEY). argv[0] without a '/' is looked up in the
+    // daemon's PATH. Returns an id; never blocks on the child. A start failure (empty argv,
+    // missing or non-executable program) is a spawn_failed result delivered through poll().
     std::uint64_t run(std::string name, std::vector<std::string> argv,
                       std::vector<std::string> env = {},
                       std::chrono::milliseconds timeout = std::chrono::milliseconds{0});

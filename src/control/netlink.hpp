@@ -6,6 +6,8 @@
 
 #include "heartwire/net_types.hpp"
 
+struct mnl_socket; // libmnl's, at global scope (declaring it inside the class would name a new type)
+
 namespace heartwire::control {
 
 class netlink {
@@ -29,7 +31,7 @@ public:
 
 private:
     int request(void* nlh) noexcept; // sends one request, waits for its ACK; 0 or -errno
-    struct mnl_socket* sock_{};
+    ::mnl_socket* sock_{};
     unsigned seq_{};
     unsigned portid_{};
 };

@@ -1,1 +1,378 @@
-// placeholder
+// Wire codec (see heartwire/wire.hpp for the layouts). Pure functions over byte spans: every
+// read is preceded by a length check on the span it reads from, nothing allocates, nothing
+// throws. Decode reports the first failed check so the datapath can count drops by reason.
+
+#include "heartwire/wire.hpp"
+
+#include <bit>
+#include <cstring>
+
+namespace heartwire::wire {
+
+namespace {
+
+// ---------------------------------------------------------------- field helpers
+
+mac_addr load_mac(const std::byte* p) noexcept {
+    mac_addr m;
+    std::memcpy(m.b.data(), p, m.b.size());
+    return m;
+}
+
+void store_mac(std::byte* p, const mac_addr& m) noexcept { std::memcpy(p, m.b.data(), m.b.size()); }
+
+std::uint8_t load_u8(const std::byte* p) noexcept { return std::to_integer<std::uint8_t>(*p); }
+
+void store_eth(std::byte* p, const mac_addr& dst, const mac_addr& src, std::uint16_t ethertype) noexcept {
+    store_mac(p, dst);
+    store_mac(p + 6, src);
+    store_be16(p + 12, ethertype);
+}
+
+// Zero the bytes between the end of the frame and the Ethernet minimum so a reused mbuf
+// never leaks its previous contents onto the wire; returns the length to transmit.
+std::size_t pad_to_min(std::span<std::byte> out, std::size_t len) noexcept {
+    if (len >= eth_min_frame) return len;
+    std::memset(out.data() + len, 0, eth_min_frame - len);
+    return eth_min_frame;
+}
+
+constexpr std::size_t wire_size(std::size_t len) noexcept { return len < eth_min_frame ? eth_min_frame : len; }
+
+// IPv4 header layout offsets (RFC 791).
+constexpr std::size_t ip_ver_ihl = 0;
+constexpr std::size_t ip_tos = 1;
+constexpr std::size_t ip_total_length = 2;
+constexpr std::size_t ip_id = 4;
+constexpr std::size_t ip_flags_frag = 6;
+constexpr std::size_t ip_ttl = 8;
+constexpr std::size_t ip_protocol = 9;
+constexpr std::size_t ip_checksum = 10;
+constexpr std::size_t ip_src = 12;
+constexpr std::size_t ip_dst = 16;
+constexpr std::uint16_t ip_flag_df = 0x4000;
+constexpr std::uint16_t ip_flag_mf = 0x2000;
+constexpr std::uint16_t ip_frag_offset_mask = 0x1fff;
+constexpr std::size_t ip_max_total_length = 0xffff;
+
+// heartwire header offsets (the diagram in wire.hpp).
+constexpr std::size_t hb_off_version = 0;
+constexpr std::size_t hb_off_type = 1;
+constexpr std::size_t hb_off_role = 2;
+constexpr std::size_t hb_off_priority = 3;
+constexpr std::size_t hb_off_node_id = 4;
+constexpr std::size_t hb_off_epoch = 8;
+constexpr std::size_t hb_off_seq = 16;
+constexpr std::size_t hb_off_ack_seq = 24;
+constexpr std::size_t hb_off_ts = 32;
+constexpr std::size_t hb_off_ts_echo = 40;
+constexpr std::size_t hb_off_flags = 48;
+constexpr std::size_t hb_off_payload_length = 50;
+constexpr std::size_t hb_off_reserved = 52;
+static_assert(hb_off_reserved + 4 == hb_header_size);
+static_assert(eth_header::size() + arp_msg::size() < eth_min_frame);
+static_assert(eth_header::size() + hb_header_size + hb_max_payload <= 1514, "a heartbeat fits one standard frame");
+
+// ---------------------------------------------------------------- decoders, one per layer
+// Each takes the bytes after the previous header and fills its part of `f`, returning the
+// first failed check.
+
+decode_error decode_arp(std::span<const std::byte> in, arp_msg& a) noexcept {
+    if (in.size() < arp_msg::size()) return decode_error::arp_truncated;
+    const std::byte* p = in.data();
+    if (load_be16(p) != 1 || load_be16(p + 2) != ethertype_ipv4 || load_u8(p + 4) != 6 || load_u8(p + 5) != 4)
+        return decode_error::arp_bad_format;
+    a.op = load_be16(p + 6);
+    if (a.op != arp_op_request && a.op != arp_op_reply) return decode_error::arp_bad_op;
+    a.sha = load_mac(p + 8);
+    a.spa = ipv4_addr{load_be32(p + 14)};
+    a.tha = load_mac(p + 18);
+    a.tpa = ipv4_addr{load_be32(p + 24)};
+    return decode_error::none;
+}
+
+decode_error decode_icmp(std::span<const std::byte> icmp, icmp_echo& e) noexcept {
+    if (icmp.size() < icmp_header_size) return decode_error::icmp_truncated;
+    if (inet_checksum(icmp) != 0) return decode_error::icmp_bad_checksum;
+    const std::byte* p = icmp.data();
+    const std::uint8_t type = load_u8(p);
+    if ((type != icmp_echo_request && type != icmp_echo_reply) || load_u8(p + 1) != 0)
+        return decode_error::icmp_not_echo;
+    e.is_reply = type == icmp_echo_reply;
+    e.id = load_be16(p + 4);
+    e.seq = load_be16(p + 6);
+    e.payload = icmp.subspan(icmp_header_size);
+    return decode_error::none;
+}
+
+decode_error decode_ipv4(std::span<const std::byte> in, icmp_echo& e) noexcept {
+    if (in.size() < ipv4_min_header_size) return decode_error::ipv4_truncated;
+    const std::byte* p = in.data();
+    const std::uint8_t ver_ihl = load_u8(p + ip_ver_ihl);
+    if ((ver_ihl >> 4) != 4) return decode_error::ipv4_bad_version;
+    const std::size_t ihl = std::size_t{ver_ihl & 0x0fu} * 4;
+    if (ihl < ipv4_min_header_size || ihl > in.size()) return decode_error::ipv4_bad_header_length;
+    // Anything past total_length is Ethernet padding and is ignored.
+    const std::size_t total = load_be16(p + ip_total_length);
+    if (total < ihl || total > in.size()) return decode_error::ipv4_bad_total_length;
+    if (inet_checksum(in.first(ihl)) != 0) return decode_error::ipv4_bad_checksum;
+    const std::uint16_t frag = load_be16(p + ip_flags_frag);
+    if ((frag & ip_flag_mf) != 0 || (frag & ip_frag_offset_mask) != 0) return decode_error::ipv4_fragment;
+    if (load_u8(p + ip_protocol) != ip_proto_icmp) return decode_error::ipv4_not_icmp;
+    e.ttl = load_u8(p + ip_ttl);
+    e.src = ipv4_addr{load_be32(p + ip_src)};
+    e.dst = ipv4_addr{load_be32(p + ip_dst)};
+    return decode_icmp(in.subspan(ihl, total - ihl), e);
+}
+
+decode_error decode_hb(std::span<const std::byte> in, hb_msg& h) noexcept {
+    if (in.size() < hb_header_size) return decode_error::hb_truncated;
+    const std::byte* p = in.data();
+    if (load_u8(p + hb_off_version) != heartwire_version) return decode_error::hb_bad_version;
+    const std::uint8_t type = load_u8(p + hb_off_type);
+    if (!is_valid_hb_type(type)) return decode_error::hb_bad_type;
+    h.type = static_cast<hb_type>(type);
+    h.role = load_u8(p + hb_off_role);
+    if (h.role > max_wire_role) return decode_error::hb_bad_role;
+    const std::size_t len = load_be16(p + hb_off_payload_length);
+    if (len > hb_max_payload || len > in.size() - hb_header_size) return decode_error::hb_bad_payload_length;
+    h.priority = load_u8(p + hb_off_priority);
+    h.node_id = load_be32(p + hb_off_node_id);
+    h.epoch = load_be64(p + hb_off_epoch);
+    h.seq = load_be64(p + hb_off_seq);
+    h.ack_seq = load_be64(p + hb_off_ack_seq);
+    h.ts_ns = load_be64(p + hb_off_ts);
+    h.ts_echo_ns = load_be64(p + hb_off_ts_echo);
+    h.flags = load_be16(p + hb_off_flags);
+    // reserved (offset 52) is not checked so a later version can use it without a flag day.
+    h.payload = in.subspan(hb_header_size, len);
+    return decode_error::none;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------- names
+
+std::string_view to_string(hb_type t) noexcept {
+    switch (t) {
+#define HW_X(name, val)                                                                           \
+    case hb_type::name:                                                                           \
+        return #name;
+        HEARTWIRE_HB_TYPES(HW_X)
+#undef HW_X
+    }
+    return "unknown";
+}
+
+bool is_valid_hb_type(std::uint8_t v) noexcept {
+    switch (v) {
+#define HW_X(name, val) case val:
+        HEARTWIRE_HB_TYPES(HW_X)
+#undef HW_X
+        return true;
+    default:
+        return false;
+    }
+}
+
+std::string_view to_string(decode_error e) noexcept {
+    switch (e) {
+    case decode_error::none:
+        return "none";
+#define HW_X(name)                                                                                \
+    case decode_error::name:                                                                      \
+        return #name;
+        HEARTWIRE_DECODE_ERRORS(HW_X)
+#undef HW_X
+    case decode_error::count_:
+        break;
+    }
+    return "unknown";
+}
+
+// ---------------------------------------------------------------- checksum
+
+std::uint16_t inet_checksum(std::span<const std::byte> data) noexcept {
+    // RFC 1071 sums 16-bit big-endian words; the one's complement sum is byte-order
+    // independent (section 2(B)), so add native 32-bit words and swap once at the end.
+    // A 64-bit accumulator cannot overflow below 2^32 words, far beyond any frame.
+    std::uint64_t sum = 0;
+    const std::byte* p = data.data();
+    std::size_t n = data.size();
+    for (; n >= 4; n -= 4, p += 4) {
+        std::uint32_t w;
+        std::memcpy(&w, p, 4);
+        sum += w;
+    }
+    if (n >= 2) {
+        std::uint16_t w;
+        std::memcpy(&w, p, 2);
+        sum += w;
+        n -= 2;
+        p += 2;
+    }
+    if (n == 1) {
+        // A trailing odd byte is the high byte of a zero-padded word: in memory order that
+        // is {byte, 0}, read natively like the other words.
+        std::uint16_t w = 0;
+        std::memcpy(&w, p, 1);
+        sum += w;
+    }
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    auto folded = static_cast<std::uint16_t>(sum);
+    if constexpr (std::endian::native == std::endian::little)
+        folded = static_cast<std::uint16_t>((folded >> 8) | (folded << 8));
+    return static_cast<std::uint16_t>(~folded);
+}
+
+// ---------------------------------------------------------------- decode
+
+frame decode(std::span<const std::byte> in) noexcept {
+    // One named result and a single return, so the frame is built in the caller's slot
+    // (NRVO) on every path, the drop path included.
+    frame f;
+    decode_error err = decode_error::none;
+    frame_kind kind = frame_kind::invalid;
+    if (in.size() < eth_header::size()) {
+        err = decode_error::eth_truncated;
+    } else {
+        f.eth.dst = load_mac(in.data());
+        f.eth.src = load_mac(in.data() + 6);
+        f.eth.ethertype = load_be16(in.data() + 12);
+        const auto body = in.subspan(eth_header::size());
+        switch (f.eth.ethertype) {
+        case ethertype_heartwire:
+            err = decode_hb(body, f.hb);
+            kind = frame_kind::heartbeat;
+            break;
+        case ethertype_arp:
+            err = decode_arp(body, f.arp);
+            kind = frame_kind::arp;
+            break;
+        case ethertype_ipv4:
+            err = decode_ipv4(body, f.echo);
+            kind = frame_kind::icmp_echo;
+            break;
+        case ethertype_vlan:
+            err = decode_error::vlan_unsupported;
+            break;
+        default:
+            err = decode_error::unknown_ethertype;
+            break;
+        }
+    }
+    f.error = err;
+    f.kind = err == decode_error::none ? kind : frame_kind::invalid;
+    return f;
+}
+
+// ---------------------------------------------------------------- encode
+
+std::size_t encode_arp(const mac_addr& dst, const mac_addr& src, const arp_msg& m,
+                       std::span<std::byte> out) noexcept {
+    // An op the decoder would reject is a caller bug: refuse it rather than put it on the wire.
+    if (m.op != arp_op_request && m.op != arp_op_reply) return 0;
+    const std::size_t len = eth_header::size() + arp_msg::size();
+    if (out.size() < wire_size(len)) return 0;
+    std::byte* p = out.data();
+    store_eth(p, dst, src, ethertype_arp);
+    p += eth_header::size();
+    store_be16(p, 1);                  // htype Ethernet
+    store_be16(p + 2, ethertype_ipv4); // ptype IPv4
+    p[4] = std::byte{6};
+    p[5] = std::byte{4};
+    store_be16(p + 6, m.op);
+    store_mac(p + 8, m.sha);
+    store_be32(p + 14, m.spa.v);
+    store_mac(p + 18, m.tha);
+    store_be32(p + 24, m.tpa.v);
+    return pad_to_min(out, len);
+}
+
+std::size_t encode_garp(const mac_addr& src, ipv4_addr addr, std::span<std::byte> out) noexcept {
+    // RFC 5227 2.3: an announcement is a request with spa = tpa = addr; tha is ignored and
+    // SHOULD be zero.
+    arp_msg m;
+    m.op = arp_op_request;
+    m.sha = src;
+    m.spa = addr;
+    m.tpa = addr;
+    return encode_arp(mac_addr::broadcast(), src, m, out);
+}
+
+std::size_t encode_arp_probe(const mac_addr& src, ipv4_addr addr, std::span<std::byte> out) noexcept {
+    // RFC 5227 2.1.1: spa = 0 so no receiver updates its cache from a probe; tha = 0.
+    arp_msg m;
+    m.op = arp_op_request;
+    m.sha = src;
+    m.tpa = addr;
+    return encode_arp(mac_addr::broadcast(), src, m, out);
+}
+
+std::size_t encode_icmp_echo(const mac_addr& dst, const mac_addr& src, const icmp_echo& m,
+                             std::span<std::byte> out) noexcept {
+    const std::size_t icmp_len = icmp_header_size + m.payload.size();
+    if (m.payload.size() > ip_max_total_length - ipv4_min_header_size - icmp_header_size) return 0;
+    const std::size_t total = ipv4_min_header_size + icmp_len;
+    const std::size_t len = eth_header::size() + total;
+    if (out.size() < wire_size(len)) return 0;
+
+    std::byte* p = out.data();
+    std::byte* ip = p + eth_header::size();
+    std::byte* icmp = ip + ipv4_min_header_size;
+    // Payload first, with memmove: a reply is often built in place over the request, and
+    // the source must be read before any header store can overwrite it.
+    if (!m.payload.empty()) std::memmove(icmp + icmp_header_size, m.payload.data(), m.payload.size());
+    store_eth(p, dst, src, ethertype_ipv4);
+    ip[ip_ver_ihl] = std::byte{0x45};
+    ip[ip_tos] = std::byte{0};
+    store_be16(ip + ip_total_length, static_cast<std::uint16_t>(total));
+    store_be16(ip + ip_id, 0); // DF is set, so the id names no fragments (RFC 6864)
+    store_be16(ip + ip_flags_frag, ip_flag_df);
+    ip[ip_ttl] = std::byte{m.ttl};
+    ip[ip_protocol] = std::byte{ip_proto_icmp};
+    store_be16(ip + ip_checksum, 0);
+    store_be32(ip + ip_src, m.src.v);
+    store_be32(ip + ip_dst, m.dst.v);
+    store_be16(ip + ip_checksum, inet_checksum({ip, ipv4_min_header_size}));
+
+    icmp[0] = std::byte{m.is_reply ? icmp_echo_reply : icmp_echo_request};
+    icmp[1] = std::byte{0};
+    store_be16(icmp + 2, 0);
+    store_be16(icmp + 4, m.id);
+    store_be16(icmp + 6, m.seq);
+    store_be16(icmp + 2, inet_checksum({icmp, icmp_len}));
+    return pad_to_min(out, len);
+}
+
+std::size_t encode_heartbeat(const mac_addr& dst, const mac_addr& src, const hb_msg& m,
+                             std::span<std::byte> out) noexcept {
+    // Refuse what every receiver would drop (see decode_hb), so a bad frame is caught at
+    // the sender instead of looking like packet loss.
+    if (!is_valid_hb_type(static_cast<std::uint8_t>(m.type)) || m.role > max_wire_role ||
+        m.payload.size() > hb_max_payload)
+        return 0;
+    const std::size_t len = eth_header::size() + hb_header_size + m.payload.size();
+    if (out.size() < wire_size(len)) return 0;
+
+    std::byte* p = out.data();
+    std::byte* h = p + eth_header::size();
+    if (!m.payload.empty()) std::memmove(h + hb_header_size, m.payload.data(), m.payload.size());
+    store_eth(p, dst, src, ethertype_heartwire);
+    h[hb_off_version] = std::byte{heartwire_version};
+    h[hb_off_type] = std::byte{static_cast<std::uint8_t>(m.type)};
+    h[hb_off_role] = std::byte{m.role};
+    h[hb_off_priority] = std::byte{m.priority};
+    store_be32(h + hb_off_node_id, m.node_id);
+    store_be64(h + hb_off_epoch, m.epoch);
+    store_be64(h + hb_off_seq, m.seq);
+    store_be64(h + hb_off_ack_seq, m.ack_seq);
+    store_be64(h + hb_off_ts, m.ts_ns);
+    store_be64(h + hb_off_ts_echo, m.ts_echo_ns);
+    store_be16(h + hb_off_flags, m.flags);
+    store_be16(h + hb_off_payload_length, static_cast<std::uint16_t>(m.payload.size()));
+    store_be32(h + hb_off_reserved, 0);
+    return pad_to_min(out, len);
+}
+
+} // namespace heartwire::wire

@@ -1,1 +1,683 @@
-// placeholder
+// Configuration: TOML text -> config struct -> validate(). Two passes on purpose: the
+// reader only cares about shape (known keys, TOML types, values that fit the field), and
+// validate() is a pure function over the struct that owns every semantic rule, so the
+// daemon can re-check a config built any other way. Both collect every error rather than
+// stopping at the first, so one run of `heartwired --check` shows the whole list.
+// The reference for every key lives in docs/configuration.md; keep it in step with `ranges`.
+
+#include "heartwire/config.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <type_traits>
+#include <utility>
+
+#include <toml++/toml.h>
+
+namespace heartwire::cfg {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Limits shared by the reader (for values that do not even fit the field) and validate().
+
+struct range {
+    std::string_view key; // dotted key; [[health]] entries use "health.<key>"
+    std::uint64_t lo;
+    std::uint64_t hi;
+};
+
+constexpr range ranges[] = {
+    {"node.id", 1, 4294967295u},
+    {"node.priority", 1, 255},
+    {"port.rx_desc", 64, 8192},
+    {"port.tx_desc", 64, 8192},
+    {"port.mbufs", 511, 1048575},
+    {"detect.interval_us", 1, 10'000'000},
+    {"detect.miss", 1, 1000},
+    {"garp.repeat", 1, 100},
+    {"garp.interval_us", 1, 1'000'000},
+    {"garp.refresh_ms", 0, 3'600'000},
+    {"protocol.discovery_probes", 1, 20},
+    {"protocol.discovery_interval_ms", 1, 10'000},
+    {"protocol.discovery_wait_ms", 1, 60'000},
+    {"protocol.announce_interval_ms", 1, 60'000},
+    {"protocol.peer_timeout_ms", 1, 3'600'000},
+    {"protocol.stay_down_interval_ms", 1, 60'000},
+    {"protocol.preempt_delay_ms", 0, 3'600'000},
+    {"protocol.drain_timeout_ms", 1, 3'600'000},
+    {"engine.idle_max_sleep_us", 1, 100'000},
+    {"engine.burst", 1, 512},
+    {"hooks.timeout_ms", 1, 3'600'000},
+    {"health.interval_ms", 10, 3'600'000},
+    {"health.rise", 1, 100},
+    {"health.fall", 1, 100},
+};
+
+const range* find_range(std::string_view key) noexcept {
+    for (const auto& r : ranges)
+        if (r.key == key) return &r;
+    return nullptr;
+}
+
+std::string between(const range& r) {
+    return "must be between " + std::to_string(r.lo) + " and " + std::to_string(r.hi);
+}
+
+// ---------------------------------------------------------------------------------------
+// Enum spellings. to_string() below is a switch so -Wswitch catches a new enumerator;
+// the round-trip test catches a table that falls out of step.
+
+template <class E> using names_t = std::pair<std::string_view, E>;
+
+constexpr names_t<address_mode> address_mode_names[] = {
+    {"exclusive", address_mode::exclusive}, {"shared", address_mode::shared}};
+constexpr names_t<probe_kind> probe_kind_names[] = {
+    {"heartbeat", probe_kind::heartbeat}, {"icmp", probe_kind::icmp}, {"both", probe_kind::both}};
+constexpr names_t<lcore_mode> lcore_mode_names[] = {
+    {"run-to-completion", lcore_mode::run_to_completion}, {"pipelined", lcore_mode::pipelined}};
+constexpr names_t<idle_policy> idle_policy_names[] = {
+    {"busy", idle_policy::busy}, {"adaptive", idle_policy::adaptive}};
+constexpr std::string_view health_kinds[] = {"script", "interface", "process"};
+constexpr std::string_view log_levels[] = {"debug", "info", "warn", "error"};
+
+template <class Range> std::string one_of(const Range& names) {
+    std::string s = "must be one of ";
+    bool first = true;
+    for (const auto& n : names) {
+        if (!first) s += ", ";
+        first = false;
+        s += '"';
+        if constexpr (std::is_same_v<std::decay_t<decltype(n)>, std::string_view>)
+            s += n;
+        else
+            s += n.first;
+        s += '"';
+    }
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------
+// Rendering values the way a TOML file spells them, so an error reads like the line.
+
+std::string quote(std::string_view s) {
+    std::string out = "\"";
+    for (char ch : s) {
+        switch (ch) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(ch)));
+                out += buf;
+            } else {
+                out += ch;
+            }
+        }
+    }
+    return out + '"';
+}
+
+std::string render(const toml::node& n) {
+    if (const auto* s = n.as_string()) return quote(s->get());
+    if (n.is_table()) return "{...}";
+    std::ostringstream os;
+    n.visit([&](const auto& v) { os << v; });
+    return os.str();
+}
+
+std::string_view type_name(toml::node_type t) noexcept {
+    switch (t) {
+    case toml::node_type::none: break;
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a floating-point number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    }
+    return "nothing";
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading.
+
+struct error_list {
+    std::vector<config_error> errors;
+    std::set<std::string, std::less<>> keys; // keys the reader already complained about
+
+    void add(std::string key, std::string value, std::string message) {
+        keys.insert(key);
+        errors.push_back({std::move(key), std::move(value), std::move(message)});
+    }
+};
+
+// Reads one table. Every accessor records its key as known; finish() reports the rest as
+// unknown. `path` is the dotted name shown to the user ("health[1]"), `range_path` the one
+// used to look up limits ("health").
+class table_reader {
+public:
+    table_reader(const toml::table& t, std::string path, std::string range_path, error_list& e)
+        : t_{t}, path_{std::move(path)}, range_path_{std::move(range_path)}, e_{e} {}
+
+    template <class T> void uint(std::string_view k, T& out, bool required = false) {
+        const toml::node* n = get(k, required);
+        if (!n) return;
+        const auto* v = n->as_integer();
+        if (!v) return wrong_type(k, *n, "an integer");
+        const std::int64_t x = v->get();
+        if (x < 0 || static_cast<std::uint64_t>(x) > std::numeric_limits<T>::max()) {
+            const range* r = find_range(range_path_ + "." + std::string{k});
+            e_.add(key(k), render(*n),
+                   r ? between(*r) : "must be between 0 and " + std::to_string(std::numeric_limits<T>::max()));
+            return;
+        }
+        out = static_cast<T>(x);
+    }
+
+    void boolean(std::string_view k, bool& out) {
+        const toml::node* n = get(k, false);
+        if (!n) return;
+        const auto* v = n->as_boolean();
+        if (!v) return wrong_type(k, *n, "a boolean (true or false)");
+        out = v->get();
+    }
+
+    void string(std::string_view k, std::string& out, bool required = false) {
+        const toml::node* n = get(k, required);
+        if (!n) return;
+        const auto* v = n->as_string();
+        if (!v) return wrong_type(k, *n, "a string");
+        out = v->get();
+    }
+
+    void strings(std::string_view k, std::vector<std::string>& out) {
+        const toml::node* n = get(k, false);
+        if (!n) return;
+        const auto* a = n->as_array();
+        if (!a) return wrong_type(k, *n, "an array of strings");
+        out.clear();
+        for (std::size_t i = 0; i < a->size(); ++i) {
+            const toml::node& el = *a->get(i);
+            if (const auto* s = el.as_string())
+                out.push_back(s->get());
+            else
+                e_.add(key(k) + "[" + std::to_string(i) + "]", render(el),
+                       "must be a string, not " + std::string{type_name(el.type())});
+        }
+    }
+
+    void prefix(std::string_view k, ipv4_prefix& out, bool required) {
+        const toml::node* n = get(k, required);
+        if (!n) return;
+        const auto* v = n->as_string();
+        if (!v) return wrong_type(k, *n, "a string \"a.b.c.d/len\"");
+        auto p = ipv4_prefix::parse(v->get());
+        if (!p) return e_.add(key(k), render(*n), "is not an IPv4 address with prefix length, like \"169.254.10.100/24\"");
+        out = *p;
+    }
+
+    template <class E, std::size_t N>
+    void enumeration(std::string_view k, E& out, const names_t<E> (&names)[N]) {
+        const toml::node* n = get(k, false);
+        if (!n) return;
+        const auto* v = n->as_string();
+        if (!v) return wrong_type(k, *n, "a string");
+        for (const auto& [name, value] : names)
+            if (name == v->get()) {
+                out = value;
+                return;
+            }
+        e_.add(key(k), render(*n), one_of(names));
+    }
+
+    void finish() {
+        for (auto&& [k, n] : t_) {
+            if (std::find(known_.begin(), known_.end(), k.str()) != known_.end()) continue;
+            std::string list;
+            for (auto name : known_) list += (list.empty() ? "" : ", ") + std::string{name};
+            e_.add(key(k.str()), render(n), "unknown key; [" + range_path_ + "] accepts: " + list);
+        }
+    }
+
+private:
+    std::string key(std::string_view k) const { return path_ + "." + std::string{k}; }
+
+    const toml::node* get(std::string_view k, bool required) {
+        known_.push_back(k);
+        const toml::node* n = t_.get(k);
+        if (!n && required) e_.add(key(k), "", "is required");
+        return n;
+    }
+
+    void wrong_type(std::string_view k, const toml::node& n, std::string_view want) {
+        e_.add(key(k), render(n), "must be " + std::string{want} + ", not " + std::string{type_name(n.type())});
+    }
+
+    const toml::table& t_;
+    std::string path_;
+    std::string range_path_;
+    error_list& e_;
+    std::vector<std::string_view> known_;
+};
+
+void read_node(table_reader& r, node_cfg& c) {
+    r.string("name", c.name, true);
+    r.uint("id", c.id, true);
+    r.uint("priority", c.priority);
+}
+
+void read_port(table_reader& r, port_cfg& c) {
+    r.strings("eal", c.eal_args);
+    r.string("device", c.device, true);
+    r.enumeration("mode", c.mode, address_mode_names);
+    r.string("kernel_interface", c.kernel_interface);
+    r.uint("rx_desc", c.rx_desc);
+    r.uint("tx_desc", c.tx_desc);
+    r.uint("mbufs", c.mbufs);
+}
+
+void read_addresses(table_reader& r, addresses_cfg& c) {
+    r.prefix("primary", c.primary, true);
+    r.prefix("monitor", c.monitor, true);
+}
+
+void read_detect(table_reader& r, detect_cfg& c) {
+    r.uint("interval_us", c.interval_us);
+    r.uint("miss", c.miss);
+    r.enumeration("probe", c.probe, probe_kind_names);
+}
+
+void read_garp(table_reader& r, garp_cfg& c) {
+    r.uint("repeat", c.repeat);
+    r.uint("interval_us", c.interval_us);
+    r.uint("refresh_ms", c.refresh_ms);
+}
+
+void read_protocol(table_reader& r, protocol_cfg& c) {
+    r.uint("discovery_probes", c.discovery_probes);
+    r.uint("discovery_interval_ms", c.discovery_interval_ms);
+    r.uint("discovery_wait_ms", c.discovery_wait_ms);
+    r.uint("announce_interval_ms", c.announce_interval_ms);
+    r.uint("peer_timeout_ms", c.peer_timeout_ms);
+    r.uint("stay_down_interval_ms", c.stay_down_interval_ms);
+    r.boolean("preempt", c.preempt);
+    r.uint("preempt_delay_ms", c.preempt_delay_ms);
+    r.uint("drain_timeout_ms", c.drain_timeout_ms);
+    r.boolean("require_fence", c.require_fence);
+}
+
+void read_engine(table_reader& r, engine_cfg& c) {
+    r.enumeration("mode", c.mode, lcore_mode_names);
+    r.enumeration("idle", c.idle, idle_policy_names);
+    r.uint("idle_max_sleep_us", c.idle_max_sleep_us);
+    r.uint("burst", c.burst);
+}
+
+// One list so the reader and validate() cannot disagree on which hooks exist.
+constexpr std::pair<std::string_view, std::string hooks_cfg::*> hook_paths[] = {
+    {"notify", &hooks_cfg::notify},         {"on_primary", &hooks_cfg::on_primary},
+    {"on_monitor", &hooks_cfg::on_monitor}, {"on_standby", &hooks_cfg::on_standby},
+    {"on_fault", &hooks_cfg::on_fault},     {"boot_peer", &hooks_cfg::boot_peer},
+    {"fence", &hooks_cfg::fence},           {"drain", &hooks_cfg::drain},
+};
+
+void read_hooks(table_reader& r, hooks_cfg& c) {
+    for (const auto& [k, member] : hook_paths) r.string(k, c.*member);
+    r.uint("timeout_ms", c.timeout_ms);
+}
+
+void read_health(table_reader& r, health_check_cfg& c) {
+    r.string("name", c.name, true);
+    r.string("kind", c.kind, true);
+    r.string("target", c.target, true);
+    r.uint("interval_ms", c.interval_ms);
+    r.uint("rise", c.rise);
+    r.uint("fall", c.fall);
+}
+
+void read_control(table_reader& r, control_cfg& c) {
+    r.string("socket", c.socket);
+    r.string("log_level", c.log_level);
+}
+
+template <class Fn> void read_section(const toml::table& root, std::string_view name, error_list& e, Fn fn) {
+    static const toml::table empty;
+    const toml::node* n = root.get(name);
+    const toml::table* t = n ? n->as_table() : &empty;
+    if (!t) {
+        e.add(std::string{name}, render(*n), "must be a table ([" + std::string{name} + "])");
+        t = &empty; // still report required keys
+    }
+    table_reader r{*t, std::string{name}, std::string{name}, e};
+    fn(r);
+    r.finish();
+}
+
+constexpr std::string_view sections[] = {"node",     "port",   "addresses", "detect", "garp",
+                                         "protocol", "engine", "hooks",     "health", "control"};
+
+void read_config(const toml::table& root, config& c, error_list& e) {
+    read_section(root, "node", e, [&](table_reader& r) { read_node(r, c.node); });
+    read_section(root, "port", e, [&](table_reader& r) { read_port(r, c.port); });
+    read_section(root, "addresses", e, [&](table_reader& r) { read_addresses(r, c.addresses); });
+    read_section(root, "detect", e, [&](table_reader& r) { read_detect(r, c.detect); });
+    read_section(root, "garp", e, [&](table_reader& r) { read_garp(r, c.garp); });
+    read_section(root, "protocol", e, [&](table_reader& r) { read_protocol(r, c.protocol); });
+    read_section(root, "engine", e, [&](table_reader& r) { read_engine(r, c.engine); });
+    read_section(root, "hooks", e, [&](table_reader& r) { read_hooks(r, c.hooks); });
+    read_section(root, "control", e, [&](table_reader& r) { read_control(r, c.control); });
+
+    if (const toml::node* n = root.get("health")) {
+        const toml::array* a = n->as_array();
+        if (!a || !(a->empty() || a->is_array_of_tables())) {
+            e.add("health", render(*n), "must be an array of tables: one [[health]] block per check");
+        } else {
+            for (std::size_t i = 0; i < a->size(); ++i) {
+                health_check_cfg h;
+                table_reader r{*a->get(i)->as_table(), "health[" + std::to_string(i) + "]", "health", e};
+                read_health(r, h);
+                r.finish();
+                c.health.push_back(std::move(h));
+            }
+        }
+    }
+
+    for (auto&& [k, n] : root) {
+        if (std::find(std::begin(sections), std::end(sections), k.str()) != std::end(sections)) continue;
+        std::string list;
+        for (auto s : sections) list += (list.empty() ? "" : ", ") + std::string{s};
+        e.add(std::string{k.str()}, render(n),
+              n.is_table() ? "unknown key: there is no [" + std::string{k.str()} + "] table; the tables are: " + list
+                           : "unknown key; the tables are: " + list);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation helpers.
+
+bool valid_name(std::string_view s) noexcept {
+    if (s.empty() || s.size() > 32) return false;
+    return std::all_of(s.begin(), s.end(), [](char ch) {
+        return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+               ch == '.' || ch == '-';
+    });
+}
+
+// What the kernel accepts as an interface name (IFNAMSIZ is 16 with the NUL).
+bool valid_ifname(std::string_view s) noexcept {
+    if (s.empty() || s.size() > 15 || s == "." || s == "..") return false;
+    return std::none_of(s.begin(), s.end(), [](char ch) {
+        return ch == '/' || ch == ':' || static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f;
+    });
+}
+
+// Cloud instance metadata (AWS, GCP, Azure, OpenStack): claiming it breaks every VM on the link.
+constexpr std::uint32_t metadata_addr = (169u << 24) | (254u << 16) | (169u << 8) | 254u;
+
+constexpr std::size_t sun_path_max = 107; // sizeof(sockaddr_un::sun_path) minus the NUL
+
+class checker {
+public:
+    std::vector<config_error> errors;
+
+    void fail(std::string key, std::string value, std::string message) {
+        errors.push_back({std::move(key), std::move(value), std::move(message)});
+    }
+
+    // `range_key` names the limit in `ranges`; `key` is what the user sees.
+    void in_range(const std::string& key, std::uint64_t v, std::string_view range_key = {}) {
+        const range* r = find_range(range_key.empty() ? std::string_view{key} : range_key);
+        if (r && (v < r->lo || v > r->hi)) fail(key, std::to_string(v), between(*r));
+    }
+
+    void descriptors(const std::string& key, std::uint32_t v) {
+        const range& r = *find_range(key);
+        if (v < r.lo || v > r.hi || (v & (v - 1)) != 0)
+            fail(key, std::to_string(v),
+                 "must be a power of two between " + std::to_string(r.lo) + " and " + std::to_string(r.hi));
+    }
+
+    void absolute_path(const std::string& key, const std::string& v) {
+        if (!v.empty() && v.front() != '/') fail(key, quote(v), "must be an absolute path (starting with /)");
+    }
+
+    void address(const std::string& key, const ipv4_prefix& p) {
+        const std::uint32_t a = p.addr.v;
+        const std::string v = quote(p.to_string());
+        if (a == metadata_addr)
+            return fail(key, v,
+                        "169.254.169.254 is the cloud instance metadata address; heartwire refuses to claim "
+                        "it (pick another address, e.g. in 169.254.10.0/24)");
+        if (p.len < 1 || p.len > 32) return fail(key, v, "prefix length must be between 1 and 32");
+        const std::uint8_t first = static_cast<std::uint8_t>(a >> 24);
+        if (first == 0 || first == 127 || first >= 224)
+            return fail(key, v, "must be a unicast host address (not 0.0.0.0/8, loopback, multicast or reserved)");
+        if (p.len <= 30) { // /31 (RFC 3021) and /32 have no network or broadcast address
+            const std::uint32_t host = ~0u >> p.len;
+            if ((a & host) == 0) return fail(key, v, "host part is zero: that is the network address of the prefix");
+            if ((a & host) == host) return fail(key, v, "host part is all ones: that is the broadcast address of the prefix");
+        }
+    }
+
+    template <class Range> void member_of(const std::string& key, const std::string& v, const Range& allowed) {
+        if (std::find(std::begin(allowed), std::end(allowed), v) == std::end(allowed))
+            fail(key, quote(v), one_of(allowed));
+    }
+};
+
+parse_result parse_text(std::string_view text, std::string_view source) {
+    parse_result res;
+    toml::table root;
+#if TOML_EXCEPTIONS
+    try {
+        root = toml::parse(text, source);
+    } catch (const toml::parse_error& err) {
+#else
+    toml::parse_result parsed = toml::parse(text, source);
+    if (!parsed) {
+        const toml::parse_error& err = parsed.error();
+#endif
+        const auto& at = err.source().begin;
+        std::string where = source.empty() ? std::string{"line "} : std::string{source} + " line ";
+        res.errors.push_back({"", "",
+                              "TOML syntax error at " + where + std::to_string(at.line) + ":" +
+                                  std::to_string(at.column) + ": " + std::string{err.description()}});
+        return res;
+    }
+#if !TOML_EXCEPTIONS
+    root = std::move(parsed).table();
+#endif
+
+    config c;
+    error_list e;
+    read_config(root, c, e);
+    if (c.control.socket.empty() && valid_name(c.node.name))
+        c.control.socket = "/run/heartwire/" + c.node.name + ".sock";
+    // The reader already explained these keys; validate() would only repeat it less precisely.
+    for (auto& err : validate(c))
+        if (!e.keys.contains(err.key)) e.errors.push_back(std::move(err));
+    // Group by table in file order (reader and validate() errors for [port] side by side).
+    auto rank = [](const config_error& err) {
+        const std::string_view table = std::string_view{err.key}.substr(0, err.key.find_first_of(".["));
+        const auto* it = std::find(std::begin(sections), std::end(sections), table);
+        return it - std::begin(sections);
+    };
+    std::stable_sort(e.errors.begin(), e.errors.end(),
+                     [&](const config_error& a, const config_error& b) { return rank(a) < rank(b); });
+    res.errors = std::move(e.errors);
+    if (res.errors.empty()) res.cfg = std::move(c);
+    return res;
+}
+
+} // namespace
+
+std::string config_error::to_string() const {
+    if (key.empty()) return message;
+    if (value.empty()) return key + ": " + message;
+    return key + " = " + value + ": " + message;
+}
+
+parse_result parse(std::string_view toml_text) { return parse_text(toml_text, {}); }
+
+parse_result load_file(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) return {std::nullopt, {{"", "", "cannot open config file " + path + ": " + std::strerror(errno)}}};
+    std::string text;
+    char buf[8192];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    const bool failed = std::ferror(f) != 0;
+    const int err = errno;
+    std::fclose(f);
+    if (failed) return {std::nullopt, {{"", "", "cannot read config file " + path + ": " + std::strerror(err)}}};
+    return parse_text(text, path);
+}
+
+std::vector<config_error> validate(const config& c) {
+    checker k;
+
+    // [node]
+    if (c.node.name.empty())
+        k.fail("node.name", "", "must not be empty");
+    else if (!valid_name(c.node.name))
+        k.fail("node.name", quote(c.node.name), "must be at most 32 characters from A-Z a-z 0-9 _ . -");
+    k.in_range("node.id", c.node.id);
+    k.in_range("node.priority", c.node.priority);
+
+    // [port]
+    if (c.port.device.empty()) k.fail("port.device", "", "must not be empty (a vdev like \"net_af_xdp0,iface=eth0\" or a PCI address)");
+    if (c.port.mode == address_mode::shared && c.port.kernel_interface.empty())
+        k.fail("port.kernel_interface", "", "is required when port.mode = \"shared\" (the kernel keeps the address there)");
+    if (!c.port.kernel_interface.empty() && !valid_ifname(c.port.kernel_interface))
+        k.fail("port.kernel_interface", quote(c.port.kernel_interface),
+               "is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)");
+    k.descriptors("port.rx_desc", c.port.rx_desc);
+    k.descriptors("port.tx_desc", c.port.tx_desc);
+    k.in_range("port.mbufs", c.port.mbufs);
+    // The RX ring holds rx_desc mbufs at all times; TX and one burst in flight need the rest.
+    const std::uint64_t need = std::uint64_t{c.port.rx_desc} + c.port.tx_desc + c.engine.burst;
+    if (c.port.mbufs >= find_range("port.mbufs")->lo && c.port.mbufs < need)
+        k.fail("port.mbufs", std::to_string(c.port.mbufs),
+               "must be at least port.rx_desc + port.tx_desc + engine.burst (" + std::to_string(need) + ")");
+
+    // [addresses]
+    k.address("addresses.primary", c.addresses.primary);
+    k.address("addresses.monitor", c.addresses.monitor);
+    if (c.addresses.primary.addr == c.addresses.monitor.addr)
+        k.fail("addresses.monitor", quote(c.addresses.monitor.to_string()),
+               "must differ from addresses.primary: the two roles need two addresses");
+
+    // [detect], [garp]
+    k.in_range("detect.interval_us", c.detect.interval_us);
+    k.in_range("detect.miss", c.detect.miss);
+    k.in_range("garp.repeat", c.garp.repeat);
+    k.in_range("garp.interval_us", c.garp.interval_us);
+    k.in_range("garp.refresh_ms", c.garp.refresh_ms);
+
+    // [protocol]
+    const auto& p = c.protocol;
+    k.in_range("protocol.discovery_probes", p.discovery_probes);
+    k.in_range("protocol.discovery_interval_ms", p.discovery_interval_ms);
+    k.in_range("protocol.discovery_wait_ms", p.discovery_wait_ms);
+    k.in_range("protocol.announce_interval_ms", p.announce_interval_ms);
+    k.in_range("protocol.peer_timeout_ms", p.peer_timeout_ms);
+    k.in_range("protocol.stay_down_interval_ms", p.stay_down_interval_ms);
+    k.in_range("protocol.preempt_delay_ms", p.preempt_delay_ms);
+    k.in_range("protocol.drain_timeout_ms", p.drain_timeout_ms);
+    // A timeout no longer than the announce period would forget live peers between announces.
+    if (p.peer_timeout_ms <= p.announce_interval_ms)
+        k.fail("protocol.peer_timeout_ms", std::to_string(p.peer_timeout_ms),
+               "must be greater than protocol.announce_interval_ms (" + std::to_string(p.announce_interval_ms) + ")");
+    if (p.require_fence && c.hooks.fence.empty())
+        k.fail("hooks.fence", "", "is required when protocol.require_fence = true");
+
+    // [engine]
+    k.in_range("engine.idle_max_sleep_us", c.engine.idle_max_sleep_us);
+    k.in_range("engine.burst", c.engine.burst);
+
+    // [hooks]
+    for (const auto& [name, member] : hook_paths) k.absolute_path("hooks." + std::string{name}, c.hooks.*member);
+    k.in_range("hooks.timeout_ms", c.hooks.timeout_ms);
+
+    // [[health]]
+    for (std::size_t i = 0; i < c.health.size(); ++i) {
+        const auto& h = c.health[i];
+        const std::string at = "health[" + std::to_string(i) + "].";
+        if (!valid_name(h.name))
+            k.fail(at + "name", quote(h.name), "must be 1 to 32 characters from A-Z a-z 0-9 _ . -");
+        for (std::size_t j = 0; j < i; ++j)
+            if (c.health[j].name == h.name && !h.name.empty()) {
+                k.fail(at + "name", quote(h.name), "duplicate: health[" + std::to_string(j) + "] has the same name");
+                break;
+            }
+        k.member_of(at + "kind", h.kind, health_kinds);
+        if (h.target.empty())
+            k.fail(at + "target", "", "must not be empty (script path, interface name or process name)");
+        else if (h.kind == "script")
+            k.absolute_path(at + "target", h.target);
+        else if (h.kind == "interface" && !valid_ifname(h.target))
+            k.fail(at + "target", quote(h.target), "is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)");
+        k.in_range(at + "interval_ms", h.interval_ms, "health.interval_ms");
+        k.in_range(at + "rise", h.rise, "health.rise");
+        k.in_range(at + "fall", h.fall, "health.fall");
+    }
+
+    // [control]
+    if (!c.control.socket.empty()) {
+        k.absolute_path("control.socket", c.control.socket);
+        if (c.control.socket.size() > sun_path_max)
+            k.fail("control.socket", quote(c.control.socket),
+                   "is longer than " + std::to_string(sun_path_max) + " bytes, the limit for a unix socket path");
+    }
+    k.member_of("control.log_level", c.control.log_level, log_levels);
+
+    return std::move(k.errors);
+}
+
+std::string_view to_string(address_mode m) noexcept {
+    switch (m) {
+    case address_mode::exclusive: return "exclusive";
+    case address_mode::shared: return "shared";
+    }
+    return "?";
+}
+
+std::string_view to_string(probe_kind p) noexcept {
+    switch (p) {
+    case probe_kind::heartbeat: return "heartbeat";
+    case probe_kind::icmp: return "icmp";
+    case probe_kind::both: return "both";
+    }
+    return "?";
+}
+
+std::string_view to_string(lcore_mode m) noexcept {
+    switch (m) {
+    case lcore_mode::run_to_completion: return "run-to-completion";
+    case lcore_mode::pipelined: return "pipelined";
+    }
+    return "?";
+}
+
+std::string_view to_string(idle_policy p) noexcept {
+    switch (p) {
+    case idle_policy::busy: return "busy";
+    case idle_policy::adaptive: return "adaptive";
+    }
+    return "?";
+}
+
+} // namespace heartwire::cfg

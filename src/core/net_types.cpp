@@ -9,6 +9,9 @@ namespace {
 
 std::optional<unsigned> parse_uint(std::string_view s, int base, unsigned max) noexcept {
     if (s.empty()) return std::nullopt;
+    // No leading zeros in decimal: inet_aton (ping, many scripts) reads "010" as octal 8,
+    // so accepting it as 10 would make the same config text name two different addresses.
+    if (base == 10 && s.size() > 1 && s[0] == '0') return std::nullopt;
     unsigned v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
     if (ec != std::errc{} || p != s.data() + s.size() || v > max) return std::nullopt;
@@ -25,6 +28,7 @@ std::string mac_addr::to_string() const {
 
 std::optional<mac_addr> mac_addr::parse(std::string_view s) noexcept {
     mac_addr m;
+    char sep = 0; // ':' or '-', the same one throughout
     for (int i = 0; i < 6; ++i) {
         if (s.size() < 2) return std::nullopt;
         auto v = parse_uint(s.substr(0, 2), 16, 0xff);
@@ -33,6 +37,8 @@ std::optional<mac_addr> mac_addr::parse(std::string_view s) noexcept {
         s.remove_prefix(2);
         if (i < 5) {
             if (s.empty() || (s[0] != ':' && s[0] != '-')) return std::nullopt;
+            if (sep == 0) sep = s[0];
+            if (s[0] != sep) return std::nullopt;
             s.remove_prefix(1);
         }
     }

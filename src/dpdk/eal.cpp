@@ -1,1 +1,113 @@
-// placeholder
+#include "dpdk/eal.hpp"
+
+#include <net/if.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+
+namespace heartwire::io {
+
+bool is_vdev(const std::string& device) { return device.rfind("net_", 0) == 0; }
+
+std::string port_name(const std::string& device) { return device.substr(0, device.find(',')); }
+
+std::string vdev_arg(const std::string& device, const std::string& key) {
+    std::stringstream ss(device);
+    std::string part;
+    std::getline(ss, part, ','); // the name
+    while (std::getline(ss, part, ','))
+        if (part.rfind(key + "=", 0) == 0) return part.substr(key.size() + 1);
+    return {};
+}
+
+std::vector<std::string> eal_argv(const cfg::config& c, const std::vector<std::string>& extra) {
+    std::vector<std::string> v{"heartwired"};
+    v.insert(v.end(), c.port.eal_args.begin(), c.port.eal_args.end());
+    v.insert(v.end(), extra.begin(), extra.end());
+    const std::string name = port_name(c.port.device);
+    const bool named = std::any_of(v.begin(), v.end(), [&](const std::string& a) {
+        return a.find(name) != std::string::npos;
+    });
+    if (!named) {
+        if (is_vdev(c.port.device)) {
+            v.push_back("--vdev=" + c.port.device);
+        } else {
+            v.push_back("-a");
+            v.push_back(c.port.device);
+        }
+    }
+    return v;
+}
+
+namespace {
+
+bool has_arg(const std::vector<std::string>& argv, const std::string& a) {
+    return std::find(argv.begin(), argv.end(), a) != argv.end();
+}
+
+long meminfo(const std::string& key) {
+    std::ifstream f("/proc/meminfo");
+    std::string k;
+    long v = 0;
+    while (f >> k) {
+        if (k == key + ":") {
+            f >> v;
+            return v;
+        }
+        f.ignore(256, '\n');
+    }
+    return -1;
+}
+
+} // namespace
+
+void preflight(const cfg::config& c, const std::vector<std::string>& argv) {
+    if (!has_arg(argv, "--no-huge") && meminfo("HugePages_Total") <= 0) {
+        throw setup_error(
+            "hugepages needed but none are allocated: run `echo 256 > /proc/sys/vm/nr_hugepages` "
+            "(and mount hugetlbfs on /dev/hugepages), or add \"--no-huge\", \"-m\", \"256\" to "
+            "[port] eal for af_packet/af_xdp ports");
+    }
+    if (is_vdev(c.port.device)) {
+        const std::string iface = vdev_arg(c.port.device, "iface");
+        if (!iface.empty() && if_nametoindex(iface.c_str()) == 0)
+            throw setup_error("interface missing: " + iface + " (port.device = \"" + c.port.device +
+                              "\") does not exist in this network namespace");
+        const std::string drv = port_name(c.port.device);
+        static const char* known[] = {"net_af_xdp", "net_af_packet", "net_memif", "net_tap", "net_ring", "net_null",
+                                      "net_pcap"};
+        if (std::none_of(std::begin(known), std::end(known),
+                         [&](const char* k) { return drv.rfind(k, 0) == 0; }))
+            throw setup_error("unknown device: " + drv +
+                              " (port.device): use net_af_xdp<N>, net_af_packet<N>, net_memif<N>, "
+                              "net_tap<N> or a PCI address bound with dpdk-devbind.py");
+    }
+    if (c.port.mode == cfg::address_mode::shared && if_nametoindex(c.port.kernel_interface.c_str()) == 0)
+        throw setup_error("interface missing: port.kernel_interface = \"" + c.port.kernel_interface +
+                          "\" does not exist in this network namespace");
+}
+
+void eal_init(const std::vector<std::string>& argv) {
+    std::vector<char*> cargv;
+    std::vector<std::string> copy = argv; // rte_eal_init may permute argv
+    for (auto& a : copy) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    if (rte_eal_init(static_cast<int>(copy.size()), cargv.data()) < 0) {
+        std::string why = rte_strerror(rte_errno);
+        if (rte_errno == ENOMEM || rte_errno == EACCES)
+            why += " (hugepages? try --no-huge -m 256 for af_packet/af_xdp, or allocate hugepages)";
+        if (rte_errno == EALREADY) why += " (EAL already initialised)";
+        if (rte_errno == ENODEV || rte_errno == EINVAL)
+            why += " (check [port] eal and port.device; unknown vdev drivers are rejected here)";
+        throw setup_error("EAL init failed: " + why);
+    }
+}
+
+void eal_cleanup() noexcept { rte_eal_cleanup(); }
+
+} // namespace heartwire::io

@@ -1,1 +1,420 @@
-// placeholder
+#include "dpdk/engine.hpp"
+
+#include <sys/prctl.h>
+#include <time.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <span>
+
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include "dpdk/eal.hpp"
+#include "dpdk/port.hpp"
+
+namespace heartwire::io {
+
+namespace {
+
+constexpr unsigned max_burst = 512;
+constexpr unsigned tx_batch = 64;
+constexpr std::uint64_t publish_period_ns = 1'000'000;
+constexpr std::uint64_t idle_turns_before_sleep = 64;
+constexpr unsigned rx_rounds_per_turn = 4; // drain the RX queue before timers run
+
+// Pipelined hand-off element: the mbuf, its receive time and the decoded frame (spans point
+// into the mbuf, which the role lcore frees).
+struct rx_item {
+    rte_mbuf* m;
+    std::uint64_t rx_ns;
+    wire::frame f;
+};
+
+std::span<const std::byte> bytes_of(const rte_mbuf* m) noexcept {
+    return {rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m)};
+}
+
+rte_ring* make_ring(const char* prefix, unsigned esize, unsigned count) {
+    static std::atomic<unsigned> n{0};
+    const std::string name = std::string(prefix) + std::to_string(n.fetch_add(1));
+    rte_ring* r = rte_ring_create_elem(name.c_str(), esize, count, static_cast<int>(rte_socket_id()),
+                                       RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (!r) throw setup_error(std::string("rte_ring_create_elem ") + name + " failed (not enough memory?)");
+    return r;
+}
+
+} // namespace
+
+void rtt_histogram::add(std::uint64_t ns) noexcept {
+    const unsigned b = ns ? std::min<unsigned>(39, 63 - static_cast<unsigned>(std::countl_zero(ns))) : 0;
+    bucket[b].add();
+    samples.add();
+    sum_ns.add(ns);
+    if (ns > max_ns.get()) max_ns.v.store(ns, std::memory_order_relaxed);
+}
+
+std::uint64_t rtt_histogram::percentile(double p) const noexcept {
+    const std::uint64_t total = samples.get();
+    if (total == 0) return 0;
+    const auto want = static_cast<std::uint64_t>(p / 100.0 * static_cast<double>(total));
+    std::uint64_t seen = 0;
+    for (unsigned i = 0; i < bucket.size(); ++i) {
+        seen += bucket[i].get();
+        if (seen > want) return std::min<std::uint64_t>((std::uint64_t{2} << i) - 1, max_ns.get());
+    }
+    return max_ns.get();
+}
+
+// Carries out the machine's actions: frames are encoded straight into mbufs and batched for
+// one tx_burst; slow actions go to the control ring.
+class tx_sink final : public fsm::action_sink {
+public:
+    tx_sink(engine& e, lcore_counters& c) : e_(e), c_(c) {}
+
+    void begin(const wire::frame* current, std::uint64_t now) noexcept {
+        cur_ = current;
+        now_ = now;
+    }
+
+    void emit(const fsm::action& a) noexcept override {
+        using fsm::action_kind;
+        const mac_addr& me = e_.port_.mac();
+        switch (a.kind) {
+        case action_kind::send_heartbeat:
+            put([&](std::span<std::byte> b) { return wire::encode_heartbeat(a.dst, me, a.hb, b); });
+            return;
+        case action_kind::send_arp_probe:
+            put([&](std::span<std::byte> b) { return wire::encode_arp_probe(me, a.addr, b); });
+            return;
+        case action_kind::send_garp:
+            put([&](std::span<std::byte> b) { return wire::encode_garp(me, a.addr, b); });
+            // The first GARP of a takeover must not wait behind anything: send now.
+            flush();
+            return;
+        case action_kind::send_arp_reply:
+            put([&](std::span<std::byte> b) { return wire::encode_arp(a.dst, me, a.arp, b); });
+            return;
+        case action_kind::send_icmp_probe: {
+            wire::icmp_echo m;
+            m.src = e_.fsm_.p.addr[static_cast<std::size_t>(fsm::address_id::monitor)];
+            m.dst = a.addr;
+            m.id = e_.fsm_.icmp_id;
+            m.seq = a.icmp_seq;
+            put([&](std::span<std::byte> b) { return wire::encode_icmp_echo(a.dst, me, m, b); });
+            return;
+        }
+        case action_kind::reflect_echo: {
+            if (!cur_ || cur_->kind != wire::frame_kind::icmp_echo) return;
+            wire::icmp_echo m = cur_->echo;
+            m.is_reply = true;
+            m.src = cur_->echo.dst;
+            m.dst = cur_->echo.src;
+            m.ttl = 64;
+            put([&](std::span<std::byte> b) { return wire::encode_icmp_echo(cur_->eth.src, me, m, b); });
+            return;
+        }
+        case action_kind::claim_address:
+        case action_kind::release_address:
+        case action_kind::role_changed:
+        case action_kind::run_hook:
+        case action_kind::takeover: {
+            control_event ev{a, now_, e_.clk_.wall_ns(now_)};
+            if (rte_ring_sp_enqueue_elem(e_.events_, &ev, sizeof ev) != 0) c_.control_full.add();
+            return;
+        }
+        }
+    }
+
+    void flush() noexcept {
+        if (n_ == 0) return;
+        const std::uint16_t sent = rte_eth_tx_burst(e_.port_.id(), 0, tx_, n_);
+        c_.tx_packets.add(sent);
+        if (sent < n_) {
+            c_.tx_dropped.add(n_ - sent);
+            rte_pktmbuf_free_bulk(tx_ + sent, n_ - sent);
+        }
+        n_ = 0;
+    }
+
+    bool pending() const noexcept { return n_ != 0; }
+
+private:
+    template <class Encode>
+    void put(Encode&& enc) noexcept {
+        rte_mbuf* m = rte_pktmbuf_alloc(e_.port_.pool());
+        if (!m) {
+            c_.tx_nombuf.add();
+            return;
+        }
+        std::span<std::byte> room{rte_pktmbuf_mtod(m, std::byte*), rte_pktmbuf_tailroom(m)};
+        const std::size_t len = enc(room);
+        if (len == 0) {
+            c_.tx_encode_failed.add();
+            rte_pktmbuf_free(m);
+            return;
+        }
+        m->data_len = static_cast<std::uint16_t>(len);
+        m->pkt_len = static_cast<std::uint32_t>(len);
+        tx_[n_++] = m;
+        if (n_ == tx_batch) flush();
+    }
+
+    engine& e_;
+    lcore_counters& c_;
+    const wire::frame* cur_{nullptr};
+    std::uint64_t now_{0};
+    rte_mbuf* tx_[tx_batch]{};
+    std::uint16_t n_{0};
+};
+
+engine::engine(const cfg::config& c, port& p, const tsc_clock& clk) : cfg_(c), port_(p), clk_(clk) {
+    fsm::params fp = fsm::params::from_config(c, p.mac());
+    fsm::init(fsm_, fp);
+    events_ = make_ring("hw_ev", sizeof(control_event), 4096);
+    commands_ = make_ring("hw_cmd", sizeof(engine_command), 256);
+    if (c.engine.mode == cfg::lcore_mode::pipelined) pipe_ = make_ring("hw_pipe", sizeof(rx_item), 4096);
+}
+
+engine::~engine() {
+    if (pipe_) {
+        rx_item it;
+        while (rte_ring_sc_dequeue_elem(pipe_, &it, sizeof it) == 0) rte_pktmbuf_free(it.m);
+        rte_ring_free(pipe_);
+    }
+    rte_ring_free(events_);
+    rte_ring_free(commands_);
+}
+
+const mac_addr& engine::mac() const noexcept { return port_.mac(); }
+
+std::size_t engine::dequeue_events(control_event* out, std::size_t n) noexcept {
+    return rte_ring_sc_dequeue_burst_elem(events_, out, sizeof(control_event), static_cast<unsigned>(n), nullptr);
+}
+
+bool engine::post(const engine_command& cmd) noexcept {
+    // Several control-side threads may post; the ring is single-producer, so serialise.
+    static std::atomic_flag lock = ATOMIC_FLAG_INIT;
+    while (lock.test_and_set(std::memory_order_acquire)) rte_pause();
+    engine_command copy = cmd;
+    const bool ok = rte_ring_sp_enqueue_elem(commands_, &copy, sizeof copy) == 0;
+    lock.clear(std::memory_order_release);
+    return ok;
+}
+
+status_snapshot engine::status() const noexcept {
+    status_snapshot out;
+    for (;;) {
+        const std::uint32_t a = snap_seq_.load(std::memory_order_acquire);
+        if (a & 1u) {
+            rte_pause();
+            continue;
+        }
+        std::memcpy(static_cast<void*>(&out), &snap_, sizeof out);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (snap_seq_.load(std::memory_order_relaxed) == a) return out;
+    }
+}
+
+void engine::publish(std::uint64_t now) noexcept {
+    const std::uint32_t s = snap_seq_.load(std::memory_order_relaxed);
+    snap_seq_.store(s + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    snap_.r = fsm_.r;
+    snap_.epoch = fsm_.epoch;
+    snap_.holds[0] = fsm_.holds[0];
+    snap_.holds[1] = fsm_.holds[1];
+    snap_.watched_id = fsm_.watched_id;
+    snap_.monitor_alive = fsm_.monitor_alive;
+    snap_.peers = fsm_.peers;
+    snap_.c = fsm_.c;
+    snap_.last_rtt_ns = fsm_.last_rtt_ns;
+    snap_.now_ns = now;
+    snap_.role_since_ns = fsm_.role_since_ns;
+    snap_seq_.store(s + 2, std::memory_order_release);
+    next_publish_ns_ = now + publish_period_ns;
+}
+
+void engine::record_rtt() noexcept {
+    if (fsm_.c.answers != seen_answers_) {
+        seen_answers_ = fsm_.c.answers;
+        if (fsm_.last_rtt_ns) rtt_.add(fsm_.last_rtt_ns);
+    }
+}
+
+std::uint64_t engine::machine_event(fsm::event_kind k, tx_sink& tx) noexcept {
+    const std::uint64_t now = clk_.now_ns();
+    fsm::event ev;
+    ev.kind = k;
+    tx.begin(nullptr, now);
+    fsm::step(fsm_, ev, now, tx);
+    tx.flush();
+    publish(now);
+    return now;
+}
+
+void engine::handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, tx_sink& tx) noexcept {
+    tx.begin(&f, now);
+    fsm::event ev;
+    ev.kind = fsm::event_kind::frame;
+    ev.rx = &f;
+    fsm::step(fsm_, ev, now, tx);
+    record_rtt();
+    rte_pktmbuf_free(m);
+}
+
+// Timers and control commands, after the RX queue was drained (a monitor that slept must
+// read the answers waiting for it before it judges the primary).
+void engine::role_turn(std::uint64_t now, tx_sink& tx) noexcept {
+    engine_command cmds[16];
+    const unsigned nc = rte_ring_sc_dequeue_burst_elem(commands_, cmds, sizeof(engine_command), 16, nullptr);
+    for (unsigned i = 0; i < nc; ++i) {
+        fsm::event ev;
+        ev.kind = fsm::event_kind::hook_done;
+        ev.hook = cmds[i].hook;
+        ev.hook_ok = cmds[i].ok;
+        tx.begin(nullptr, now);
+        fsm::step(fsm_, ev, now, tx);
+    }
+    tx.begin(nullptr, now);
+    fsm::event tick;
+    tick.kind = fsm::event_kind::tick;
+    fsm::step(fsm_, tick, now, tx);
+    tx.flush();
+    if (now >= next_publish_ns_) publish(now);
+}
+
+void engine::idle(bool worked, std::uint64_t now, std::uint64_t& idle_turns) noexcept {
+    if (worked) {
+        idle_turns = 0;
+        return;
+    }
+    if (cfg_.engine.idle == cfg::idle_policy::busy || ++idle_turns < idle_turns_before_sleep) {
+        rte_pause();
+        return;
+    }
+    // Adaptive: nothing arrived for a while; sleep until the machine's next timer, capped.
+    const std::uint64_t wake = fsm::next_wakeup(fsm_);
+    std::uint64_t ns = std::uint64_t{cfg_.engine.idle_max_sleep_us} * 1000;
+    if (wake > now) ns = std::min(ns, wake - now);
+    else ns = 0;
+    if (ns < 2'000) return;
+    timespec ts{0, static_cast<long>(ns)};
+    nanosleep(&ts, nullptr);
+    role_c_.idle_sleeps.add();
+}
+
+int engine::run_to_completion() noexcept {
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    tx_sink tx(*this, role_c_);
+    rte_mbuf* burst[max_burst];
+    const std::uint16_t nb = static_cast<std::uint16_t>(std::min<std::uint32_t>(cfg_.engine.burst, max_burst));
+    std::uint64_t idle_turns = 0;
+
+    std::uint64_t now = machine_event(fsm::event_kind::start, tx);
+
+    while (!stop_.load(std::memory_order_relaxed)) {
+        role_c_.loops.add();
+        bool worked = false;
+        for (unsigned round = 0; round < rx_rounds_per_turn; ++round) {
+            const std::uint16_t n = rte_eth_rx_burst(port_.id(), 0, burst, nb);
+            if (n == 0) break;
+            worked = true;
+            now = clk_.now_ns();
+            role_c_.rx_packets.add(n);
+            for (std::uint16_t i = 0; i < n; ++i) {
+                const wire::frame f = wire::decode(bytes_of(burst[i]));
+                if (!f.ok()) {
+                    role_c_.rx_invalid.add();
+                    role_c_.drops[static_cast<std::size_t>(f.error)].add();
+                    rte_pktmbuf_free(burst[i]);
+                    continue;
+                }
+                handle_frame(burst[i], f, now, tx);
+            }
+            if (n < nb) break;
+        }
+        now = clk_.now_ns();
+        role_turn(now, tx);
+        idle(worked, now, idle_turns);
+    }
+
+    machine_event(fsm::event_kind::shutdown, tx);
+    role_done_.store(true, std::memory_order_release);
+    return 0;
+}
+
+int engine::run_rx() noexcept {
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    rte_mbuf* burst[max_burst];
+    const std::uint16_t nb = static_cast<std::uint16_t>(std::min<std::uint32_t>(cfg_.engine.burst, max_burst));
+    std::uint64_t idle_turns = 0;
+    while (!role_done_.load(std::memory_order_acquire)) {
+        rx_c_.loops.add();
+        const std::uint16_t n = rte_eth_rx_burst(port_.id(), 0, burst, nb);
+        if (n == 0) {
+            if (cfg_.engine.idle == cfg::idle_policy::busy || ++idle_turns < idle_turns_before_sleep) {
+                rte_pause();
+            } else {
+                timespec ts{0, static_cast<long>(std::uint64_t{cfg_.engine.idle_max_sleep_us} * 1000)};
+                nanosleep(&ts, nullptr);
+                rx_c_.idle_sleeps.add();
+            }
+            continue;
+        }
+        idle_turns = 0;
+        const std::uint64_t now = clk_.now_ns();
+        rx_c_.rx_packets.add(n);
+        for (std::uint16_t i = 0; i < n; ++i) {
+            rx_item it{burst[i], now, wire::decode(bytes_of(burst[i]))};
+            if (!it.f.ok()) {
+                rx_c_.rx_invalid.add();
+                rx_c_.drops[static_cast<std::size_t>(it.f.error)].add();
+                rte_pktmbuf_free(burst[i]);
+                continue;
+            }
+            if (rte_ring_sp_enqueue_elem(pipe_, &it, sizeof it) != 0) {
+                rx_c_.pipe_full.add();
+                rte_pktmbuf_free(burst[i]);
+            }
+        }
+    }
+    return 0;
+}
+
+int engine::run_role() noexcept {
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    tx_sink tx(*this, role_c_);
+    rx_item items[32];
+    std::uint64_t idle_turns = 0;
+
+    std::uint64_t now = machine_event(fsm::event_kind::start, tx);
+
+    while (!stop_.load(std::memory_order_relaxed)) {
+        role_c_.loops.add();
+        bool worked = false;
+        for (unsigned round = 0; round < rx_rounds_per_turn; ++round) {
+            const unsigned n = rte_ring_sc_dequeue_burst_elem(pipe_, items, sizeof(rx_item), 32, nullptr);
+            if (n == 0) break;
+            worked = true;
+            now = clk_.now_ns();
+            role_c_.rx_packets.add(n);
+            for (unsigned i = 0; i < n; ++i) handle_frame(items[i].m, items[i].f, now, tx);
+            if (n < 32) break;
+        }
+        now = clk_.now_ns();
+        role_turn(now, tx);
+        idle(worked, now, idle_turns);
+    }
+
+    machine_event(fsm::event_kind::shutdown, tx);
+    role_done_.store(true, std::memory_order_release);
+    return 0;
+}
+
+} // namespace heartwire::io

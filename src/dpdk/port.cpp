@@ -1,1 +1,78 @@
-// placeholder
+#include "dpdk/port.hpp"
+
+#include <string>
+
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include "dpdk/eal.hpp"
+
+namespace heartwire::io {
+
+namespace {
+
+std::string known_ports() {
+    std::string s;
+    std::uint16_t pid;
+    RTE_ETH_FOREACH_DEV(pid) {
+        char name[RTE_ETH_NAME_MAX_LEN];
+        if (rte_eth_dev_get_name_by_port(pid, name) == 0) s += (s.empty() ? "" : ", ") + std::string(name);
+    }
+    return s.empty() ? "none" : s;
+}
+
+void check(int rc, const char* what, const std::string& dev) {
+    if (rc < 0) throw setup_error(std::string(what) + " failed on " + dev + ": " + rte_strerror(-rc));
+}
+
+} // namespace
+
+port::port(const port_options& o) {
+    if (rte_eth_dev_get_port_by_name(o.device_name.c_str(), &id_) != 0)
+        throw setup_error("unknown device: DPDK has no port named " + o.device_name + " (ports: " + known_ports() +
+                          ")");
+    rte_eth_dev_info info{};
+    check(rte_eth_dev_info_get(id_, &info), "rte_eth_dev_info_get", o.device_name);
+    driver_ = info.driver_name ? info.driver_name : "?";
+    const int socket = rte_eth_dev_socket_id(id_) < 0 ? static_cast<int>(rte_socket_id()) : rte_eth_dev_socket_id(id_);
+
+    const std::string pool_name = "hw_pool_" + std::to_string(id_);
+    pool_ = rte_pktmbuf_pool_create(pool_name.c_str(), o.mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+    if (!pool_)
+        throw setup_error("mbuf pool of " + std::to_string(o.mbufs) + " failed: " + rte_strerror(rte_errno) +
+                          " (not enough memory: raise -m or hugepages, or lower port.mbufs)");
+
+    rte_eth_conf conf{};
+    check(rte_eth_dev_configure(id_, o.rx_queues, 1, &conf), "rte_eth_dev_configure", o.device_name);
+    std::uint16_t nb_rx = static_cast<std::uint16_t>(o.rx_desc), nb_tx = static_cast<std::uint16_t>(o.tx_desc);
+    check(rte_eth_dev_adjust_nb_rx_tx_desc(id_, &nb_rx, &nb_tx), "adjusting descriptors", o.device_name);
+    for (std::uint16_t q = 0; q < o.rx_queues; ++q)
+        check(rte_eth_rx_queue_setup(id_, q, nb_rx, static_cast<unsigned>(socket), nullptr, pool_),
+              "rte_eth_rx_queue_setup", o.device_name);
+    check(rte_eth_tx_queue_setup(id_, 0, nb_tx, static_cast<unsigned>(socket), nullptr), "rte_eth_tx_queue_setup",
+          o.device_name);
+    check(rte_eth_dev_start(id_), "rte_eth_dev_start", o.device_name);
+    started_ = true;
+    // The heartwire group address is multicast; not every PMD can filter, so ask for all.
+    rte_eth_promiscuous_enable(id_);
+    rte_eth_allmulticast_enable(id_);
+
+    rte_ether_addr a{};
+    check(rte_eth_macaddr_get(id_, &a), "rte_eth_macaddr_get", o.device_name);
+    for (int i = 0; i < 6; ++i) mac_.b[i] = a.addr_bytes[i];
+}
+
+void port::stop() noexcept {
+    if (!started_) return;
+    started_ = false;
+    rte_eth_dev_stop(id_);
+    rte_eth_dev_close(id_);
+}
+
+port::~port() {
+    stop();
+    // The pool is released with the EAL's memory at rte_eal_cleanup.
+}
+
+} // namespace heartwire::io

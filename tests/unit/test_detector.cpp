@@ -1,1 +1,167 @@
-// placeholder
+// The failure detector on a fake clock: every timing rule exactly.
+#include <gtest/gtest.h>
+
+#include "heartwire/detector.hpp"
+
+using heartwire::detector;
+
+namespace {
+
+constexpr std::uint64_t us = 1000;
+
+detector make(std::uint32_t miss = 3, std::uint64_t interval = 10 * us) {
+    detector::params p;
+    p.interval_ns = interval;
+    p.miss = miss;
+    return detector(p);
+}
+
+// Drives the detector like the engine does: observe time, send when due, answer if told.
+struct driver {
+    detector d;
+    std::uint64_t now{1'000'000};
+    void run_answered(std::uint64_t until, std::uint64_t rtt = 4 * us) {
+        while (now < until) {
+            d.observe_time(now);
+            if (d.probe_due(now)) {
+                const auto seq = d.on_probe_sent(now);
+                d.on_answer(seq, now + rtt); // answer arrives within the interval
+            }
+            now += us;
+        }
+    }
+};
+
+} // namespace
+
+TEST(Detector, DeclaresFailureExactlyMissIntervalsAfterTheFirstUnansweredProbe) {
+    driver r{make()};
+    r.d.start(r.now);
+    r.run_answered(r.now + 100 * us);
+    // The primary dies now. Find the first unanswered probe.
+    std::uint64_t first_unanswered = 0;
+    while (!r.d.failed(r.now)) {
+        r.d.observe_time(r.now);
+        if (r.d.probe_due(r.now)) {
+            r.d.on_probe_sent(r.now);
+            if (!first_unanswered) first_unanswered = r.now;
+        }
+        ++r.now;
+    }
+    EXPECT_EQ(r.now, first_unanswered + 3 * 10 * us);
+    EXPECT_EQ(r.d.deadline_ns(), first_unanswered + 30 * us);
+}
+
+TEST(Detector, NoFailureWhileAnswersArrive) {
+    driver r{make()};
+    r.d.start(r.now);
+    for (int i = 0; i < 100'000; ++i) {
+        r.d.observe_time(r.now);
+        if (r.d.probe_due(r.now)) r.d.on_answer(r.d.on_probe_sent(r.now), r.now + 9 * us);
+        ASSERT_FALSE(r.d.failed(r.now)) << "at step " << i;
+        r.now += us;
+    }
+    EXPECT_GT(r.d.last_sent_seq(), 9'000u);
+}
+
+TEST(Detector, AnswersJustUnderTheThresholdNeverTrigger) {
+    // Every answer comes back 29.999 us late: the 3rd probe after it is still inside its window.
+    detector d = make();
+    std::uint64_t now = 1'000'000;
+    d.start(now);
+    struct pending {
+        std::uint64_t seq, at;
+    };
+    std::vector<pending> q;
+    for (std::uint64_t t = now; t < now + 10'000 * us; t += 100) {
+        d.observe_time(t);
+        while (!q.empty() && q.front().at <= t) {
+            d.on_answer(q.front().seq, t);
+            q.erase(q.begin());
+        }
+        if (d.probe_due(t)) q.push_back({d.on_probe_sent(t), t + 29 * us + 900});
+        ASSERT_FALSE(d.failed(t)) << "at " << (t - now) / us << " us";
+    }
+}
+
+TEST(Detector, AnswersJustOverTheThresholdTrigger) {
+    detector d = make();
+    std::uint64_t now = 1'000'000;
+    d.start(now);
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> q;
+    bool failed = false;
+    for (std::uint64_t t = now; t < now + 1000 * us && !failed; t += 100) {
+        d.observe_time(t);
+        while (!q.empty() && q.front().second <= t) {
+            d.on_answer(q.front().first, t);
+            q.erase(q.begin());
+        }
+        if (d.probe_due(t)) q.push_back({d.on_probe_sent(t), t + 30 * us + 100});
+        failed = d.failed(t);
+    }
+    EXPECT_TRUE(failed);
+}
+
+TEST(Detector, OwnStallDoesNotCountAsThePrimarysSilence) {
+    driver r{make()};
+    r.d.start(r.now);
+    r.run_answered(r.now + 50 * us);
+    // A probe goes out, then the monitor's core is taken away for 2 ms.
+    r.d.observe_time(r.now);
+    while (!r.d.probe_due(r.now)) r.d.observe_time(++r.now);
+    const auto seq = r.d.on_probe_sent(r.now);
+    r.now += 2'000 * us;
+    EXPECT_TRUE(r.d.observe_time(r.now));
+    EXPECT_EQ(r.d.stalls(), 1u);
+    EXPECT_FALSE(r.d.failed(r.now));
+    // The answer was waiting in the RX queue; read it first, as the engine does.
+    EXPECT_TRUE(r.d.on_answer(seq, r.now));
+    r.run_answered(r.now + 100 * us);
+    EXPECT_FALSE(r.d.failed(r.now));
+}
+
+TEST(Detector, AfterAStallAFreshWindowIsNeededBeforeFailure) {
+    driver r{make()};
+    r.d.start(r.now);
+    r.run_answered(r.now + 50 * us);
+    r.now += 5'000 * us; // stalled; the primary also died meanwhile
+    r.d.observe_time(r.now);
+    EXPECT_FALSE(r.d.failed(r.now));
+    const std::uint64_t woke = r.now;
+    while (!r.d.failed(r.now)) {
+        r.d.observe_time(r.now);
+        if (r.d.probe_due(r.now)) r.d.on_probe_sent(r.now);
+        ++r.now;
+    }
+    EXPECT_GE(r.now - woke, 30 * us);
+    EXPECT_LE(r.now - woke, 31 * us);
+}
+
+TEST(Detector, StaleAndUnknownAnswersAreIgnored) {
+    detector d = make();
+    d.start(1000);
+    const auto s1 = d.on_probe_sent(1000);
+    const auto s2 = d.on_probe_sent(11000);
+    EXPECT_TRUE(d.on_answer(s2, 12000));
+    EXPECT_FALSE(d.on_answer(s1, 13000)) << "older than the newest answer";
+    EXPECT_FALSE(d.on_answer(s2 + 5, 13000)) << "never sent";
+    EXPECT_EQ(d.last_answered_seq(), s2);
+}
+
+TEST(Detector, MissOfOneFailsAfterOneInterval) {
+    detector d = make(1, 100 * us);
+    d.start(0);
+    d.on_probe_sent(0);
+    EXPECT_FALSE(d.failed(100 * us - 1));
+    EXPECT_TRUE(d.failed(100 * us));
+}
+
+TEST(Detector, RestartForgetsTheOldWatch) {
+    detector d = make();
+    d.start(0);
+    for (int i = 0; i < 5; ++i) d.on_probe_sent(static_cast<std::uint64_t>(i) * 10 * us);
+    EXPECT_TRUE(d.failed(60 * us));
+    d.start(100 * us);
+    EXPECT_FALSE(d.failed(100 * us));
+    EXPECT_EQ(d.unanswered(), 0u);
+}

@@ -1,1 +1,448 @@
-// placeholder
+// The role state machine on a fake clock, one test per rule, named by scenario.
+#include <gtest/gtest.h>
+
+#include "sim.hpp"
+
+using namespace heartwire;
+using namespace heartwire::sim;
+using fsm::action_kind;
+using fsm::address_id;
+
+namespace {
+
+// A single machine driven by hand.
+struct lone {
+    fsm::state s;
+    recorder out;
+    std::uint64_t now{1};
+    explicit lone(const fsm::params& p) { fsm::init(s, p); }
+    void start() {
+        fsm::event ev{fsm::event_kind::start};
+        fsm::step(s, ev, now, out);
+    }
+    void tick_until(std::uint64_t t, std::uint64_t step = 100 * us) {
+        while (now < t) {
+            now = std::min(now + step, t);
+            fsm::event ev{fsm::event_kind::tick};
+            fsm::step(s, ev, now, out);
+        }
+    }
+    void rx(const wire::frame& f) {
+        fsm::event ev{fsm::event_kind::frame, &f};
+        fsm::step(s, ev, now, out);
+    }
+};
+
+// A pair formed: node 0 primary, node 1 monitor.
+network formed_pair() {
+    network net;
+    net.add(test_params(1));
+    net.add(test_params(2));
+    net.start(0);
+    net.run_for(80 * ms);
+    net.start(1);
+    EXPECT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor; }, 200 * ms));
+    net.run_for(1 * ms); // some probes answered
+    return net;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------- boot (seed 002 FIG. 1, 2)
+
+TEST(Fsm, LoneNodeProbesThePrimaryAddressThenClaimsIt) {
+    lone n(test_params(1));
+    n.start();
+    EXPECT_EQ(n.s.r, role::probe_primary);
+    n.tick_until(35 * ms);
+    EXPECT_EQ(n.out.count(action_kind::send_arp_probe), 3u) << "RFC 5227: discovery_probes probes";
+    EXPECT_EQ(n.s.r, role::probe_primary) << "still inside discovery_wait";
+    n.tick_until(45 * ms);
+    EXPECT_EQ(n.s.r, role::primary);
+    EXPECT_TRUE(n.s.holds[0]);
+    EXPECT_EQ(n.s.epoch, 1u);
+    const auto* claim = n.out.last(action_kind::claim_address);
+    ASSERT_NE(claim, nullptr);
+    EXPECT_EQ(claim->which, address_id::primary);
+    EXPECT_GE(n.out.count(action_kind::send_garp), 1u);
+}
+
+TEST(Fsm, GarpBurstHasTheConfiguredRepeatAndSpacingThenRefreshes) {
+    auto p = test_params(1);
+    p.garp_repeat = 4;
+    p.garp_interval_ns = 200 * us;
+    p.garp_refresh_ns = 50 * ms;
+    lone n(p);
+    n.start();
+    while (n.s.r != role::primary && n.now < 100 * ms) n.tick_until(n.now + 10 * us, 10 * us);
+    ASSERT_EQ(n.s.r, role::primary);
+    const std::uint64_t claimed = n.s.role_since_ns;
+    EXPECT_EQ(n.out.count(action_kind::send_garp), 1u) << "the first GARP goes out with the claim";
+    n.out.clear();
+    n.tick_until(claimed + 2 * ms, 10 * us);
+    EXPECT_EQ(n.out.count(action_kind::send_garp), 3u) << "the rest of the burst, 200 us apart";
+    n.out.clear();
+    n.tick_until(claimed + 60 * ms, 10 * us);
+    EXPECT_EQ(n.out.count(action_kind::send_garp), 1u) << "one refresh after refresh_ms";
+}
+
+TEST(Fsm, AnsweredPrimaryProbeLeadsToMonitorRole) {
+    network net;
+    net.add(test_params(1));
+    net.add(test_params(2));
+    net.start(0);
+    net.run_for(80 * ms);
+    ASSERT_EQ(net.role_of(0), role::primary);
+    net.start(1);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor; }, 200 * ms));
+    EXPECT_EQ(net.role_of(0), role::primary);
+    EXPECT_EQ(net.holders(address_id::primary), 1u);
+    EXPECT_EQ(net.holders(address_id::monitor), 1u);
+}
+
+TEST(Fsm, BothAddressesHeldLeadsToStandby) {
+    auto net = formed_pair();
+    net.add(test_params(3));
+    net.start(2);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(2) == role::standby; }, 300 * ms));
+    net.run_for(300 * ms);
+    EXPECT_EQ(net.role_of(2), role::standby) << "keeps re-probing, stays standby while the monitor answers";
+    EXPECT_EQ(net.count_role(role::primary), 1u);
+    EXPECT_EQ(net.count_role(role::monitor), 1u);
+}
+
+TEST(Fsm, SimultaneousStartEndsWithOnePrimaryChosenByPriorityThenId) {
+    network net;
+    net.add(test_params(1, 100));
+    net.add(test_params(2, 100));
+    net.add(test_params(3, 50));
+    for (std::size_t i = 0; i < 3; ++i) net.start(i);
+    net.run_for(500 * ms);
+    EXPECT_EQ(net.count_role(role::primary), 1u);
+    EXPECT_EQ(net.count_role(role::monitor), 1u);
+    EXPECT_EQ(net.count_role(role::standby), 1u);
+    EXPECT_EQ(net.role_of(1), role::primary) << "equal priority: the larger node id wins";
+    EXPECT_EQ(net.holders(address_id::primary), 1u);
+}
+
+// ---------------------------------------------------------------- detection (seed 000 claims 1, 3-5)
+
+TEST(Fsm, MonitorAnswersKeepItFromTakingOver) {
+    auto net = formed_pair();
+    net.run_for(200 * ms);
+    EXPECT_EQ(net.role_of(0), role::primary);
+    EXPECT_EQ(net.role_of(1), role::monitor);
+    EXPECT_GT(net.nodes[1].s.c.answers, 10'000u);
+    EXPECT_EQ(net.nodes[1].s.c.takeovers, 0u);
+}
+
+TEST(Fsm, MonitorTakesOverExactlyAfterMissIntervals) {
+    auto net = formed_pair();
+    auto& mon = net.nodes[1];
+    // Line the kill up with the monitor's next probe, so the first unanswered probe is known.
+    ASSERT_TRUE(net.run_until([&] { return mon.s.det.next_probe_ns() <= net.now + net.tick_step; }, 1 * ms));
+    net.kill(0);
+    net.run_for(net.tick_step);
+    const std::uint64_t first_unanswered = net.now; // sent on this tick, never answered
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    EXPECT_EQ(net.now, first_unanswered + 3 * 10 * us);
+    const auto* t = mon.out.last(action_kind::takeover);
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->peer_id, 1u);
+    EXPECT_EQ(t->decided_ns, net.now);
+}
+
+TEST(Fsm, TakeoverClaimsWithALargerEpochReleasesMonitorAndSendsGarpFirst) {
+    auto net = formed_pair();
+    auto& mon = net.nodes[1];
+    const std::uint64_t epoch = net.nodes[0].s.epoch;
+    const std::size_t mark = mon.out.all.size();
+    net.kill(0);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    EXPECT_EQ(mon.s.epoch, epoch + 1);
+    EXPECT_TRUE(mon.s.holds[0]);
+    EXPECT_FALSE(mon.s.holds[1]) << "seed 001 claim 1: the monitor address is freed";
+    // Order: the takeover record, then the claim and its first GARP before anything else.
+    std::vector<action_kind> order;
+    for (std::size_t i = mark; i < mon.out.all.size(); ++i)
+        if (mon.out.all[i].kind != action_kind::send_heartbeat) order.push_back(mon.out.all[i].kind);
+    auto it = std::find(order.begin(), order.end(), action_kind::takeover);
+    ASSERT_NE(it, order.end());
+    ASSERT_LE(std::distance(it, order.end()), static_cast<long>(order.size()));
+    EXPECT_EQ(*(it + 1), action_kind::claim_address);
+    EXPECT_EQ(*(it + 2), action_kind::send_garp);
+    EXPECT_EQ(net.client_arp_primary(), mon.s.p.mac) << "the client's ARP entry follows the GARP";
+}
+
+TEST(Fsm, LateAnswerAfterTakeoverDoesNotFlipRolesBack) {
+    auto net = formed_pair();
+    auto& mon = net.nodes[1];
+    net.kill(0);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    // An ack for an old probe arrives from the old primary after the decision.
+    wire::hb_msg ack;
+    ack.type = wire::hb_type::ack;
+    ack.role = static_cast<std::uint8_t>(role::primary);
+    ack.node_id = 1;
+    ack.epoch = 1;
+    ack.priority = 100;
+    ack.flags = wire::hb_flag_holds_primary;
+    ack.ack_seq = mon.s.det.last_sent_seq();
+    const auto f = hb_frame(net.nodes[0].s.p.mac, mon.s.p.mac, ack);
+    fsm::event ev{fsm::event_kind::frame, &f};
+    fsm::step(mon.s, ev, net.now, mon.out);
+    EXPECT_EQ(mon.s.r, role::primary);
+    EXPECT_TRUE(mon.s.holds[0]);
+}
+
+TEST(Fsm, PrimaryAnswersProbesEchoingSequenceAndTimestamp) {
+    auto p = test_params(1);
+    lone n(p);
+    n.start();
+    n.tick_until(50 * ms);
+    ASSERT_EQ(n.s.r, role::primary);
+    wire::hb_msg probe;
+    probe.type = wire::hb_type::probe;
+    probe.role = static_cast<std::uint8_t>(role::monitor);
+    probe.node_id = 2;
+    probe.seq = 77;
+    probe.ts_ns = 123456;
+    probe.flags = wire::hb_flag_holds_monitor;
+    const mac_addr mon_mac{{2, 0, 0, 0, 0, 2}};
+    n.out.clear();
+    n.rx(hb_frame(mon_mac, p.mac, probe));
+    const auto* a = n.out.last(action_kind::send_heartbeat);
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(a->hb.type, wire::hb_type::ack);
+    EXPECT_EQ(a->hb.ack_seq, 77u);
+    EXPECT_EQ(a->hb.ts_echo_ns, 123456u);
+    EXPECT_EQ(a->dst, mon_mac);
+    EXPECT_TRUE(n.s.monitor_alive) << "seed 003 claim 3: probes are the monitor's heartbeat";
+}
+
+TEST(Fsm, PrimaryNoticesASilentMonitor) {
+    auto net = formed_pair();
+    EXPECT_TRUE(net.nodes[0].s.monitor_alive);
+    net.kill(1);
+    net.run_for(150 * ms);
+    EXPECT_FALSE(net.nodes[0].s.monitor_alive);
+    EXPECT_EQ(net.nodes[0].s.c.monitor_lost, 1u);
+    EXPECT_EQ(net.role_of(0), role::primary);
+}
+
+TEST(Fsm, CleanShutdownOfThePrimaryHandsOverAtOnce) {
+    auto net = formed_pair();
+    net.stop_gracefully(0);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 20 * us));
+    EXPECT_EQ(net.nodes[1].s.c.takeovers, 1u);
+    EXPECT_EQ(net.nodes[0].out.count(action_kind::release_address), 1u);
+}
+
+// ---------------------------------------------------------------- addresses held: ARP and ICMP
+
+TEST(Fsm, HeldAddressesAnswerArpRequestsAndProbes) {
+    lone n(test_params(1));
+    n.start();
+    n.tick_until(50 * ms);
+    ASSERT_TRUE(n.s.holds[0]);
+    const mac_addr client{{2, 0, 0, 0, 0, 0x10}};
+    n.out.clear();
+    n.rx(arp_frame(client, mac_addr::broadcast(),
+                   {wire::arp_op_request, client, ip("169.254.10.10"), {}, ip("169.254.10.100")}));
+    const auto* r = n.out.last(action_kind::send_arp_reply);
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->dst, client);
+    EXPECT_EQ(r->arp.op, wire::arp_op_reply);
+    EXPECT_EQ(r->arp.sha, n.s.p.mac);
+    EXPECT_EQ(r->arp.spa, ip("169.254.10.100"));
+    EXPECT_EQ(r->arp.tpa, ip("169.254.10.10"));
+    n.out.clear();
+    n.rx(arp_frame(client, mac_addr::broadcast(), {wire::arp_op_request, client, {}, {}, ip("169.254.10.100")}));
+    EXPECT_EQ(n.out.count(action_kind::send_arp_reply), 1u) << "RFC 5227 probe defended";
+    n.out.clear();
+    n.rx(arp_frame(client, mac_addr::broadcast(),
+                   {wire::arp_op_request, client, ip("169.254.10.10"), {}, ip("169.254.10.101")}));
+    EXPECT_EQ(n.out.count(action_kind::send_arp_reply), 0u) << "the monitor address is not ours";
+}
+
+TEST(Fsm, EchoRequestsAreAnsweredOnlyInExclusiveMode) {
+    for (bool exclusive : {true, false}) {
+        auto p = test_params(1);
+        p.answer_icmp = exclusive;
+        lone n(p);
+        n.start();
+        n.tick_until(50 * ms);
+        wire::frame f;
+        f.kind = wire::frame_kind::icmp_echo;
+        f.eth = {p.mac, mac_addr{{2, 0, 0, 0, 0, 0x10}}, wire::ethertype_ipv4};
+        f.echo.src = ip("169.254.10.10");
+        f.echo.dst = ip("169.254.10.100");
+        n.out.clear();
+        n.rx(f);
+        EXPECT_EQ(n.out.count(action_kind::reflect_echo), exclusive ? 1u : 0u) << "exclusive=" << exclusive;
+    }
+}
+
+TEST(Fsm, IcmpProbesDetectFailureToo) {
+    network net;
+    auto p0 = test_params(1), p1 = test_params(2);
+    p0.probe = p1.probe = cfg::probe_kind::icmp;
+    net.add(p0);
+    net.add(p1);
+    net.start(0);
+    net.run_for(80 * ms);
+    net.start(1);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor; }, 200 * ms));
+    net.run_for(5 * ms);
+    // The simulator does not carry ICMP, so no answer ever comes: failure after miss intervals.
+    EXPECT_EQ(net.role_of(1), role::primary);
+    EXPECT_GE(net.nodes[1].out.count(action_kind::send_icmp_probe), 3u);
+}
+
+// ---------------------------------------------------------------- epochs and stay-down
+
+TEST(Fsm, StalledPrimaryThatResumesStepsDownAndStaysDown) {
+    auto net = formed_pair();
+    net.kill(0); // SIGSTOP: the process keeps its state
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    net.run_for(30 * ms);
+    net.nodes[0].up = true; // SIGCONT: it still believes it is primary at the old epoch
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::fenced; }, 50 * ms));
+    EXPECT_FALSE(net.nodes[0].s.holds[0]);
+    EXPECT_EQ(net.holders(address_id::primary), 1u);
+    net.run_for(500 * ms);
+    EXPECT_EQ(net.role_of(0), role::fenced) << "seed 003 claim 2: holds nothing while it hears stay-down";
+    EXPECT_GT(net.nodes[0].s.c.stay_downs_heard, 10u);
+    EXPECT_EQ(net.client_arp_primary(), net.nodes[1].s.p.mac);
+}
+
+TEST(Fsm, PartitionHealsWithOnePrimaryTheNewerEpoch) {
+    auto net = formed_pair();
+    net.cut[0] = true; // the primary is cut off but alive
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    net.run_for(50 * ms);
+    EXPECT_EQ(net.holders(address_id::primary), 2u) << "both hold it while partitioned";
+    net.cut[0] = false;
+    ASSERT_TRUE(net.run_until([&] { return net.holders(address_id::primary) == 1; }, 100 * ms));
+    EXPECT_TRUE(net.nodes[1].s.holds[0]) << "the larger epoch keeps it";
+    net.run_for(5 * ms);
+    EXPECT_EQ(net.client_arp_primary(), net.nodes[1].s.p.mac) << "the winner's GARP is the last word";
+}
+
+TEST(Fsm, EqualEpochConflictIsWonByPriority) {
+    lone n(test_params(1, 100));
+    n.start();
+    n.tick_until(50 * ms);
+    ASSERT_TRUE(n.s.holds[0]);
+    wire::hb_msg other;
+    other.type = wire::hb_type::announce;
+    other.role = static_cast<std::uint8_t>(role::primary);
+    other.node_id = 9;
+    other.priority = 200;
+    other.epoch = n.s.epoch;
+    other.flags = wire::hb_flag_holds_primary;
+    n.rx(hb_frame(mac_addr{{2, 0, 0, 0, 0, 9}}, mac_addr::heartwire_group(), other));
+    EXPECT_FALSE(n.s.holds[0]);
+    EXPECT_EQ(n.s.c.step_downs, 1u);
+}
+
+TEST(Fsm, RestartedOldPrimaryRejoinsWithoutTakingTheAddressBack) {
+    auto net = formed_pair();
+    net.kill(0);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    net.run_for(10 * ms);
+    net.restart(0); // boot_peer brought it back as a fresh process
+    net.run_for(300 * ms);
+    EXPECT_EQ(net.role_of(1), role::primary);
+    EXPECT_EQ(net.role_of(0), role::monitor) << "no preemption: it takes the free monitor address";
+    EXPECT_EQ(net.holders(address_id::primary), 1u);
+    EXPECT_FALSE(net.nodes[1].s.stay_down_active) << "a rebooted node needs no more stay-down";
+}
+
+TEST(Fsm, TakeoverAsksForTheFailedPrimaryToBeBooted) {
+    network net;
+    auto p0 = test_params(1), p1 = test_params(2);
+    p1.has_boot_peer = true;
+    net.add(p0);
+    net.add(p1);
+    net.start(0);
+    net.run_for(80 * ms);
+    net.start(1);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor; }, 200 * ms));
+    net.run_for(1 * ms);
+    net.kill(0);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    const auto* h = net.nodes[1].out.last(action_kind::run_hook);
+    ASSERT_NE(h, nullptr);
+    EXPECT_EQ(h->hook, fsm::hook_kind::boot_peer);
+    EXPECT_EQ(h->peer_id, 1u);
+    EXPECT_EQ(h->peer_mac, p0.mac);
+}
+
+TEST(Fsm, RequiredFenceMustSucceedBeforeTheClaim) {
+    network net;
+    auto p0 = test_params(1), p1 = test_params(2);
+    p1.has_fence = true;
+    p1.require_fence = true;
+    net.add(p0);
+    net.add(p1);
+    net.start(0);
+    net.run_for(80 * ms);
+    net.start(1);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor; }, 200 * ms));
+    net.run_for(1 * ms);
+    net.kill(0);
+    net.run_for(1 * ms);
+    auto& mon = net.nodes[1];
+    EXPECT_EQ(mon.s.r, role::monitor) << "waits for the fence";
+    EXPECT_TRUE(mon.s.fence_pending);
+    EXPECT_EQ(mon.out.last(action_kind::run_hook)->hook, fsm::hook_kind::fence);
+    fsm::event failed{fsm::event_kind::hook_done, nullptr, fsm::hook_kind::fence, false};
+    fsm::step(mon.s, failed, net.now, mon.out);
+    EXPECT_EQ(mon.s.r, role::monitor) << "a failed fence never claims";
+    fsm::event ok{fsm::event_kind::hook_done, nullptr, fsm::hook_kind::fence, true};
+    fsm::step(mon.s, ok, net.now, mon.out);
+    EXPECT_EQ(mon.s.r, role::primary);
+    EXPECT_TRUE(mon.s.holds[0]);
+}
+
+// ---------------------------------------------------------------- N+M (seed 002 [0029])
+
+TEST(Fsm, FirstStandbyTakesTheFreedMonitorAddress) {
+    auto net = formed_pair();
+    net.add(test_params(3, 50));
+    net.add(test_params(4, 150));
+    net.start(2);
+    net.start(3);
+    ASSERT_TRUE(net.run_until([&] { return net.count_role(role::standby) == 2; }, 300 * ms));
+    net.kill(0);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    ASSERT_TRUE(net.run_until([&] { return net.count_role(role::monitor) == 1; }, 300 * ms));
+    EXPECT_EQ(net.role_of(3), role::monitor) << "the higher-priority standby is first";
+    EXPECT_EQ(net.role_of(2), role::standby);
+}
+
+TEST(Fsm, RepeatedKillsMoveTheChainUpUntilOneNodeIsLeft) {
+    network net;
+    for (std::uint32_t id = 1; id <= 4; ++id) net.add(test_params(id, static_cast<std::uint8_t>(200 - id * 10)));
+    for (std::size_t i = 0; i < 4; ++i) {
+        net.start(i);
+        net.run_for(100 * ms);
+    }
+    net.run_for(300 * ms);
+    ASSERT_EQ(net.role_of(0), role::primary);
+    ASSERT_EQ(net.count_role(role::monitor), 1u);
+    for (std::size_t killed = 0; killed < 3; ++killed) {
+        std::size_t primary = 0;
+        for (std::size_t i = 0; i < 4; ++i)
+            if (net.nodes[i].up && net.role_of(i) == role::primary) primary = i;
+        net.kill(primary);
+        ASSERT_TRUE(net.run_until([&] { return net.count_role(role::primary) == 1; }, 500 * ms))
+            << "after kill " << killed;
+        if (killed < 2)
+            ASSERT_TRUE(net.run_until([&] { return net.count_role(role::monitor) == 1; }, 500 * ms))
+                << "after kill " << killed;
+    }
+    EXPECT_EQ(net.count_role(role::primary), 1u);
+    EXPECT_EQ(net.holders(address_id::primary), 1u);
+}

@@ -1,0 +1,108 @@
+#include "status.hpp"
+
+#include <cstdio>
+#include <sstream>
+
+namespace heartwire::app {
+
+namespace {
+
+double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
+
+std::string holds_list(const io::status_snapshot& s) {
+    std::string h;
+    if (s.holds[0]) h += "primary";
+    if (s.holds[1]) h += h.empty() ? "monitor" : ",monitor";
+    return h.empty() ? "none" : h;
+}
+
+} // namespace
+
+std::string status_text(const status_inputs& in) {
+    const auto s = in.e.status();
+    const auto& rc = in.e.role_counters();
+    std::ostringstream o;
+    o << "node      " << in.c.node.name << " (id " << in.c.node.id << ", priority " << int(in.c.node.priority) << ")\n";
+    o << "role      " << to_string(s.r) << "  epoch " << s.epoch << "  holds " << holds_list(s) << "\n";
+    o << "addresses primary " << in.c.addresses.primary.to_string() << "  monitor "
+      << in.c.addresses.monitor.to_string() << "\n";
+    o << "port      " << in.c.port.device << "  mac " << in.e.mac().to_string() << "  mode "
+      << cfg::to_string(in.c.port.mode) << "  engine " << cfg::to_string(in.c.engine.mode) << "/"
+      << cfg::to_string(in.c.engine.idle) << "\n";
+    o << "detect    interval " << in.c.detect.interval_us << " us  miss " << in.c.detect.miss << "  probe "
+      << cfg::to_string(in.c.detect.probe) << "\n";
+    const auto& h = in.e.rtt();
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "rtt       samples %llu  p50 <= %.1f us  p99 <= %.1f us  max %.1f us\n",
+                  static_cast<unsigned long long>(h.samples.get()), us(h.percentile(50)), us(h.percentile(99)),
+                  us(h.max_ns.get()));
+    o << buf;
+    o << "peers\n";
+    for (const auto& p : s.peers) {
+        if (!p.valid) continue;
+        std::snprintf(buf, sizeof buf, "  id %-6u %-13s prio %-3d epoch %-4llu mac %s  heard %.1f ms ago  rtt %.1f us\n",
+                      p.id, std::string(to_string(p.r)).c_str(), p.priority, static_cast<unsigned long long>(p.epoch),
+                      p.mac.to_string().c_str(), static_cast<double>(s.now_ns - p.last_heard_ns) / 1e6, us(p.rtt_ns));
+        o << buf;
+    }
+    o << "counters  rx " << rc.rx_packets.get() + in.e.rx_counters().rx_packets.get() << "  tx "
+      << rc.tx_packets.get() << "  invalid " << rc.rx_invalid.get() + in.e.rx_counters().rx_invalid.get()
+      << "  takeovers " << s.c.takeovers << "  probes " << s.c.probes_sent << "  answers " << s.c.answers
+      << "  stalls " << s.c.stalls << "\n";
+    for (const auto& t : in.takeovers) {
+        std::snprintf(buf, sizeof buf, "takeover  of node %u: detection %.1f us\n", t.failed_id, us(t.detection_ns));
+        o << buf;
+    }
+    return o.str();
+}
+
+std::string status_json(const status_inputs& in) {
+    const auto s = in.e.status();
+    const auto& rc = in.e.role_counters();
+    const auto& xc = in.e.rx_counters();
+    std::ostringstream o;
+    o << "{\"node\":{\"name\":\"" << in.c.node.name << "\",\"id\":" << in.c.node.id
+      << ",\"priority\":" << int(in.c.node.priority) << "},";
+    o << "\"role\":\"" << to_string(s.r) << "\",\"epoch\":" << s.epoch << ",\"holds_primary\":"
+      << (s.holds[0] ? "true" : "false") << ",\"holds_monitor\":" << (s.holds[1] ? "true" : "false") << ",";
+    o << "\"mac\":\"" << in.e.mac().to_string() << "\",\"watched_primary\":" << s.watched_id
+      << ",\"monitor_alive\":" << (s.monitor_alive ? "true" : "false") << ",";
+    const auto& h = in.e.rtt();
+    o << "\"rtt_ns\":{\"samples\":" << h.samples.get() << ",\"p50\":" << h.percentile(50) << ",\"p99\":"
+      << h.percentile(99) << ",\"max\":" << h.max_ns.get() << ",\"last\":" << s.last_rtt_ns << "},";
+    o << "\"peers\":[";
+    bool first = true;
+    for (const auto& p : s.peers) {
+        if (!p.valid) continue;
+        o << (first ? "" : ",") << "{\"id\":" << p.id << ",\"role\":\"" << to_string(p.r) << "\",\"mac\":\""
+          << p.mac.to_string() << "\",\"priority\":" << int(p.priority) << ",\"epoch\":" << p.epoch
+          << ",\"heard_ns_ago\":" << (s.now_ns - p.last_heard_ns) << ",\"rtt_ns\":" << p.rtt_ns << "}";
+        first = false;
+    }
+    o << "],\"counters\":{";
+#define HW_X(name) o << "\"" #name "\":" << s.c.name << ",";
+    HEARTWIRE_FSM_COUNTERS(HW_X)
+#undef HW_X
+#define HW_X(name) o << "\"io_" #name "\":" << rc.name.get() + xc.name.get() << ",";
+    HEARTWIRE_IO_COUNTERS(HW_X)
+#undef HW_X
+    o << "\"drops\":{";
+    first = true;
+    for (std::size_t i = 1; i < wire::decode_error_count; ++i) {
+        const auto n = rc.drops[i].get() + xc.drops[i].get();
+        if (n == 0) continue;
+        o << (first ? "" : ",") << "\"" << wire::to_string(static_cast<wire::decode_error>(i)) << "\":" << n;
+        first = false;
+    }
+    o << "}},\"takeovers\":[";
+    first = true;
+    for (const auto& t : in.takeovers) {
+        o << (first ? "" : ",") << "{\"failed_id\":" << t.failed_id << ",\"wall_ns\":" << t.wall_ns
+          << ",\"detection_ns\":" << t.detection_ns << "}";
+        first = false;
+    }
+    o << "]}";
+    return o.str();
+}
+
+} // namespace heartwire::app

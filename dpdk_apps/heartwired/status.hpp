@@ -1,0 +1,28 @@
+#pragma once
+// The text and JSON views of a running engine, for heartwirectl status.
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include "dpdk/engine.hpp"
+#include "heartwire/config.hpp"
+
+namespace heartwire::app {
+
+struct takeover_record {
+    std::uint32_t failed_id{};
+    std::uint64_t wall_ns{};       // decision time, CLOCK_REALTIME
+    std::uint64_t detection_ns{};  // last answer -> decision
+};
+
+struct status_inputs {
+    const cfg::config& c;
+    const io::engine& e;
+    const std::deque<takeover_record>& takeovers;
+};
+
+std::string status_text(const status_inputs& in);
+std::string status_json(const status_inputs& in);
+
+} // namespace heartwire::app

@@ -1,0 +1,82 @@
+#pragma once
+// Failure detector for the monitor -> primary probe stream (seed 000 claims 1, 3-5: signal
+// the primary, wait a set time for the answer, repeat; a missed answer means failure).
+//
+// A probe goes out every `interval`. Each probe must be answered within one interval. The
+// primary is declared failed when `miss` consecutive probes are unanswered past their
+// deadline: exactly `miss` intervals after the first unanswered probe was sent.
+//
+// Stall guard: a detector that was itself not run for longer than `stall_threshold` (the
+// monitor's core was descheduled) freezes its deadlines for the length of the stall. Its own
+// silence must never count as the primary's: probes were not sent and answers were not read
+// while it slept, so it needs a fresh window of `miss` probes after it wakes.
+//
+// Pure: time is passed in; no I/O.
+
+#include <array>
+#include <cstdint>
+
+namespace heartwire {
+
+class detector {
+public:
+    static constexpr std::uint32_t max_miss = 1024;
+
+    struct params {
+        std::uint64_t interval_ns{10'000};
+        std::uint32_t miss{3};
+        std::uint64_t stall_threshold_ns{0}; // 0: max(interval, 100 us)
+    };
+
+    detector() = default;
+    explicit detector(const params& p) noexcept { configure(p); }
+    void configure(const params& p) noexcept;
+
+    // Starts watching at `now`: the first probe is due at once, no failure can be decided
+    // before `miss` probes went out.
+    void start(std::uint64_t now) noexcept;
+    void stop() noexcept { running_ = false; }
+    bool running() const noexcept { return running_; }
+
+    // Called on every turn of the loop before anything else. Returns true when a stall was
+    // detected (and compensated) on this call.
+    bool observe_time(std::uint64_t now) noexcept;
+    // True when a probe is due now.
+    bool probe_due(std::uint64_t now) const noexcept { return running_ && now >= next_probe_ns_; }
+    // Records that probe `seq` (the returned value) was sent at `now`.
+    std::uint64_t on_probe_sent(std::uint64_t now) noexcept;
+    // An answer to probe `ack_seq`. Stale (older than the newest answer) or unknown (never
+    // sent) sequence numbers are ignored and return false.
+    bool on_answer(std::uint64_t ack_seq, std::uint64_t now) noexcept;
+    // True once the failure rule holds. Stays true until start() is called again.
+    bool failed(std::uint64_t now) const noexcept {
+        return running_ && deadline_ns_ != no_deadline && now >= deadline_ns_;
+    }
+
+    std::uint64_t next_probe_ns() const noexcept { return next_probe_ns_; }
+    std::uint64_t deadline_ns() const noexcept { return deadline_ns_; }
+    std::uint64_t last_answer_ns() const noexcept { return last_answer_ns_; }
+    std::uint64_t last_sent_seq() const noexcept { return seq_; }
+    std::uint64_t last_answered_seq() const noexcept { return acked_; }
+    std::uint64_t unanswered() const noexcept { return seq_ - acked_; }
+    std::uint64_t stalls() const noexcept { return stalls_; }
+    const params& config() const noexcept { return p_; }
+
+    static constexpr std::uint64_t no_deadline = ~std::uint64_t{0};
+
+private:
+    void recompute_deadline() noexcept;
+
+    params p_{};
+    bool running_{false};
+    std::uint64_t next_probe_ns_{0};
+    std::uint64_t deadline_ns_{no_deadline};
+    std::uint64_t last_tick_ns_{0};
+    std::uint64_t last_answer_ns_{0};
+    std::uint64_t seq_{0};   // last probe sent
+    std::uint64_t acked_{0}; // newest probe answered (all older count as answered)
+    std::uint64_t stalls_{0};
+    std::array<std::uint64_t, max_miss> sent_ns_{}; // send time of probe seq, at seq % max_miss
+};
+
+} // namespace heartwire

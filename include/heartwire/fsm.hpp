@@ -1,0 +1,223 @@
+#pragma once
+// The role state machine: step(state, event, now_ns, sink). Pure: no I/O, no clock, no heap;
+// everything it wants done leaves as an action. The I/O layer (src/dpdk) carries actions out
+// and the control thread runs the slow ones (netlink, hooks, logs).
+//
+// Seeds: 000 claims 1, 3-9 (monitor signals the primary, takes over on a missed answer, has
+// it booted); 001 claim 1 (after a takeover, probe the monitor address); 002 [0021]-[0029]
+// (boot-time discovery FIG. 1/2, N+M standbys); 003 claims 2, 3, 17 (stay-down, heartbeats
+// both ways). Every rule in fsm.cpp names the paragraph it implements.
+
+#include <array>
+#include <cstdint>
+
+#include "heartwire/config.hpp"
+#include "heartwire/detector.hpp"
+#include "heartwire/net_types.hpp"
+#include "heartwire/roles.hpp"
+#include "heartwire/wire.hpp"
+
+namespace heartwire::fsm {
+
+enum class address_id : std::uint8_t { primary = 0, monitor = 1 };
+inline constexpr std::size_t address_count = 2;
+std::string_view to_string(address_id a) noexcept;
+
+// Everything the machine needs from the config, with times in nanoseconds.
+struct params {
+    std::uint32_t node_id{1};
+    std::uint8_t priority{cfg::default_priority};
+    mac_addr mac;
+    ipv4_addr addr[address_count];
+    bool answer_icmp{true}; // exclusive mode: we answer echo for held addresses
+    cfg::probe_kind probe{cfg::probe_kind::heartbeat};
+    std::uint64_t interval_ns{10'000};
+    std::uint32_t miss{3};
+    std::uint64_t stall_threshold_ns{0};
+    std::uint32_t garp_repeat{3};
+    std::uint64_t garp_interval_ns{100'000};
+    std::uint64_t garp_refresh_ns{1'000'000'000};
+    std::uint32_t discovery_probes{3};
+    std::uint64_t discovery_interval_ns{10'000'000};
+    std::uint64_t discovery_wait_ns{20'000'000};
+    std::uint64_t announce_interval_ns{10'000'000};
+    std::uint64_t peer_timeout_ns{100'000'000};
+    std::uint64_t stay_down_interval_ns{10'000'000};
+    bool preempt{false};
+    std::uint64_t preempt_delay_ns{0};
+    bool require_fence{false};
+    bool has_boot_peer{false};
+    bool has_fence{false};
+
+    static params from_config(const cfg::config& c, const mac_addr& mac) noexcept;
+};
+
+struct peer {
+    bool valid{false};
+    std::uint32_t id{};
+    mac_addr mac;
+    role r{role::init};
+    std::uint8_t priority{};
+    std::uint64_t epoch{};
+    std::uint16_t flags{};
+    std::uint64_t last_heard_ns{};
+    std::uint64_t rtt_ns{};
+};
+inline constexpr std::size_t max_peers = 16;
+
+enum class event_kind : std::uint8_t {
+    start,    // begin discovery
+    tick,     // time passed (every loop turn)
+    frame,    // a decoded, valid frame (event::rx)
+    shutdown, // SIGTERM: release everything, tell the peers
+    hook_done // a hook the machine asked for has finished (event::hook, hook_ok)
+};
+
+enum class hook_kind : std::uint8_t { boot_peer, fence };
+std::string_view to_string(hook_kind h) noexcept;
+
+struct event {
+    event_kind kind{event_kind::tick};
+    const wire::frame* rx{nullptr};
+    hook_kind hook{hook_kind::boot_peer};
+    bool hook_ok{false};
+};
+
+#define HEARTWIRE_ACTIONS(X)                                                                     \
+    X(send_heartbeat)  /* dst, hb */                                                             \
+    X(send_arp_probe)  /* addr */                                                                \
+    X(send_garp)       /* addr */                                                                \
+    X(send_arp_reply)  /* dst, arp */                                                            \
+    X(send_icmp_probe) /* dst, addr (target), icmp_seq; source = our monitor address */          \
+    X(reflect_echo)    /* answer the echo request in the frame being processed */                \
+    X(claim_address)   /* which, addr: control adds it to the kernel in shared mode */           \
+    X(release_address) /* which, addr */                                                         \
+    X(role_changed)    /* from, to, epoch: control runs notify hooks, logs */                    \
+    X(run_hook)        /* hook, peer_id */                                                       \
+    X(takeover)        /* peer_id, last_answer_ns, decided_ns: detection record */
+
+enum class action_kind : std::uint8_t {
+#define HW_X(name) name,
+    HEARTWIRE_ACTIONS(HW_X)
+#undef HW_X
+};
+std::string_view to_string(action_kind a) noexcept;
+
+struct action {
+    action_kind kind{action_kind::send_heartbeat};
+    mac_addr dst;
+    wire::hb_msg hb;
+    wire::arp_msg arp;
+    ipv4_addr addr;
+    address_id which{address_id::primary};
+    std::uint16_t icmp_seq{};
+    role from{role::init};
+    role to{role::init};
+    std::uint64_t epoch{};
+    hook_kind hook{hook_kind::boot_peer};
+    std::uint32_t peer_id{};
+    mac_addr peer_mac;
+    std::uint64_t last_answer_ns{};
+    std::uint64_t decided_ns{};
+};
+
+class action_sink {
+public:
+    virtual void emit(const action& a) noexcept = 0;
+
+protected:
+    ~action_sink() = default;
+};
+
+#define HEARTWIRE_FSM_COUNTERS(X)                                                                \
+    X(takeovers)            /* monitor claimed the primary address after a failure */            \
+    X(step_downs)           /* released the primary address to a newer epoch */                 \
+    X(monitor_yields)       /* released the monitor address to a higher rank */                 \
+    X(stalls)               /* own loop stalls compensated by the detector */                    \
+    X(probes_sent)                                                                               \
+    X(answers)              /* probe answers that counted */                                     \
+    X(stale_answers)        /* answers to probes already answered or never sent */               \
+    X(acks_sent)                                                                                 \
+    X(announces_sent)                                                                            \
+    X(garps_sent)                                                                                \
+    X(arp_replies)                                                                               \
+    X(echo_replies)                                                                              \
+    X(stay_downs_sent)                                                                           \
+    X(stay_downs_heard)                                                                          \
+    X(own_frames)           /* our own frames seen again (af_packet taps outgoing) */            \
+    X(peer_table_full)                                                                           \
+    X(address_conflicts)    /* a GARP for an address we hold from another MAC */                 \
+    X(monitor_lost)         /* primary stopped hearing the monitor's probes */
+
+struct counters {
+#define HW_X(name) std::uint64_t name{};
+    HEARTWIRE_FSM_COUNTERS(HW_X)
+#undef HW_X
+};
+
+struct state {
+    params p;
+    role r{role::init};
+    std::uint64_t role_since_ns{};
+    std::uint64_t epoch{};          // while primary: our claim; otherwise the newest seen
+    bool holds[address_count]{};
+
+    // GARP burst and refresh per held address.
+    std::uint32_t garp_left[address_count]{};
+    std::uint64_t next_garp_ns[address_count]{};
+    std::uint64_t next_refresh_ns[address_count]{};
+
+    // Discovery of one address (probe_primary, probe_monitor, standby's re-probe loop).
+    std::uint32_t disc_sent{};
+    std::uint64_t disc_next_ns{};
+    bool disc_held{};               // evidence seen that someone holds the probed address
+
+    std::uint64_t next_announce_ns{};
+    std::uint64_t hb_seq{};
+
+    // Monitor: the primary it watches.
+    detector det;
+    std::uint32_t watched_id{};
+    mac_addr watched_mac;
+    mac_addr primary_mac_hint;      // who answered for the primary address last
+    std::uint16_t icmp_id{};
+
+    // Primary: the monitor it hears (heartbeats both ways, seed 003 claim 3).
+    std::uint32_t heard_monitor_id{};
+    std::uint64_t monitor_last_probe_ns{};
+    bool monitor_alive{};
+
+    // Stay-down towards an old primary (seed 003 claims 2, 17) and waiting for a fence.
+    bool stay_down_active{};
+    std::uint32_t stay_down_id{};
+    mac_addr stay_down_mac;
+    std::uint64_t next_stay_down_ns{};
+    std::uint64_t last_stay_down_heard_ns{};
+    bool fence_pending{};
+    std::uint64_t fence_retry_ns{};
+    std::uint32_t failed_id{};
+    mac_addr failed_mac;
+    std::uint64_t failed_last_answer_ns{};
+
+    std::array<peer, max_peers> peers{};
+    std::uint64_t last_rtt_ns{};   // round trip of the newest answered heartbeat probe
+    counters c;
+};
+
+void init(state& s, const params& p) noexcept;
+void step(state& s, const event& ev, std::uint64_t now_ns, action_sink& out) noexcept;
+
+// The earliest time the machine has something to do without input (for idle back-off).
+std::uint64_t next_wakeup(const state& s) noexcept;
+
+// Rank used for ties: (epoch, priority, node id), larger wins.
+struct rank {
+    std::uint64_t epoch;
+    std::uint8_t priority;
+    std::uint32_t id;
+    auto operator<=>(const rank&) const noexcept = default;
+};
+
+const peer* find_peer(const state& s, std::uint32_t id) noexcept;
+
+} // namespace heartwire::fsm

@@ -1,0 +1,36 @@
+#pragma once
+// EAL start-up from the config, with pre-flight checks that turn the usual failures
+// (missing hugepages, missing interface, unknown device) into one clear sentence.
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "heartwire/config.hpp"
+
+namespace heartwire::io {
+
+struct setup_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// The device name DPDK registers the port under: a vdev's name before the first comma
+// ("net_af_xdp0,iface=eth0" -> "net_af_xdp0"), or the PCI address as given.
+std::string port_name(const std::string& device);
+bool is_vdev(const std::string& device);
+// The value of `key=` in a vdev argument string ("iface" of "net_af_packet0,iface=eth0").
+std::string vdev_arg(const std::string& device, const std::string& key);
+
+// argv for rte_eal_init: program name, [port] eal args, then `extra` (after `--` on the
+// command line), then --vdev / -a for the device unless the args already name it.
+std::vector<std::string> eal_argv(const cfg::config& c, const std::vector<std::string>& extra);
+
+// Checks what can be checked before EAL: hugepages when the args need them, the kernel
+// interface a vdev binds to, the shared-mode kernel interface. Throws setup_error.
+void preflight(const cfg::config& c, const std::vector<std::string>& argv);
+
+// rte_eal_init; throws setup_error naming rte_errno's cause.
+void eal_init(const std::vector<std::string>& argv);
+void eal_cleanup() noexcept;
+
+} // namespace heartwire::io

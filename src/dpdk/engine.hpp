@@ -1,0 +1,154 @@
+#pragma once
+// The poll loops. Run-to-completion: one lcore does rx -> decode -> step -> tx. Pipelined:
+// an RX lcore decodes and hands frames over an SPSC rte_ring to the role lcore, which steps
+// the machine and transmits. Either way the loop never allocates from the heap, never
+// blocks, never logs: slow actions cross a ring to the control thread.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "dpdk/clock.hpp"
+#include "heartwire/config.hpp"
+#include "heartwire/fsm.hpp"
+#include "heartwire/wire.hpp"
+
+struct rte_ring;
+struct rte_mbuf;
+
+namespace heartwire::io {
+
+class port;
+
+// One writer (its lcore), read by the control thread: relaxed load/store, no RMW.
+struct counter {
+    std::atomic<std::uint64_t> v{0};
+    void add(std::uint64_t n = 1) noexcept { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    std::uint64_t get() const noexcept { return v.load(std::memory_order_relaxed); }
+};
+
+#define HEARTWIRE_IO_COUNTERS(X)                                                                 \
+    X(loops)                                                                                     \
+    X(rx_packets)                                                                                \
+    X(rx_invalid)         /* decode failed: see drops[] by reason */                             \
+    X(tx_packets)                                                                                \
+    X(tx_dropped)         /* the PMD did not take them */                                        \
+    X(tx_nombuf)          /* mempool empty */                                                    \
+    X(tx_encode_failed)   /* frame did not fit (an echo too large) */                            \
+    X(pipe_full)          /* pipelined: RX -> role ring full */                                  \
+    X(control_full)       /* engine -> control ring full */                                      \
+    X(idle_sleeps)
+
+struct alignas(64) lcore_counters {
+#define HW_X(name) counter name;
+    HEARTWIRE_IO_COUNTERS(HW_X)
+#undef HW_X
+    std::array<counter, wire::decode_error_count + 1> drops; // by wire::decode_error
+};
+
+// Log2 histogram of probe round trips in ns (bucket i: [2^i, 2^(i+1))).
+struct alignas(64) rtt_histogram {
+    std::array<counter, 40> bucket;
+    counter samples;
+    counter sum_ns;
+    counter max_ns;
+    void add(std::uint64_t ns) noexcept;
+    std::uint64_t percentile(double p) const noexcept; // upper bound of the bucket
+};
+
+// Engine -> control thread.
+struct control_event {
+    fsm::action a;
+    std::uint64_t engine_ns; // when the machine emitted it
+    std::uint64_t wall_ns;   // the same instant on CLOCK_REALTIME
+};
+
+// Control thread -> engine.
+struct engine_command {
+    enum class kind : std::uint8_t { hook_done } k{kind::hook_done};
+    fsm::hook_kind hook{fsm::hook_kind::boot_peer};
+    bool ok{false};
+};
+
+struct status_snapshot {
+    role r{role::init};
+    std::uint64_t epoch{};
+    bool holds[fsm::address_count]{};
+    std::uint32_t watched_id{};
+    bool monitor_alive{};
+    std::array<fsm::peer, fsm::max_peers> peers{};
+    fsm::counters c;
+    std::uint64_t last_rtt_ns{};
+    std::uint64_t now_ns{};
+    std::uint64_t role_since_ns{};
+};
+
+class engine {
+public:
+    engine(const cfg::config& c, port& p, const tsc_clock& clk);
+    ~engine();
+    engine(const engine&) = delete;
+    engine& operator=(const engine&) = delete;
+
+    // Loop bodies, each run on its own lcore (lcore_function_t shape: 0 on a clean stop).
+    int run_to_completion() noexcept;
+    int run_rx() noexcept;
+    int run_role() noexcept;
+
+    // Async-signal-safe: the role loop sends its release frame, then all loops return.
+    void request_stop() noexcept { stop_.store(true, std::memory_order_relaxed); }
+    bool finished() const noexcept { return role_done_.load(std::memory_order_acquire); }
+
+    // Control side.
+    template <class F>
+    std::size_t poll_events(F&& f);
+    bool post(const engine_command& cmd) noexcept;
+    status_snapshot status() const noexcept;
+    const lcore_counters& rx_counters() const noexcept { return rx_c_; }
+    const lcore_counters& role_counters() const noexcept { return role_c_; }
+    const rtt_histogram& rtt() const noexcept { return rtt_; }
+    const tsc_clock& clock() const noexcept { return clk_; }
+    const mac_addr& mac() const noexcept;
+
+private:
+    friend class tx_sink;
+    std::size_t dequeue_events(control_event* out, std::size_t n) noexcept;
+    void handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, class tx_sink& tx) noexcept;
+    std::uint64_t machine_event(fsm::event_kind k, class tx_sink& tx) noexcept;
+    void role_turn(std::uint64_t now, class tx_sink& tx) noexcept;
+    void publish(std::uint64_t now) noexcept;
+    void idle(bool worked, std::uint64_t now, std::uint64_t& idle_turns) noexcept;
+    void record_rtt() noexcept;
+
+    const cfg::config& cfg_;
+    port& port_;
+    const tsc_clock& clk_;
+    fsm::state fsm_{};
+    std::atomic<bool> stop_{false};
+    std::atomic<bool> role_done_{false};
+    bool started_{false};
+    rte_ring* pipe_{};     // RX lcore -> role lcore (pipelined)
+    rte_ring* events_{};   // engine -> control
+    rte_ring* commands_{}; // control -> engine
+    std::uint64_t next_publish_ns_{};
+    std::uint64_t seen_answers_{};
+    lcore_counters rx_c_;
+    lcore_counters role_c_;
+    rtt_histogram rtt_;
+    alignas(64) std::atomic<std::uint32_t> snap_seq_{0};
+    status_snapshot snap_{};
+};
+
+template <class F>
+std::size_t engine::poll_events(F&& f) {
+    control_event buf[32];
+    std::size_t total = 0;
+    for (;;) {
+        const std::size_t n = dequeue_events(buf, 32);
+        for (std::size_t i = 0; i < n; ++i) f(buf[i]);
+        total += n;
+        if (n < 32) return total;
+    }
+}
+
+} // namespace heartwire::io

@@ -1,0 +1,44 @@
+#pragma once
+// One ethdev port with one RX and one TX queue, its mempool on the port's NUMA socket.
+
+#include <cstdint>
+#include <string>
+
+#include "heartwire/net_types.hpp"
+
+struct rte_mempool;
+
+namespace heartwire::io {
+
+struct port_options {
+    std::string device_name; // as registered by DPDK (eal.hpp port_name())
+    std::uint32_t rx_desc{1024};
+    std::uint32_t tx_desc{1024};
+    std::uint32_t mbufs{4095};
+    std::uint16_t rx_queues{1};
+};
+
+class port {
+public:
+    // Finds, configures and starts the port. Throws setup_error ("unknown device ..." when
+    // DPDK has no port by that name, listing the ports it has).
+    explicit port(const port_options& o);
+    ~port();
+    port(const port&) = delete;
+    port& operator=(const port&) = delete;
+
+    std::uint16_t id() const noexcept { return id_; }
+    const mac_addr& mac() const noexcept { return mac_; }
+    rte_mempool* pool() const noexcept { return pool_; }
+    const std::string& driver() const noexcept { return driver_; }
+    void stop() noexcept;
+
+private:
+    std::uint16_t id_{};
+    mac_addr mac_;
+    rte_mempool* pool_{};
+    std::string driver_;
+    bool started_{false};
+};
+
+} // namespace heartwire::io
