@@ -11,6 +11,10 @@
 // silence must never count as the primary's: probes were not sent and answers were not read
 // while it slept, so it needs a fresh window of `miss` probes after it wakes.
 //
+// Arming: a primary that has never answered this monitor cannot be judged on a
+// microsecond window (the first round trips after start-up are slow: cold caches, first
+// mbufs, ARP). Until the first answer the window is `startup_grace` instead.
+//
 // Pure: time is passed in; no I/O.
 
 #include <array>
@@ -26,6 +30,7 @@ public:
         std::uint64_t interval_ns{10'000};
         std::uint32_t miss{3};
         std::uint64_t stall_threshold_ns{0}; // 0: max(interval, 100 us)
+        std::uint64_t startup_grace_ns{0};   // 0: no grace (failure rule applies from start)
     };
 
     detector() = default;
@@ -50,8 +55,10 @@ public:
     bool on_answer(std::uint64_t ack_seq, std::uint64_t now) noexcept;
     // True once the failure rule holds. Stays true until start() is called again.
     bool failed(std::uint64_t now) const noexcept {
-        return running_ && deadline_ns_ != no_deadline && now >= deadline_ns_;
+        if (!running_ || deadline_ns_ == no_deadline || now < deadline_ns_) return false;
+        return armed_ || now - started_ns_ >= p_.startup_grace_ns;
     }
+    bool armed() const noexcept { return armed_; }
 
     std::uint64_t next_probe_ns() const noexcept { return next_probe_ns_; }
     std::uint64_t deadline_ns() const noexcept { return deadline_ns_; }
@@ -69,6 +76,8 @@ private:
 
     params p_{};
     bool running_{false};
+    bool armed_{false};
+    std::uint64_t started_ns_{0};
     std::uint64_t next_probe_ns_{0};
     std::uint64_t deadline_ns_{no_deadline};
     std::uint64_t last_tick_ns_{0};

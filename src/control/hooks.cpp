@@ -246,7 +246,14 @@ hook_runner::hook_runner(std::chrono::milliseconds default_timeout) : p_(std::ma
     p_->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p_->wake_fd < 0)
         throw std::system_error(errno, std::generic_category(), "hook_runner: eventfd");
-    p_->reaper = std::thread([this] { p_->reap_loop(); });
+    p_->reaper = std::thread([this] {
+        // Process-directed signals (SIGTERM, SIGINT) belong to the daemon's own handling,
+        // whatever it sets up after us; never let them land on this thread.
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, nullptr);
+        p_->reap_loop();
+    });
 }
 
 hook_runner::~hook_runner() {

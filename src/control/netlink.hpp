@@ -1,6 +1,9 @@
 #pragma once
 // rtnetlink over libmnl: the kernel address add/del that `shared` mode needs. Blocking
-// calls; only the control thread uses them. Each returns 0 or -errno (documented per call).
+// calls; only the control thread uses them. Each returns 0 or -errno (documented per call);
+// besides those, any call may return the kernel's own -errno (-EPERM without CAP_NET_ADMIN)
+// or -ETIMEDOUT when the kernel does not answer within 5 s. The socket works in the network
+// namespace it was created in.
 
 #include <string>
 
@@ -19,14 +22,17 @@ public:
 
     // Interface index, or -ENODEV when there is no such interface.
     int if_index(const std::string& ifname) const noexcept;
-    // Adds `addr` (with its prefix length) to `ifname`. 0 also when it is already there
-    // (EEXIST is success: the state we want holds). -ENODEV: no such interface.
+    // Adds `addr` (with its prefix length; broadcast set for prefixes below /31) to `ifname`.
+    // 0 also when it is already there (EEXIST is success: the state we want holds).
+    // -ENODEV: no such interface. -EINVAL: prefix length above 32.
     int add_address(const std::string& ifname, ipv4_prefix addr) noexcept;
-    // Removes it. 0 also when it was not there (EADDRNOTAVAIL is success).
+    // Removes it (address and prefix length must match what was added). 0 also when it was
+    // not there (EADDRNOTAVAIL is success). -ENODEV, -EINVAL as for add_address.
     int del_address(const std::string& ifname, ipv4_prefix addr) noexcept;
-    // 1 when `ifname` holds `addr`, 0 when not, -errno on failure.
+    // 1 when `ifname` holds `addr` (any prefix length), 0 when not, -ENODEV, -errno.
     int has_address(const std::string& ifname, ipv4_addr addr) noexcept;
-    // 1 when the link is administratively and operationally up, 0 when not, -errno.
+    // 1 when the link is administratively and operationally up (IFF_UP and IFF_RUNNING:
+    // carrier, operstate UP or UNKNOWN), 0 when not, -ENODEV, -errno.
     int link_up(const std::string& ifname) noexcept;
 
 private:

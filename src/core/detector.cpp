@@ -13,6 +13,8 @@ void detector::configure(const params& p) noexcept {
 
 void detector::start(std::uint64_t now) noexcept {
     running_ = true;
+    armed_ = false;
+    started_ns_ = now;
     next_probe_ns_ = now;
     deadline_ns_ = no_deadline;
     last_tick_ns_ = now;
@@ -28,6 +30,7 @@ bool detector::observe_time(std::uint64_t now) noexcept {
     // We slept: nothing we sent could be answered and read in time. Shift every pending
     // deadline by the stall and send the next probe at once.
     ++stalls_;
+    started_ns_ += gap;
     if (deadline_ns_ != no_deadline) deadline_ns_ += gap;
     for (std::uint64_t s = acked_ + 1; s <= seq_; ++s) sent_ns_[s % max_miss] += gap;
     next_probe_ns_ = now;
@@ -47,6 +50,7 @@ std::uint64_t detector::on_probe_sent(std::uint64_t now) noexcept {
 bool detector::on_answer(std::uint64_t ack_seq, std::uint64_t now) noexcept {
     if (ack_seq <= acked_ || ack_seq > seq_) return false;
     acked_ = ack_seq;
+    armed_ = true;
     last_answer_ns_ = now;
     recompute_deadline();
     return true;

@@ -238,8 +238,10 @@ void take_over(state& s, std::uint64_t now, action_sink& out, bool failure, bool
     // Seed 001 claim 1 / 002 [0028]: the monitor address is released for the next standby.
     release(s, address_id::monitor, out);
     set_role(s, role::primary, now, out);
-    if (s.failed_id != 0) {
-        // Seed 003 claim 2: tell the old primary to stay down; 000 claim 1: have it booted.
+    if (s.failed_id != 0 && (s.p.has_boot_peer || s.p.has_fence)) {
+        // Seed 003 claim 2: tell the old primary to stay down while it is fenced and booted
+        // (000 claim 1). Without those hooks a stalled primary that wakes up steps down on
+        // our epoch and rejoins as monitor: nobody is coming to reboot it.
         s.stay_down_active = true;
         s.stay_down_id = s.failed_id;
         s.stay_down_mac = s.failed_mac;
@@ -612,6 +614,7 @@ void init(state& s, const params& p) noexcept {
     dp.interval_ns = p.interval_ns;
     dp.miss = p.miss;
     dp.stall_threshold_ns = p.stall_threshold_ns;
+    dp.startup_grace_ns = p.peer_timeout_ns;
     s.det.configure(dp);
     s.icmp_id = static_cast<std::uint16_t>(0x4857 ^ p.node_id);
 }

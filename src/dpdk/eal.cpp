@@ -98,7 +98,9 @@ void eal_init(const std::vector<std::string>& argv) {
     for (auto& a : copy) cargv.push_back(a.data());
     cargv.push_back(nullptr);
     if (rte_eal_init(static_cast<int>(copy.size()), cargv.data()) < 0) {
-        std::string why = rte_strerror(rte_errno);
+        std::string why = rte_errno ? rte_strerror(rte_errno) : "see the EAL messages above";
+        if (rte_errno == 0 || rte_errno == EBUSY)
+            why += " (another DPDK process with the same --file-prefix may be running)";
         if (rte_errno == ENOMEM || rte_errno == EACCES)
             why += " (hugepages? try --no-huge -m 256 for af_packet/af_xdp, or allocate hugepages)";
         if (rte_errno == EALREADY) why += " (EAL already initialised)";

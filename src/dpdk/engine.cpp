@@ -8,6 +8,7 @@
 #include <cstring>
 #include <span>
 
+#include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -45,7 +46,7 @@ rte_ring* make_ring(const char* prefix, unsigned esize, unsigned count) {
     const std::string name = std::string(prefix) + std::to_string(n.fetch_add(1));
     rte_ring* r = rte_ring_create_elem(name.c_str(), esize, count, static_cast<int>(rte_socket_id()),
                                        RING_F_SP_ENQ | RING_F_SC_DEQ);
-    if (!r) throw setup_error(std::string("rte_ring_create_elem ") + name + " failed (not enough memory?)");
+    if (!r) throw setup_error(std::string("rte_ring_create_elem ") + name + " failed: " + rte_strerror(rte_errno));
     return r;
 }
 

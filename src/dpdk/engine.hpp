@@ -68,7 +68,9 @@ struct engine_command {
     enum class kind : std::uint8_t { hook_done } k{kind::hook_done};
     fsm::hook_kind hook{fsm::hook_kind::boot_peer};
     bool ok{false};
+    std::uint8_t reserved_{}; // rte_ring elements are a multiple of 4 bytes
 };
+static_assert(sizeof(engine_command) % 4 == 0);
 
 struct status_snapshot {
     role r{role::init};

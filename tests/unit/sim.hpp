@@ -87,6 +87,14 @@ inline bool to_frame(const fsm::action& a, const fsm::params& from, wire::frame&
     case action_kind::send_arp_reply:
         f = arp_frame(from.mac, a.dst, a.arp);
         return true;
+    case action_kind::send_icmp_probe:
+        f.kind = wire::frame_kind::icmp_echo;
+        f.eth = {a.dst, from.mac, wire::ethertype_ipv4};
+        f.echo.src = from.addr[1];
+        f.echo.dst = a.addr;
+        f.echo.id = static_cast<std::uint16_t>(0x4857 ^ from.node_id);
+        f.echo.seq = a.icmp_seq;
+        return true;
     default:
         return false;
     }
@@ -173,12 +181,20 @@ private:
         wire::frame f;
     };
 
-    void pump(std::size_t i) {
+    void pump(std::size_t i, const wire::frame* current = nullptr) {
         auto& n = nodes[i];
         for (; n.delivered_upto < n.out.all.size(); ++n.delivered_upto) {
             const auto& a = n.out.all[n.delivered_upto];
             wire::frame f;
-            if (!to_frame(a, n.s.p, f)) continue;
+            if (a.kind == fsm::action_kind::reflect_echo && current) {
+                f = *current;
+                f.eth = {current->eth.src, n.s.p.mac, wire::ethertype_ipv4};
+                f.echo.is_reply = true;
+                f.echo.src = current->echo.dst;
+                f.echo.dst = current->echo.src;
+            } else if (!to_frame(a, n.s.p, f)) {
+                continue;
+            }
             if (cut[i]) continue;
             if (f.kind == wire::frame_kind::arp && f.arp.is_gratuitous() && f.arp.spa == n.s.p.addr[0])
                 client_primary_mac_ = n.s.p.mac;
@@ -194,7 +210,7 @@ private:
             if (!dst.is_multicast() && dst != n.s.p.mac) continue;
             fsm::event ev{fsm::event_kind::frame, &m.f};
             fsm::step(n.s, ev, now, n.out);
-            pump(j);
+            pump(j, &m.f);
         }
     }
 

@@ -1202,6 +1202,9 @@ TEST(CodecFuzz, HundredsOfThousandsOfRandomFramesNeverCrashAndEveryAcceptIsSelfC
         ++accepted[static_cast<std::size_t>(f.kind)];
         ++errors[static_cast<std::size_t>(f.error)];
     }
+    RecordProperty("accepted_arp", static_cast<int>(accepted[static_cast<std::size_t>(frame_kind::arp)]));
+    RecordProperty("accepted_echo", static_cast<int>(accepted[static_cast<std::size_t>(frame_kind::icmp_echo)]));
+    RecordProperty("accepted_heartbeat", static_cast<int>(accepted[static_cast<std::size_t>(frame_kind::heartbeat)]));
     // The generator must actually reach the accept paths and every check, or the test
     // proves little.
     EXPECT_GT(accepted[static_cast<std::size_t>(frame_kind::arp)], 1000u);

@@ -165,3 +165,41 @@ TEST(Detector, RestartForgetsTheOldWatch) {
     EXPECT_FALSE(d.failed(100 * us));
     EXPECT_EQ(d.unanswered(), 0u);
 }
+
+TEST(Detector, NeverAnsweredPrimaryIsJudgedOnlyAfterTheStartupGrace) {
+    detector::params p;
+    p.interval_ns = 10 * us;
+    p.miss = 3;
+    p.startup_grace_ns = 100'000 * us;
+    detector d(p);
+    d.start(0);
+    std::uint64_t t = 0;
+    for (; t < 50'000 * us; t += us) {
+        d.observe_time(t);
+        if (d.probe_due(t)) d.on_probe_sent(t);
+        ASSERT_FALSE(d.failed(t)) << "slow first answers are not a failure";
+    }
+    EXPECT_FALSE(d.armed());
+    for (; !d.failed(t); t += us) {
+        d.observe_time(t);
+        if (d.probe_due(t)) d.on_probe_sent(t);
+    }
+    EXPECT_EQ(t, 100'000 * us);
+}
+
+TEST(Detector, OnceAnsweredTheMicrosecondWindowApplies) {
+    detector::params p;
+    p.interval_ns = 10 * us;
+    p.miss = 3;
+    p.startup_grace_ns = 100'000 * us;
+    detector d(p);
+    d.start(0);
+    d.on_answer(d.on_probe_sent(0), 5 * us);
+    EXPECT_TRUE(d.armed());
+    std::uint64_t t = 10 * us;
+    for (; !d.failed(t); t += us) {
+        d.observe_time(t);
+        if (d.probe_due(t)) d.on_probe_sent(t);
+    }
+    EXPECT_EQ(t, 40 * us);
+}

@@ -34,10 +34,12 @@ struct lone {
 };
 
 // A pair formed: node 0 primary, node 1 monitor.
-network formed_pair() {
+network formed_pair(bool reboot_hooks = false) {
     network net;
-    net.add(test_params(1));
-    net.add(test_params(2));
+    auto p0 = test_params(1), p1 = test_params(2);
+    p0.has_boot_peer = p1.has_boot_peer = reboot_hooks;
+    net.add(p0);
+    net.add(p1);
     net.start(0);
     net.run_for(80 * ms);
     net.start(1);
@@ -283,7 +285,8 @@ TEST(Fsm, EchoRequestsAreAnsweredOnlyInExclusiveMode) {
     }
 }
 
-TEST(Fsm, IcmpProbesDetectFailureToo) {
+TEST(Fsm, IcmpEchoOfThePrimaryAddressWorksAsTheProbe) {
+    // Seed claim 8: the monitor pings the primary address itself.
     network net;
     auto p0 = test_params(1), p1 = test_params(2);
     p0.probe = p1.probe = cfg::probe_kind::icmp;
@@ -293,16 +296,19 @@ TEST(Fsm, IcmpProbesDetectFailureToo) {
     net.run_for(80 * ms);
     net.start(1);
     ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor; }, 200 * ms));
-    net.run_for(5 * ms);
-    // The simulator does not carry ICMP, so no answer ever comes: failure after miss intervals.
-    EXPECT_EQ(net.role_of(1), role::primary);
-    EXPECT_GE(net.nodes[1].out.count(action_kind::send_icmp_probe), 3u);
+    net.run_for(50 * ms);
+    EXPECT_EQ(net.role_of(1), role::monitor);
+    EXPECT_GT(net.nodes[1].s.c.answers, 1000u);
+    EXPECT_EQ(net.nodes[1].out.count(action_kind::send_heartbeat) < net.nodes[1].s.c.answers, true)
+        << "no heartbeat probes in icmp mode";
+    net.kill(0);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 100 * us));
 }
 
 // ---------------------------------------------------------------- epochs and stay-down
 
-TEST(Fsm, StalledPrimaryThatResumesStepsDownAndStaysDown) {
-    auto net = formed_pair();
+TEST(Fsm, StalledPrimaryThatResumesStepsDownAndStaysDownWhileItIsRebooted) {
+    auto net = formed_pair(/*reboot_hooks=*/true);
     net.kill(0); // SIGSTOP: the process keeps its state
     ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
     net.run_for(30 * ms);
@@ -313,6 +319,20 @@ TEST(Fsm, StalledPrimaryThatResumesStepsDownAndStaysDown) {
     net.run_for(500 * ms);
     EXPECT_EQ(net.role_of(0), role::fenced) << "seed 003 claim 2: holds nothing while it hears stay-down";
     EXPECT_GT(net.nodes[0].s.c.stay_downs_heard, 10u);
+    EXPECT_EQ(net.client_arp_primary(), net.nodes[1].s.p.mac);
+}
+
+TEST(Fsm, StalledPrimaryWithNoRebootHookStepsDownAndRejoinsAsMonitor) {
+    auto net = formed_pair();
+    net.kill(0);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    net.run_for(30 * ms);
+    net.nodes[0].up = true;
+    ASSERT_TRUE(net.run_until([&] { return !net.nodes[0].s.holds[0]; }, 50 * ms));
+    EXPECT_EQ(net.nodes[1].s.c.stay_downs_sent, 0u) << "nobody reboots it, so nobody holds it down";
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::monitor; }, 500 * ms));
+    EXPECT_EQ(net.role_of(1), role::primary);
+    EXPECT_EQ(net.holders(address_id::primary), 1u);
     EXPECT_EQ(net.client_arp_primary(), net.nodes[1].s.p.mac);
 }
 
@@ -439,9 +459,10 @@ TEST(Fsm, RepeatedKillsMoveTheChainUpUntilOneNodeIsLeft) {
         net.kill(primary);
         ASSERT_TRUE(net.run_until([&] { return net.count_role(role::primary) == 1; }, 500 * ms))
             << "after kill " << killed;
-        if (killed < 2)
+        if (killed < 2) {
             ASSERT_TRUE(net.run_until([&] { return net.count_role(role::monitor) == 1; }, 500 * ms))
                 << "after kill " << killed;
+        }
     }
     EXPECT_EQ(net.count_role(role::primary), 1u);
     EXPECT_EQ(net.holders(address_id::primary), 1u);
