@@ -72,6 +72,15 @@ public:
     // left our addresses on the kernel interface.
     void clear_stale_addresses() {
         if (!nl_) return;
+        // Both addresses share a subnet: without promotion, releasing the monitor address
+        // (the subnet's first) would make the kernel drop the primary address with it.
+        const std::string promote = "/proc/sys/net/ipv4/conf/" + c_.port.kernel_interface + "/promote_secondaries";
+        if (FILE* f = std::fopen(promote.c_str(), "w")) {
+            std::fputs("1", f);
+            std::fclose(f);
+        } else {
+            log::write(log::level::warn, "cannot set " + promote + ": releasing the monitor address may drop the primary one");
+        }
         for (const auto& a : {c_.addresses.primary, c_.addresses.monitor}) {
             if (nl_->has_address(c_.port.kernel_interface, a.addr) == 1) {
                 nl_->del_address(c_.port.kernel_interface, a);
@@ -100,7 +109,7 @@ private:
         using fsm::action_kind;
         switch (a.kind) {
         case action_kind::role_changed:
-            log::write(log::level::info, fmt("role %s -> %s (epoch %llu)", std::string(to_string(a.from)).c_str(),
+            log::write_at(log::level::info, ev.wall_ns, fmt("role %s -> %s (epoch %llu)", std::string(to_string(a.from)).c_str(),
                                              std::string(to_string(a.to)).c_str(),
                                              static_cast<unsigned long long>(a.epoch)));
             notify(a.to, a.epoch);
@@ -109,13 +118,13 @@ private:
         case action_kind::release_address: {
             const bool add = a.kind == action_kind::claim_address;
             const auto prefix = a.which == fsm::address_id::primary ? c_.addresses.primary : c_.addresses.monitor;
-            log::write(log::level::info, fmt("%s %s address %s", add ? "claimed" : "released",
+            log::write_at(log::level::info, ev.wall_ns, fmt("%s %s address %s", add ? "claimed" : "released",
                                              std::string(fsm::to_string(a.which)).c_str(), prefix.to_string().c_str()));
             if (nl_) {
                 const int rc = add ? nl_->add_address(c_.port.kernel_interface, prefix)
                                    : nl_->del_address(c_.port.kernel_interface, prefix);
                 if (rc != 0)
-                    log::write(log::level::error, fmt("netlink %s %s on %s: %s", add ? "add" : "del",
+                    log::write_at(log::level::error, ev.wall_ns, fmt("netlink %s %s on %s: %s", add ? "add" : "del",
                                                       prefix.to_string().c_str(), c_.port.kernel_interface.c_str(),
                                                       std::strerror(-rc)));
             }
@@ -125,13 +134,13 @@ private:
             const std::uint64_t det = a.decided_ns - a.last_answer_ns;
             takeovers_.push_back({a.peer_id, ev.wall_ns, det});
             if (takeovers_.size() > 64) takeovers_.pop_front();
-            log::write(log::level::warn, fmt("primary %u failed: no answer for %.1f us, taking over", a.peer_id,
+            log::write_at(log::level::warn, ev.wall_ns, fmt("primary %u failed: no answer for %.1f us, taking over", a.peer_id,
                                              static_cast<double>(det) / 1000.0));
             break;
         }
         case action_kind::run_hook: {
             const std::string& path = a.hook == fsm::hook_kind::fence ? c_.hooks.fence : c_.hooks.boot_peer;
-            log::write(log::level::info, fmt("running %s for node %u", std::string(fsm::to_string(a.hook)).c_str(),
+            log::write_at(log::level::info, ev.wall_ns, fmt("running %s for node %u", std::string(fsm::to_string(a.hook)).c_str(),
                                              a.peer_id));
             const auto id = hooks_.run(std::string(fsm::to_string(a.hook)),
                                        {path, std::to_string(a.peer_id), a.peer_mac.to_string()}, env());

@@ -41,10 +41,18 @@ bool parse_level(std::string_view s, level& out) noexcept {
 }
 
 void write(level l, std::string_view msg) noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    write_at(l, static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec),
+             msg);
+}
+
+void write_at(level l, std::uint64_t wall_ns, std::string_view msg) noexcept {
     if (l < g_level.load(std::memory_order_relaxed)) return;
 
     timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec = static_cast<time_t>(wall_ns / 1'000'000'000ull);
+    ts.tv_nsec = static_cast<long>(wall_ns % 1'000'000'000ull);
     tm utc{};
     gmtime_r(&ts.tv_sec, &utc);
 

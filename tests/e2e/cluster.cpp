@@ -1,0 +1,160 @@
+#include "cluster.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "control/ctl_socket.hpp"
+
+namespace heartwire::e2e {
+
+namespace {
+
+std::string make_dir() {
+    std::string t = "/tmp/hw-e2e-XXXXXX";
+    if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
+    return t;
+}
+
+} // namespace
+
+cluster::cluster(std::vector<std::string> nodes, bool make_topology) : dir_(make_dir()) {
+    if (make_topology) topo_ = std::make_unique<topology>(make_prefix("hw"), std::move(nodes));
+}
+
+cluster::~cluster() {
+    for (auto& [name, p] : procs_) {
+        if (p->running()) {
+            p->kill(SIGTERM);
+            if (!p->wait_exit(std::chrono::seconds(5))) p->kill(SIGKILL);
+        }
+    }
+    procs_.clear();
+    // A daemon killed before it unlinked its hugepage files would keep the pages.
+    std::system(("rm -rf /dev/hugepages/hw" + std::to_string(getpid()) + "* /var/run/dpdk/hw" +
+                 std::to_string(getpid()) + "*").c_str());
+    if (!std::getenv("HEARTWIRE_KEEP_E2E")) std::system(("rm -rf " + dir_).c_str());
+}
+
+std::string cluster::write_config(const std::string& name, std::uint32_t id, const node_options& o) {
+    std::string device = o.pmd + "0,iface=eth0";
+    if (o.pmd == "net_memif")
+        device = "net_memif0,role=" + o.memif_role + ",socket=" + o.memif_socket + ",socket-abstract=no,id=0";
+    std::ostringstream t;
+    t << "[node]\nname = \"" << name << "\"\nid = " << id << "\npriority = " << int(o.priority) << "\n\n";
+    t << "[port]\neal = [\"-l\", \"" << o.lcores << "\", \"--no-pci\", \"--file-prefix\", \"hw" << getpid() << name
+      << "\", \"--log-level\", \"lib.eal:error\"";
+    if (o.pmd != "net_memif") t << ", \"--no-huge\", \"-m\", \"256\"";
+    else t << ", \"-m\", \"128\", \"--huge-unlink\""; // pages go back when the process dies
+    t << "]\ndevice = \"" << device << "\"\nmode = \"" << o.mode << "\"\n";
+    if (o.mode == "shared") t << "kernel_interface = \"eth0\"\n";
+    t << "\n[addresses]\nprimary = \"" << primary_ip << "/24\"\nmonitor = \"" << monitor_ip << "/24\"\n\n";
+    t << "[detect]\ninterval_us = " << o.interval_us << "\nmiss = " << o.miss << "\nprobe = \"" << o.probe
+      << "\"\n\n";
+    t << "[engine]\nmode = \"" << o.engine << "\"\nidle = \"adaptive\"\nidle_max_sleep_us = 200\n\n";
+    t << "[control]\nsocket = \"" << socket(name) << "\"\nlog_level = \"debug\"\n\n";
+    t << o.extra_toml << "\n";
+    const std::string path = dir_ + "/" + name + ".toml";
+    std::ofstream(path) << t.str();
+    configs_[name] = path;
+    return path;
+}
+
+void cluster::start(const std::string& name) {
+    procs_.erase(name);
+    const std::string ns = topo_ ? topo_->ns_name(name) : std::string{};
+    procs_[name] = std::make_unique<process>(ns, std::vector<std::string>{HEARTWIRED_PATH, "--config", configs_.at(name)},
+                                             dir_ + "/" + name + ".log");
+}
+
+bool cluster::running(const std::string& name) {
+    auto it = procs_.find(name);
+    return it != procs_.end() && it->second->running();
+}
+
+void cluster::stop(const std::string& name, int sig) {
+    auto& p = proc(name);
+    p.kill(sig);
+    p.wait_exit(std::chrono::seconds(10));
+}
+
+std::optional<std::string> cluster::status(const std::string& name) {
+    try {
+        return control::ctl_request(socket(name), "status json", std::chrono::milliseconds(1000));
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+std::string cluster::role(const std::string& name) {
+    auto s = status(name);
+    return s ? json_value(*s, "role") : std::string{};
+}
+
+bool cluster::wait_role(const std::string& name, const std::string& want, std::chrono::milliseconds timeout) {
+    return wait_until([&] { return role(name) == want; }, timeout, std::chrono::milliseconds(20));
+}
+
+std::uint64_t cluster::counter(const std::string& name, const std::string& key) {
+    auto s = status(name);
+    if (!s) return 0;
+    const std::string v = json_value(*s, key);
+    return v.empty() ? 0 : std::stoull(v);
+}
+
+std::string cluster::logs() {
+    std::string all;
+    for (const auto& [name, p] : procs_) {
+        std::string state = "running";
+        if (!p->running()) {
+            const auto code = p->wait_exit(std::chrono::milliseconds(0));
+            state = code ? "exited with " + std::to_string(*code) + (*code > 128 ? " (signal " + std::to_string(*code - 128) + ")" : "") : "gone";
+        }
+        all += "---- " + name + " (" + state + ") ----\n" + p->log();
+    }
+    return all;
+}
+
+std::string json_value(const std::string& json, const std::string& key) {
+    const std::string k = "\"" + key + "\":";
+    auto at = json.find(k);
+    if (at == std::string::npos) return {};
+    at += k.size();
+    if (at < json.size() && json[at] == '"') {
+        const auto end = json.find('"', at + 1);
+        return json.substr(at + 1, end - at - 1);
+    }
+    auto end = json.find_first_of(",}]", at);
+    return json.substr(at, end - at);
+}
+
+bool ensure_hugepages(unsigned n, std::string& why) {
+    auto read_num = [](const char* path) {
+        std::ifstream f(path);
+        long v = -1;
+        f >> v;
+        return v;
+    };
+    const char* nr = "/proc/sys/vm/nr_hugepages";
+    if (read_num(nr) < static_cast<long>(n)) {
+        std::ofstream(nr) << n;
+        if (read_num(nr) < static_cast<long>(n)) {
+            why = "could not allocate " + std::to_string(n) + " hugepages (have " + std::to_string(read_num(nr)) + ")";
+            return false;
+        }
+    }
+    struct stat st{};
+    if (stat("/dev/hugepages", &st) != 0) mkdir("/dev/hugepages", 0755);
+    if (std::system("grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts || mount -t hugetlbfs nodev /dev/hugepages") !=
+        0) {
+        why = "cannot mount hugetlbfs on /dev/hugepages";
+        return false;
+    }
+    return true;
+}
+
+} // namespace heartwire::e2e
