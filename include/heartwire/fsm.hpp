@@ -194,6 +194,7 @@ struct state {
     std::uint64_t next_stay_down_ns{};
     std::uint64_t last_stay_down_heard_ns{};
     bool fence_pending{};
+    bool switchover_pending{};
     std::uint64_t fence_retry_ns{};
     std::uint32_t failed_id{};
     mac_addr failed_mac;

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The README's first command: a failover demo on this machine.
+#
+# Builds heartwire, makes three hosts (primary, monitor, client) as network namespaces on a
+# bridge in 169.254.10.0/24, starts a heartwired pair on DPDK af_xdp ports, and then, round
+# after round: the client pings the primary address, the primary is killed (SIGKILL), and the
+# client measures, from kernel receive timestamps, the time from the kill to the first
+# gratuitous ARP of the new primary and to its first answered ping. The killed node is
+# restarted and rejoins as monitor. At the end: the client's ARP entry for the primary
+# address and the median failover. Everything it made is removed on exit.
+#
+# Options: --rounds N (5)  --interval-us N (100)  --miss N (5)  --pmd net_af_xdp|net_af_packet
+#          --keep-logs
+set -euo pipefail
+. "$(dirname "$0")/setup.sh"
+
+ROUNDS=5
+INTERVAL_US=100
+MISS=5
+PMD=net_af_xdp
+KEEP=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --interval-us) INTERVAL_US=$2; shift 2 ;;
+    --miss) MISS=$2; shift 2 ;;
+    --pmd) PMD=$2; shift 2 ;;
+    --keep-logs) KEEP=1; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "demo: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+hw_need_root
+hw_install
+hw_build
+
+P=hwdemo$$
+PRIMARY_IP=169.254.10.100
+MONITOR_IP=169.254.10.101
+CLIENT_IP=169.254.10.10
+WORK=$(mktemp -d /tmp/heartwire-demo.XXXXXX)
+declare -A PID=()
+
+cleanup() {
+    set +e
+    for n in "${!PID[@]}"; do
+        kill -TERM "${PID[$n]}" 2>/dev/null
+    done
+    for n in "${!PID[@]}"; do
+        for _ in $(seq 50); do kill -0 "${PID[$n]}" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "${PID[$n]}" 2>/dev/null
+    done
+    for ns in client nodea nodeb br; do ip netns del "$P-$ns" 2>/dev/null; done
+    rm -rf /var/run/dpdk/"$P"* 2>/dev/null
+    if [ "$KEEP" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------------ the network
+ip netns add "$P-br"
+ip -n "$P-br" link add br0 type bridge stp_state 0 forward_delay 0
+ip -n "$P-br" link set br0 up
+i=0
+for h in nodea nodeb client; do
+    ip netns add "$P-$h"
+    ip netns exec "$P-$h" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'
+    ip -n "$P-br" link add "v$i" type veth peer name eth0 netns "$P-$h"
+    ip -n "$P-br" link set "v$i" master br0 up
+    ip -n "$P-$h" link set lo up
+    ip -n "$P-$h" link set eth0 up
+    i=$((i + 1))
+done
+ip -n "$P-client" addr add "$CLIENT_IP/24" dev eth0
+mac_of() { ip -n "$P-$1" -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2; }
+
+# ------------------------------------------------------------------ the pair
+write_config() { # name id core
+    cat > "$WORK/$1.toml" <<EOC
+[node]
+name = "$1"
+id = $2
+
+[port]
+eal = ["-l", "$3", "--no-huge", "-m", "256", "--no-pci", "--file-prefix", "$P$1", "--log-level", "lib.eal:error", "--log-level", "pmd.net.af_xdp:error"]
+device = "${PMD}0,iface=eth0"
+mode = "exclusive"
+
+[addresses]
+primary = "$PRIMARY_IP/24"
+monitor = "$MONITOR_IP/24"
+
+[detect]
+interval_us = $INTERVAL_US
+miss = $MISS
+
+[garp]
+repeat = 3
+interval_us = 100
+
+[engine]
+mode = "run-to-completion"
+idle = "busy"
+
+[control]
+socket = "$WORK/$1.sock"
+EOC
+}
+write_config nodea 1 0
+write_config nodeb 2 1
+
+start() { # name
+    ip netns exec "$P-$1" "$HW_BUILD/dpdk_apps/heartwired" --config "$WORK/$1.toml" >> "$WORK/$1.log" 2>&1 &
+    PID[$1]=$!
+}
+role() { "$HW_BUILD/dpdk_apps/heartwirectl" --socket "$WORK/$1.sock" status --json 2>/dev/null |
+         grep -o '"role":"[a-z_]*"' | cut -d'"' -f4; }
+wait_role() { # name role
+    for _ in $(seq 300); do [ "$(role "$1")" = "$2" ] && return 0; sleep 0.05; done
+    echo "demo: $1 did not become $2; its log:" >&2; cat "$WORK/$1.log" >&2; return 1
+}
+other() { [ "$1" = nodea ] && echo nodeb || echo nodea; }
+
+echo "heartwire demo: ${PMD} ports, probe every ${INTERVAL_US} us, failover after ${MISS} misses"
+start nodea
+wait_role nodea primary
+start nodeb
+wait_role nodeb monitor
+echo "  nodea $(mac_of nodea) is primary ($PRIMARY_IP), nodeb $(mac_of nodeb) is monitor ($MONITOR_IP)"
+ip netns exec "$P-client" ping -c 3 -i 0.2 -q "$PRIMARY_IP" >/dev/null
+echo "  client $CLIENT_IP reaches $PRIMARY_IP at $(ip -n "$P-client" neigh show "$PRIMARY_IP" | awk '{print $5}')"
+echo
+
+garps=()
+printf '  %-5s %-8s %-18s %12s %14s %12s %10s\n' round killed "new primary" "kill->GARP" "kill->reply" "ping gap" "detection"
+for r in $(seq "$ROUNDS"); do
+    # Whoever is primary now is the one to kill (a jittery VM can swap them between rounds).
+    if [ "$(role nodea)" = primary ]; then victim=nodea; else victim=nodeb; fi
+    survivor=$(other "$victim")
+    wait_role "$survivor" monitor
+    sleep 0.3
+    out=$(ip netns exec "$P-client" "$HW_BUILD/dpdk_apps/heartwire-failover-probe" --iface eth0 \
+          --target "$PRIMARY_IP" --kill "${PID[$victim]}" --signal KILL --interval-us 500 --json) || {
+        echo "demo: round $r: no failover seen: $out" >&2; exit 1; }
+    wait "${PID[$victim]}" 2>/dev/null || true
+    num() { echo "$out" | grep -o "\"$1\":[0-9.]*" | cut -d: -f2; }
+    garp=$(num garp_us); reply=$(num first_reply_us); gap=$(num gap_us)
+    new_mac=$(echo "$out" | grep -o '"new_mac":"[0-9a-f:]*"' | cut -d'"' -f4)
+    wait_role "$survivor" primary
+    det=$("$HW_BUILD/dpdk_apps/heartwirectl" --socket "$WORK/$survivor.sock" status --json |
+          grep -o '"detection_ns":[0-9]*' | tail -1 | cut -d: -f2)
+    printf '  %-5s %-8s %-18s %9.1f us %11.1f us %9.1f us %7.1f us\n' "$r" "$victim" "$survivor $new_mac" \
+        "$garp" "$reply" "$gap" "$(echo "$det" | awk '{print $1/1000}')"
+    garps+=("$garp")
+    [ "$new_mac" = "$(mac_of "$survivor")" ] || { echo "demo: GARP came from $new_mac, not $survivor" >&2; exit 1; }
+    # The killed node comes back and rejoins as monitor (no preemption).
+    start "$victim"
+    wait_role "$victim" monitor
+done
+
+echo
+entry=$(ip -n "$P-client" neigh show "$PRIMARY_IP")
+final=$( [ "$(role nodea)" = primary ] && echo nodea || echo nodeb )
+echo "  client ARP entry: $entry"
+echo "  $final is primary; its MAC is $(mac_of "$final")"
+[ "$(echo "$entry" | awk '{print $5}')" = "$(mac_of "$final")" ] || { echo "demo: ARP entry does not point at the primary" >&2; exit 1; }
+median=$(printf '%s\n' "${garps[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
+echo "  failover (kill -> first GARP at the client), median of $ROUNDS: $median us  (interval ${INTERVAL_US} us x ${MISS})"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs what heartwire needs on Debian 12 and builds it into build/ (release).
+# Sourced by demo.sh and test.sh; safe to run again (does only what is missing).
+set -euo pipefail
+
+HW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HW_BUILD=${HW_BUILD:-$HW_ROOT/build}
+
+hw_need_root() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "heartwire: run as root (namespaces, hugepages, DPDK ports and apt-get need it)" >&2
+        exit 1
+    fi
+}
+
+hw_install() {
+    local pkgs=(build-essential meson ninja-build pkg-config libdpdk-dev dpdk libtbb-dev libgtest-dev
+                libbenchmark-dev libtomlplusplus-dev libcli11-dev libmnl-dev iproute2 iputils-ping procps
+                kmod)
+    local missing=()
+    for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "heartwire: installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    # af_xdp's libxdp wants a bpf filesystem; without it it warns and falls back.
+    mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+}
+
+hw_build() {
+    if [ ! -f "$HW_BUILD/build.ninja" ]; then
+        meson setup "$HW_BUILD" "$HW_ROOT" -Dbuildtype=release -Dwerror=true >/dev/null
+    fi
+    ninja -C "$HW_BUILD" >/dev/null
+}
+
+# Hugepages for memif (2 MiB pages); returns non-zero when the machine cannot give them.
+hw_hugepages() {
+    local want=${1:-256}
+    if [ "$(cat /proc/sys/vm/nr_hugepages)" -lt "$want" ]; then
+        echo "$want" > /proc/sys/vm/nr_hugepages || true
+    fi
+    mkdir -p /dev/hugepages
+    grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts || mount -t hugetlbfs nodev /dev/hugepages || true
+    [ "$(cat /proc/sys/vm/nr_hugepages)" -ge "$want" ]
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    hw_need_root
+    hw_install
+    hw_build
+    echo "heartwire: built in $HW_BUILD"
+fi
