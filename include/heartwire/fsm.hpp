@@ -46,6 +46,7 @@ struct params {
     bool preempt{false};
     std::uint64_t preempt_delay_ns{0};
     bool require_fence{false};
+    std::uint64_t drain_timeout_ns{5'000'000'000};
     bool has_boot_peer{false};
     bool has_fence{false};
 
@@ -66,21 +67,36 @@ struct peer {
 inline constexpr std::size_t max_peers = 16;
 
 enum class event_kind : std::uint8_t {
-    start,    // begin discovery
-    tick,     // time passed (every loop turn)
-    frame,    // a decoded, valid frame (event::rx)
-    shutdown, // SIGTERM: release everything, tell the peers
-    hook_done // a hook the machine asked for has finished (event::hook, hook_ok)
+    start,     // begin discovery
+    tick,      // time passed (every loop turn)
+    frame,     // a decoded, valid frame (event::rx)
+    shutdown,  // SIGTERM: release everything, tell the peers
+    hook_done, // a hook the machine asked for has finished (event::hook, hook_ok)
+    command    // from the operator, the application or a health check (event::cmd, arg)
 };
 
-enum class hook_kind : std::uint8_t { boot_peer, fence };
+enum class hook_kind : std::uint8_t { boot_peer, fence, recover };
 std::string_view to_string(hook_kind h) noexcept;
+
+enum class command_kind : std::uint8_t {
+    switchover,    // operator: hand the primary address over without losing work (003 claim 1)
+    fault,         // a health check failed; arg = fault_kind (003 claims 8-13)
+    fault_cleared, // the fault is cured: recover and rejoin (003 claim 20)
+    drain_done     // the application finished draining; arg = work still in flight
+};
+
+// What failed, carried in fault reports (seed 003 claim 9: the report names the type).
+enum class fault_kind : std::uint8_t { none = 0, script = 1, interface = 2, process = 3, application = 4 };
+std::string_view to_string(fault_kind f) noexcept;
+bool parse_fault_kind(std::string_view s, fault_kind& out) noexcept;
 
 struct event {
     event_kind kind{event_kind::tick};
     const wire::frame* rx{nullptr};
     hook_kind hook{hook_kind::boot_peer};
     bool hook_ok{false};
+    command_kind cmd{command_kind::switchover};
+    std::uint32_t arg{};
 };
 
 #define HEARTWIRE_ACTIONS(X)                                                                     \
@@ -94,7 +110,9 @@ struct event {
     X(release_address) /* which, addr */                                                         \
     X(role_changed)    /* from, to, epoch: control runs notify hooks, logs */                    \
     X(run_hook)        /* hook, peer_id */                                                       \
-    X(takeover)        /* peer_id, last_answer_ns, decided_ns: detection record */
+    X(takeover)        /* peer_id, last_answer_ns, decided_ns: detection record */            \
+    X(drain)           /* stop taking new work, report when in-flight work is done */          \
+    X(notice)          /* something the operator should read: note, arg */
 
 enum class action_kind : std::uint8_t {
 #define HW_X(name) name,
@@ -103,8 +121,27 @@ enum class action_kind : std::uint8_t {
 };
 std::string_view to_string(action_kind a) noexcept;
 
+#define HEARTWIRE_NOTES(X)                                                                       \
+    X(switchover_started)        /* arg: peer taking over */                                     \
+    X(switchover_refused)        /* no live peer to hand over to, or wrong role */               \
+    X(switchover_timed_out)      /* the other side never completed the handover */               \
+    X(handover_inflight)         /* arg: work still in flight in the old primary's compilation */\
+    X(fault_reported)            /* arg: fault_kind */                                           \
+    X(fault_no_takeover)         /* the monitor cannot take over: keep serving */                \
+    X(fault_takeover_accepted)                                                                   \
+    X(preempting)                /* arg: primary's node id */
+
+enum class note : std::uint8_t {
+#define HW_X(name) name,
+    HEARTWIRE_NOTES(HW_X)
+#undef HW_X
+};
+std::string_view to_string(note n) noexcept;
+
 struct action {
     action_kind kind{action_kind::send_heartbeat};
+    note what{note::switchover_started};
+    std::uint32_t arg{};
     mac_addr dst;
     wire::hb_msg hb;
     wire::arp_msg arp;
@@ -194,7 +231,21 @@ struct state {
     std::uint64_t next_stay_down_ns{};
     std::uint64_t last_stay_down_heard_ns{};
     bool fence_pending{};
+    // Switchover (seed 003 claims 1, 4, 16): the monitor waits for `drained`; the primary drains.
     bool switchover_pending{};
+    std::uint64_t switchover_deadline_ns{};
+    std::uint32_t handover_id{};
+    mac_addr handover_mac;
+    bool drain_done{};
+    std::uint32_t drain_inflight{};
+    std::uint64_t drain_deadline_ns{};
+    std::uint64_t drained_sent_ns{};
+    std::uint64_t last_inflight_reported{};   // monitor: what the old primary said was in flight
+
+    // Faults (seed 003 claims 8-13, 20, 21).
+    fault_kind fault{fault_kind::none};
+    bool fault_answered{};
+    bool fault_can_take_over{};
     std::uint64_t fence_retry_ns{};
     std::uint32_t failed_id{};
     mac_addr failed_mac;

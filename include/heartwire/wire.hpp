@@ -115,6 +115,7 @@ inline constexpr std::uint16_t hb_flag_holds_monitor = 1u << 1;
 inline constexpr std::uint16_t hb_flag_fault = 1u << 2;
 inline constexpr std::uint16_t hb_flag_can_take_over = 1u << 3;
 inline constexpr std::uint16_t hb_flag_in_sync = 1u << 4;
+inline constexpr std::uint16_t hb_flag_monitor_missing = 1u << 5; // primary: my monitor went silent
 
 struct hb_msg {
     hb_type type{hb_type::probe};

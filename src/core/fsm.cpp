@@ -106,8 +106,21 @@ void tick(state& s, std::uint64_t now, action_sink& out) noexcept {
         }
         break;
     case role::monitor:
-        if (!s.fence_pending) {
+        if (s.switchover_pending && now >= s.switchover_deadline_ns) {
+            s.switchover_pending = false;
+            notice(out, note::switchover_timed_out);
+        }
+        if (!s.fence_pending && s.r == role::monitor) {
             tick_monitor(s, now, out);
+            // Optional preemption: a higher-priority monitor asks for the address after a
+            // delay, through the same lossless switchover an operator would use.
+            const peer* pr = watched_primary(s);
+            if (s.r == role::monitor && s.p.preempt && !s.switchover_pending && pr && s.det.armed() &&
+                s.fault == fault_kind::none && s.p.priority > pr->priority &&
+                now - s.role_since_ns >= s.p.preempt_delay_ns) {
+                notice(out, note::preempting, pr->id);
+                begin_switchover(s, now, out);
+            }
         } else if (s.fence_retry_ns != 0 && now >= s.fence_retry_ns) {
             s.fence_retry_ns = 0;
             run_hook(out, hook_kind::fence, s.failed_id, s.failed_mac);
@@ -137,11 +150,73 @@ void tick(state& s, std::uint64_t now, action_sink& out) noexcept {
         if (now - s.last_stay_down_heard_ns > s.p.peer_timeout_ns) set_role(s, role::probe_primary, now, out);
         break;
     case role::draining:
+        // Drained (the application said so) or out of time: hand over, with the compilation.
+        if (s.drained_sent_ns == 0 && (s.drain_done || now >= s.drain_deadline_ns)) {
+            send_drained(s, now, out);
+        } else if (s.drained_sent_ns != 0 && now - s.drained_sent_ns > s.p.peer_timeout_ns + s.p.announce_interval_ns) {
+            // Nobody took over: keep serving rather than leave the address orphaned.
+            notice(out, note::switchover_timed_out, s.handover_id);
+            set_role(s, role::primary, now, out);
+        }
+        break;
     case role::fault:
         break;
     }
+    // A faulty primary repeats its report until the monitor answers (frames can be lost).
+    if (s.r == role::primary && s.fault != fault_kind::none && !s.fault_answered && now >= s.next_announce_ns)
+        report_fault(s, now, out);
 
     if (s.r != role::init && now >= s.next_announce_ns) announce(s, now, out);
+}
+
+void on_command(state& s, const event& ev, std::uint64_t now, action_sink& out) noexcept {
+    switch (ev.cmd) {
+    case command_kind::switchover:
+        // Either side may start it (seed 003 claim 1).
+        if (s.r == role::monitor && !s.switchover_pending) {
+            begin_switchover(s, now, out);
+        } else if (s.r == role::primary) {
+            const peer* mon = live_monitor(s, now);
+            if (mon) {
+                send_hb(out, mon->mac, make_hb(s, hb_type::takeover_req, now));
+                notice(out, note::switchover_started, mon->id);
+            } else {
+                notice(out, note::switchover_refused);
+            }
+        } else {
+            notice(out, note::switchover_refused);
+        }
+        return;
+    case command_kind::fault: {
+        const auto kind = static_cast<fault_kind>(ev.arg);
+        if (kind == fault_kind::none || s.fault != fault_kind::none) return;
+        s.fault = kind;
+        s.fault_answered = false;
+        notice(out, note::fault_reported, ev.arg);
+        if (s.r == role::primary) {
+            report_fault(s, now, out);
+        } else if (s.r != role::draining) {
+            enter_fault(s, now, out);
+        }
+        return;
+    }
+    case command_kind::fault_cleared:
+        if (s.fault == fault_kind::none) return;
+        s.fault = fault_kind::none;
+        s.fault_answered = false;
+        if (s.r == role::fault) {
+            // Seed 003 claim 20: once cured, the node recovers (hook) and rejoins.
+            run_hook(out, hook_kind::recover, s.p.node_id, s.p.mac);
+            set_role(s, role::probe_primary, now, out);
+        }
+        return;
+    case command_kind::drain_done:
+        if (s.r == role::draining) {
+            s.drain_done = true;
+            s.drain_inflight = ev.arg;
+        }
+        return;
+    }
 }
 
 } // namespace
@@ -175,6 +250,9 @@ void step(state& s, const event& ev, std::uint64_t now, action_sink& out) noexce
         send_hb(out, mac_addr::heartwire_group(), make_hb(s, hb_type::release, now));
         return;
     }
+    case event_kind::command:
+        on_command(s, ev, now, out);
+        return;
     case event_kind::hook_done:
         if (ev.hook == hook_kind::fence && s.fence_pending) {
             if (ev.hook_ok) {
@@ -231,6 +309,9 @@ std::uint64_t next_wakeup(const state& s) noexcept {
         break;
     case role::primary:
         if (s.stay_down_active) t = std::min(t, s.next_stay_down_ns);
+        break;
+    case role::draining:
+        if (s.drained_sent_ns == 0) t = std::min(t, s.drain_deadline_ns);
         break;
     default:
         break;

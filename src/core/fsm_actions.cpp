@@ -8,7 +8,54 @@ using wire::hb_type;
 
 std::string_view to_string(address_id a) noexcept { return a == address_id::primary ? "primary" : "monitor"; }
 
-std::string_view to_string(hook_kind h) noexcept { return h == hook_kind::boot_peer ? "boot_peer" : "fence"; }
+std::string_view to_string(hook_kind h) noexcept {
+    switch (h) {
+    case hook_kind::boot_peer:
+        return "boot_peer";
+    case hook_kind::fence:
+        return "fence";
+    case hook_kind::recover:
+        return "recover";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(note n) noexcept {
+    switch (n) {
+#define HW_X(name)                                                                               \
+    case note::name:                                                                             \
+        return #name;
+        HEARTWIRE_NOTES(HW_X)
+#undef HW_X
+    }
+    return "unknown";
+}
+
+std::string_view to_string(fault_kind f) noexcept {
+    switch (f) {
+    case fault_kind::none:
+        return "none";
+    case fault_kind::script:
+        return "script";
+    case fault_kind::interface:
+        return "interface";
+    case fault_kind::process:
+        return "process";
+    case fault_kind::application:
+        return "application";
+    }
+    return "unknown";
+}
+
+bool parse_fault_kind(std::string_view v, fault_kind& out) noexcept {
+    for (auto f : {fault_kind::script, fault_kind::interface, fault_kind::process, fault_kind::application}) {
+        if (v == to_string(f)) {
+            out = f;
+            return true;
+        }
+    }
+    return false;
+}
 
 std::string_view to_string(action_kind a) noexcept {
     switch (a) {
@@ -45,6 +92,7 @@ params params::from_config(const cfg::config& c, const mac_addr& mac) noexcept {
     p.preempt = c.protocol.preempt;
     p.preempt_delay_ns = c.protocol.preempt_delay_ms * ms;
     p.require_fence = c.protocol.require_fence;
+    p.drain_timeout_ns = c.protocol.drain_timeout_ms * ms;
     p.has_boot_peer = !c.hooks.boot_peer.empty();
     p.has_fence = !c.hooks.fence.empty();
     return p;
@@ -67,7 +115,8 @@ std::uint16_t my_flags(const state& s) noexcept {
     std::uint16_t f = 0;
     if (s.holds[0]) f |= wire::hb_flag_holds_primary;
     if (s.holds[1]) f |= wire::hb_flag_holds_monitor;
-    if (s.r == role::fault) f |= wire::hb_flag_fault;
+    if (s.fault != fault_kind::none) f |= wire::hb_flag_fault;
+    if (s.r == role::primary && !s.monitor_alive && s.heard_monitor_id != 0) f |= wire::hb_flag_monitor_missing;
     return f;
 }
 
@@ -308,6 +357,79 @@ bool better_standby_exists(const state& s, std::uint64_t now) noexcept {
     for (const auto& p : s.peers)
         if (alive(s, p, now) && p.r == role::standby && outranks(p, s)) return true;
     return false;
+}
+
+// ------------------------------------------------------------------ switchover and faults
+
+void notice(action_sink& out, note n, std::uint32_t arg) noexcept {
+    action a;
+    a.kind = action_kind::notice;
+    a.what = n;
+    a.arg = arg;
+    out.emit(a);
+}
+
+// Seed 003 claim 1: the second server asks the first to shut down; it takes over only when
+// the first says it has drained.
+void begin_switchover(state& s, std::uint64_t now, action_sink& out) noexcept {
+    const peer* p = watched_primary(s);
+    const mac_addr dst = p ? p->mac : s.primary_mac_hint;
+    if (dst.is_zero()) {
+        notice(out, note::switchover_refused);
+        return;
+    }
+    s.switchover_pending = true;
+    s.switchover_deadline_ns = now + s.p.drain_timeout_ns + s.p.peer_timeout_ns;
+    send_hb(out, dst, make_hb(s, hb_type::shutdown_req, now));
+    notice(out, note::switchover_started, p ? p->id : 0);
+}
+
+// Seed 003 claims 4, 16: stop taking new work, let in-flight work finish (or a deadline
+// pass), then hand over with a compilation of what is still in flight.
+void begin_drain(state& s, const mac_addr& to, std::uint32_t to_id, std::uint64_t now, action_sink& out) noexcept {
+    if (s.r == role::draining) return;
+    s.handover_mac = to;
+    s.handover_id = to_id;
+    s.drain_done = false;
+    s.drain_inflight = 0;
+    s.drained_sent_ns = 0;
+    s.drain_deadline_ns = now + s.p.drain_timeout_ns;
+    set_role(s, role::draining, now, out);
+    action a;
+    a.kind = action_kind::drain;
+    a.peer_id = to_id;
+    out.emit(a);
+}
+
+void send_drained(state& s, std::uint64_t now, action_sink& out) noexcept {
+    auto m = make_hb(s, hb_type::drained, now);
+    m.ack_seq = s.drain_inflight; // the compilation: how much work is still in flight
+    send_hb(out, s.handover_mac, m);
+    s.drained_sent_ns = now;
+}
+
+// A node that is not serving the primary address goes to `fault` holding nothing; the
+// monitor address frees for the next standby (seed 003 claims 8, 11).
+void enter_fault(state& s, std::uint64_t now, action_sink& out) noexcept {
+    release(s, address_id::primary, out);
+    release(s, address_id::monitor, out);
+    s.switchover_pending = false;
+    set_role(s, role::fault, now, out);
+}
+
+// Seed 003 claims 8-10: the primary tells the monitor what failed and asks whether it can
+// take over.
+void report_fault(state& s, std::uint64_t now, action_sink& out) noexcept {
+    const peer* mon = live_monitor(s, now);
+    if (!mon) {
+        s.fault_answered = true;
+        s.fault_can_take_over = false;
+        notice(out, note::fault_no_takeover, static_cast<std::uint32_t>(s.fault));
+        return;
+    }
+    auto m = make_hb(s, hb_type::fault_report, now);
+    m.ack_seq = static_cast<std::uint64_t>(s.fault);
+    send_hb(out, mon->mac, m);
 }
 
 } // namespace detail

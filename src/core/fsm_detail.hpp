@@ -29,6 +29,14 @@ enum class takeover_cause : std::uint8_t { failure, release, switchover, fenced 
 void take_over(state& s, std::uint64_t now, action_sink& out, takeover_cause why) noexcept;
 void step_down(state& s, std::uint64_t now, action_sink& out, role to) noexcept;
 
+// Switchover and faults (seed 003).
+void notice(action_sink& out, note n, std::uint32_t arg = 0) noexcept;
+void begin_switchover(state& s, std::uint64_t now, action_sink& out) noexcept; // monitor side
+void begin_drain(state& s, const mac_addr& to, std::uint32_t to_id, std::uint64_t now, action_sink& out) noexcept;
+void send_drained(state& s, std::uint64_t now, action_sink& out) noexcept;
+void enter_fault(state& s, std::uint64_t now, action_sink& out) noexcept;
+void report_fault(state& s, std::uint64_t now, action_sink& out) noexcept;
+
 peer* upsert_peer(state& s, const wire::frame& f, std::uint64_t now) noexcept;
 bool alive(const state& s, const peer& p, std::uint64_t now) noexcept;
 bool better_standby_exists(const state& s, std::uint64_t now) noexcept;

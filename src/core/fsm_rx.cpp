@@ -19,11 +19,17 @@ void on_heartbeat(state& s, const wire::frame& f, std::uint64_t now, action_sink
         const rank theirs{m.epoch, m.priority, m.node_id};
         if (s.holds[0]) {
             if (theirs > my_rank(s)) {
-                // Lost to a newer primary: hold nothing and listen for its stay-down; if none
-                // comes within a peer timeout, rejoin through discovery.
                 s.epoch = std::max(s.epoch, m.epoch);
-                s.last_stay_down_heard_ns = now;
-                step_down(s, now, out, role::fenced);
+                if (s.r == role::draining) {
+                    // Our own handover completed: a faulty node waits in fault, a healthy
+                    // one takes the monitor address the new primary just freed.
+                    step_down(s, now, out, s.fault != fault_kind::none ? role::fault : role::probe_monitor);
+                } else {
+                    // Lost to a newer primary: hold nothing and listen for its stay-down; if
+                    // none comes within a peer timeout, rejoin through discovery.
+                    s.last_stay_down_heard_ns = now;
+                    step_down(s, now, out, role::fenced);
+                }
             } else {
                 // We win: make sure every ARP cache points at us again (issue 3, item 4).
                 ++s.c.address_conflicts;
@@ -110,12 +116,52 @@ void on_heartbeat(state& s, const wire::frame& f, std::uint64_t now, action_sink
             start_discovery(s, now);
         }
         break;
-    case hb_type::announce:
     case hb_type::takeover_req:
+        // Seed 003 claim 1, operator at the primary: the monitor answers with a shutdown request.
+        if (s.r == role::monitor && s.fault == fault_kind::none && !s.switchover_pending) {
+            s.watched_id = m.node_id;
+            s.watched_mac = f.eth.src;
+            begin_switchover(s, now, out);
+        }
+        break;
     case hb_type::shutdown_req:
+        if (s.r == role::primary) begin_drain(s, f.eth.src, m.node_id, now, out);
+        break;
     case hb_type::drained:
-    case hb_type::fault_report:
+        // Seed 003 claims 4, 16: the old primary has finished; take its address and its work.
+        if (s.r == role::monitor && s.switchover_pending && m.node_id == s.watched_id) {
+            s.last_inflight_reported = m.ack_seq;
+            notice(out, note::handover_inflight, static_cast<std::uint32_t>(m.ack_seq));
+            take_over(s, now, out, takeover_cause::switchover);
+        }
+        break;
+    case hb_type::fault_report: {
+        // Seed 003 claims 9, 10: answer whether we can take over; if so, the switchover follows.
+        if (s.r != role::monitor) break;
+        const bool can = s.fault == fault_kind::none;
+        auto a = make_hb(s, hb_type::fault_answer, now);
+        if (can) a.flags |= wire::hb_flag_can_take_over | wire::hb_flag_in_sync;
+        a.ack_seq = m.ack_seq;
+        send_hb(out, f.eth.src, a);
+        if (can && !s.switchover_pending) {
+            s.watched_id = m.node_id;
+            s.watched_mac = f.eth.src;
+            begin_switchover(s, now, out);
+        }
+        break;
+    }
     case hb_type::fault_answer:
+        if (s.fault == fault_kind::none || s.fault_answered) break;
+        s.fault_answered = true;
+        s.fault_can_take_over = (m.flags & wire::hb_flag_can_take_over) != 0;
+        // Seed 003 claim 12: no healthy peer -> the faulty primary keeps serving and says so.
+        notice(out, s.fault_can_take_over ? note::fault_takeover_accepted : note::fault_no_takeover,
+               static_cast<std::uint32_t>(s.fault));
+        break;
+    case hb_type::announce:
+        // The primary lost its monitor (003 claim 3): standbys probe the monitor address now.
+        if (s.r == role::standby && (m.flags & wire::hb_flag_monitor_missing) && s.disc_held)
+            start_discovery(s, now);
         break;
     }
 }

@@ -148,6 +148,21 @@ public:
         n.up = false;
     }
 
+    // What the operator, the application or a health check says to node i.
+    void command(std::size_t i, fsm::command_kind k, std::uint32_t arg = 0) {
+        auto& n = nodes[i];
+        fsm::event ev;
+        ev.kind = fsm::event_kind::command;
+        ev.cmd = k;
+        ev.arg = arg;
+        fsm::step(n.s, ev, now, n.out);
+        pump(i);
+    }
+    // The application's answer to a drain action: done after this long, with this in flight.
+    std::uint64_t drain_takes{5 * ms};
+    std::uint32_t drain_leaves_inflight{0};
+    bool app_answers_drain{true};
+
     void run_for(std::uint64_t d) { run_until([] { return false; }, d); }
 
     // Runs until pred() holds or d passes; returns whether pred held.
@@ -186,6 +201,10 @@ private:
         for (; n.delivered_upto < n.out.all.size(); ++n.delivered_upto) {
             const auto& a = n.out.all[n.delivered_upto];
             wire::frame f;
+            if (a.kind == fsm::action_kind::drain && app_answers_drain) {
+                later_.push_back({now + drain_takes, i, drain_leaves_inflight});
+                continue;
+            }
             if (a.kind == fsm::action_kind::reflect_echo && current) {
                 f = *current;
                 f.eth = {current->eth.src, n.s.p.mac, wire::ethertype_ipv4};
@@ -216,6 +235,15 @@ private:
 
     void advance(std::uint64_t d) {
         now += d;
+        for (std::size_t k = 0; k < later_.size();) {
+            if (later_[k].at <= now) {
+                const auto c = later_[k];
+                later_.erase(later_.begin() + static_cast<long>(k));
+                if (nodes[c.node].up) command(c.node, fsm::command_kind::drain_done, c.arg);
+            } else {
+                ++k;
+            }
+        }
         while (!wire_.empty() && wire_.front().at <= now) {
             const in_flight m = wire_.front();
             wire_.pop_front();
@@ -230,6 +258,12 @@ private:
         }
     }
 
+    struct scheduled {
+        std::uint64_t at;
+        std::size_t node;
+        std::uint32_t arg;
+    };
+    std::vector<scheduled> later_;
     std::deque<in_flight> wire_;
     mac_addr client_primary_mac_{};
 };

@@ -467,3 +467,192 @@ TEST(Fsm, RepeatedKillsMoveTheChainUpUntilOneNodeIsLeft) {
     EXPECT_EQ(net.count_role(role::primary), 1u);
     EXPECT_EQ(net.holders(address_id::primary), 1u);
 }
+
+// ---------------------------------------------------------------- switchover (seed 003 claims 1, 4, 16)
+
+namespace {
+const fsm::action* last_note(const recorder& r, fsm::note n) {
+    for (auto it = r.all.rbegin(); it != r.all.rend(); ++it)
+        if (it->kind == action_kind::notice && it->what == n) return &*it;
+    return nullptr;
+}
+} // namespace
+
+TEST(Fsm, SwitchoverFromTheMonitorDrainsThePrimaryThenMovesTheAddress) {
+    auto net = formed_pair();
+    net.drain_takes = 20 * ms;
+    net.drain_leaves_inflight = 2;
+    net.command(1, fsm::command_kind::switchover);
+    EXPECT_TRUE(net.nodes[1].s.switchover_pending);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::draining; }, 1 * ms));
+    EXPECT_EQ(net.nodes[0].out.count(action_kind::drain), 1u) << "the application is told to drain";
+    net.run_for(10 * ms);
+    EXPECT_EQ(net.role_of(0), role::draining) << "still finishing in-flight work";
+    EXPECT_TRUE(net.nodes[0].s.holds[0]) << "keeps serving while it drains";
+    EXPECT_EQ(net.role_of(1), role::monitor);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 50 * ms));
+    EXPECT_EQ(net.nodes[1].s.last_inflight_reported, 2u) << "seed 003 claim 16: the compilation";
+    EXPECT_EQ(net.nodes[1].s.c.takeovers, 1u);
+    EXPECT_EQ(net.nodes[1].out.count(action_kind::run_hook), 0u) << "a handover needs no fence or reboot";
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::monitor; }, 300 * ms)) << "old primary rejoins";
+    EXPECT_EQ(net.holders(address_id::primary), 1u);
+    EXPECT_EQ(net.client_arp_primary(), net.nodes[1].s.p.mac);
+}
+
+TEST(Fsm, SwitchoverFromThePrimaryAsksTheMonitorToTakeOver) {
+    auto net = formed_pair();
+    net.command(0, fsm::command_kind::switchover);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 50 * ms));
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::monitor; }, 300 * ms));
+    EXPECT_EQ(net.holders(address_id::primary), 1u);
+}
+
+TEST(Fsm, DrainDeadlineHandsOverEvenIfTheApplicationNeverAnswers) {
+    network net;
+    auto p0 = test_params(1), p1 = test_params(2);
+    p0.drain_timeout_ns = p1.drain_timeout_ns = 30 * ms;
+    net.add(p0);
+    net.add(p1);
+    net.app_answers_drain = false;
+    net.start(0);
+    net.run_for(80 * ms);
+    net.start(1);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor; }, 200 * ms));
+    net.run_for(1 * ms);
+    net.command(1, fsm::command_kind::switchover);
+    net.run_for(25 * ms);
+    EXPECT_EQ(net.role_of(0), role::draining);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 20 * ms));
+}
+
+TEST(Fsm, SwitchoverWithoutAMonitorIsRefused) {
+    lone n(test_params(1));
+    n.start();
+    n.tick_until(50 * ms);
+    ASSERT_EQ(n.s.r, role::primary);
+    fsm::event ev;
+    ev.kind = fsm::event_kind::command;
+    ev.cmd = fsm::command_kind::switchover;
+    fsm::step(n.s, ev, n.now, n.out);
+    EXPECT_NE(last_note(n.out, fsm::note::switchover_refused), nullptr);
+    EXPECT_EQ(n.s.r, role::primary);
+}
+
+TEST(Fsm, MonitorThatNeverHearsDrainedGivesUpTheSwitchover) {
+    auto net = formed_pair();
+    net.app_answers_drain = false;
+    net.nodes[0].s.p.drain_timeout_ns = 10'000 * ms; // the primary is still draining...
+    net.nodes[1].s.p.drain_timeout_ns = 10 * ms;     // ...long after the monitor stopped waiting
+    net.command(1, fsm::command_kind::switchover);
+    net.run_for(200 * ms);
+    EXPECT_EQ(net.role_of(1), role::monitor);
+    EXPECT_FALSE(net.nodes[1].s.switchover_pending);
+    EXPECT_NE(last_note(net.nodes[1].out, fsm::note::switchover_timed_out), nullptr);
+}
+
+// ---------------------------------------------------------------- faults (seed 003 claims 8-13, 20)
+
+TEST(Fsm, FaultOnThePrimaryIsReportedAndTheHealthyMonitorTakesOver) {
+    auto net = formed_pair();
+    net.command(0, fsm::command_kind::fault, static_cast<std::uint32_t>(fsm::fault_kind::application));
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 100 * ms));
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::fault; }, 100 * ms));
+    EXPECT_FALSE(net.nodes[0].s.holds[0]);
+    EXPECT_FALSE(net.nodes[0].s.holds[1]);
+    EXPECT_NE(last_note(net.nodes[0].out, fsm::note::fault_takeover_accepted), nullptr);
+    // Cured: recover hook, then rejoin.
+    net.command(0, fsm::command_kind::fault_cleared);
+    const auto* h = net.nodes[0].out.last(action_kind::run_hook);
+    ASSERT_NE(h, nullptr);
+    EXPECT_EQ(h->hook, fsm::hook_kind::recover);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::monitor; }, 300 * ms));
+}
+
+TEST(Fsm, FaultyMonitorCannotTakeOverSoTheFaultyPrimaryKeepsServing) {
+    auto net = formed_pair();
+    // The monitor's own health fails first: it leaves the monitor address.
+    net.command(1, fsm::command_kind::fault, static_cast<std::uint32_t>(fsm::fault_kind::interface));
+    EXPECT_EQ(net.role_of(1), role::fault);
+    net.run_for(20 * ms);
+    net.command(0, fsm::command_kind::fault, static_cast<std::uint32_t>(fsm::fault_kind::process));
+    net.run_for(100 * ms);
+    EXPECT_EQ(net.role_of(0), role::primary) << "seed 003 claim 12: nobody healthy to take over";
+    EXPECT_NE(last_note(net.nodes[0].out, fsm::note::fault_no_takeover), nullptr);
+    EXPECT_TRUE(net.nodes[0].s.holds[0]);
+}
+
+TEST(Fsm, FaultReportNamesTheType) {
+    auto net = formed_pair();
+    const std::size_t mark = net.nodes[0].out.all.size();
+    net.command(0, fsm::command_kind::fault, static_cast<std::uint32_t>(fsm::fault_kind::script));
+    bool found = false;
+    for (std::size_t i = mark; i < net.nodes[0].out.all.size(); ++i) {
+        const auto& a = net.nodes[0].out.all[i];
+        if (a.kind == action_kind::send_heartbeat && a.hb.type == wire::hb_type::fault_report) {
+            found = true;
+            EXPECT_EQ(a.hb.ack_seq, static_cast<std::uint64_t>(fsm::fault_kind::script));
+            EXPECT_TRUE(a.hb.flags & wire::hb_flag_fault);
+        }
+    }
+    EXPECT_TRUE(found);
+}
+
+// ---------------------------------------------------------------- preemption, monitor loss
+
+TEST(Fsm, NoPreemptionByDefaultEvenForAHigherPriority) {
+    network net;
+    net.add(test_params(1, 50));
+    net.add(test_params(2, 200));
+    net.start(0);
+    net.run_for(80 * ms);
+    net.start(1);
+    net.run_for(500 * ms);
+    EXPECT_EQ(net.role_of(0), role::primary);
+    EXPECT_EQ(net.role_of(1), role::monitor);
+}
+
+TEST(Fsm, PreemptionHandsTheAddressToTheHigherPriorityAfterTheDelay) {
+    network net;
+    auto p0 = test_params(1, 50), p1 = test_params(2, 200);
+    p1.preempt = true;
+    p1.preempt_delay_ns = 100 * ms;
+    net.add(p0);
+    net.add(p1);
+    net.start(0);
+    net.run_for(80 * ms);
+    net.start(1);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor; }, 200 * ms));
+    const std::uint64_t became_monitor = net.nodes[1].s.role_since_ns;
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 500 * ms));
+    EXPECT_GE(net.now - became_monitor, 100 * ms) << "not before preempt_delay";
+    EXPECT_EQ(net.nodes[1].s.c.takeovers, 1u);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::monitor; }, 300 * ms));
+}
+
+TEST(Fsm, StandbyTakesTheMonitorAddressWhenTheMonitorDies) {
+    auto net = formed_pair();
+    net.add(test_params(3));
+    net.start(2);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(2) == role::standby; }, 300 * ms));
+    net.kill(1);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(2) == role::monitor; }, 500 * ms));
+    EXPECT_EQ(net.role_of(0), role::primary);
+    net.run_for(50 * ms);
+    EXPECT_TRUE(net.nodes[0].s.monitor_alive) << "the new monitor's probes are heard";
+}
+
+TEST(Fsm, PrimaryAnnouncesThatItsMonitorWentSilent) {
+    // Seed 003 claim 3: heartbeats both ways; standbys learn the monitor is gone.
+    auto net = formed_pair();
+    net.kill(1);
+    net.run_for(150 * ms);
+    const auto* a = net.nodes[0].out.last(action_kind::send_heartbeat);
+    ASSERT_NE(a, nullptr);
+    bool flagged = false;
+    for (auto it = net.nodes[0].out.all.rbegin(); it != net.nodes[0].out.all.rend(); ++it)
+        if (it->kind == action_kind::send_heartbeat && it->hb.type == wire::hb_type::announce) {
+            flagged = it->hb.flags & wire::hb_flag_monitor_missing;
+            break;
+        }
+    EXPECT_TRUE(flagged);
+}
