@@ -104,4 +104,4 @@ fi
 
 python3 "$here/failover.py" --build-dir "$build" --prefix "$prefix" --pidfile "$pidfile" --results "$results" \
     "${args[@]}"
-ln -sfn "$results" "$here/results/latest"
+[[ -n ${RESULTS:-} ]] || ln -sfn "$stamp" "$here/results/latest"

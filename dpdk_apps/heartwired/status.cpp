@@ -9,6 +9,16 @@ namespace {
 
 double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
+std::string json_escape(const std::string& in) {
+    std::string out;
+    for (char ch : in) {
+        if (ch == '"' || ch == '\\') out += '\\';
+        if (static_cast<unsigned char>(ch) < 0x20) continue;
+        out += ch;
+    }
+    return out;
+}
+
 std::string holds_list(const io::status_snapshot& s) {
     std::string h;
     if (s.holds[0]) h += "primary";
@@ -29,6 +39,15 @@ std::string status_text(const status_inputs& in) {
     o << "port      " << in.c.port.device << "  mac " << in.e.mac().to_string() << "  mode "
       << cfg::to_string(in.c.port.mode) << "  engine " << cfg::to_string(in.c.engine.mode) << "/"
       << cfg::to_string(in.c.engine.idle) << "\n";
+    if (s.fault != fsm::fault_kind::none) {
+        o << "fault     " << fsm::to_string(s.fault) << (in.fault_detail.empty() ? "" : " (" + in.fault_detail + ")");
+        if (s.r == role::primary)
+            o << (s.fault_answered && !s.fault_can_take_over ? "  no healthy monitor: keeps serving"
+                                                             : "  waiting for the monitor's answer");
+        o << "\n";
+    }
+    if (s.switchover_pending) o << "switchover pending: waiting for the primary to drain\n";
+    if (in.app_inflight >= 0) o << "inflight  " << in.app_inflight << " (reported by the application)\n";
     o << "detect    interval " << in.c.detect.interval_us << " us  miss " << in.c.detect.miss << "  probe "
       << cfg::to_string(in.c.detect.probe) << "\n";
     const auto& h = in.e.rtt();
@@ -53,6 +72,7 @@ std::string status_text(const status_inputs& in) {
         std::snprintf(buf, sizeof buf, "takeover  of node %u: detection %.1f us\n", t.failed_id, us(t.detection_ns));
         o << buf;
     }
+    for (const auto& n : in.notes) o << "notice    " << n.substr(n.find(' ') + 1) << "\n";
     return o.str();
 }
 
@@ -67,6 +87,11 @@ std::string status_json(const status_inputs& in) {
       << (s.holds[0] ? "true" : "false") << ",\"holds_monitor\":" << (s.holds[1] ? "true" : "false") << ",";
     o << "\"mac\":\"" << in.e.mac().to_string() << "\",\"watched_primary\":" << s.watched_id
       << ",\"monitor_alive\":" << (s.monitor_alive ? "true" : "false") << ",";
+    o << "\"fault\":\"" << fsm::to_string(s.fault) << "\",\"fault_detail\":\"" << json_escape(in.fault_detail)
+      << "\",\"fault_answered\":" << (s.fault_answered ? "true" : "false")
+      << ",\"fault_can_take_over\":" << (s.fault_can_take_over ? "true" : "false")
+      << ",\"switchover_pending\":" << (s.switchover_pending ? "true" : "false")
+      << ",\"app_inflight\":" << in.app_inflight << ",";
     const auto& h = in.e.rtt();
     o << "\"rtt_ns\":{\"samples\":" << h.samples.get() << ",\"p50\":" << h.percentile(50) << ",\"p99\":"
       << h.percentile(99) << ",\"max\":" << h.max_ns.get() << ",\"last\":" << s.last_rtt_ns << "},";
@@ -99,6 +124,14 @@ std::string status_json(const status_inputs& in) {
     for (const auto& t : in.takeovers) {
         o << (first ? "" : ",") << "{\"failed_id\":" << t.failed_id << ",\"wall_ns\":" << t.wall_ns
           << ",\"detection_ns\":" << t.detection_ns << "}";
+        first = false;
+    }
+    o << "],\"notices\":[";
+    first = true;
+    for (const auto& n : in.notes) {
+        const auto sp = n.find(' ');
+        o << (first ? "" : ",") << "{\"wall_ns\":" << n.substr(0, sp) << ",\"text\":\"" << json_escape(n.substr(sp + 1))
+          << "\"}";
         first = false;
     }
     o << "]}";

@@ -20,6 +20,9 @@ struct status_inputs {
     const cfg::config& c;
     const io::engine& e;
     const std::deque<takeover_record>& takeovers;
+    const std::deque<std::string>& notes;   // "<wall ns> <text>", newest last
+    const std::string& fault_detail;
+    std::int64_t app_inflight;              // -1: never reported
 };
 
 std::string status_text(const status_inputs& in);

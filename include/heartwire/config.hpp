@@ -102,9 +102,10 @@ struct hooks_cfg {
     std::string on_monitor;
     std::string on_standby;
     std::string on_fault;
-    std::string boot_peer;   // boot_peer <node id> <node name>: restart the failed primary
-    std::string fence;       // fence <node id> <node name>: must exit 0 before takeover if required
+    std::string boot_peer;   // boot_peer <node id> <mac>: restart the failed primary
+    std::string fence;       // fence <node id> <mac>: must exit 0 before takeover if required
     std::string drain;       // drain: stop taking new work; exit when in-flight work is done
+    std::string recover;     // recover <node id>: the fault is cured; restart what it needs, then rejoin
     std::uint32_t timeout_ms{default_hook_timeout_ms};
 };
 

@@ -332,6 +332,7 @@ constexpr std::pair<std::string_view, std::string hooks_cfg::*> hook_paths[] = {
     {"on_monitor", &hooks_cfg::on_monitor}, {"on_standby", &hooks_cfg::on_standby},
     {"on_fault", &hooks_cfg::on_fault},     {"boot_peer", &hooks_cfg::boot_peer},
     {"fence", &hooks_cfg::fence},           {"drain", &hooks_cfg::drain},
+    {"recover", &hooks_cfg::recover},
 };
 
 void read_hooks(table_reader& r, hooks_cfg& c) {

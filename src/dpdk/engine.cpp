@@ -124,7 +124,9 @@ public:
         case action_kind::release_address:
         case action_kind::role_changed:
         case action_kind::run_hook:
-        case action_kind::takeover: {
+        case action_kind::takeover:
+        case action_kind::drain:
+        case action_kind::notice: {
             control_event ev{a, now_, e_.clk_.wall_ns(now_)};
             if (rte_ring_sp_enqueue_elem(e_.events_, &ev, sizeof ev) != 0) c_.control_full.add();
             return;
@@ -232,6 +234,10 @@ void engine::publish(std::uint64_t now) noexcept {
     snap_.holds[1] = fsm_.holds[1];
     snap_.watched_id = fsm_.watched_id;
     snap_.monitor_alive = fsm_.monitor_alive;
+    snap_.switchover_pending = fsm_.switchover_pending;
+    snap_.fault = fsm_.fault;
+    snap_.fault_answered = fsm_.fault_answered;
+    snap_.fault_can_take_over = fsm_.fault_can_take_over;
     snap_.peers = fsm_.peers;
     snap_.c = fsm_.c;
     snap_.last_rtt_ns = fsm_.last_rtt_ns;
@@ -276,9 +282,11 @@ void engine::role_turn(std::uint64_t now, tx_sink& tx) noexcept {
     const unsigned nc = rte_ring_sc_dequeue_burst_elem(commands_, cmds, sizeof(engine_command), 16, nullptr);
     for (unsigned i = 0; i < nc; ++i) {
         fsm::event ev;
-        ev.kind = fsm::event_kind::hook_done;
+        ev.kind = cmds[i].k == engine_command::kind::hook_done ? fsm::event_kind::hook_done : fsm::event_kind::command;
         ev.hook = cmds[i].hook;
         ev.hook_ok = cmds[i].ok;
+        ev.cmd = cmds[i].cmd;
+        ev.arg = cmds[i].arg;
         tx.begin(nullptr, now);
         fsm::step(fsm_, ev, now, tx);
     }

@@ -65,10 +65,11 @@ struct control_event {
 
 // Control thread -> engine.
 struct engine_command {
-    enum class kind : std::uint8_t { hook_done } k{kind::hook_done};
+    enum class kind : std::uint8_t { hook_done, command } k{kind::hook_done};
     fsm::hook_kind hook{fsm::hook_kind::boot_peer};
     bool ok{false};
-    std::uint8_t reserved_{}; // rte_ring elements are a multiple of 4 bytes
+    fsm::command_kind cmd{fsm::command_kind::switchover};
+    std::uint32_t arg{};
 };
 static_assert(sizeof(engine_command) % 4 == 0);
 
@@ -78,6 +79,10 @@ struct status_snapshot {
     bool holds[fsm::address_count]{};
     std::uint32_t watched_id{};
     bool monitor_alive{};
+    bool switchover_pending{};
+    fsm::fault_kind fault{fsm::fault_kind::none};
+    bool fault_answered{};
+    bool fault_can_take_over{};
     std::array<fsm::peer, fsm::max_peers> peers{};
     fsm::counters c;
     std::uint64_t last_rtt_ns{};

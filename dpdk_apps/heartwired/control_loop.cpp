@@ -1,0 +1,284 @@
+#include "control_loop.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+#include "control/log.hpp"
+
+namespace heartwire::app {
+
+namespace {
+
+template <class... A>
+std::string fmt(const char* f, A... args) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, f, args...);
+    return buf;
+}
+
+std::string s(std::string_view v) { return std::string(v); }
+
+std::uint64_t wall_now() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+} // namespace
+
+control_loop::control_loop(const cfg::config& c, io::engine& e)
+    : c_(c), e_(e), hooks_(std::chrono::milliseconds{c.hooks.timeout_ms}) {
+    if (c.port.mode == cfg::address_mode::shared) nl_ = std::make_unique<control::netlink>();
+    if (!c.health.empty()) health_ = std::make_unique<control::health_monitor>(c.health, hooks_);
+    ctl_ = std::make_unique<control::ctl_server>(c.control.socket, [this](std::string_view req) { return handle(req); });
+}
+
+void control_loop::prepare_kernel_interface() {
+    if (!nl_) return;
+    // Both addresses share a subnet: without promotion, releasing the monitor address (the
+    // subnet's first) would make the kernel drop the primary address with it.
+    const std::string promote = "/proc/sys/net/ipv4/conf/" + c_.port.kernel_interface + "/promote_secondaries";
+    if (FILE* f = std::fopen(promote.c_str(), "w")) {
+        std::fputs("1", f);
+        std::fclose(f);
+    } else {
+        log::write(log::level::warn, "cannot set " + promote + ": releasing the monitor address may drop the primary one");
+    }
+    // A previous run killed with SIGKILL may have left our addresses on the interface.
+    for (const auto& a : {c_.addresses.primary, c_.addresses.monitor}) {
+        if (nl_->has_address(c_.port.kernel_interface, a.addr) == 1) {
+            nl_->del_address(c_.port.kernel_interface, a);
+            log::write(log::level::warn, "removed stale " + a.to_string() + " from " + c_.port.kernel_interface);
+        }
+    }
+}
+
+void control_loop::run(const std::atomic<bool>& engine_running) {
+    while (engine_running.load(std::memory_order_acquire)) turn(std::chrono::milliseconds{1});
+    turn(std::chrono::milliseconds{0});
+    hooks_.wait_all();
+    hooks_.poll([this](const control::hook_result& r) { on_hook_done(r); });
+}
+
+void control_loop::turn(std::chrono::milliseconds wait) {
+    e_.poll_events([this](const io::control_event& ev) { on_event(ev); });
+    hooks_.poll([this](const control::hook_result& r) { on_hook_done(r); });
+    check_health();
+    ctl_->poll(wait);
+}
+
+void control_loop::post(fsm::command_kind k, std::uint32_t arg) {
+    io::engine_command cmd;
+    cmd.k = io::engine_command::kind::command;
+    cmd.cmd = k;
+    cmd.arg = arg;
+    if (!e_.post(cmd)) log::write(log::level::error, "engine command ring full: command lost");
+}
+
+void control_loop::remember(std::uint64_t wall_ns, std::string text) {
+    notes_.push_back(fmt("%llu ", static_cast<unsigned long long>(wall_ns)) + text);
+    if (notes_.size() > 32) notes_.pop_front();
+}
+
+// The node's fault is the union of its health checks and what the application reported.
+void control_loop::check_health() {
+    if (!health_) return;
+    health_->poll(std::chrono::steady_clock::now());
+    const auto* f = health_->first_failed();
+    const bool failed = f != nullptr;
+    if (failed == health_fault_) return;
+    health_fault_ = failed;
+    if (failed) {
+        fault_detail_ = f->cfg.name + ": " + f->last_detail;
+        log::write(log::level::warn, "health check " + fault_detail_ + ": fault");
+        if (!app_fault_) post(fsm::command_kind::fault, static_cast<std::uint32_t>(f->kind));
+    } else {
+        log::write(log::level::info, "health checks pass again: fault cured");
+        if (!app_fault_) post(fsm::command_kind::fault_cleared);
+    }
+}
+
+void control_loop::on_address(const io::control_event& ev) {
+    const auto& a = ev.a;
+    const bool add = a.kind == fsm::action_kind::claim_address;
+    const auto prefix = a.which == fsm::address_id::primary ? c_.addresses.primary : c_.addresses.monitor;
+    log::write_at(log::level::info, ev.wall_ns,
+                  fmt("%s %s address %s", add ? "claimed" : "released", s(fsm::to_string(a.which)).c_str(),
+                      prefix.to_string().c_str()));
+    if (!nl_) return;
+    const int rc = add ? nl_->add_address(c_.port.kernel_interface, prefix)
+                       : nl_->del_address(c_.port.kernel_interface, prefix);
+    if (rc != 0)
+        log::write(log::level::error, fmt("netlink %s %s on %s: %s", add ? "add" : "del", prefix.to_string().c_str(),
+                                          c_.port.kernel_interface.c_str(), std::strerror(-rc)));
+}
+
+// Seed 003 claim 4: stop taking new work; done when the drain hook exits, or when the
+// application reports nothing in flight, or (with neither) at once.
+void control_loop::on_drain() {
+    draining_ = true;
+    if (!c_.hooks.drain.empty()) {
+        drain_hook_id_ = hooks_.run("drain", {c_.hooks.drain}, env());
+        return;
+    }
+    if (app_inflight_ <= 0) {
+        draining_ = false;
+        post(fsm::command_kind::drain_done, 0);
+    }
+}
+
+void control_loop::on_event(const io::control_event& ev) {
+    const auto& a = ev.a;
+    using fsm::action_kind;
+    switch (a.kind) {
+    case action_kind::role_changed:
+        log::write_at(log::level::info, ev.wall_ns,
+                      fmt("role %s -> %s (epoch %llu)", s(to_string(a.from)).c_str(), s(to_string(a.to)).c_str(),
+                          static_cast<unsigned long long>(a.epoch)));
+        if (a.from == role::draining) draining_ = false;
+        notify(a.to, a.epoch);
+        break;
+    case action_kind::claim_address:
+    case action_kind::release_address:
+        on_address(ev);
+        break;
+    case action_kind::takeover: {
+        const std::uint64_t det = a.decided_ns - a.last_answer_ns;
+        takeovers_.push_back({a.peer_id, ev.wall_ns, det});
+        if (takeovers_.size() > 64) takeovers_.pop_front();
+        log::write_at(log::level::warn, ev.wall_ns,
+                      fmt("primary %u failed: no answer for %.1f us, taking over", a.peer_id, static_cast<double>(det) / 1e3));
+        break;
+    }
+    case action_kind::run_hook: {
+        const std::string& path = a.hook == fsm::hook_kind::fence       ? c_.hooks.fence
+                                  : a.hook == fsm::hook_kind::boot_peer ? c_.hooks.boot_peer
+                                                                        : c_.hooks.recover;
+        if (path.empty()) {
+            if (a.hook == fsm::hook_kind::recover) break; // optional
+        }
+        log::write_at(log::level::info, ev.wall_ns,
+                      fmt("running %s for node %u", s(fsm::to_string(a.hook)).c_str(), a.peer_id));
+        const auto id = hooks_.run(s(fsm::to_string(a.hook)), {path, std::to_string(a.peer_id), a.peer_mac.to_string()}, env());
+        if (a.hook != fsm::hook_kind::recover) pending_[id] = a.hook;
+        break;
+    }
+    case action_kind::drain:
+        log::write_at(log::level::info, ev.wall_ns, fmt("switchover: draining for node %u", a.peer_id));
+        on_drain();
+        break;
+    case action_kind::notice: {
+        std::string text = s(fsm::to_string(a.what));
+        if (a.what == fsm::note::fault_reported || a.what == fsm::note::fault_no_takeover ||
+            a.what == fsm::note::fault_takeover_accepted)
+            text += " (" + s(fsm::to_string(static_cast<fsm::fault_kind>(a.arg))) + ")";
+        else if (a.arg)
+            text += " (" + std::to_string(a.arg) + ")";
+        const bool bad = a.what == fsm::note::switchover_refused || a.what == fsm::note::switchover_timed_out ||
+                         a.what == fsm::note::fault_no_takeover;
+        log::write_at(bad ? log::level::warn : log::level::info, ev.wall_ns, text);
+        remember(ev.wall_ns, text);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+std::vector<std::string> control_loop::env() const {
+    return {"HEARTWIRE_NODE=" + c_.node.name, "HEARTWIRE_NODE_ID=" + std::to_string(c_.node.id),
+            "HEARTWIRE_PRIMARY=" + c_.addresses.primary.to_string(),
+            "HEARTWIRE_MONITOR=" + c_.addresses.monitor.to_string(), "HEARTWIRE_SOCKET=" + c_.control.socket};
+}
+
+void control_loop::notify(role r, std::uint64_t epoch) {
+    const std::string name(to_string(r));
+    if (!c_.hooks.notify.empty())
+        hooks_.run("notify", {c_.hooks.notify, name, std::to_string(epoch), c_.node.name}, env());
+    const std::string* specific = r == role::primary   ? &c_.hooks.on_primary
+                                  : r == role::monitor ? &c_.hooks.on_monitor
+                                  : r == role::standby ? &c_.hooks.on_standby
+                                  : r == role::fault   ? &c_.hooks.on_fault
+                                                       : nullptr;
+    if (specific && !specific->empty()) hooks_.run("on_" + name, {*specific, std::to_string(epoch)}, env());
+}
+
+void control_loop::on_hook_done(const control::hook_result& r) {
+    if (health_ && health_->on_hook_done(r)) return;
+    const auto lvl = r.ok() ? log::level::info : log::level::warn;
+    log::write(lvl, fmt("hook %s finished: %s", r.name.c_str(),
+                        r.spawn_failed ? r.error.c_str()
+                        : r.timed_out  ? "timed out"
+                                       : ("exit " + std::to_string(r.exit_code)).c_str()));
+    if (r.id == drain_hook_id_) {
+        drain_hook_id_ = 0;
+        draining_ = false;
+        post(fsm::command_kind::drain_done, static_cast<std::uint32_t>(std::max<std::int64_t>(app_inflight_, 0)));
+        return;
+    }
+    auto it = pending_.find(r.id);
+    if (it == pending_.end()) return;
+    io::engine_command cmd;
+    cmd.hook = it->second;
+    cmd.ok = r.ok();
+    pending_.erase(it);
+    if (!e_.post(cmd)) log::write(log::level::error, "engine command ring full: hook result lost");
+}
+
+// The control socket: one request line, one response (heartwirectl).
+std::string control_loop::handle(std::string_view req) {
+    std::istringstream in{std::string(req)};
+    std::string cmd;
+    in >> cmd;
+    const auto st = e_.status();
+    if (cmd == "status") {
+        std::string fmt_arg;
+        in >> fmt_arg;
+        const status_inputs si{c_, e_, takeovers_, notes_, fault_detail_, app_inflight_};
+        return fmt_arg == "json" ? status_json(si) + "\n" : "ok\n" + status_text(si);
+    }
+    if (cmd == "switchover") {
+        if (st.r != role::primary && st.r != role::monitor)
+            return "error: switchover needs the primary or the monitor; this node is " + s(to_string(st.r)) + "\n";
+        post(fsm::command_kind::switchover);
+        return "ok: switchover requested from the " + s(to_string(st.r)) + "; watch `heartwirectl status`\n";
+    }
+    if (cmd == "fault") {
+        std::string type, detail;
+        in >> type;
+        std::getline(in, detail);
+        fsm::fault_kind k = fsm::fault_kind::application;
+        if (!type.empty() && !fsm::parse_fault_kind(type, k)) {
+            detail = type + detail; // "fault disk full": free text, an application fault
+            k = fsm::fault_kind::application;
+        }
+        app_fault_ = true;
+        fault_detail_ = s(fsm::to_string(k)) + ":" + detail;
+        log::write(log::level::warn, "fault reported through the control socket: " + fault_detail_);
+        if (!health_fault_) post(fsm::command_kind::fault, static_cast<std::uint32_t>(k));
+        return "ok: fault " + s(fsm::to_string(k)) + " reported\n";
+    }
+    if (cmd == "clear") {
+        if (!app_fault_) return "ok: no application fault to clear\n";
+        app_fault_ = false;
+        if (health_fault_) return "ok: application fault cleared; a health check still fails\n";
+        fault_detail_.clear();
+        post(fsm::command_kind::fault_cleared);
+        return "ok: fault cleared; the node recovers and rejoins\n";
+    }
+    if (cmd == "inflight") {
+        long long n = -1;
+        if (!(in >> n) || n < 0) return "error: inflight needs a count >= 0\n";
+        app_inflight_ = n;
+        if (draining_ && drain_hook_id_ == 0 && n == 0) {
+            draining_ = false;
+            post(fsm::command_kind::drain_done, 0);
+        }
+        return "ok\n";
+    }
+    return "error: unknown command '" + std::string(req) +
+           "' (status [json], switchover, fault <type> [detail], clear, inflight <n>)\n";
+}
+
+} // namespace heartwire::app

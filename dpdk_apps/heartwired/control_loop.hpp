@@ -1,0 +1,63 @@
+#pragma once
+// heartwired's control thread: everything slow or blocking that the engine asks for
+// (netlink, hooks, logs), the control socket heartwirectl talks to, and the health checks.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "control/ctl_socket.hpp"
+#include "control/health.hpp"
+#include "control/hooks.hpp"
+#include "control/netlink.hpp"
+#include "dpdk/engine.hpp"
+#include "heartwire/config.hpp"
+#include "status.hpp"
+
+namespace heartwire::app {
+
+class control_loop {
+public:
+    control_loop(const cfg::config& c, io::engine& e);
+
+    // Shared mode starts from a clean slate (and lets secondaries be promoted).
+    void prepare_kernel_interface();
+    // Runs until `engine_running` drops, then carries out the engine's last actions.
+    void run(const std::atomic<bool>& engine_running);
+
+private:
+    void turn(std::chrono::milliseconds wait);
+    void on_event(const io::control_event& ev);
+    void on_hook_done(const control::hook_result& r);
+    void on_address(const io::control_event& ev);
+    void on_drain();
+    void check_health();
+    void post(fsm::command_kind k, std::uint32_t arg = 0);
+    void notify(role r, std::uint64_t epoch);
+    std::vector<std::string> env() const;
+    std::string handle(std::string_view req);
+    void remember(std::uint64_t wall_ns, std::string text);
+
+    const cfg::config& c_;
+    io::engine& e_;
+    control::hook_runner hooks_;
+    std::unique_ptr<control::netlink> nl_;
+    std::unique_ptr<control::ctl_server> ctl_;
+    std::unique_ptr<control::health_monitor> health_;
+    std::deque<takeover_record> takeovers_;
+    std::deque<std::string> notes_;                  // recent notices, for status
+    std::map<std::uint64_t, fsm::hook_kind> pending_; // hooks whose result the engine waits for
+    std::uint64_t drain_hook_id_{0};
+    bool draining_{false};
+    std::int64_t app_inflight_{-1};                  // -1: the application never reported
+    bool app_fault_{false};
+    bool health_fault_{false};
+    std::string fault_detail_;
+};
+
+} // namespace heartwire::app

@@ -1,0 +1,56 @@
+#pragma once
+// Local health checks (seed 003 claim 8): a script (exit 0 = healthy), an interface (link
+// up), a process (running, by name). Each has an interval and rise/fall counts; a check
+// that fails `fall` times in a row is failed until it passes `rise` times in a row.
+// Scripts run through the hook runner, so a slow script never blocks the control thread.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "control/hooks.hpp"
+#include "heartwire/config.hpp"
+#include "heartwire/fsm.hpp"
+
+namespace heartwire::control {
+
+class netlink;
+
+class health_monitor {
+public:
+    struct check_state {
+        cfg::health_check_cfg cfg;
+        fsm::fault_kind kind{fsm::fault_kind::script};
+        bool failed{false};
+        std::uint32_t streak{0};      // consecutive results against the current state
+        std::uint64_t running_id{0};  // hook id of a script in flight
+        std::chrono::steady_clock::time_point next{};
+        std::string last_detail;
+    };
+
+    health_monitor(const std::vector<cfg::health_check_cfg>& checks, hook_runner& hooks);
+    ~health_monitor();
+
+    // Starts the checks that are due. Interface and process checks finish at once.
+    void poll(std::chrono::steady_clock::time_point now);
+    // A script check's result; false when the hook was not one of ours.
+    bool on_hook_done(const hook_result& r);
+
+    // The first failed check, if any (its kind names the fault in the report).
+    const check_state* first_failed() const noexcept;
+    const std::vector<check_state>& checks() const noexcept { return checks_; }
+
+    // Exposed for tests: does a process with this exact name (comm) run?
+    static bool process_running(const std::string& name);
+
+private:
+    void record(check_state& c, bool ok, std::string detail);
+
+    hook_runner& hooks_;
+    std::unique_ptr<netlink> nl_;
+    std::vector<check_state> checks_;
+};
+
+} // namespace heartwire::control
