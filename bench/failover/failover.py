@@ -455,8 +455,9 @@ def realtime_ns(s):
 
 
 def takeover_after(status, t_inject_ns):
-    """The survivor's first takeover decided after the injection (1 ms slack for the TSC->wall map)."""
-    cands = [t for t in status.get("takeovers", []) if t["wall_ns"] >= t_inject_ns - 1_000_000]
+    """The survivor's first takeover decided after the injection. No slack: a takeover stamped
+    before the injection was a false one that happened to land just before it."""
+    cands = [t for t in status.get("takeovers", []) if t["wall_ns"] >= t_inject_ns]
     return min(cands, key=lambda t: t["wall_ns"]) if cands else None
 
 

@@ -1,5 +1,7 @@
 // heartwired: the heartwire daemon. Thin main: arguments, config, then run_daemon().
 
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -42,5 +44,8 @@ int main(int argc, char** argv) {
         std::printf("%s: ok\n", config_path.c_str());
         return 0;
     }
+    // af_xdp maps its UMEM and loads XDP programs: both count against the locked-memory limit.
+    rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
+    setrlimit(RLIMIT_MEMLOCK, &unlimited);
     return heartwire::app::run_daemon(*r.cfg, eal_extra);
 }
