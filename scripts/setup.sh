@@ -33,9 +33,15 @@ hw_install() {
 
 hw_build() {
     if [ ! -f "$HW_BUILD/build.ninja" ]; then
-        meson setup "$HW_BUILD" "$HW_ROOT" -Dbuildtype=release -Dwerror=true >/dev/null
+        meson setup "$HW_BUILD" "$HW_ROOT" -Dbuildtype=release -Dwerror=true > /tmp/heartwire-meson-setup.log 2>&1 ||
+            { cat /tmp/heartwire-meson-setup.log >&2; return 1; }
     fi
-    ninja -C "$HW_BUILD" >/dev/null
+    local log="$HW_BUILD/build.log"
+    if ! ninja -C "$HW_BUILD" > "$log" 2>&1; then
+        grep -E 'error|FAILED' "$log" | head -40 >&2
+        echo "heartwire: build failed; full log in $log" >&2
+        return 1
+    fi
 }
 
 # Hugepages for memif (2 MiB pages); returns non-zero when the machine cannot give them.

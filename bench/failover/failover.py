@@ -465,7 +465,7 @@ def hw_inject(ctx, pair, cell, kind):
     """One injection on a heartwire pair. Returns a sample dict (valid or with a reason)."""
     s = dict(cell, kind=kind, valid=False, reason="", garp_us="", reply_us="", gap_us="", detect_us="",
              decision_us="", resumed_role="")
-    p, m = pair.wait_ready()
+    p, m = pair.wait_ready(timeout=ctx.settle_timeout)
     if not p:
         s["reason"] = "pair not ready (no single primary + armed monitor)"
         return s
@@ -773,14 +773,16 @@ def heartwire_phase(ctx, cells, kinds, injections, samples):
         pmd, engine, interval, miss = cell["pmd"], cell["engine"], cell["interval_us"], cell["miss"]
         log(f"heartwire {pmd} {engine} {interval}us x{miss}: starting the pair")
         pair.start(pmd, engine, interval, miss)
-        if not pair.wait_ready(timeout=20)[0]:
+        if not pair.wait_ready(timeout=ctx.settle_timeout)[0]:
             log("  pair never became stable (primary + armed monitor); restarting once")
             pair.stop()
             pair.start(pmd, engine, interval, miss)
-            if not pair.wait_ready(timeout=20)[0]:
+            if not pair.wait_ready(timeout=ctx.settle_timeout)[0]:
                 log("  still unstable: cell skipped")
                 for kind in kinds:
-                    samples.append(dict(cell, system="heartwire", kind=kind, valid=False, reason="pair unstable",
+                    samples.append(dict(cell, system="heartwire", kind=kind, valid=False,
+                                        reason="pair unstable: no primary + armed monitor for "
+                                               f"{ctx.settle_timeout:.0f} s, twice",
                                         garp_us="", reply_us="", gap_us="", detect_us="", decision_us="",
                                         resumed_role="", primary=""))
                 pair.stop()
@@ -838,18 +840,20 @@ def soak_phase(ctx, settings, seconds, hog_modes, pmd="af_xdp", engine="run-to-c
     for interval, miss in settings:
         for hog in hog_modes:
             pair.start(pmd, engine, interval, miss)
-            p, m = pair.wait_ready(timeout=20)
+            p, m = pair.wait_ready(timeout=10)
             row = {"pmd": pmd, "engine": engine, "interval_us": interval, "miss": miss, "hog": hog,
                    "seconds": seconds, "false_takeovers": "", "stalls": "", "probes": "", "answers": "",
                    "note": ""}
             if not p:
-                row["note"] = "pair never stable before the soak"
-                row["false_takeovers"] = "unstable"
+                # Still counted: a pair that flaps before the soak starts flaps during it too.
+                row["note"] = "never settled into primary + armed monitor before the soak"
+            base = {k: (pair.nodes[k].status() or {}).get("counters") for k in NODES}
+            if not all(base.values()):
+                row["note"] = "a daemon did not answer status before the soak"
+                row["false_takeovers"] = "n/a"
                 rows.append(row)
-                log(f"soak {interval}us x{miss} hog={hog}: pair never stable")
                 pair.stop()
                 continue
-            base = {k: pair.nodes[k].status()["counters"] for k in NODES}
             hog_proc = None
             if hog:
                 # One busy loop, started and stopped by PID, free to run on either core.
@@ -940,6 +944,7 @@ def main():
     ctx.heartwirectl = os.path.join(a.build_dir, "dpdk_apps", "heartwirectl")
     ctx.probe = os.path.join(a.build_dir, "dpdk_apps", "heartwire-failover-probe")
     ctx.procs = Procs(a.pidfile)
+    ctx.settle_timeout = 6.0 if q else 15.0
     ctx.dir = tempfile.mkdtemp(prefix=f"{a.prefix}-")
     ctx.net = Net(a.prefix)
     os.makedirs(a.results, exist_ok=True)

@@ -19,12 +19,6 @@ std::string fmt(const char* f, A... args) {
 
 std::string s(std::string_view v) { return std::string(v); }
 
-std::uint64_t wall_now() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 } // namespace
 
 control_loop::control_loop(const cfg::config& c, io::engine& e)
