@@ -14,10 +14,11 @@ meson test -C "$HW_BUILD" --print-errorlogs --num-processes 1 "$@" || rc=$?
 
 # One plain summary line over every GoogleTest case that ran.
 log="$HW_BUILD/meson-logs/testlog.txt"
-passed=$(grep -hoE '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
-failed=$(grep -hoE '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
-skipped=$(grep -hoE '^\[  SKIPPED \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
-left=$(ip netns list 2>/dev/null | grep -cE '^hw[0-9]+n' || true)
+count() { { grep -hoE "^\\[  $1 *\\] [0-9]+ test" "$log" || true; } | awk '{s+=$(NF-1)} END {print s+0}'; }
+passed=$(count PASSED)
+failed=$(count FAILED)
+skipped=$(count SKIPPED)
+left=$({ ip netns list 2>/dev/null || true; } | grep -cE '^hw[0-9]+n' || true)
 if [ "$left" -gt 0 ]; then
     echo "heartwire: $left test namespace(s) left behind" >&2
     rc=1
