@@ -3,9 +3,9 @@
 #
 #   bench/failover/run.sh --quick          # < 5 minutes: a few cells, 3 injections each, short soak
 #   bench/failover/run.sh                  # the full matrix, 200 injections per cell, 10-minute soaks (hours)
-#   bench/failover/run.sh --configs af_xdp:rtc:10 --kinds kill --injections 200 --no-soak
+#   bench/failover/run.sh --configs af_xdp:rtc:1000x10 --kinds kill --injections 200 --no-soak
 #
-# Options (all passed to failover.py): --quick, --injections N, --configs pmd:engine:interval[,...]|all,
+all,|all,
 # --kinds kill,stop,link, --miss N, --ka-injections N, --ka-kinds K, --advert S, --soak-seconds N,
 # --soak-settings 10x3,100x3, --no-heartwire, --no-keepalived, --no-soak, --no-micro.
 # Environment: BUILD_DIR (default <repo>/build), RESULTS (default bench/failover/results/<date>).

@@ -27,6 +27,7 @@ inline constexpr std::uint32_t default_peer_timeout_ms = 100;
 inline constexpr std::uint32_t default_stay_down_interval_ms = 10;
 inline constexpr std::uint32_t default_preempt_delay_ms = 0;
 inline constexpr std::uint32_t default_drain_timeout_ms = 5000;
+inline constexpr std::uint32_t default_flap_hold_ms = 30000;
 inline constexpr std::uint32_t default_burst = 32;
 inline constexpr std::uint32_t default_rx_desc = 1024;
 inline constexpr std::uint32_t default_tx_desc = 1024;
@@ -85,6 +86,9 @@ struct protocol_cfg {
     bool preempt{false};                                                // [protocol] preempt
     std::uint32_t preempt_delay_ms{default_preempt_delay_ms};
     std::uint32_t drain_timeout_ms{default_drain_timeout_ms};
+    // A primary superseded while alive watches with a doubled miss count (up to x8) for this
+    // long when it becomes monitor again: flap damping. 0 disables it.
+    std::uint32_t flap_hold_ms{default_flap_hold_ms};
     bool require_fence{false};  // takeover waits for the fence hook to succeed
 };
 

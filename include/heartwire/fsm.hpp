@@ -47,6 +47,7 @@ struct params {
     std::uint64_t preempt_delay_ns{0};
     bool require_fence{false};
     std::uint64_t drain_timeout_ns{5'000'000'000};
+    std::uint64_t flap_hold_ns{30'000'000'000};
     bool has_boot_peer{false};
     bool has_fence{false};
 
@@ -184,7 +185,10 @@ protected:
     X(own_frames)           /* our own frames seen again (af_packet taps outgoing) */            \
     X(peer_table_full)                                                                           \
     X(address_conflicts)    /* a GARP for an address we hold from another MAC */                 \
-    X(monitor_lost)         /* primary stopped hearing the monitor's probes */
+    X(monitor_lost)         /* primary stopped hearing the monitor's probes */                   \
+    X(flaps)                /* we were replaced while alive (stalled past the window) */         \
+    X(damped_watches)       /* monitor stints with a widened window after a flap */              \
+    X(false_takeovers)      /* after our takeover the old primary was heard alive */
 
 struct counters {
 #define HW_X(name) std::uint64_t name{};
@@ -250,6 +254,11 @@ struct state {
     std::uint32_t failed_id{};
     mac_addr failed_mac;
     std::uint64_t failed_last_answer_ns{};
+
+    // Flap damping: a replaced-while-alive primary watches with a wider window for a while.
+    std::uint8_t flap_level{};
+    std::uint64_t flap_until_ns{};
+    bool failed_seen_alive{};
 
     std::array<peer, max_peers> peers{};
     std::uint64_t last_rtt_ns{};   // round trip of the newest answered heartbeat probe

@@ -51,6 +51,7 @@ constexpr range ranges[] = {
     {"protocol.peer_timeout_ms", 1, 3'600'000},
     {"protocol.stay_down_interval_ms", 1, 60'000},
     {"protocol.preempt_delay_ms", 0, 3'600'000},
+    {"protocol.flap_hold_ms", 0, 86'400'000},
     {"protocol.drain_timeout_ms", 1, 3'600'000},
     {"engine.idle_max_sleep_us", 1, 100'000},
     {"engine.burst", 1, 512},
@@ -315,6 +316,7 @@ void read_protocol(table_reader& r, protocol_cfg& c) {
     r.uint("stay_down_interval_ms", c.stay_down_interval_ms);
     r.boolean("preempt", c.preempt);
     r.uint("preempt_delay_ms", c.preempt_delay_ms);
+    r.uint("flap_hold_ms", c.flap_hold_ms);
     r.uint("drain_timeout_ms", c.drain_timeout_ms);
     r.boolean("require_fence", c.require_fence);
 }
@@ -597,6 +599,7 @@ std::vector<config_error> validate(const config& c) {
     k.in_range("protocol.peer_timeout_ms", p.peer_timeout_ms);
     k.in_range("protocol.stay_down_interval_ms", p.stay_down_interval_ms);
     k.in_range("protocol.preempt_delay_ms", p.preempt_delay_ms);
+    k.in_range("protocol.flap_hold_ms", p.flap_hold_ms);
     k.in_range("protocol.drain_timeout_ms", p.drain_timeout_ms);
     // A timeout no longer than the announce period would forget live peers between announces.
     if (p.peer_timeout_ms <= p.announce_interval_ms)

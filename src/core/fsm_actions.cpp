@@ -93,6 +93,7 @@ params params::from_config(const cfg::config& c, const mac_addr& mac) noexcept {
     p.preempt_delay_ns = c.protocol.preempt_delay_ms * ms;
     p.require_fence = c.protocol.require_fence;
     p.drain_timeout_ns = c.protocol.drain_timeout_ms * ms;
+    p.flap_hold_ns = c.protocol.flap_hold_ms * ms;
     p.has_boot_peer = !c.hooks.boot_peer.empty();
     p.has_fence = !c.hooks.fence.empty();
     return p;
@@ -226,10 +227,20 @@ void set_role(state& s, role to, std::uint64_t now, action_sink& out) noexcept {
         start_discovery(s, now);
         s.det.stop();
         break;
-    case role::monitor:
-        // Seed 000 claim 1: the monitor signals the primary address from now on.
+    case role::monitor: {
+        // Seed 000 claim 1: the monitor signals the primary address from now on. After a
+        // flap, with a wider window (flap damping), so two starved nodes stop trading the
+        // address back and forth.
+        detector::params dp = s.det.config();
+        dp.miss = s.p.miss;
+        if (now < s.flap_until_ns) {
+            dp.miss = std::min<std::uint32_t>(s.p.miss << s.flap_level, detector::max_miss);
+            ++s.c.damped_watches;
+        }
+        s.det.configure(dp);
         s.det.start(now);
         break;
+    }
     case role::primary:
         s.det.stop();
         s.monitor_alive = false;
@@ -286,6 +297,7 @@ void take_over(state& s, std::uint64_t now, action_sink& out, takeover_cause why
     }
     s.fence_pending = false;
     s.switchover_pending = false;
+    s.failed_seen_alive = false;
     ++s.c.takeovers;
     s.epoch = s.epoch + 1;
     claim(s, address_id::primary, now, out);

@@ -25,12 +25,25 @@ void on_heartbeat(state& s, const wire::frame& f, std::uint64_t now, action_sink
                     // one takes the monitor address the new primary just freed.
                     step_down(s, now, out, s.fault != fault_kind::none ? role::fault : role::probe_monitor);
                 } else {
-                    // Lost to a newer primary: hold nothing and listen for its stay-down; if
-                    // none comes within a peer timeout, rejoin through discovery.
+                    // Lost to a newer primary while we were alive: we stalled past the
+                    // window. Remember it: our next monitor stint watches more patiently.
+                    if (s.p.flap_hold_ns != 0) {
+                        ++s.c.flaps;
+                        s.flap_level = static_cast<std::uint8_t>(std::min(s.flap_level + 1, 3));
+                        s.flap_until_ns = now + s.p.flap_hold_ns;
+                    }
+                    // Hold nothing and listen for its stay-down; if none comes within a peer
+                    // timeout, rejoin through discovery.
                     s.last_stay_down_heard_ns = now;
                     step_down(s, now, out, role::fenced);
                 }
             } else {
+                // The primary we replaced is alive after all: a false takeover (counted for
+                // the soak), then the same rule as any conflict.
+                if (m.node_id == s.failed_id && !s.failed_seen_alive) {
+                    s.failed_seen_alive = true;
+                    ++s.c.false_takeovers;
+                }
                 // We win: make sure every ARP cache points at us again (issue 3, item 4).
                 ++s.c.address_conflicts;
                 s.garp_left[0] = s.p.garp_repeat;
@@ -43,6 +56,13 @@ void on_heartbeat(state& s, const wire::frame& f, std::uint64_t now, action_sink
                 s.watched_mac = f.eth.src;
             }
         }
+    }
+    // The primary we replaced, heard stepping down to fenced: it was alive (a rebooted node
+    // starts in discovery, never in fenced). Counted once per takeover, for the soak.
+    if (s.r == role::primary && s.failed_id != 0 && m.node_id == s.failed_id && !s.failed_seen_alive &&
+        static_cast<role>(m.role) == role::fenced) {
+        s.failed_seen_alive = true;
+        ++s.c.false_takeovers;
     }
     if (!s.holds[0]) s.epoch = std::max(s.epoch, m.epoch);
     if (peer_holds_primary) s.primary_mac_hint = f.eth.src;

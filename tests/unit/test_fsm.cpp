@@ -656,3 +656,36 @@ TEST(Fsm, PrimaryAnnouncesThatItsMonitorWentSilent) {
         }
     EXPECT_TRUE(flagged);
 }
+
+// ---------------------------------------------------------------- flap damping
+
+TEST(Fsm, ReplacedWhileAlivePrimaryWatchesWithAWiderWindowAfterwards) {
+    auto net = formed_pair();
+    net.kill(0); // a stall, not a death
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    net.nodes[0].up = true;
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::monitor; }, 500 * ms));
+    EXPECT_EQ(net.nodes[0].s.c.flaps, 1u);
+    EXPECT_EQ(net.nodes[0].s.c.damped_watches, 1u);
+    EXPECT_EQ(net.nodes[0].s.det.config().miss, 6u) << "miss 3 doubled";
+    EXPECT_EQ(net.nodes[1].s.c.false_takeovers, 1u) << "the new primary heard its predecessor alive";
+    net.run_for(1 * ms); // answered probes: the detector is armed
+    // A real failure is still detected, on the wider window.
+    ASSERT_TRUE(net.run_until([&] { return net.nodes[0].s.det.next_probe_ns() <= net.now + net.tick_step; }, 1 * ms));
+    net.kill(1);
+    net.run_for(net.tick_step);
+    const std::uint64_t first = net.now;
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::primary; }, 1 * ms));
+    EXPECT_EQ(net.now, first + 6 * 10 * us);
+}
+
+TEST(Fsm, FlapDampingWearsOffAfterTheHold) {
+    auto net = formed_pair();
+    net.nodes[0].s.p.flap_hold_ns = 50 * ms;
+    net.kill(0);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    net.nodes[0].up = true;
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::monitor; }, 500 * ms));
+    EXPECT_EQ(net.nodes[0].s.c.damped_watches, 0u) << "the 50 ms hold had passed by the time it rejoined";
+    EXPECT_EQ(net.nodes[0].s.det.config().miss, 3u);
+}
