@@ -22,6 +22,7 @@
 #include "dpdk/eal.hpp"
 #include "dpdk/engine.hpp"
 #include "dpdk/port.hpp"
+#include "dpdk/telemetry.hpp"
 #include "control_loop.hpp"
 
 namespace heartwire::app {
@@ -101,6 +102,8 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
                   std::string(cfg::to_string(c.engine.mode)).c_str(), c.detect.interval_us, c.detect.miss);
     log::write(log::level::info, line);
     g_engine.store(engine.get());
+    if (io::register_telemetry(engine.get()) != 0)
+        log::write(log::level::warn, "DPDK telemetry endpoints /heartwire/* not registered");
     install_signals();
     if (g_stop.load()) engine->request_stop();
 
@@ -121,6 +124,7 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
     running.store(false, std::memory_order_release);
     ctl.join();
     g_engine.store(nullptr);
+    io::unregister_telemetry();
     log::write(log::level::info, "stopped; addresses released");
     control.reset();
     engine.reset();

@@ -6,11 +6,13 @@
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
+#include <sys/un.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <fcntl.h>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -290,4 +292,29 @@ TEST(Startup, MissingHugepagesIsAClearError) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.log.find("hugepages needed"), std::string::npos)
         << r.log << run({"grep", "-i", "huge", "/proc/meminfo"}).out;
+}
+
+TEST(Pair, DpdkTelemetryShowsRoleAndCounters) {
+    pair_fixture p;
+    ASSERT_NO_FATAL_FAILURE(p.form());
+    // dpdk-telemetry.py's protocol: a SEQPACKET Unix socket per process, one JSON answer per command.
+    const std::string path = "/var/run/dpdk/hw" + std::to_string(getpid()) + "b/dpdk_telemetry.v2";
+    const int s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    ASSERT_EQ(connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << path;
+    char buf[16384];
+    ASSERT_GT(recv(s, buf, sizeof buf, 0), 0); // the greeting
+    auto ask = [&](const char* cmd) {
+        send(s, cmd, std::strlen(cmd), 0);
+        const ssize_t n = recv(s, buf, sizeof buf - 1, 0);
+        return std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    };
+    const std::string st = ask("/heartwire/status");
+    EXPECT_NE(st.find("\"role\":\"monitor\""), std::string::npos) << st;
+    const std::string c = ask("/heartwire/counters");
+    EXPECT_NE(c.find("\"probes_sent\":"), std::string::npos) << c;
+    EXPECT_NE(c.find("\"drop_eth_truncated\":"), std::string::npos) << c;
+    close(s);
 }
