@@ -143,6 +143,27 @@ std::int64_t kernel_ts(msghdr& msg) noexcept {
     return 0;
 }
 
+// One non-blocking datagram with its kernel receive time (SO_TIMESTAMPNS; the current
+// CLOCK_REALTIME when the kernel gave none). Returns the length, or -1.
+template <class Addr>
+ssize_t recv_stamped(int fd, std::uint8_t* buf, std::size_t len, Addr& from, std::int64_t& ts_ns) {
+    alignas(cmsghdr) char ctrl[256];
+    iovec iov{buf, len};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctrl;
+    msg.msg_controllen = sizeof ctrl;
+    const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n >= 0) {
+        ts_ns = kernel_ts(msg);
+        if (ts_ns == 0) ts_ns = realtime_ns();
+    }
+    return n;
+}
+
 void enable_timestamps(int fd, const char* what) {
     int on = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) != 0)
@@ -177,17 +198,9 @@ int open_arp_socket(int ifindex) {
 // from the wire (our own outgoing ARP is skipped).
 bool read_arp(int fd, arp_seen& out) {
     std::uint8_t buf[256];
-    alignas(cmsghdr) char ctrl[256];
     sockaddr_ll from{};
-    iovec iov{buf, sizeof buf};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof from;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = ctrl;
-    msg.msg_controllen = sizeof ctrl;
-    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    std::int64_t ts = 0;
+    const ssize_t n = recv_stamped(fd, buf, sizeof buf, from, ts);
     if (n < 0) return false;
     if (from.sll_pkttype == PACKET_OUTGOING) return false;
     constexpr std::size_t eth = 14, arp = 28;
@@ -195,8 +208,7 @@ bool read_arp(int fd, arp_seen& out) {
     if (be16(buf + 12) != ETH_P_ARP) return false;
     const std::uint8_t* a = buf + eth;
     if (be16(a) != 1 || be16(a + 2) != ETH_P_IP || a[4] != 6 || a[5] != 4) return false;
-    out.ts_ns = kernel_ts(msg);
-    if (out.ts_ns == 0) out.ts_ns = realtime_ns();
+    out.ts_ns = ts;
     out.op = be16(a + 6);
     std::copy_n(buf + 6, 6, out.eth_src.b.begin());
     std::copy_n(a + 8, 6, out.sha.b.begin());
@@ -352,17 +364,9 @@ struct prober {
 
     void read_icmp() {
         std::uint8_t buf[512];
-        alignas(cmsghdr) char ctrl[256];
         sockaddr_in from{};
-        iovec iov{buf, sizeof buf};
-        msghdr msg{};
-        msg.msg_name = &from;
-        msg.msg_namelen = sizeof from;
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = ctrl;
-        msg.msg_controllen = sizeof ctrl;
-        ssize_t n = recvmsg(icmp_fd, &msg, MSG_DONTWAIT);
+        std::int64_t ts = 0;
+        const ssize_t n = recv_stamped(icmp_fd, buf, sizeof buf, from, ts);
         if (n < 20) return;
         const std::size_t ihl = static_cast<std::size_t>(buf[0] & 0x0f) * 4;
         if ((buf[0] >> 4) != 4 || ihl < 20 || static_cast<std::size_t>(n) < ihl + 24) return;
@@ -372,8 +376,6 @@ struct prober {
         if (get_be64(icmp + 8) != payload_magic) return;
         const std::uint64_t counter = get_be64(icmp + 16);
         if (counter >= next_counter.load(std::memory_order_relaxed)) return; // not one of ours
-        std::int64_t ts = kernel_ts(msg);
-        if (ts == 0) ts = realtime_ns();
         on_reply(ts, counter);
     }
 

@@ -50,6 +50,11 @@ rte_ring* make_ring(const char* prefix, unsigned esize, unsigned count) {
     return r;
 }
 
+void count_drop(lcore_counters& c, wire::decode_error e) noexcept {
+    c.rx_invalid.add();
+    c.drops[static_cast<std::size_t>(e)].add();
+}
+
 } // namespace
 
 void rtt_histogram::add(std::uint64_t ns) noexcept {
@@ -318,44 +323,52 @@ void engine::idle(bool worked, std::uint64_t now, std::uint64_t& idle_turns) noe
     role_c_.idle_sleeps.add();
 }
 
-int engine::run_to_completion() noexcept {
+// The role loop shared by both modes: drain what `pull` delivers (a few bursts at most, so
+// timers are never starved), then timers, then the idle policy. `pull(tx, max)` hands each
+// frame to the machine and returns how many it took.
+template <class Pull>
+int engine::role_loop(Pull&& pull) noexcept {
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     tx_sink tx(*this, role_c_);
-    rte_mbuf* burst[max_burst];
-    const std::uint16_t nb = static_cast<std::uint16_t>(std::min<std::uint32_t>(cfg_.engine.burst, max_burst));
+    const unsigned nb = std::min<std::uint32_t>(cfg_.engine.burst, max_burst);
     std::uint64_t idle_turns = 0;
-
-    std::uint64_t now = machine_event(fsm::event_kind::start, tx);
-
+    machine_event(fsm::event_kind::start, tx);
     while (!stop_.load(std::memory_order_relaxed)) {
         role_c_.loops.add();
         bool worked = false;
         for (unsigned round = 0; round < rx_rounds_per_turn; ++round) {
-            const std::uint16_t n = rte_eth_rx_burst(port_.id(), 0, burst, nb);
+            const unsigned n = pull(tx, nb);
             if (n == 0) break;
             worked = true;
-            now = clk_.now_ns();
-            role_c_.rx_packets.add(n);
-            for (std::uint16_t i = 0; i < n; ++i) {
-                const wire::frame f = wire::decode(bytes_of(burst[i]));
-                if (!f.ok()) {
-                    role_c_.rx_invalid.add();
-                    role_c_.drops[static_cast<std::size_t>(f.error)].add();
-                    rte_pktmbuf_free(burst[i]);
-                    continue;
-                }
-                handle_frame(burst[i], f, now, tx);
-            }
             if (n < nb) break;
         }
-        now = clk_.now_ns();
+        const std::uint64_t now = clk_.now_ns();
         role_turn(now, tx);
         idle(worked, now, idle_turns);
     }
-
     machine_event(fsm::event_kind::shutdown, tx);
     role_done_.store(true, std::memory_order_release);
     return 0;
+}
+
+int engine::run_to_completion() noexcept {
+    rte_mbuf* burst[max_burst];
+    return role_loop([&](tx_sink& tx, unsigned nb) -> unsigned {
+        const std::uint16_t n = rte_eth_rx_burst(port_.id(), 0, burst, static_cast<std::uint16_t>(nb));
+        if (n == 0) return 0;
+        role_c_.rx_packets.add(n); // pipelined: the RX lcore counts them
+        const std::uint64_t now = clk_.now_ns();
+        for (std::uint16_t i = 0; i < n; ++i) {
+            const wire::frame f = wire::decode(bytes_of(burst[i]));
+            if (!f.ok()) {
+                count_drop(role_c_, f.error);
+                rte_pktmbuf_free(burst[i]);
+                continue;
+            }
+            handle_frame(burst[i], f, now, tx);
+        }
+        return n;
+    });
 }
 
 int engine::run_rx() noexcept {
@@ -382,8 +395,7 @@ int engine::run_rx() noexcept {
         for (std::uint16_t i = 0; i < n; ++i) {
             rx_item it{burst[i], now, wire::decode(bytes_of(burst[i]))};
             if (!it.f.ok()) {
-                rx_c_.rx_invalid.add();
-                rx_c_.drops[static_cast<std::size_t>(it.f.error)].add();
+                count_drop(rx_c_, it.f.error);
                 rte_pktmbuf_free(burst[i]);
                 continue;
             }
@@ -397,33 +409,13 @@ int engine::run_rx() noexcept {
 }
 
 int engine::run_role() noexcept {
-    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-    tx_sink tx(*this, role_c_);
-    rx_item items[32];
-    std::uint64_t idle_turns = 0;
-
-    std::uint64_t now = machine_event(fsm::event_kind::start, tx);
-
-    while (!stop_.load(std::memory_order_relaxed)) {
-        role_c_.loops.add();
-        bool worked = false;
-        for (unsigned round = 0; round < rx_rounds_per_turn; ++round) {
-            const unsigned n = rte_ring_sc_dequeue_burst_elem(pipe_, items, sizeof(rx_item), 32, nullptr);
-            if (n == 0) break;
-            worked = true;
-            now = clk_.now_ns();
-            role_c_.rx_packets.add(n);
-            for (unsigned i = 0; i < n; ++i) handle_frame(items[i].m, items[i].f, now, tx);
-            if (n < 32) break;
-        }
-        now = clk_.now_ns();
-        role_turn(now, tx);
-        idle(worked, now, idle_turns);
-    }
-
-    machine_event(fsm::event_kind::shutdown, tx);
-    role_done_.store(true, std::memory_order_release);
-    return 0;
+    rx_item items[max_burst];
+    return role_loop([&](tx_sink& tx, unsigned nb) -> unsigned {
+        const unsigned n = rte_ring_sc_dequeue_burst_elem(pipe_, items, sizeof(rx_item), nb, nullptr);
+        const std::uint64_t now = clk_.now_ns();
+        for (unsigned i = 0; i < n; ++i) handle_frame(items[i].m, items[i].f, now, tx);
+        return n;
+    });
 }
 
 } // namespace heartwire::io

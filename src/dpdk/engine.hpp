@@ -122,6 +122,8 @@ private:
     std::size_t dequeue_events(control_event* out, std::size_t n) noexcept;
     void handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, class tx_sink& tx) noexcept;
     std::uint64_t machine_event(fsm::event_kind k, class tx_sink& tx) noexcept;
+    template <class Pull>
+    int role_loop(Pull&& pull) noexcept;
     void role_turn(std::uint64_t now, class tx_sink& tx) noexcept;
     void publish(std::uint64_t now) noexcept;
     void idle(bool worked, std::uint64_t now, std::uint64_t& idle_turns) noexcept;

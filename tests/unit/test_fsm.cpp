@@ -34,10 +34,12 @@ struct lone {
 };
 
 // A pair formed: node 0 primary, node 1 monitor.
-network formed_pair(bool reboot_hooks = false) {
+using tweak = std::function<void(fsm::params& primary, fsm::params& monitor)>;
+
+network formed_pair(const tweak& t = {}) {
     network net;
     auto p0 = test_params(1), p1 = test_params(2);
-    p0.has_boot_peer = p1.has_boot_peer = reboot_hooks;
+    if (t) t(p0, p1);
     net.add(p0);
     net.add(p1);
     net.start(0);
@@ -308,7 +310,7 @@ TEST(Fsm, IcmpEchoOfThePrimaryAddressWorksAsTheProbe) {
 // ---------------------------------------------------------------- epochs and stay-down
 
 TEST(Fsm, StalledPrimaryThatResumesStepsDownAndStaysDownWhileItIsRebooted) {
-    auto net = formed_pair(/*reboot_hooks=*/true);
+    auto net = formed_pair([](auto& a, auto& b) { a.has_boot_peer = b.has_boot_peer = true; });
     net.kill(0); // SIGSTOP: the process keeps its state
     ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
     net.run_for(30 * ms);
@@ -380,37 +382,18 @@ TEST(Fsm, RestartedOldPrimaryRejoinsWithoutTakingTheAddressBack) {
 }
 
 TEST(Fsm, TakeoverAsksForTheFailedPrimaryToBeBooted) {
-    network net;
-    auto p0 = test_params(1), p1 = test_params(2);
-    p1.has_boot_peer = true;
-    net.add(p0);
-    net.add(p1);
-    net.start(0);
-    net.run_for(80 * ms);
-    net.start(1);
-    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor; }, 200 * ms));
-    net.run_for(1 * ms);
+    auto net = formed_pair([](fsm::params&, fsm::params& b) { b.has_boot_peer = true; });
     net.kill(0);
     ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
     const auto* h = net.nodes[1].out.last(action_kind::run_hook);
     ASSERT_NE(h, nullptr);
     EXPECT_EQ(h->hook, fsm::hook_kind::boot_peer);
     EXPECT_EQ(h->peer_id, 1u);
-    EXPECT_EQ(h->peer_mac, p0.mac);
+    EXPECT_EQ(h->peer_mac, net.nodes[0].s.p.mac);
 }
 
 TEST(Fsm, RequiredFenceMustSucceedBeforeTheClaim) {
-    network net;
-    auto p0 = test_params(1), p1 = test_params(2);
-    p1.has_fence = true;
-    p1.require_fence = true;
-    net.add(p0);
-    net.add(p1);
-    net.start(0);
-    net.run_for(80 * ms);
-    net.start(1);
-    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor; }, 200 * ms));
-    net.run_for(1 * ms);
+    auto net = formed_pair([](fsm::params&, fsm::params& b) { b.has_fence = true; b.require_fence = true; });
     net.kill(0);
     net.run_for(1 * ms);
     auto& mon = net.nodes[1];
