@@ -6,6 +6,7 @@
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -317,4 +318,31 @@ TEST(Pair, DpdkTelemetryShowsRoleAndCounters) {
     EXPECT_NE(c.find("\"probes_sent\":"), std::string::npos) << c;
     EXPECT_NE(c.find("\"drop_eth_truncated\":"), std::string::npos) << c;
     close(s);
+}
+
+TEST(Pair, NotifyHookRunsOnEveryRoleChange) {
+    node_options o;
+    pair_fixture p(o);
+    const std::string log = p.c.dir() + "/notify.log";
+    const std::string hook = p.c.dir() + "/notify.sh";
+    std::ofstream(hook) << "#!/bin/sh\necho \"$3 $1 $2\" >> " << log << "\n";
+    chmod(hook.c_str(), 0755);
+    for (const char* n : {"a", "b"}) {
+        node_options oi = o;
+        oi.lcores = n[0] == 'a' ? "0" : "1";
+        oi.extra_toml = "[hooks]\nnotify = \"" + hook + "\"\n";
+        p.c.write_config(n, n[0] == 'a' ? 1 : 2, oi);
+    }
+    ASSERT_NO_FATAL_FAILURE(p.form());
+    p.c.stop("a", SIGKILL);
+    p.expect_moved_to_b();
+    auto has = [&](const std::string& line) {
+        std::ifstream in(log);
+        for (std::string l; std::getline(in, l);)
+            if (l.rfind(line, 0) == 0) return true;
+        return false;
+    };
+    EXPECT_TRUE(wait_until([&] { return has("b primary 2"); }, 5s)) << "notify <role> <epoch> <node>";
+    EXPECT_TRUE(has("a primary 1"));
+    EXPECT_TRUE(has("b monitor"));
 }

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "control/ctl_socket.hpp"
+#include "control/health.hpp"
 #include "control/hooks.hpp"
 #include "control/log.hpp"
 #include "control/netlink.hpp"
@@ -680,3 +681,71 @@ TEST(ControlLog, ParseLevel) {
 }
 
 } // namespace
+
+// ---------------------------------------------------------------- health checks
+
+namespace {
+
+heartwire::cfg::health_check_cfg script_check(const std::string& path, std::uint32_t fall, std::uint32_t rise) {
+    heartwire::cfg::health_check_cfg c;
+    c.name = "t";
+    c.kind = "script";
+    c.target = path;
+    c.interval_ms = 1;
+    c.fall = fall;
+    c.rise = rise;
+    return c;
+}
+
+// Runs the monitor until `pred` holds (or 5 s), routing hook results to it.
+template <class Pred>
+bool drive(heartwire::control::health_monitor& h, heartwire::control::hook_runner& hooks, Pred pred) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < end) {
+        h.poll(std::chrono::steady_clock::now());
+        hooks.poll([&](const heartwire::control::hook_result& r) { h.on_hook_done(r); });
+        if (pred()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return false;
+}
+
+} // namespace
+
+TEST(ControlHealth, ScriptCheckFailsAfterFallFailuresAndRecoversAfterRisePasses) {
+    char dir[] = "/tmp/hw-health-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string flag = std::string(dir) + "/ok", script = std::string(dir) + "/check.sh";
+    std::ofstream(script) << "#!/bin/sh\ntest -f " << flag << "\n";
+    chmod(script.c_str(), 0755);
+    heartwire::control::hook_runner hooks(std::chrono::milliseconds(2000));
+    heartwire::control::health_monitor h({script_check(script, 3, 2)}, hooks);
+    EXPECT_EQ(h.first_failed(), nullptr) << "healthy until proven otherwise";
+    ASSERT_TRUE(drive(h, hooks, [&] { return h.first_failed() != nullptr; })) << "no flag file: fails";
+    EXPECT_EQ(h.first_failed()->kind, heartwire::fsm::fault_kind::script);
+    EXPECT_EQ(h.first_failed()->last_detail, "exit 1");
+    std::ofstream(flag) << "1";
+    ASSERT_TRUE(drive(h, hooks, [&] { return h.first_failed() == nullptr; })) << "passes again: cured";
+    hooks.wait_all();
+    std::filesystem::remove_all(dir);
+}
+
+TEST(ControlHealth, ProcessCheckFindsRunningProcessesByName) {
+    EXPECT_TRUE(heartwire::control::health_monitor::process_running("unit_tests"));
+    EXPECT_FALSE(heartwire::control::health_monitor::process_running("no-such-process-hw"));
+}
+
+TEST(ControlHealth, MissingInterfaceFailsTheInterfaceCheck) {
+    heartwire::cfg::health_check_cfg c;
+    c.name = "link";
+    c.kind = "interface";
+    c.target = "hwnosuch0";
+    c.interval_ms = 1;
+    c.fall = 1;
+    c.rise = 1;
+    heartwire::control::hook_runner hooks(std::chrono::milliseconds(1000));
+    heartwire::control::health_monitor h({c}, hooks);
+    ASSERT_TRUE(drive(h, hooks, [&] { return h.first_failed() != nullptr; }));
+    EXPECT_EQ(h.first_failed()->kind, heartwire::fsm::fault_kind::interface);
+    EXPECT_EQ(h.first_failed()->last_detail, "missing");
+}
