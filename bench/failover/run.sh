@@ -5,9 +5,9 @@
 #   bench/failover/run.sh                  # the full matrix, 200 injections per cell, 10-minute soaks (hours)
 #   bench/failover/run.sh --configs af_xdp:rtc:1000x10 --kinds kill --injections 200 --no-soak
 #
-all,|all,
+# Options (all passed to failover.py): --quick, --injections N, --configs pmd:engine:interval[xmiss][,...]|all,
 # --kinds kill,stop,link, --miss N, --ka-injections N, --ka-kinds K, --advert S, --soak-seconds N,
-# --soak-settings 10x3,100x3, --no-heartwire, --no-keepalived, --no-soak, --no-micro.
+# --soak-settings 10x3,100x3, --engine-nice N, --no-heartwire, --no-keepalived, --no-soak, --no-micro.
 # Environment: BUILD_DIR (default <repo>/build), RESULTS (default bench/failover/results/<date>).
 #
 # Needs root. Creates namespaces hwb<pid>-{br,a,b,client} and removes them on exit (Ctrl-C
@@ -29,7 +29,7 @@ args=()
 for a in "$@"; do
     case $a in
         --no-micro) micro=0 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) args+=("$a") ;;
     esac
 done
@@ -83,7 +83,7 @@ mkdir -p "$results"
     echo "kernel: $(uname -r)"
     echo "dpdk: $(pkg-config --modversion libdpdk 2>/dev/null || echo unknown)"
     echo "keepalived: $(keepalived --version 2>&1 | head -1)"
-    echo "commit: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "commit: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)${SOURCE_NOTE:+ ($SOURCE_NOTE)}"
     echo "args: $*"
 } > "$results/machine.txt"
 cat "$results/machine.txt"

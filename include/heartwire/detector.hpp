@@ -2,12 +2,14 @@
 // Failure detector for the monitor -> primary probe stream (seed 000 claims 1, 3-5: signal
 // the primary, wait a set time for the answer, repeat; a missed answer means failure).
 //
-// A probe goes out every `interval`. Each probe must be answered within one interval. The
-// primary is declared failed when `miss` consecutive probes are unanswered past their
-// deadline: exactly `miss` intervals after the first unanswered probe was sent.
+// A probe goes out every `interval`. The primary is declared failed when no answer has
+// arrived for `miss` intervals while we kept probing (at least `miss` probes went out since
+// the last answer): exactly `miss` intervals after the last answer. Any answer proves the
+// primary alive when it arrives, even one to an older probe: a primary whose answers come
+// late but keep coming is slow, not dead, and must not be replaced.
 //
 // Stall guard: a detector that was itself not run for longer than `stall_threshold` (the
-// monitor's core was descheduled) freezes its deadlines for the length of the stall. Its own
+// monitor's core was descheduled) freezes its clock for the length of the stall. Its own
 // silence must never count as the primary's: probes were not sent and answers were not read
 // while it slept, so it needs a fresh window of `miss` probes after it wakes.
 //
@@ -17,7 +19,6 @@
 //
 // Pure: time is passed in; no I/O.
 
-#include <array>
 #include <cstdint>
 
 namespace heartwire {
@@ -55,37 +56,33 @@ public:
     bool on_answer(std::uint64_t ack_seq, std::uint64_t now) noexcept;
     // True once the failure rule holds. Stays true until start() is called again.
     bool failed(std::uint64_t now) const noexcept {
-        if (!running_ || deadline_ns_ == no_deadline || now < deadline_ns_) return false;
+        if (!running_ || since_answer_ < p_.miss || now < deadline_ns()) return false;
         return armed_ || now - started_ns_ >= p_.startup_grace_ns;
     }
     bool armed() const noexcept { return armed_; }
+    // When silence becomes failure if nothing arrives (the window after the last answer).
+    std::uint64_t deadline_ns() const noexcept { return last_answer_ns_ + p_.interval_ns * p_.miss; }
 
     std::uint64_t next_probe_ns() const noexcept { return next_probe_ns_; }
-    std::uint64_t deadline_ns() const noexcept { return deadline_ns_; }
     std::uint64_t last_answer_ns() const noexcept { return last_answer_ns_; }
     std::uint64_t last_sent_seq() const noexcept { return seq_; }
     std::uint64_t last_answered_seq() const noexcept { return acked_; }
-    std::uint64_t unanswered() const noexcept { return seq_ - acked_; }
+    std::uint64_t unanswered() const noexcept { return since_answer_; }
     std::uint64_t stalls() const noexcept { return stalls_; }
     const params& config() const noexcept { return p_; }
 
-    static constexpr std::uint64_t no_deadline = ~std::uint64_t{0};
-
 private:
-    void recompute_deadline() noexcept;
-
     params p_{};
     bool running_{false};
     bool armed_{false};
     std::uint64_t started_ns_{0};
     std::uint64_t next_probe_ns_{0};
-    std::uint64_t deadline_ns_{no_deadline};
     std::uint64_t last_tick_ns_{0};
-    std::uint64_t last_answer_ns_{0};
-    std::uint64_t seq_{0};   // last probe sent
-    std::uint64_t acked_{0}; // newest probe answered (all older count as answered)
+    std::uint64_t last_answer_ns_{0}; // arrival of the newest answer (start() counts as one)
+    std::uint64_t seq_{0};            // last probe sent
+    std::uint64_t acked_{0};          // newest probe answered
+    std::uint64_t since_answer_{0};   // probes sent since the last answer arrived
     std::uint64_t stalls_{0};
-    std::array<std::uint64_t, max_miss> sent_ns_{}; // send time of probe seq, at seq % max_miss
 };
 
 } // namespace heartwire

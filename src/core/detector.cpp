@@ -16,9 +16,9 @@ void detector::start(std::uint64_t now) noexcept {
     armed_ = false;
     started_ns_ = now;
     next_probe_ns_ = now;
-    deadline_ns_ = no_deadline;
     last_tick_ns_ = now;
     last_answer_ns_ = now;
+    since_answer_ = 0;
     acked_ = seq_; // probes of an earlier watch never count
 }
 
@@ -27,23 +27,21 @@ bool detector::observe_time(std::uint64_t now) noexcept {
     const std::uint64_t gap = now > last_tick_ns_ ? now - last_tick_ns_ : 0;
     last_tick_ns_ = now;
     if (gap <= p_.stall_threshold_ns) return false;
-    // We slept: nothing we sent could be answered and read in time. Shift every pending
-    // deadline by the stall and send the next probe at once.
+    // We slept: nothing we sent could be answered and read in time. Freeze our clock for
+    // the length of the stall and send the next probe at once.
     ++stalls_;
     started_ns_ += gap;
-    if (deadline_ns_ != no_deadline) deadline_ns_ += gap;
-    for (std::uint64_t s = acked_ + 1; s <= seq_; ++s) sent_ns_[s % max_miss] += gap;
+    last_answer_ns_ += gap;
     next_probe_ns_ = now;
     return true;
 }
 
 std::uint64_t detector::on_probe_sent(std::uint64_t now) noexcept {
     ++seq_;
-    sent_ns_[seq_ % max_miss] = now;
+    ++since_answer_;
     // Keep the cadence, but never try to catch up on probes we did not send.
     next_probe_ns_ += p_.interval_ns;
     if (next_probe_ns_ <= now) next_probe_ns_ = now + p_.interval_ns;
-    recompute_deadline();
     return seq_;
 }
 
@@ -51,19 +49,9 @@ bool detector::on_answer(std::uint64_t ack_seq, std::uint64_t now) noexcept {
     if (ack_seq <= acked_ || ack_seq > seq_) return false;
     acked_ = ack_seq;
     armed_ = true;
-    last_answer_ns_ = now;
-    recompute_deadline();
+    last_answer_ns_ = std::max(last_answer_ns_, now);
+    since_answer_ = 0;
     return true;
-}
-
-void detector::recompute_deadline() noexcept {
-    // The failure moment: the `miss`-th unanswered probe's own deadline (sent + interval).
-    if (seq_ - acked_ < p_.miss) {
-        deadline_ns_ = no_deadline;
-        return;
-    }
-    const std::uint64_t decisive = acked_ + p_.miss;
-    deadline_ns_ = sent_ns_[decisive % max_miss] + p_.interval_ns;
 }
 
 } // namespace heartwire
