@@ -1,6 +1,10 @@
 #include "dpdk/eal.hpp"
 
 #include <net/if.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -64,6 +68,25 @@ long meminfo(const std::string& key) {
     return -1;
 }
 
+// A memif server killed with SIGKILL leaves its socket file behind, and the next server on
+// that path fails with EADDRINUSE. Remove it when nobody listens on it any more.
+void clear_stale_memif_socket(const std::string& device) {
+    if (port_name(device).rfind("net_memif", 0) != 0 || vdev_arg(device, "role") != "server") return;
+    if (vdev_arg(device, "socket-abstract") != "no") return; // abstract sockets vanish with their owner
+    const std::string path = vdev_arg(device, "socket");
+    if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path)) return;
+    struct stat st{};
+    if (stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+    const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, path.c_str(), path.size());
+    const bool alive = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(fd);
+    if (!alive) unlink(path.c_str());
+}
+
 } // namespace
 
 void preflight(const cfg::config& c, const std::vector<std::string>& argv) {
@@ -87,6 +110,7 @@ void preflight(const cfg::config& c, const std::vector<std::string>& argv) {
                               " (port.device): use net_af_xdp<N>, net_af_packet<N>, net_memif<N>, "
                               "net_tap<N> or a PCI address bound with dpdk-devbind.py");
     }
+    clear_stale_memif_socket(c.port.device);
     if (c.port.mode == cfg::address_mode::shared && if_nametoindex(c.port.kernel_interface.c_str()) == 0)
         throw setup_error("interface missing: port.kernel_interface = \"" + c.port.kernel_interface +
                           "\" does not exist in this network namespace");
