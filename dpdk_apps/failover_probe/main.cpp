@@ -571,19 +571,26 @@ int main(int argc, char** argv) {
 
     std::string inject_desc;
     pid_t inject_pid = -1;
+    std::int64_t kill_call_ns = 0;
     {
         std::unique_lock lk(p.st.mu);
         p.st.old_mac = *old_mac;
         // Publish t_inject under the lock the receiver reads it with; the lock costs well under
         // a microsecond and the GARP cannot come before the action anyway.
-        const std::int64_t t = realtime_ns();
-        p.st.t_inject = t;
-        lk.unlock();
         int rc = 0;
         if (opt.kill_pid != 0) {
+            // The failure instant is when kill() has queued the signal: from then on the target
+            // cannot run again. Stamping before the call would count this thread's own
+            // scheduling delay (milliseconds on a saturated machine) as failover time.
+            const std::int64_t before = realtime_ns();
             rc = kill(opt.kill_pid, sig);
+            p.st.t_inject = realtime_ns();
+            kill_call_ns = p.st.t_inject - before;
+            lk.unlock();
             inject_desc = "kill -" + opt.signal_name + " " + std::to_string(opt.kill_pid);
         } else {
+            p.st.t_inject = realtime_ns();
+            lk.unlock();
             const char* sh_argv[] = {"/bin/sh", "-c", opt.inject.c_str(), nullptr};
             rc = posix_spawn(&inject_pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(sh_argv), environ);
             if (rc != 0) errno = rc, rc = -1;
@@ -654,7 +661,7 @@ int main(int argc, char** argv) {
                     "\"garp_us\":%s,\"first_reply_us\":%s,\"gap_us\":%s,\"gap_open\":%s,\"gap_end_us\":%s,"
                     "\"lost\":%llu,\"old_mac\":\"%s\",\"new_mac\":%s,\"sent\":%llu,\"received\":%llu,"
                     "\"garps_seen\":%zu,\"garps_from_old_mac\":%zu,\"send_errors\":%llu,\"interval_us\":%llu,"
-                    "\"inject_exit\":%s}\n",
+                    "\"inject_exit\":%s,\"kill_call_us\":%s}\n",
                     ok ? "ok" : "timeout", opt.target.c_str(), json_escape(opt.iface).c_str(),
                     json_escape(inject_desc).c_str(), fmt_realtime(t_inject).c_str(),
                     num_or_null(st.t_garp != 0, us_between(t_inject, st.t_garp)).c_str(),
@@ -666,7 +673,7 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(sent), static_cast<unsigned long long>(received),
                     st.garps.size(), garps_old, static_cast<unsigned long long>(p.send_errors.load()),
                     static_cast<unsigned long long>(opt.interval_us),
-                    inject_exit_json.c_str());
+                    inject_exit_json.c_str(), fmt_us(static_cast<double>(kill_call_ns) / 1000.0).c_str());
     } else {
         std::printf("target %s on %s, old MAC %s, echo every %llu us\n", opt.target.c_str(), opt.iface.c_str(),
                     st.old_mac.to_string().c_str(), static_cast<unsigned long long>(opt.interval_us));

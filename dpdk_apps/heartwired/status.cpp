@@ -91,6 +91,7 @@ std::string status_json(const status_inputs& in) {
       << "\",\"fault_answered\":" << (s.fault_answered ? "true" : "false")
       << ",\"fault_can_take_over\":" << (s.fault_can_take_over ? "true" : "false")
       << ",\"switchover_pending\":" << (s.switchover_pending ? "true" : "false")
+      << ",\"detector_armed\":" << (s.detector_armed ? "true" : "false")
       << ",\"app_inflight\":" << in.app_inflight << ",";
     const auto& h = in.e.rtt();
     o << "\"rtt_ns\":{\"samples\":" << h.samples.get() << ",\"p50\":" << h.percentile(50) << ",\"p99\":"

@@ -28,6 +28,7 @@ constexpr unsigned tx_batch = 64;
 constexpr std::uint64_t publish_period_ns = 1'000'000;
 constexpr std::uint64_t idle_turns_before_sleep = 64;
 constexpr unsigned rx_rounds_per_turn = 4; // drain the RX queue before timers run
+constexpr std::uint64_t loop_gap_threshold_ns = 100'000;
 
 // Pipelined hand-off element: the mbuf, its receive time and the decoded frame (spans point
 // into the mbuf, which the role lcore frees).
@@ -240,6 +241,7 @@ void engine::publish(std::uint64_t now) noexcept {
     snap_.watched_id = fsm_.watched_id;
     snap_.monitor_alive = fsm_.monitor_alive;
     snap_.switchover_pending = fsm_.switchover_pending;
+    snap_.detector_armed = fsm_.r == role::monitor && fsm_.det.running() && fsm_.det.armed();
     snap_.fault = fsm_.fault;
     snap_.fault_answered = fsm_.fault_answered;
     snap_.fault_can_take_over = fsm_.fault_can_take_over;
@@ -321,6 +323,7 @@ void engine::idle(bool worked, std::uint64_t now, std::uint64_t& idle_turns) noe
     timespec ts{0, static_cast<long>(ns)};
     nanosleep(&ts, nullptr);
     role_c_.idle_sleeps.add();
+    slept_ = true;
 }
 
 // The role loop shared by both modes: drain what `pull` delivers (a few bursts at most, so
@@ -332,7 +335,7 @@ int engine::role_loop(Pull&& pull) noexcept {
     tx_sink tx(*this, role_c_);
     const unsigned nb = std::min<std::uint32_t>(cfg_.engine.burst, max_burst);
     std::uint64_t idle_turns = 0;
-    machine_event(fsm::event_kind::start, tx);
+    std::uint64_t prev_turn = machine_event(fsm::event_kind::start, tx);
     while (!stop_.load(std::memory_order_relaxed)) {
         role_c_.loops.add();
         bool worked = false;
@@ -343,8 +346,15 @@ int engine::role_loop(Pull&& pull) noexcept {
             if (n < nb) break;
         }
         const std::uint64_t now = clk_.now_ns();
+        // A turn that took long means this core was taken from us (or we slept, adaptive).
+        if (const std::uint64_t gap = now - prev_turn; gap > loop_gap_threshold_ns && !slept_) {
+            role_c_.loop_gaps.add();
+            if (gap > role_c_.loop_gap_max_ns.get()) role_c_.loop_gap_max_ns.v.store(gap, std::memory_order_relaxed);
+        }
         role_turn(now, tx);
+        slept_ = false;
         idle(worked, now, idle_turns);
+        prev_turn = now;
     }
     machine_event(fsm::event_kind::shutdown, tx);
     role_done_.store(true, std::memory_order_release);

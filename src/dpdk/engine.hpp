@@ -37,7 +37,9 @@ struct counter {
     X(tx_encode_failed)   /* frame did not fit (an echo too large) */                            \
     X(pipe_full)          /* pipelined: RX -> role ring full */                                  \
     X(control_full)       /* engine -> control ring full */                                      \
-    X(idle_sleeps)
+    X(idle_sleeps)                                                                               \
+    X(loop_gaps)          /* turns of the poll loop longer than 100 us (the core was taken) */   \
+    X(loop_gap_max_ns)    /* the longest such turn */
 
 struct alignas(64) lcore_counters {
 #define HW_X(name) counter name;
@@ -80,6 +82,7 @@ struct status_snapshot {
     std::uint32_t watched_id{};
     bool monitor_alive{};
     bool switchover_pending{};
+    bool detector_armed{};  // monitor: the primary has answered, the microsecond window applies
     fsm::fault_kind fault{fsm::fault_kind::none};
     bool fault_answered{};
     bool fault_can_take_over{};
@@ -141,6 +144,7 @@ private:
     rte_ring* commands_{}; // control -> engine
     std::uint64_t next_publish_ns_{};
     std::uint64_t seen_answers_{};
+    bool slept_{false};
     lcore_counters rx_c_;
     lcore_counters role_c_;
     rtt_histogram rtt_;
