@@ -67,6 +67,14 @@ struct nodes_fixture {
     bool wait_settled(std::size_t running, std::chrono::milliseconds t = 30s) {
         return wait_until([&] { return settled(running); }, t, 50ms);
     }
+    // a primary, b monitor, and the client reaching the primary address.
+    void form_pair() {
+        c.start("a");
+        ASSERT_TRUE(c.wait_role("a", "primary")) << dump();
+        c.start("b");
+        ASSERT_TRUE(c.wait_role("b", "monitor")) << dump();
+        ASSERT_GT(ping(c.net().client_ns(), primary_ip, 2, 5s), 0) << dump();
+    }
     std::string dump() {
         std::string s = "roles:";
         for (const auto& [n, r] : roles()) s += " " + n + "=" + r;
@@ -205,11 +213,7 @@ TEST(Cluster, BootedPrimaryRejoinsWithoutTakingTheAddressBack) {
 
 TEST(Cluster, PartitionAndHealEndWithOnePrimaryAndTheClientOnIt) {
     nodes_fixture f(2);
-    f.c.start("a");
-    ASSERT_TRUE(f.c.wait_role("a", "primary")) << f.dump();
-    f.c.start("b");
-    ASSERT_TRUE(f.c.wait_role("b", "monitor")) << f.dump();
-    ASSERT_GT(ping(f.c.net().client_ns(), primary_ip, 2, 5s), 0);
+    ASSERT_NO_FATAL_FAILURE(f.form_pair());
     f.c.net().link_down("a"); // a keeps running, cut off from everyone
     ASSERT_TRUE(f.c.wait_role("b", "primary")) << f.dump();
     EXPECT_EQ(f.c.role("a"), "primary") << "a cannot know yet";
@@ -233,11 +237,7 @@ TEST(Cluster, StayDownKeepsAStalledOldPrimaryDown) {
         oi.extra_toml = "[hooks]\nfence = \"" + fence + "\"\n";
         f.c.write_config(f.all[i], static_cast<std::uint32_t>(i + 1), oi);
     }
-    f.c.start("a");
-    ASSERT_TRUE(f.c.wait_role("a", "primary")) << f.dump();
-    f.c.start("b");
-    ASSERT_TRUE(f.c.wait_role("b", "monitor")) << f.dump();
-    ASSERT_GT(ping(f.c.net().client_ns(), primary_ip, 2, 5s), 0);
+    ASSERT_NO_FATAL_FAILURE(f.form_pair());
     f.c.proc("a").kill(SIGSTOP);
     ASSERT_TRUE(f.c.wait_role("b", "primary")) << f.dump();
     EXPECT_TRUE(wait_until([&] { return std::ifstream(f.c.dir() + "/fence.log").good(); }, 5s)) << "fence hook ran";
@@ -313,11 +313,7 @@ TEST(Cluster, OperatorSwitchoverWithARequestStreamLosesNoRequest) {
     }
     process echo_a(f.c.net().ns_name("a"), {UDP_ECHO_PATH, "7777"}, f.c.dir() + "/echo_a.log");
     process echo_b(f.c.net().ns_name("b"), {UDP_ECHO_PATH, "7777"}, f.c.dir() + "/echo_b.log");
-    f.c.start("a");
-    ASSERT_TRUE(f.c.wait_role("a", "primary")) << f.dump();
-    f.c.start("b");
-    ASSERT_TRUE(f.c.wait_role("b", "monitor")) << f.dump();
-    ASSERT_GT(ping(f.c.net().client_ns(), primary_ip, 2, 5s), 0);
+    ASSERT_NO_FATAL_FAILURE(f.form_pair());
 
     request_stream rs(f.c.net().client_ns(), 2ms);
     std::this_thread::sleep_for(500ms);
@@ -337,10 +333,7 @@ TEST(Cluster, OperatorSwitchoverWithARequestStreamLosesNoRequest) {
 
 TEST(Cluster, SwitchoverFromThePrimarySideAndTheStatusCommand) {
     nodes_fixture f(2);
-    f.c.start("a");
-    ASSERT_TRUE(f.c.wait_role("a", "primary")) << f.dump();
-    f.c.start("b");
-    ASSERT_TRUE(f.c.wait_role("b", "monitor")) << f.dump();
+    ASSERT_NO_FATAL_FAILURE(f.form_pair());
     const auto st = run({HEARTWIRECTL_PATH, "--socket", f.c.socket("a"), "status"});
     ASSERT_TRUE(st.ok()) << st.err;
     EXPECT_NE(st.out.find("role      primary"), std::string::npos) << st.out;
@@ -357,11 +350,7 @@ TEST(Cluster, SwitchoverFromThePrimarySideAndTheStatusCommand) {
 
 TEST(Cluster, ApplicationFaultReportLeadsToASwitchoverAndClearRejoins) {
     nodes_fixture f(2);
-    f.c.start("a");
-    ASSERT_TRUE(f.c.wait_role("a", "primary")) << f.dump();
-    f.c.start("b");
-    ASSERT_TRUE(f.c.wait_role("b", "monitor")) << f.dump();
-    ASSERT_GT(ping(f.c.net().client_ns(), primary_ip, 2, 5s), 0);
+    ASSERT_NO_FATAL_FAILURE(f.form_pair());
     ASSERT_TRUE(run({HEARTWIRECTL_PATH, "--socket", f.c.socket("a"), "fault", "application", "disk", "full"}).ok());
     ASSERT_TRUE(f.c.wait_role("b", "primary")) << f.dump();
     ASSERT_TRUE(f.c.wait_role("a", "fault")) << f.dump();
@@ -384,10 +373,7 @@ TEST(Cluster, FailingHealthScriptPutsThePrimaryInFaultAndTheMonitorTakesOver) {
     oa.extra_toml = "[[health]]\nname = \"app\"\nkind = \"script\"\ntarget = \"" + check_a +
                     "\"\ninterval_ms = 50\nfall = 2\nrise = 2\n";
     f.c.write_config("a", 1, oa);
-    f.c.start("a");
-    ASSERT_TRUE(f.c.wait_role("a", "primary")) << f.dump();
-    f.c.start("b");
-    ASSERT_TRUE(f.c.wait_role("b", "monitor")) << f.dump();
+    ASSERT_NO_FATAL_FAILURE(f.form_pair());
     std::remove(flag.c_str());
     ASSERT_TRUE(f.c.wait_role("b", "primary")) << f.dump();
     ASSERT_TRUE(f.c.wait_role("a", "fault")) << f.dump();
