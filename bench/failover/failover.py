@@ -861,6 +861,7 @@ def soak_phase(ctx, settings, seconds, hog_modes, pmd="af_xdp", engine="run-to-c
             p, m = pair.wait_ready(timeout=10)
             row = {"pmd": pmd, "engine": engine, "interval_us": interval, "miss": miss, "hog": hog,
                    "seconds": seconds, "false_takeovers": "", "stalls": "", "probes": "", "answers": "",
+                   "mon_loop_gaps": "", "mon_loop_gap_max_ms": "", "pri_loop_gaps": "", "pri_loop_gap_max_ms": "",
                    "note": ""}
             if not p:
                 # Still counted: a pair that flaps before the soak starts flaps during it too.
@@ -893,6 +894,13 @@ def soak_phase(ctx, settings, seconds, hog_modes, pmd="af_xdp", engine="run-to-c
                      ("takeovers", "stalls", "probes_sent", "answers")}
                 row.update(false_takeovers=d["takeovers"], stalls=d["stalls"], probes=d["probes_sent"],
                            answers=d["answers"])
+                # Engine poll-loop turns longer than 100 us (the core was taken from the engine), per role
+                # as the pair stood before the soak: count during the soak, and the longest turn (the
+                # counter is a maximum since the daemon started, so it can include start-up).
+                for tag, k in (("mon", m or "b"), ("pri", p or "a")):
+                    if "io_loop_gaps" in after[k]:
+                        row[f"{tag}_loop_gaps"] = after[k]["io_loop_gaps"] - base[k]["io_loop_gaps"]
+                        row[f"{tag}_loop_gap_max_ms"] = round(after[k]["io_loop_gap_max_ns"] / 1e6, 2)
             rows.append(row)
             log(f"soak {interval}us x{miss} {'with' if hog else 'without'} CPU hog, {seconds}s: "
                 f"false takeovers {row['false_takeovers']} (stalls compensated {row['stalls']}) {row['note']}")
@@ -1045,10 +1053,15 @@ def main():
     if soak_rows:
         print(f"\nfalse-takeover soak (af_xdp run-to-completion, busy poll, {soak_seconds}s per row; "
               f"netem {'available but not used' if netem else 'NOT available on this kernel: no link jitter injected'})")
-        print(f"{'interval x miss':>16} {'CPU hog':>8} {'false takeovers':>16} {'stalls':>8} {'probes':>10}")
+        print(f"{'interval x miss':>16} {'CPU hog':>8} {'false takeovers':>16} {'stalls':>8} {'probes':>10} "
+              f"{'mon gaps':>9} {'mon max ms':>10} {'pri gaps':>9} {'pri max ms':>10}")
         for r in soak_rows:
             print(f"{str(r['interval_us']) + 'us x ' + str(r['miss']):>16} {'yes' if r['hog'] else 'no':>8} "
-                  f"{str(r['false_takeovers']):>16} {str(r['stalls']):>8} {str(r['probes']):>10} {r['note']}")
+                  f"{str(r['false_takeovers']):>16} {str(r['stalls']):>8} {str(r['probes']):>10} "
+                  f"{str(r['mon_loop_gaps']):>9} {str(r['mon_loop_gap_max_ms']):>10} "
+                  f"{str(r['pri_loop_gaps']):>9} {str(r['pri_loop_gap_max_ms']):>10} {r['note']}")
+        print("(gaps: engine poll-loop turns > 100 us during the soak, per role; max: longest turn since "
+              "the daemon started)")
         clean = {}
         for r in soak_rows:
             key = (r["interval_us"], r["miss"])
