@@ -121,8 +121,12 @@ EOC
 write_config nodea 1 0
 write_config nodeb 2 1
 
+# Each daemon is confined to its own core, all its threads included: a killed node's
+# teardown (unmapping its memory, closing its sockets) then runs on its own core instead of
+# preempting the survivor's poll loop for milliseconds.
+core_of() { [ "$1" = nodea ] && echo 0 || echo 1; }
 start() { # name
-    ip netns exec "$P-$1" "$HW_BUILD/dpdk_apps/heartwired" --config "$WORK/$1.toml" >> "$WORK/$1.log" 2>&1 &
+    ip netns exec "$P-$1" taskset -c "$(core_of "$1")" "$HW_BUILD/dpdk_apps/heartwired" --config "$WORK/$1.toml" >> "$WORK/$1.log" 2>&1 &
     PID[$1]=$!
 }
 # The node's own role: the first "role" in the status (the peers' roles follow it).
@@ -176,6 +180,7 @@ while [ "$r" -le "$ROUNDS" ]; do
     survivor=$(other "$victim")
     if ! out=$(ip netns exec "$P-client" "$HW_BUILD/dpdk_apps/heartwire-failover-probe" --iface eth0 \
           --target "$PRIMARY_IP" --kill "${PID[$victim]}" --signal KILL --interval-us 500 \
+          --old-mac "$(mac_of "$victim")" \
           --warmup-ms 30 --timeout-ms 1500 --json); then
         # A false takeover swapped the roles between the look and the kill: do the round again.
         retries=$((retries + 1))
