@@ -194,8 +194,19 @@ while [ "$r" -le "$ROUNDS" ]; do
     num() { echo "$out" | grep -o "\"$1\":[0-9.]*" | cut -d: -f2; }
     garp=$(num garp_us); reply=$(num first_reply_us); gap=$(num gap_us)
     new_mac=$(echo "$out" | grep -o '"new_mac":"[0-9a-f:]*"' | cut -d'"' -f4)
-    det=$("$HW_BUILD/dpdk_apps/heartwirectl" --socket "$WORK/$survivor.sock" status --json |
-          grep -o '"detection_ns":[0-9]*' | tail -1 | cut -d: -f2)
+    st=$("$HW_BUILD/dpdk_apps/heartwirectl" --socket "$WORK/$survivor.sock" status --json || true)
+    det=$(echo "$st" | grep -o '"detection_ns":[0-9]*' | tail -1 | cut -d: -f2)
+    decided=$(echo "$st" | sed 's/.*"takeovers":\[//; s/\].*//' | grep -o '"wall_ns":[0-9]*' | tail -1 | cut -d: -f2)
+    injected=$(echo "$out" | grep -o '"t_inject":"[0-9.]*"' | cut -d'"' -f4 | awk -F. '{printf "%s%s", $1, substr($2"000000000", 1, 9)}')
+    # Valid only if the survivor decided after the kill: a false takeover just before it
+    # leaves nothing to measure (its GARPs predate the kill), so the round is redone.
+    if [ -z "$decided" ] || [ -z "$injected" ] || [ "$decided" -lt "$injected" ]; then
+        retries=$((retries + 1))
+        [ "$retries" -le 30 ] || { echo "demo: round $r: no takeover after the kill" >&2; exit 1; }
+        echo "  round $r: a false takeover came just before the kill; again"
+        start "$victim"
+        continue
+    fi
     printf '  %-5s %-8s %-28s %9.1f us %11.1f us %9.1f us %9.1f us\n' "$r" "$victim" "$survivor $new_mac" \
         "$garp" "$reply" "$gap" "$(echo "${det:-0}" | awk '{print $1/1000}')"
     garps+=("$garp")

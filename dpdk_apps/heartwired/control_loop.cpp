@@ -56,6 +56,11 @@ void control_loop::run(const std::atomic<bool>& engine_running) {
 }
 
 void control_loop::turn(std::chrono::milliseconds wait) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_reanchor_) {
+        e_.reanchor_clock();
+        next_reanchor_ = now + std::chrono::milliseconds{100};
+    }
     e_.poll_events([this](const io::control_event& ev) { on_event(ev); });
     hooks_.poll([this](const control::hook_result& r) { on_hook_done(r); });
     check_health();

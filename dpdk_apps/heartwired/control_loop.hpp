@@ -58,6 +58,7 @@ private:
     bool app_fault_{false};
     bool health_fault_{false};
     std::string fault_detail_;
+    std::chrono::steady_clock::time_point next_reanchor_{};
 };
 
 } // namespace heartwire::app

@@ -182,7 +182,7 @@ private:
     std::uint16_t n_{0};
 };
 
-engine::engine(const cfg::config& c, port& p, const tsc_clock& clk) : cfg_(c), port_(p), clk_(clk) {
+engine::engine(const cfg::config& c, port& p, tsc_clock& clk) : cfg_(c), port_(p), clk_(clk) {
     fsm::params fp = fsm::params::from_config(c, p.mac());
     fsm::init(fsm_, fp);
     events_ = make_ring("hw_ev", sizeof(control_event), 4096);

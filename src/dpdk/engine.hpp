@@ -95,7 +95,7 @@ struct status_snapshot {
 
 class engine {
 public:
-    engine(const cfg::config& c, port& p, const tsc_clock& clk);
+    engine(const cfg::config& c, port& p, tsc_clock& clk);
     ~engine();
     engine(const engine&) = delete;
     engine& operator=(const engine&) = delete;
@@ -118,6 +118,8 @@ public:
     const lcore_counters& role_counters() const noexcept { return role_c_; }
     const rtt_histogram& rtt() const noexcept { return rtt_; }
     const tsc_clock& clock() const noexcept { return clk_; }
+    // Control thread: refresh the engine-time -> wall-time mapping (see tsc_clock).
+    void reanchor_clock() noexcept { clk_.reanchor(); }
     const mac_addr& mac() const noexcept;
 
 private:
@@ -134,7 +136,7 @@ private:
 
     const cfg::config& cfg_;
     port& port_;
-    const tsc_clock& clk_;
+    tsc_clock& clk_;
     fsm::state fsm_{};
     std::atomic<bool> stop_{false};
     std::atomic<bool> role_done_{false};
