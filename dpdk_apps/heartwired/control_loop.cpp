@@ -154,9 +154,7 @@ void control_loop::on_event(const io::control_event& ev) {
         const std::string& path = a.hook == fsm::hook_kind::fence       ? c_.hooks.fence
                                   : a.hook == fsm::hook_kind::boot_peer ? c_.hooks.boot_peer
                                                                         : c_.hooks.recover;
-        if (path.empty()) {
-            if (a.hook == fsm::hook_kind::recover) break; // optional
-        }
+        if (path.empty()) break; // only recover is optional: the machine asks for the others when set
         log::write_at(log::level::info, ev.wall_ns,
                       fmt("running %s for node %u", s(fsm::to_string(a.hook)).c_str(), a.peer_id));
         const auto id = hooks_.run(s(fsm::to_string(a.hook)), {path, std::to_string(a.peer_id), a.peer_mac.to_string()}, env());
@@ -230,7 +228,6 @@ std::string control_loop::handle(std::string_view req) {
     std::istringstream in{std::string(req)};
     std::string cmd;
     in >> cmd;
-    const auto st = e_.status();
     if (cmd == "status") {
         std::string fmt_arg;
         in >> fmt_arg;
@@ -238,6 +235,7 @@ std::string control_loop::handle(std::string_view req) {
         return fmt_arg == "json" ? status_json(si) + "\n" : "ok\n" + status_text(si);
     }
     if (cmd == "switchover") {
+        const auto st = e_.status();
         if (st.r != role::primary && st.r != role::monitor)
             return "error: switchover needs the primary or the monitor; this node is " + s(to_string(st.r)) + "\n";
         post(fsm::command_kind::switchover);

@@ -3,14 +3,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <deque>
-#include <map>
 #include <memory>
 #include <thread>
 

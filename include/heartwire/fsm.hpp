@@ -253,7 +253,6 @@ struct state {
     std::uint64_t fence_retry_ns{};
     std::uint32_t failed_id{};
     mac_addr failed_mac;
-    std::uint64_t failed_last_answer_ns{};
 
     // Flap damping: a replaced-while-alive primary watches with a wider window for a while.
     std::uint8_t flap_level{};

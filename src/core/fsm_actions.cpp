@@ -273,7 +273,6 @@ void take_over(state& s, std::uint64_t now, action_sink& out, takeover_cause why
         const peer* old = watched_primary(s);
         s.failed_id = old ? old->id : s.watched_id;
         s.failed_mac = old ? old->mac : s.watched_mac;
-        s.failed_last_answer_ns = s.det.last_answer_ns();
     }
     if (why == takeover_cause::failure) {
         action t;

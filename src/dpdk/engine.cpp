@@ -207,12 +207,10 @@ std::size_t engine::dequeue_events(control_event* out, std::size_t n) noexcept {
 }
 
 bool engine::post(const engine_command& cmd) noexcept {
-    // Several control-side threads may post; the ring is single-producer, so serialise.
-    static std::atomic_flag lock = ATOMIC_FLAG_INIT;
-    while (lock.test_and_set(std::memory_order_acquire)) rte_pause();
+    while (post_lock_.test_and_set(std::memory_order_acquire)) rte_pause();
     engine_command copy = cmd;
     const bool ok = rte_ring_sp_enqueue_elem(commands_, &copy, sizeof copy) == 0;
-    lock.clear(std::memory_order_release);
+    post_lock_.clear(std::memory_order_release);
     return ok;
 }
 

@@ -117,7 +117,6 @@ public:
     const lcore_counters& rx_counters() const noexcept { return rx_c_; }
     const lcore_counters& role_counters() const noexcept { return role_c_; }
     const rtt_histogram& rtt() const noexcept { return rtt_; }
-    const tsc_clock& clock() const noexcept { return clk_; }
     // Control thread: refresh the engine-time -> wall-time mapping (see tsc_clock).
     void reanchor_clock() noexcept { clk_.reanchor(); }
     const mac_addr& mac() const noexcept;
@@ -140,10 +139,10 @@ private:
     fsm::state fsm_{};
     std::atomic<bool> stop_{false};
     std::atomic<bool> role_done_{false};
-    bool started_{false};
     rte_ring* pipe_{};     // RX lcore -> role lcore (pipelined)
     rte_ring* events_{};   // engine -> control
     rte_ring* commands_{}; // control -> engine
+    std::atomic_flag post_lock_ = ATOMIC_FLAG_INIT; // commands_ is single-producer; control threads serialise
     std::uint64_t next_publish_ns_{};
     std::uint64_t seen_answers_{};
     bool slept_{false};

@@ -22,9 +22,8 @@ std::string make_dir() {
 
 } // namespace
 
-cluster::cluster(std::vector<std::string> nodes, bool make_topology) : dir_(make_dir()) {
-    if (make_topology) topo_ = std::make_unique<topology>(make_prefix("hw"), std::move(nodes));
-}
+cluster::cluster(std::vector<std::string> nodes)
+    : topo_(std::make_unique<topology>(make_prefix("hw"), std::move(nodes))), dir_(make_dir()) {}
 
 cluster::~cluster() {
     for (auto& [name, p] : procs_) {
@@ -66,8 +65,7 @@ std::string cluster::write_config(const std::string& name, std::uint32_t id, con
 
 void cluster::start(const std::string& name) {
     procs_.erase(name);
-    const std::string ns = topo_ ? topo_->ns_name(name) : std::string{};
-    procs_[name] = std::make_unique<process>(ns, std::vector<std::string>{HEARTWIRED_PATH, "--config", configs_.at(name)},
+    procs_[name] = std::make_unique<process>(topo_->ns_name(name), std::vector<std::string>{HEARTWIRED_PATH, "--config", configs_.at(name)},
                                              dir_ + "/" + name + ".log");
 }
 

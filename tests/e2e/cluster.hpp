@@ -33,7 +33,7 @@ struct node_options {
 
 class cluster {
 public:
-    explicit cluster(std::vector<std::string> nodes, bool make_topology = true);
+    explicit cluster(std::vector<std::string> nodes);
     ~cluster();
 
     topology& net() { return *topo_; }
