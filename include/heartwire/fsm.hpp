@@ -83,7 +83,8 @@ enum class command_kind : std::uint8_t {
     switchover,    // operator: hand the primary address over without losing work (003 claim 1)
     fault,         // a health check failed; arg = fault_kind (003 claims 8-13)
     fault_cleared, // the fault is cured: recover and rejoin (003 claim 20)
-    drain_done     // the application finished draining; arg = work still in flight
+    drain_done,    // the application finished draining; arg = work still in flight
+    link           // the port's carrier changed (LSC event or kernel carrier); arg = 1 up, 0 down
 };
 
 // What failed, carried in fault reports (seed 003 claim 9: the report names the type).

@@ -96,7 +96,8 @@ inline constexpr std::size_t hb_max_payload = 1024;
     X(drained, 7)        /* primary -> monitor: in-flight work done, payload = compilation */     \
     X(fault_report, 8)   /* primary -> monitor: fault type in payload (seed 003 claim 8) */       \
     X(fault_answer, 9)   /* monitor -> primary: can take over? flags carry the answer */          \
-    X(release, 10)       /* a node gives up the address it holds (clean shutdown) */
+    X(release, 10)       /* a node gives up the address it holds (clean shutdown) */              \
+    X(engine_down, 11)   /* sent by the node's guard when its engine died (seed 003 claims 14-15) */
 
 enum class hb_type : std::uint8_t {
 #define HW_X(name, val) name = val,

@@ -697,7 +697,7 @@ const std::vector<error_case>& error_cases() {
         {"heartwire version 0", set8(probe, at_hb, 0), E::hb_bad_version},
         {"heartwire version 2", set8(probe, at_hb, 2), E::hb_bad_version},
         {"heartwire type 0", set8(probe, at_hb + 1, 0), E::hb_bad_type},
-        {"heartwire type 11, one past the list", set8(probe, at_hb + 1, 11), E::hb_bad_type},
+        {"heartwire type 12, one past the list", set8(probe, at_hb + 1, 12), E::hb_bad_type},
         {"heartwire type 255", set8(probe, at_hb + 1, 255), E::hb_bad_type},
         {"heartwire role 9, one past max_wire_role", set8(probe, at_hb + 2, max_wire_role + 1), E::hb_bad_role},
         {"heartwire role 255", set8(probe, at_hb + 2, 255), E::hb_bad_role},
@@ -990,8 +990,8 @@ TEST(CodecEncode, RefusesFramesEveryReceiverWouldDrop) {
     m.role = 0;
     m.type = static_cast<hb_type>(0);
     EXPECT_EQ(encode_heartbeat(mac_b, mac_a, m, buf), 0u) << "type 0";
-    m.type = static_cast<hb_type>(11);
-    EXPECT_EQ(encode_heartbeat(mac_b, mac_a, m, buf), 0u) << "type 11";
+    m.type = static_cast<hb_type>(12);
+    EXPECT_EQ(encode_heartbeat(mac_b, mac_a, m, buf), 0u) << "type 12";
 
     arp_msg a{3, mac_a, ip_a, mac_addr{}, ip_b};
     EXPECT_EQ(encode_arp(mac_addr::broadcast(), mac_a, a, buf), 0u) << "ARP op 3";
