@@ -26,6 +26,38 @@ std::string holds_list(const io::status_snapshot& s) {
     return h.empty() ? "none" : h;
 }
 
+std::string sched_text(const status_inputs& in) {
+    const int rc = in.e.sched_result();
+    if (in.c.engine.sched == cfg::sched_policy::other) return "other";
+    if (rc == 0) return "fifo " + std::to_string(in.c.engine.rt_priority);
+    if (rc < 0) return "fifo (not applied yet)";
+    return "other (fifo refused: errno " + std::to_string(rc) + ")";
+}
+
+void gaps_text(std::ostringstream& o, const char* name, const io::gap_histogram& g) {
+    char buf[240];
+    std::snprintf(buf, sizeof buf,
+                  "%s turns %llu  p99 <= %.1f us  p99.99 <= %.1f us  max %.1f us  >100us %llu  >500us %llu  >1ms %llu\n",
+                  name, static_cast<unsigned long long>(g.samples.get()), us(g.percentile(99)),
+                  us(g.percentile(99.99)), us(g.max_ns.get()), static_cast<unsigned long long>(g.over_100us.get()),
+                  static_cast<unsigned long long>(g.over_500us.get()), static_cast<unsigned long long>(g.over_1ms.get()));
+    o << buf;
+}
+
+void gaps_json(std::ostringstream& o, const io::gap_histogram& g) {
+    o << "{\"samples\":" << g.samples.get() << ",\"max_ns\":" << g.max_ns.get() << ",\"p99_ns\":" << g.percentile(99)
+      << ",\"p9999_ns\":" << g.percentile(99.99) << ",\"over_100us\":" << g.over_100us.get()
+      << ",\"over_500us\":" << g.over_500us.get() << ",\"over_1ms\":" << g.over_1ms.get() << ",\"buckets\":[";
+    bool first = true;
+    for (unsigned i = 0; i < g.bucket.size(); ++i) {
+        const auto n = g.bucket[i].get();
+        if (n == 0) continue;
+        o << (first ? "" : ",") << "[" << ((std::uint64_t{2} << i) - 1) << "," << n << "]";
+        first = false;
+    }
+    o << "]}";
+}
+
 } // namespace
 
 std::string status_text(const status_inputs& in) {
@@ -56,6 +88,10 @@ std::string status_text(const status_inputs& in) {
                   static_cast<unsigned long long>(h.samples.get()), us(h.percentile(50)), us(h.percentile(99)),
                   us(h.max_ns.get()));
     o << buf;
+    o << "sched     poll lcore " << sched_text(in) << "  yield " << in.c.engine.yield_us << " us every "
+      << in.c.engine.yield_period_us << " us  wake latency " << us(in.e.wake_latency_ns()) << " us\n";
+    gaps_text(o, "loop gaps", in.e.gaps());
+    if (in.c.engine.mode == cfg::lcore_mode::pipelined) gaps_text(o, "rx gaps  ", in.e.rx_gaps());
     o << "peers\n";
     for (const auto& p : s.peers) {
         if (!p.valid) continue;
@@ -96,6 +132,12 @@ std::string status_json(const status_inputs& in) {
     const auto& h = in.e.rtt();
     o << "\"rtt_ns\":{\"samples\":" << h.samples.get() << ",\"p50\":" << h.percentile(50) << ",\"p99\":"
       << h.percentile(99) << ",\"max\":" << h.max_ns.get() << ",\"last\":" << s.last_rtt_ns << "},";
+    o << "\"sched\":\"" << json_escape(sched_text(in)) << "\",\"wake_latency_ns\":" << in.e.wake_latency_ns() << ",";
+    o << "\"loop_gaps\":";
+    gaps_json(o, in.e.gaps());
+    o << ",\"rx_loop_gaps\":";
+    gaps_json(o, in.e.rx_gaps());
+    o << ",";
     o << "\"peers\":[";
     bool first = true;
     for (const auto& p : s.peers) {

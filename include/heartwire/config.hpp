@@ -34,6 +34,14 @@ inline constexpr std::uint32_t default_tx_desc = 1024;
 inline constexpr std::uint32_t default_mbufs = 4095;
 inline constexpr std::uint32_t default_idle_max_sleep_us = 50;
 inline constexpr std::uint32_t default_hook_timeout_ms = 10000;
+// The poll lcore's real-time policy and its duty cycle: FIFO at priority 10, giving the
+// core away 20 us in every 200 us. Measured on a 2-core VM (DESIGN.md, bench/README.md):
+// FIFO without a yield is stopped ~50 ms a second by the RT throttle; SCHED_OTHER loses
+// its core for milliseconds whenever anything else is runnable; FIFO with this yield kept
+// loop gaps in the hundreds of microseconds.
+inline constexpr std::uint32_t default_rt_priority = 10;
+inline constexpr std::uint32_t default_yield_us = 20;
+inline constexpr std::uint32_t default_yield_period_us = 200;
 inline constexpr std::uint32_t default_health_interval_ms = 1000;
 inline constexpr std::uint32_t default_health_rise = 2;
 inline constexpr std::uint32_t default_health_fall = 2;
@@ -42,6 +50,7 @@ enum class address_mode { exclusive, shared };
 enum class probe_kind { heartbeat, icmp, both };
 enum class lcore_mode { run_to_completion, pipelined };
 enum class idle_policy { busy, adaptive };
+enum class sched_policy { fifo, other };
 
 struct node_cfg {
     std::string name;                       // [node] name (required)
@@ -54,6 +63,10 @@ struct port_cfg {
     std::string device;                  // [port] device = "net_af_xdp0,iface=eth0" (vdev) or a PCI address
     address_mode mode{address_mode::exclusive}; // [port] mode = "exclusive" | "shared"
     std::string kernel_interface;        // [port] kernel_interface: required in shared mode
+    // [port] notice_interface: the kernel interface the guard sends the engine-down notice
+    // on. "" = the vdev's iface= (af_xdp, af_packet); a PCI port or memif needs it set, or
+    // the notice is off. "none" turns it off.
+    std::string notice_interface;
     std::uint32_t rx_desc{default_rx_desc};
     std::uint32_t tx_desc{default_tx_desc};
     std::uint32_t mbufs{default_mbufs};
@@ -68,6 +81,9 @@ struct detect_cfg {
     std::uint32_t interval_us{default_interval_us}; // [detect] interval_us, 1..10'000'000
     std::uint32_t miss{default_miss};               // [detect] miss, 1..1000
     probe_kind probe{probe_kind::heartbeat};        // [detect] probe = "heartbeat" | "icmp" | "both"
+    // [detect] stall_threshold_us: unintended lateness of the monitor's loop beyond this is
+    // its own stall (a fresh window for the primary). 0 = max(interval, 100 us).
+    std::uint32_t stall_threshold_us{0};
 };
 
 struct garp_cfg {
@@ -97,6 +113,11 @@ struct engine_cfg {
     idle_policy idle{idle_policy::busy};            // [engine] idle = "busy" | "adaptive"
     std::uint32_t idle_max_sleep_us{default_idle_max_sleep_us};
     std::uint32_t burst{default_burst};             // 1..512
+    sched_policy sched{sched_policy::fifo};         // [engine] sched = "fifo" | "other": the poll lcore(s) only
+    std::uint32_t rt_priority{default_rt_priority}; // [engine] rt_priority 1..98 (fifo)
+    std::uint32_t yield_us{default_yield_us};       // [engine] duty cycle: yield this long ...
+    std::uint32_t yield_period_us{default_yield_period_us}; // ... at least once in this long (0: never)
+    bool lock_memory{true};                         // [engine] lock_memory: mlockall at start
 };
 
 struct hooks_cfg {
@@ -163,5 +184,6 @@ std::string_view to_string(address_mode m) noexcept;
 std::string_view to_string(probe_kind p) noexcept;
 std::string_view to_string(lcore_mode m) noexcept;
 std::string_view to_string(idle_policy p) noexcept;
+std::string_view to_string(sched_policy p) noexcept;
 
 } // namespace heartwire::cfg

@@ -8,10 +8,17 @@
 // primary alive when it arrives, even one to an older probe: a primary whose answers come
 // late but keep coming is slow, not dead, and must not be replaced.
 //
-// Stall guard: a detector that was itself not run for longer than `stall_threshold` (the
-// monitor's core was descheduled) freezes its clock for the length of the stall. Its own
-// silence must never count as the primary's: probes were not sent and answers were not read
-// while it slept, so it needs a fresh window of `miss` probes after it wakes.
+// Stall guard: the monitor's own stalls must never count as the primary's silence. Two
+// rules make that hold:
+//  - failure is judged only over time the monitor's receive path has drained: the caller
+//    passes `judged_ns`, the time up to which every received frame has been handed over
+//    (the engine drains RX completely first; in pipelined mode it is the RX lcore's last
+//    empty poll), so an answer waiting in a queue always beats the verdict;
+//  - only *unintended* lateness is a stall: the engine says when it meant to wake (right
+//    away when busy polling, at the end of a planned sleep or yield), and a wake later than
+//    that by more than `stall_threshold` gives the primary a full fresh window from the
+//    moment the monitor is back and has drained RX, with `miss` fresh probes. A planned
+//    sleep is never a stall, so adaptive idle cannot starve detection.
 //
 // Arming: a primary that has never answered this monitor cannot be judged on a
 // microsecond window (the first round trips after start-up are slow: cold caches, first
@@ -44,9 +51,15 @@ public:
     void stop() noexcept { running_ = false; }
     bool running() const noexcept { return running_; }
 
-    // Called on every turn of the loop before anything else. Returns true when a stall was
-    // detected (and compensated) on this call.
-    bool observe_time(std::uint64_t now) noexcept;
+    // Called on every turn of the loop once RX is drained: the loop woke at `woke`, meant to
+    // wake at `intended`, and has handed over everything received up to `resume`. Returns
+    // true when the lateness was a stall (the primary then gets a fresh window from `resume`).
+    bool observe_wake(std::uint64_t woke, std::uint64_t intended, std::uint64_t resume) noexcept;
+    // The busy-loop form: meant to run again right after the previous call.
+    bool observe_time(std::uint64_t now) noexcept { return observe_wake(now, last_tick_ns_, now); }
+    // Something outside the loop kept the monitor from seeing (pipelined: the RX lcore did
+    // not poll until `resume`): a fresh window from then.
+    void note_stall(std::uint64_t resume) noexcept;
     // True when a probe is due now.
     bool probe_due(std::uint64_t now) const noexcept { return running_ && now >= next_probe_ns_; }
     // Records that probe `seq` (the returned value) was sent at `now`.
@@ -55,13 +68,18 @@ public:
     // sent) sequence numbers are ignored and return false.
     bool on_answer(std::uint64_t ack_seq, std::uint64_t now) noexcept;
     // True once the failure rule holds. Stays true until start() is called again.
+    // `now` is the judged time: RX must have been drained up to it.
     bool failed(std::uint64_t now) const noexcept {
         if (!running_ || since_answer_ < p_.miss || now < deadline_ns()) return false;
         return armed_ || now - started_ns_ >= p_.startup_grace_ns;
     }
     bool armed() const noexcept { return armed_; }
-    // When silence becomes failure if nothing arrives (the window after the last answer).
-    std::uint64_t deadline_ns() const noexcept { return last_answer_ns_ + p_.interval_ns * p_.miss; }
+    // When silence becomes failure if nothing arrives: the window after the last answer, or
+    // after the end of the monitor's last stall, whichever is later.
+    std::uint64_t deadline_ns() const noexcept {
+        return (last_answer_ns_ > resume_ns_ ? last_answer_ns_ : resume_ns_) + p_.interval_ns * p_.miss;
+    }
+    std::uint64_t resume_ns() const noexcept { return resume_ns_; }
 
     std::uint64_t next_probe_ns() const noexcept { return next_probe_ns_; }
     std::uint64_t last_answer_ns() const noexcept { return last_answer_ns_; }
@@ -79,6 +97,7 @@ private:
     std::uint64_t next_probe_ns_{0};
     std::uint64_t last_tick_ns_{0};
     std::uint64_t last_answer_ns_{0}; // arrival of the newest answer (start() counts as one)
+    std::uint64_t resume_ns_{0};      // end of the last stall (the fresh window starts here)
     std::uint64_t seq_{0};            // last probe sent
     std::uint64_t acked_{0};          // newest probe answered
     std::uint64_t since_answer_{0};   // probes sent since the last answer arrived

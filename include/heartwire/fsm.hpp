@@ -99,6 +99,14 @@ struct event {
     bool hook_ok{false};
     command_kind cmd{command_kind::switchover};
     std::uint32_t arg{};
+    // tick: when the loop woke, when it meant to wake (0, 0: a busy loop that woke at
+    // `now`), and the time up to which every received frame has been handed over (0: now).
+    // The detector judges silence only up to `judged_ns` and counts only unintended
+    // lateness as a stall. `rx_resume_ns`: the pipelined RX lcore was stalled until then.
+    std::uint64_t woke_ns{};
+    std::uint64_t intended_ns{};
+    std::uint64_t judged_ns{};
+    std::uint64_t rx_resume_ns{};
 };
 
 #define HEARTWIRE_ACTIONS(X)                                                                     \
@@ -131,7 +139,10 @@ std::string_view to_string(action_kind a) noexcept;
     X(fault_reported)            /* arg: fault_kind */                                           \
     X(fault_no_takeover)         /* the monitor cannot take over: keep serving */                \
     X(fault_takeover_accepted)                                                                   \
-    X(preempting)                /* arg: primary's node id */
+    X(preempting)                /* arg: primary's node id */                                    \
+    X(engine_down_heard)         /* arg: the peer whose guard said its engine died */            \
+    X(link_down)                 /* our port lost carrier: we hold nothing and never take over */\
+    X(link_up)                   /* carrier is back: rejoin through discovery */
 
 enum class note : std::uint8_t {
 #define HW_X(name) name,
@@ -189,7 +200,10 @@ protected:
     X(monitor_lost)         /* primary stopped hearing the monitor's probes */                   \
     X(flaps)                /* we were replaced while alive (stalled past the window) */         \
     X(damped_watches)       /* monitor stints with a widened window after a flap */              \
-    X(false_takeovers)      /* after our takeover the old primary was heard alive */
+    X(false_takeovers)      /* after our takeover the old primary was heard alive */           \
+    X(engine_down_notices)  /* engine-down frames heard from peers */                          \
+    X(notice_takeovers)     /* takeovers decided on an engine-down notice (no window wait) */  \
+    X(link_downs)           /* our port lost carrier */
 
 struct counters {
 #define HW_X(name) std::uint64_t name{};
@@ -260,6 +274,8 @@ struct state {
     std::uint64_t flap_until_ns{};
     bool failed_seen_alive{};
 
+    bool link_down{};               // the port has no carrier: hold nothing, never take over
+
     std::array<peer, max_peers> peers{};
     std::uint64_t last_rtt_ns{};   // round trip of the newest answered heartbeat probe
     counters c;
@@ -270,6 +286,10 @@ void step(state& s, const event& ev, std::uint64_t now_ns, action_sink& out) noe
 
 // The earliest time the machine has something to do without input (for idle back-off).
 std::uint64_t next_wakeup(const state& s) noexcept;
+
+// The frame the node's guard sends if this engine dies now (seed 003 claims 14-15): our
+// id, role, epoch and what we hold. The engine refreshes it whenever those change.
+wire::hb_msg engine_down_msg(const state& s) noexcept;
 
 // Rank used for ties: (epoch, priority, node id), larger wins.
 struct rank {

@@ -55,6 +55,10 @@ constexpr range ranges[] = {
     {"protocol.drain_timeout_ms", 1, 3'600'000},
     {"engine.idle_max_sleep_us", 1, 100'000},
     {"engine.burst", 1, 512},
+    {"engine.rt_priority", 1, 98},
+    {"engine.yield_us", 0, 10'000},
+    {"engine.yield_period_us", 0, 1'000'000},
+    {"detect.stall_threshold_us", 0, 10'000'000},
     {"hooks.timeout_ms", 1, 3'600'000},
     {"health.interval_ms", 10, 3'600'000},
     {"health.rise", 1, 100},
@@ -85,6 +89,7 @@ constexpr names_t<lcore_mode> lcore_mode_names[] = {
     {"run-to-completion", lcore_mode::run_to_completion}, {"pipelined", lcore_mode::pipelined}};
 constexpr names_t<idle_policy> idle_policy_names[] = {
     {"busy", idle_policy::busy}, {"adaptive", idle_policy::adaptive}};
+constexpr names_t<sched_policy> sched_policy_names[] = {{"fifo", sched_policy::fifo}, {"other", sched_policy::other}};
 constexpr std::string_view health_kinds[] = {"script", "interface", "process"};
 constexpr std::string_view log_levels[] = {"debug", "info", "warn", "error"};
 
@@ -285,6 +290,7 @@ void read_port(table_reader& r, port_cfg& c) {
     r.string("device", c.device, true);
     r.enumeration("mode", c.mode, address_mode_names);
     r.string("kernel_interface", c.kernel_interface);
+    r.string("notice_interface", c.notice_interface);
     r.uint("rx_desc", c.rx_desc);
     r.uint("tx_desc", c.tx_desc);
     r.uint("mbufs", c.mbufs);
@@ -299,6 +305,7 @@ void read_detect(table_reader& r, detect_cfg& c) {
     r.uint("interval_us", c.interval_us);
     r.uint("miss", c.miss);
     r.enumeration("probe", c.probe, probe_kind_names);
+    r.uint("stall_threshold_us", c.stall_threshold_us);
 }
 
 void read_garp(table_reader& r, garp_cfg& c) {
@@ -326,6 +333,11 @@ void read_engine(table_reader& r, engine_cfg& c) {
     r.enumeration("idle", c.idle, idle_policy_names);
     r.uint("idle_max_sleep_us", c.idle_max_sleep_us);
     r.uint("burst", c.burst);
+    r.enumeration("sched", c.sched, sched_policy_names);
+    r.uint("rt_priority", c.rt_priority);
+    r.uint("yield_us", c.yield_us);
+    r.uint("yield_period_us", c.yield_period_us);
+    r.boolean("lock_memory", c.lock_memory);
 }
 
 // One list so the reader and validate() cannot disagree on which hooks exist.
@@ -611,6 +623,21 @@ std::vector<config_error> validate(const config& c) {
     // [engine]
     k.in_range("engine.idle_max_sleep_us", c.engine.idle_max_sleep_us);
     k.in_range("engine.burst", c.engine.burst);
+    k.in_range("engine.rt_priority", c.engine.rt_priority);
+    k.in_range("engine.yield_us", c.engine.yield_us);
+    k.in_range("engine.yield_period_us", c.engine.yield_period_us);
+    k.in_range("detect.stall_threshold_us", c.detect.stall_threshold_us);
+    // The duty cycle must leave the kernel its share: a yield at least as long as the
+    // period would never poll; a FIFO loop that yields under 5 % of the time meets the RT
+    // throttle (sched_rt_runtime_us 950000 of 1000000).
+    if (c.engine.yield_period_us != 0 && c.engine.yield_us >= c.engine.yield_period_us)
+        k.fail("engine.yield_us", std::to_string(c.engine.yield_us),
+               "must be shorter than engine.yield_period_us (" + std::to_string(c.engine.yield_period_us) + ")");
+    if (c.engine.sched == sched_policy::fifo && c.engine.idle == idle_policy::busy &&
+        (c.engine.yield_period_us == 0 || c.engine.yield_us * 20 < c.engine.yield_period_us))
+        k.fail("engine.yield_us", std::to_string(c.engine.yield_us),
+               "a busy FIFO poll loop must yield at least 5 % of the time (yield_us * 20 >= yield_period_us), or the "
+               "kernel's RT throttle stops it for ~50 ms a second; set engine.sched = \"other\" to opt out");
 
     // [hooks]
     for (const auto& [name, member] : hook_paths) k.absolute_path("hooks." + std::string{name}, c.hooks.*member);
@@ -672,6 +699,14 @@ std::string_view to_string(lcore_mode m) noexcept {
     switch (m) {
     case lcore_mode::run_to_completion: return "run-to-completion";
     case lcore_mode::pipelined: return "pipelined";
+    }
+    return "?";
+}
+
+std::string_view to_string(sched_policy p) noexcept {
+    switch (p) {
+    case sched_policy::fifo: return "fifo";
+    case sched_policy::other: return "other";
     }
     return "?";
 }

@@ -18,22 +18,30 @@ void detector::start(std::uint64_t now) noexcept {
     next_probe_ns_ = now;
     last_tick_ns_ = now;
     last_answer_ns_ = now;
+    resume_ns_ = now;
     since_answer_ = 0;
     acked_ = seq_; // probes of an earlier watch never count
 }
 
-bool detector::observe_time(std::uint64_t now) noexcept {
+bool detector::observe_wake(std::uint64_t woke, std::uint64_t intended, std::uint64_t resume) noexcept {
     if (!running_) return false;
-    const std::uint64_t gap = now > last_tick_ns_ ? now - last_tick_ns_ : 0;
-    last_tick_ns_ = now;
-    if (gap <= p_.stall_threshold_ns) return false;
-    // We slept: nothing we sent could be answered and read in time. Freeze our clock for
-    // the length of the stall and send the next probe at once.
-    ++stalls_;
-    started_ns_ += gap;
-    last_answer_ns_ += gap;
-    next_probe_ns_ = now;
+    last_tick_ns_ = resume;
+    const std::uint64_t late = woke > intended ? woke - intended : 0;
+    if (late <= p_.stall_threshold_ns) return false;
+    note_stall(resume);
     return true;
+}
+
+void detector::note_stall(std::uint64_t resume) noexcept {
+    if (!running_) return;
+    // We were not running: probes did not go out and the primary may have had nothing to
+    // answer. It gets a whole window from the moment we are back with RX drained, and must
+    // miss `miss` fresh probes (the grace period of an unarmed watch moves along too).
+    ++stalls_;
+    resume_ns_ = std::max(resume_ns_, resume);
+    if (!armed_) started_ns_ = std::max(started_ns_, resume);
+    since_answer_ = 0;
+    next_probe_ns_ = resume;
 }
 
 std::uint64_t detector::on_probe_sent(std::uint64_t now) noexcept {

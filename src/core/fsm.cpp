@@ -38,9 +38,18 @@ bool tick_discovery(state& s, address_id target, std::uint64_t now, action_sink&
     return true;
 }
 
-void tick_monitor(state& s, std::uint64_t now, action_sink& out) noexcept {
-    if (s.det.observe_time(now)) ++s.c.stalls;
-    if (s.det.failed(now)) {
+void tick_monitor(state& s, const event& ev, std::uint64_t now, action_sink& out) noexcept {
+    // Silence is judged only up to the time RX has been drained to (DESIGN "failure
+    // evidence": the monitor's own stalls never count).
+    const std::uint64_t judged = ev.judged_ns != 0 && ev.judged_ns < now ? ev.judged_ns : now;
+    if (ev.rx_resume_ns != 0) {
+        s.det.note_stall(std::min(ev.rx_resume_ns, judged));
+        ++s.c.stalls;
+    }
+    const bool stalled = ev.woke_ns != 0 ? s.det.observe_wake(ev.woke_ns, ev.intended_ns, judged)
+                                         : s.det.observe_time(now);
+    if (stalled) ++s.c.stalls;
+    if (s.det.failed(judged)) {
         take_over(s, now, out, takeover_cause::failure);
         return;
     }
@@ -66,7 +75,7 @@ void tick_monitor(state& s, std::uint64_t now, action_sink& out) noexcept {
     }
 }
 
-void tick(state& s, std::uint64_t now, action_sink& out) noexcept {
+void tick(state& s, const event& ev, std::uint64_t now, action_sink& out) noexcept {
     tick_garps(s, now, out);
 
     switch (s.r) {
@@ -111,7 +120,7 @@ void tick(state& s, std::uint64_t now, action_sink& out) noexcept {
             notice(out, note::switchover_timed_out);
         }
         if (!s.fence_pending && s.r == role::monitor) {
-            tick_monitor(s, now, out);
+            tick_monitor(s, ev, now, out);
             // Optional preemption: a higher-priority monitor asks for the address after a
             // delay, through the same lossless switchover an operator would use.
             const peer* pr = watched_primary(s);
@@ -169,6 +178,27 @@ void tick(state& s, std::uint64_t now, action_sink& out) noexcept {
     if (s.r != role::init && now >= s.next_announce_ns) announce(s, now, out);
 }
 
+// DESIGN "failure evidence" 2: carrier loss is an immediate local fault. A primary without
+// a link cannot serve: it lets go at once (its monitor sees the silence and takes over); a
+// monitor without a link must never take over (its silence is its own). Both hold nothing
+// until the carrier is back, then rejoin through discovery like a cured fault.
+void on_link(state& s, bool up, std::uint64_t now, action_sink& out) noexcept {
+    if (up == !s.link_down) return;
+    s.link_down = !up;
+    if (!up) {
+        ++s.c.link_downs;
+        notice(out, note::link_down, s.holds[0] ? 1u : 0u);
+        if (s.r == role::init) return;
+        if (s.holds[0]) ++s.c.step_downs;
+        s.stay_down_active = false;
+        s.fence_pending = false;
+        enter_fault(s, now, out);
+        return;
+    }
+    notice(out, note::link_up);
+    if (s.r == role::fault && s.fault == fault_kind::none) set_role(s, role::probe_primary, now, out);
+}
+
 void on_command(state& s, const event& ev, std::uint64_t now, action_sink& out) noexcept {
     switch (ev.cmd) {
     case command_kind::switchover:
@@ -204,11 +234,14 @@ void on_command(state& s, const event& ev, std::uint64_t now, action_sink& out) 
         if (s.fault == fault_kind::none) return;
         s.fault = fault_kind::none;
         s.fault_answered = false;
-        if (s.r == role::fault) {
+        if (s.r == role::fault && !s.link_down) {
             // Seed 003 claim 20: once cured, the node recovers (hook) and rejoins.
             run_hook(out, hook_kind::recover, s.p.node_id, s.p.mac);
             set_role(s, role::probe_primary, now, out);
         }
+        return;
+    case command_kind::link:
+        on_link(s, ev.arg != 0, now, out);
         return;
     case command_kind::drain_done:
         if (s.r == role::draining) {
@@ -239,7 +272,7 @@ void step(state& s, const event& ev, std::uint64_t now, action_sink& out) noexce
         if (s.r == role::init) set_role(s, role::probe_primary, now, out);
         return;
     case event_kind::tick:
-        tick(s, now, out);
+        tick(s, ev, now, out);
         return;
     case event_kind::shutdown: {
         // Hand over cleanly: tell the group first, then let go of the addresses.
@@ -289,6 +322,18 @@ void step(state& s, const event& ev, std::uint64_t now, action_sink& out) noexce
     case wire::frame_kind::invalid:
         return;
     }
+}
+
+wire::hb_msg engine_down_msg(const state& s) noexcept {
+    wire::hb_msg m;
+    m.type = hb_type::engine_down;
+    m.role = static_cast<std::uint8_t>(s.r);
+    m.priority = s.p.priority;
+    m.node_id = s.p.node_id;
+    m.epoch = s.epoch;
+    m.seq = s.hb_seq + 1;
+    m.flags = my_flags(s);
+    return m;
 }
 
 std::uint64_t next_wakeup(const state& s) noexcept {

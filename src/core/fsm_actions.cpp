@@ -80,6 +80,7 @@ params params::from_config(const cfg::config& c, const mac_addr& mac) noexcept {
     p.probe = c.detect.probe;
     p.interval_ns = c.detect.interval_us * us;
     p.miss = c.detect.miss;
+    p.stall_threshold_ns = std::uint64_t{c.detect.stall_threshold_us} * us;
     p.garp_repeat = c.garp.repeat;
     p.garp_interval_ns = c.garp.interval_us * us;
     p.garp_refresh_ns = c.garp.refresh_ms * ms;

@@ -8,8 +8,53 @@ using wire::hb_type;
 
 // ------------------------------------------------------------------ frames
 
+namespace {
+
+peer* find_peer_mut(state& s, std::uint32_t id) noexcept {
+    for (auto& p : s.peers)
+        if (p.valid && p.id == id) return &p;
+    return nullptr;
+}
+
+// Seed 003 claims 14-15: the failed server's own monitoring means (its guard, which
+// outlives the engine) tells us the engine died. The monitor takes over at once, as on a
+// failure (fence, boot_peer, stay-down), instead of waiting out the silence window. Only
+// a notice about the primary we watch (its id and MAC), at an epoch not older than the
+// newest we know, moves the address.
+void on_engine_down(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) noexcept {
+    const auto& m = f.hb;
+    ++s.c.engine_down_notices;
+    notice(out, note::engine_down_heard, m.node_id);
+    const bool held_primary = (m.flags & wire::hb_flag_holds_primary) != 0;
+    const bool held_monitor = (m.flags & wire::hb_flag_holds_monitor) != 0;
+    const bool watched = s.watched_id != 0 ? m.node_id == s.watched_id && f.eth.src == s.watched_mac
+                                           : f.eth.src == s.primary_mac_hint || s.primary_mac_hint.is_zero();
+    if (s.r == role::monitor && held_primary && watched && m.epoch >= s.epoch && !s.fence_pending && !s.link_down) {
+        if (s.watched_id == 0) {
+            s.watched_id = m.node_id;
+            s.watched_mac = f.eth.src;
+        }
+        ++s.c.notice_takeovers;
+        take_over(s, now, out, takeover_cause::failure);
+    }
+    if (s.holds[0] && held_monitor && m.node_id == s.heard_monitor_id && s.monitor_alive) {
+        s.monitor_alive = false;
+        ++s.c.monitor_lost;
+    }
+    // The monitor died: the first standby probes its address now ([0029]).
+    if (s.r == role::standby && held_monitor && !better_standby_exists(s, now)) start_discovery(s, now);
+    // A dead engine is not a peer any more (it will come back under discovery roles).
+    if (peer* p = find_peer_mut(s, m.node_id)) p->valid = false;
+}
+
+} // namespace
+
 void on_heartbeat(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) noexcept {
     const auto& m = f.hb;
+    if (m.type == hb_type::engine_down) {
+        on_engine_down(s, f, now, out);
+        return;
+    }
     peer* pr = upsert_peer(s, f, now);
     const bool peer_holds_primary = (m.flags & wire::hb_flag_holds_primary) != 0;
     const bool peer_holds_monitor = (m.flags & wire::hb_flag_holds_monitor) != 0;
@@ -177,6 +222,8 @@ void on_heartbeat(state& s, const wire::frame& f, std::uint64_t now, action_sink
         // Seed 003 claim 12: no healthy peer -> the faulty primary keeps serving and says so.
         notice(out, s.fault_can_take_over ? note::fault_takeover_accepted : note::fault_no_takeover,
                static_cast<std::uint32_t>(s.fault));
+        break;
+    case hb_type::engine_down: // handled above
         break;
     case hb_type::announce:
         // The primary lost its monitor (003 claim 3): standbys probe the monitor address now.

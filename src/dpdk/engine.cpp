@@ -1,5 +1,7 @@
 #include "dpdk/engine.hpp"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <time.h>
 
@@ -18,6 +20,7 @@
 
 #include "dpdk/eal.hpp"
 #include "dpdk/port.hpp"
+#include "heartwire/turn.hpp"
 
 namespace heartwire::io {
 
@@ -26,9 +29,8 @@ namespace {
 constexpr unsigned max_burst = 512;
 constexpr unsigned tx_batch = 64;
 constexpr std::uint64_t publish_period_ns = 1'000'000;
-constexpr std::uint64_t idle_turns_before_sleep = 64;
-constexpr unsigned rx_rounds_per_turn = 4; // drain the RX queue before timers run
 constexpr std::uint64_t loop_gap_threshold_ns = 100'000;
+constexpr unsigned pipe_size = 4096;
 
 // Pipelined hand-off element: the mbuf, its receive time and the decoded frame (spans point
 // into the mbuf, which the role lcore frees).
@@ -185,9 +187,17 @@ private:
 engine::engine(const cfg::config& c, port& p, tsc_clock& clk) : cfg_(c), port_(p), clk_(clk) {
     fsm::params fp = fsm::params::from_config(c, p.mac());
     fsm::init(fsm_, fp);
+    stall_threshold_ns_ = fsm_.det.config().stall_threshold_ns;
+    idle_planner::params ip;
+    ip.adaptive = c.engine.idle == cfg::idle_policy::adaptive;
+    ip.max_sleep_ns = std::uint64_t{c.engine.idle_max_sleep_us} * 1000;
+    ip.yield_ns = std::uint64_t{c.engine.yield_us} * 1000;
+    ip.yield_period_ns = std::uint64_t{c.engine.yield_period_us} * 1000;
+    role_idle_.configure(ip);
+    rx_idle_.configure(ip);
     events_ = make_ring("hw_ev", sizeof(control_event), 4096);
     commands_ = make_ring("hw_cmd", sizeof(engine_command), 256);
-    if (c.engine.mode == cfg::lcore_mode::pipelined) pipe_ = make_ring("hw_pipe", sizeof(rx_item), 4096);
+    if (c.engine.mode == cfg::lcore_mode::pipelined) pipe_ = make_ring("hw_pipe", sizeof(rx_item), pipe_size);
 }
 
 engine::~engine() {
@@ -282,7 +292,7 @@ void engine::handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, 
 
 // Timers and control commands, after the RX queue was drained (a monitor that slept must
 // read the answers waiting for it before it judges the primary).
-void engine::role_turn(std::uint64_t now, tx_sink& tx) noexcept {
+void engine::role_turn(const fsm::event& tick, std::uint64_t now, tx_sink& tx) noexcept {
     engine_command cmds[16];
     const unsigned nc = rte_ring_sc_dequeue_burst_elem(commands_, cmds, sizeof(engine_command), 16, nullptr);
     for (unsigned i = 0; i < nc; ++i) {
@@ -296,73 +306,122 @@ void engine::role_turn(std::uint64_t now, tx_sink& tx) noexcept {
         fsm::step(fsm_, ev, now, tx);
     }
     tx.begin(nullptr, now);
-    fsm::event tick;
-    tick.kind = fsm::event_kind::tick;
     fsm::step(fsm_, tick, now, tx);
     tx.flush();
+    refresh_notice();
     if (now >= next_publish_ns_) publish(now);
 }
 
-void engine::idle(bool worked, std::uint64_t now, std::uint64_t& idle_turns) noexcept {
-    if (worked) {
-        idle_turns = 0;
-        return;
-    }
-    if (cfg_.engine.idle == cfg::idle_policy::busy || ++idle_turns < idle_turns_before_sleep) {
-        rte_pause();
-        return;
-    }
-    // Adaptive: nothing arrived for a while; sleep until the machine's next timer, capped.
-    const std::uint64_t wake = fsm::next_wakeup(fsm_);
-    std::uint64_t ns = std::uint64_t{cfg_.engine.idle_max_sleep_us} * 1000;
-    if (wake > now) ns = std::min(ns, wake - now);
-    else ns = 0;
-    if (ns < 2'000) return;
-    timespec ts{0, static_cast<long>(ns)};
-    nanosleep(&ts, nullptr);
-    role_c_.idle_sleeps.add();
-    slept_ = true;
+// The frame the guard sends if we die: rebuilt only when what it says changes.
+void engine::refresh_notice() noexcept {
+    if (!notice_) return;
+    const std::uint64_t key = (fsm_.epoch << 16) ^ (std::uint64_t{static_cast<std::uint8_t>(fsm_.r)} << 8) ^
+                              (fsm_.holds[0] ? 1u : 0u) ^ (fsm_.holds[1] ? 2u : 0u) ^ (fsm_.fault != fsm::fault_kind::none ? 4u : 0u);
+    if (key == notice_key_) return;
+    notice_key_ = key;
+    std::byte buf[death_notice::max_frame];
+    const std::size_t n = wire::encode_heartbeat(mac_addr::heartwire_group(), port_.mac(), fsm::engine_down_msg(fsm_), buf);
+    notice_->publish({buf, n});
 }
 
-// The role loop shared by both modes: drain what `pull` delivers (a few bursts at most, so
-// timers are never starved), then timers, then the idle policy. `pull(tx, max)` hands each
-// frame to the machine and returns how many it took.
+// Scheduling belongs to the poll lcores alone (DESIGN.md: a whole daemon under chrt never
+// came up; its poll loop starved its own other threads). Threads made later by this one
+// would inherit it: the engine makes none.
+void engine::apply_sched() noexcept {
+    if (cfg_.engine.sched != cfg::sched_policy::fifo) {
+        sched_rc_.store(0, std::memory_order_relaxed);
+        return;
+    }
+    sched_param sp{};
+    sp.sched_priority = static_cast<int>(cfg_.engine.rt_priority);
+    const int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO | SCHED_RESET_ON_FORK, &sp);
+    int expected = -1;
+    if (!sched_rc_.compare_exchange_strong(expected, rc) && rc != 0) sched_rc_.store(rc, std::memory_order_relaxed);
+}
+
+// Gives the core away when the planner says so (the duty cycle's yield, or an idle sleep
+// that ends before the next timer). Returns when the loop meant to be back: the detector
+// counts only lateness beyond that as a stall.
+std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64_t end, bool worked,
+                           std::uint64_t next_due) noexcept {
+    const std::uint64_t forced = planner.forced_yields();
+    const std::uint64_t ns = planner.plan(end, worked, next_due);
+    if (ns == 0) {
+        rte_pause();
+        return end;
+    }
+    timespec ts{0, static_cast<long>(ns)};
+    nanosleep(&ts, nullptr);
+    const std::uint64_t intended = end + ns;
+    planner.woke(intended, clk_.now_ns());
+    (planner.forced_yields() != forced ? c.yields : c.idle_sleeps).add();
+    return intended;
+}
+
+// The role loop shared by both modes. Each turn: drain what `pull` delivers until the
+// source is empty (bounded by what its ring can hold, not by a few bursts: after a stall
+// or a flood the answers queued behind the backlog must be read before any verdict), then
+// commands and timers, then the planner's rest. `pull(tx, max, drained)` hands frames to
+// the machine, returns how many, and sets `drained` to the time up to which everything
+// received has been handed over once the source is empty.
 template <class Pull>
 int engine::role_loop(Pull&& pull) noexcept {
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    apply_sched();
     tx_sink tx(*this, role_c_);
     const unsigned nb = std::min<std::uint32_t>(cfg_.engine.burst, max_burst);
-    std::uint64_t idle_turns = 0;
-    std::uint64_t prev_turn = machine_event(fsm::event_kind::start, tx);
+    const unsigned cap = cfg_.port.rx_desc + (pipe_ ? pipe_size : 0) + nb;
+    std::uint64_t intended = machine_event(fsm::event_kind::start, tx);
+    turn_state turn;
+    turn.judged_ns = intended;
+    std::uint64_t rx_resume_seen = 0;
     while (!stop_.load(std::memory_order_relaxed)) {
+        const std::uint64_t woke = clk_.now_ns();
         role_c_.loops.add();
-        bool worked = false;
-        for (unsigned round = 0; round < rx_rounds_per_turn; ++round) {
-            const unsigned n = pull(tx, nb);
-            if (n == 0) break;
-            worked = true;
-            if (n < nb) break;
+        if (woke > intended) {
+            const std::uint64_t late = woke - intended;
+            gaps_.add_gap(late);
+            if (late > loop_gap_threshold_ns) {
+                role_c_.loop_gaps.add();
+                if (late > role_c_.loop_gap_max_ns.get()) role_c_.loop_gap_max_ns.v.store(late, std::memory_order_relaxed);
+            }
+        } else {
+            gaps_.add_gap(0);
         }
+        std::size_t total = 0;
+        const std::uint64_t capped = turn.capped;
+        fsm::event tick = drain_turn(
+            turn, [&](std::size_t max, std::uint64_t& drained) { return pull(tx, static_cast<unsigned>(max), drained); },
+            nb, cap, woke, intended, total);
+        if (turn.capped != capped) role_c_.rx_drain_capped.add();
         const std::uint64_t now = clk_.now_ns();
-        // A turn that took long means this core was taken from us (or we slept, adaptive).
-        if (const std::uint64_t gap = now - prev_turn; gap > loop_gap_threshold_ns && !slept_) {
-            role_c_.loop_gaps.add();
-            if (gap > role_c_.loop_gap_max_ns.get()) role_c_.loop_gap_max_ns.v.store(gap, std::memory_order_relaxed);
+        if (pipe_) {
+            const std::uint64_t r = rx_resume_ns_.load(std::memory_order_acquire);
+            if (r != rx_resume_seen) {
+                rx_resume_seen = r;
+                tick.rx_resume_ns = r;
+            }
         }
-        role_turn(now, tx);
-        slept_ = false;
-        idle(worked, now, idle_turns);
-        prev_turn = now;
+        role_turn(tick, now, tx);
+        const std::uint64_t end = clk_.now_ns();
+        intended = rest(role_idle_, role_c_, end, total != 0, fsm::next_wakeup(fsm_));
+        wake_latency_ns_.store(role_idle_.latency_ns(), std::memory_order_relaxed);
     }
     machine_event(fsm::event_kind::shutdown, tx);
+    if (notice_) {
+        notice_->clean_exit.store(true, std::memory_order_release);
+        notice_->disarm();
+    }
     role_done_.store(true, std::memory_order_release);
     return 0;
 }
 
 int engine::run_to_completion() noexcept {
     rte_mbuf* burst[max_burst];
-    return role_loop([&](tx_sink& tx, unsigned nb) -> unsigned {
+    return role_loop([&](tx_sink& tx, unsigned nb, std::uint64_t& drained) -> unsigned {
+        const std::uint64_t polled = clk_.now_ns();
         const std::uint16_t n = rte_eth_rx_burst(port_.id(), 0, burst, static_cast<std::uint16_t>(nb));
+        if (n < nb) drained = polled; // the queue was empty at `polled`: nothing older is left
         if (n == 0) return 0;
         role_c_.rx_packets.add(n); // pipelined: the RX lcore counts them
         const std::uint64_t now = clk_.now_ns();
@@ -379,49 +438,71 @@ int engine::run_to_completion() noexcept {
     });
 }
 
+// Pipelined RX lcore: decode and hand over. It publishes the time of its last empty poll
+// (the role lcore judges silence only up to it) and the end of its own stalls (a fresh
+// window: the role lcore cannot have seen answers this lcore did not read).
 int engine::run_rx() noexcept {
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    apply_sched();
     rte_mbuf* burst[max_burst];
     const std::uint16_t nb = static_cast<std::uint16_t>(std::min<std::uint32_t>(cfg_.engine.burst, max_burst));
-    std::uint64_t idle_turns = 0;
+    std::uint64_t intended = clk_.now_ns();
     while (!role_done_.load(std::memory_order_acquire)) {
+        const std::uint64_t woke = clk_.now_ns();
         rx_c_.loops.add();
-        const std::uint16_t n = rte_eth_rx_burst(port_.id(), 0, burst, nb);
-        if (n == 0) {
-            if (cfg_.engine.idle == cfg::idle_policy::busy || ++idle_turns < idle_turns_before_sleep) {
-                rte_pause();
-            } else {
-                timespec ts{0, static_cast<long>(std::uint64_t{cfg_.engine.idle_max_sleep_us} * 1000)};
-                nanosleep(&ts, nullptr);
-                rx_c_.idle_sleeps.add();
-            }
-            continue;
+        const std::uint64_t late = woke > intended ? woke - intended : 0;
+        rx_gaps_.add_gap(late);
+        if (late > loop_gap_threshold_ns) {
+            rx_c_.loop_gaps.add();
+            if (late > rx_c_.loop_gap_max_ns.get()) rx_c_.loop_gap_max_ns.v.store(late, std::memory_order_relaxed);
         }
-        idle_turns = 0;
-        const std::uint64_t now = clk_.now_ns();
-        rx_c_.rx_packets.add(n);
-        for (std::uint16_t i = 0; i < n; ++i) {
-            rx_item it{burst[i], now, wire::decode(bytes_of(burst[i]))};
-            if (!it.f.ok()) {
-                count_drop(rx_c_, it.f.error);
-                rte_pktmbuf_free(burst[i]);
-                continue;
+        bool stalled = late > stall_threshold_ns_;
+        std::uint64_t total = 0;
+        for (;;) {
+            const std::uint64_t polled = clk_.now_ns();
+            const std::uint16_t n = rte_eth_rx_burst(port_.id(), 0, burst, nb);
+            rx_c_.rx_packets.add(n);
+            for (std::uint16_t i = 0; i < n; ++i) {
+                rx_item it{burst[i], polled, wire::decode(bytes_of(burst[i]))};
+                if (!it.f.ok()) {
+                    count_drop(rx_c_, it.f.error);
+                    rte_pktmbuf_free(burst[i]);
+                    continue;
+                }
+                if (rte_ring_sp_enqueue_elem(pipe_, &it, sizeof it) != 0) {
+                    rx_c_.pipe_full.add();
+                    rte_pktmbuf_free(burst[i]);
+                }
             }
-            if (rte_ring_sp_enqueue_elem(pipe_, &it, sizeof it) != 0) {
-                rx_c_.pipe_full.add();
-                rte_pktmbuf_free(burst[i]);
+            total += n;
+            if (n < nb) {
+                if (stalled) {
+                    rx_resume_ns_.store(polled, std::memory_order_relaxed);
+                    stalled = false;
+                }
+                rx_drained_ns_.store(polled, std::memory_order_release);
+                break;
+            }
+            if (total >= cfg_.port.rx_desc + nb) {
+                rx_c_.rx_drain_capped.add();
+                break;
             }
         }
+        const std::uint64_t end = clk_.now_ns();
+        intended = rest(rx_idle_, rx_c_, end, total != 0, end + std::uint64_t{cfg_.engine.idle_max_sleep_us} * 1000);
     }
     return 0;
 }
 
 int engine::run_role() noexcept {
     rx_item items[max_burst];
-    return role_loop([&](tx_sink& tx, unsigned nb) -> unsigned {
+    return role_loop([&](tx_sink& tx, unsigned nb, std::uint64_t& drained) -> unsigned {
+        // Read the RX lcore's mark first: every frame it received before the mark is in the
+        // pipe by then, so once the pipe is empty we have seen all of them.
+        const std::uint64_t mark = rx_drained_ns_.load(std::memory_order_acquire);
         const unsigned n = rte_ring_sc_dequeue_burst_elem(pipe_, items, sizeof(rx_item), nb, nullptr);
-        const std::uint64_t now = clk_.now_ns();
-        for (unsigned i = 0; i < n; ++i) handle_frame(items[i].m, items[i].f, now, tx);
+        for (unsigned i = 0; i < n; ++i) handle_frame(items[i].m, items[i].f, items[i].rx_ns, tx);
+        if (n < nb) drained = mark != 0 ? mark : 1;
         return n;
     });
 }

@@ -10,6 +10,8 @@
 
 #include "dpdk/clock.hpp"
 #include "heartwire/config.hpp"
+#include "heartwire/death_notice.hpp"
+#include "heartwire/idle.hpp"
 #include "heartwire/fsm.hpp"
 #include "heartwire/wire.hpp"
 
@@ -37,9 +39,11 @@ struct counter {
     X(tx_encode_failed)   /* frame did not fit (an echo too large) */                            \
     X(pipe_full)          /* pipelined: RX -> role ring full */                                  \
     X(control_full)       /* engine -> control ring full */                                      \
-    X(idle_sleeps)                                                                               \
-    X(loop_gaps)          /* turns of the poll loop longer than 100 us (the core was taken) */   \
-    X(loop_gap_max_ns)    /* the longest such turn */
+    X(idle_sleeps)        /* planned sleeps when idle (adaptive) */                              \
+    X(yields)             /* the duty cycle's guaranteed yields */                               \
+    X(rx_drain_capped)    /* turns whose RX could not be drained within the ring's size */       \
+    X(loop_gaps)          /* wakes later than intended by > 100 us (the core was taken) */       \
+    X(loop_gap_max_ns)    /* the latest such wake */
 
 struct alignas(64) lcore_counters {
 #define HW_X(name) counter name;
@@ -56,6 +60,21 @@ struct alignas(64) rtt_histogram {
     counter max_ns;
     void add(std::uint64_t ns) noexcept;
     std::uint64_t percentile(double p) const noexcept; // upper bound of the bucket
+};
+
+// How late the poll loop woke against when it meant to (every turn: right away when busy,
+// at the end of a planned sleep or yield). Log2 buckets; the tail is what a window must
+// survive.
+struct alignas(64) gap_histogram : rtt_histogram {
+    counter over_100us;
+    counter over_500us;
+    counter over_1ms;
+    void add_gap(std::uint64_t ns) noexcept {
+        add(ns);
+        if (ns > 100'000) over_100us.add();
+        if (ns > 500'000) over_500us.add();
+        if (ns > 1'000'000) over_1ms.add();
+    }
 };
 
 // Engine -> control thread.
@@ -117,6 +136,13 @@ public:
     const lcore_counters& rx_counters() const noexcept { return rx_c_; }
     const lcore_counters& role_counters() const noexcept { return role_c_; }
     const rtt_histogram& rtt() const noexcept { return rtt_; }
+    const gap_histogram& gaps() const noexcept { return gaps_; }       // role (or run-to-completion) lcore
+    const gap_histogram& rx_gaps() const noexcept { return rx_gaps_; } // pipelined RX lcore
+    // The poll lcores' scheduling: -1 not applied yet, 0 as configured, else the errno.
+    int sched_result() const noexcept { return sched_rc_.load(std::memory_order_relaxed); }
+    std::uint64_t wake_latency_ns() const noexcept { return wake_latency_ns_.load(std::memory_order_relaxed); }
+    // The guard's page (may be null: no notice). Set before the loops start.
+    void set_death_notice(death_notice* n) noexcept { notice_ = n; }
     // Control thread: refresh the engine-time -> wall-time mapping (see tsc_clock).
     void reanchor_clock() noexcept { clk_.reanchor(); }
     const mac_addr& mac() const noexcept;
@@ -128,9 +154,12 @@ private:
     std::uint64_t machine_event(fsm::event_kind k, class tx_sink& tx) noexcept;
     template <class Pull>
     int role_loop(Pull&& pull) noexcept;
-    void role_turn(std::uint64_t now, class tx_sink& tx) noexcept;
+    void role_turn(const fsm::event& tick, std::uint64_t now, class tx_sink& tx) noexcept;
     void publish(std::uint64_t now) noexcept;
-    void idle(bool worked, std::uint64_t now, std::uint64_t& idle_turns) noexcept;
+    std::uint64_t rest(idle_planner& planner, lcore_counters& c, std::uint64_t end, bool worked,
+                       std::uint64_t next_due) noexcept;
+    void apply_sched() noexcept;
+    void refresh_notice() noexcept;
     void record_rtt() noexcept;
 
     const cfg::config& cfg_;
@@ -145,10 +174,22 @@ private:
     std::atomic_flag post_lock_ = ATOMIC_FLAG_INIT; // commands_ is single-producer; control threads serialise
     std::uint64_t next_publish_ns_{};
     std::uint64_t seen_answers_{};
-    bool slept_{false};
-    lcore_counters rx_c_;
+    std::uint64_t stall_threshold_ns_{};
+    idle_planner role_idle_;
+    idle_planner rx_idle_;
+    death_notice* notice_{};
+    std::uint64_t notice_key_{~0ull};
+    std::atomic<int> sched_rc_{-1};
+    std::atomic<std::uint64_t> wake_latency_ns_{0};
+    // Pipelined: the RX lcore's last empty poll (everything received before it is in the
+    // pipe) and the end of its last stall. The role lcore judges silence only up to the first.
+    alignas(64) std::atomic<std::uint64_t> rx_drained_ns_{0};
+    std::atomic<std::uint64_t> rx_resume_ns_{0};
+    alignas(64) lcore_counters rx_c_;
     lcore_counters role_c_;
     rtt_histogram rtt_;
+    gap_histogram gaps_;
+    gap_histogram rx_gaps_;
     alignas(64) std::atomic<std::uint32_t> snap_seq_{0};
     status_snapshot snap_{};
 };

@@ -1,0 +1,53 @@
+#pragma once
+// How a poll loop gives its core back: planned sleeps when idle (adaptive) and the duty
+// cycle's guaranteed yield, which a real-time poll thread needs so that the kernel's own
+// work and the node's other threads run (and the RT throttle, sched_rt_runtime_us, never
+// has to step in: it stops a FIFO thread that never sleeps for ~50 ms once a second).
+//
+// The planner measures how late its sleeps end (the wake latency) and wakes that much
+// early, so a planned sleep never makes a timer (a probe, a verdict) late: with a wake
+// latency as long as the timer spacing it stops sleeping and just polls. Every sleep it
+// plans is an *intended* wake for the detector: only lateness beyond it can be a stall.
+//
+// Pure: time is passed in; the engine carries out the sleep.
+
+#include <cstdint>
+
+namespace heartwire {
+
+class idle_planner {
+public:
+    struct params {
+        bool adaptive{false};                // sleep when idle (else only the duty-cycle yield)
+        std::uint64_t max_sleep_ns{50'000};  // cap of one idle sleep
+        std::uint64_t yield_ns{0};           // duty cycle: give the core away this long ...
+        std::uint64_t yield_period_ns{0};    // ... at least once in this long (0: no duty cycle)
+        std::uint64_t min_sleep_ns{3'000};   // shorter sleeps are not worth the syscall
+        std::uint32_t idle_turns{64};        // empty turns in a row before an idle sleep
+    };
+
+    idle_planner() = default;
+    explicit idle_planner(const params& p) noexcept : p_(p) {}
+    void configure(const params& p) noexcept { p_ = p; }
+    const params& config() const noexcept { return p_; }
+
+    // End of a loop turn at `now`. `worked`: the turn handled frames; `next_due`: the
+    // machine's next timer. Returns how long to sleep now (0: keep polling).
+    std::uint64_t plan(std::uint64_t now, bool worked, std::uint64_t next_due) noexcept;
+    // A sleep meant to end at `intended` ended at `woke`.
+    void woke(std::uint64_t intended, std::uint64_t woke) noexcept;
+
+    std::uint64_t latency_ns() const noexcept { return latency_ns_; }
+    std::uint64_t forced_yields() const noexcept { return forced_; }
+    std::uint64_t idle_sleeps() const noexcept { return idle_; }
+
+private:
+    params p_{};
+    std::uint32_t idle_turns_{0};
+    std::uint64_t last_wake_ns_{0}; // end of the last sleep of any kind
+    std::uint64_t latency_ns_{0};   // decaying maximum of the measured wake lateness
+    std::uint64_t forced_{0};
+    std::uint64_t idle_{0};
+};
+
+} // namespace heartwire

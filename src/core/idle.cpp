@@ -1,0 +1,41 @@
+#include "heartwire/idle.hpp"
+
+#include <algorithm>
+
+namespace heartwire {
+
+std::uint64_t idle_planner::plan(std::uint64_t now, bool worked, std::uint64_t next_due) noexcept {
+    idle_turns_ = worked ? 0 : idle_turns_ + 1;
+    if (last_wake_ns_ == 0) last_wake_ns_ = now;
+    const std::uint64_t since = now - std::min(now, last_wake_ns_);
+    // Room before the next timer once the measured wake latency is paid.
+    const std::uint64_t room = next_due > now + latency_ns_ ? next_due - now - latency_ns_ : 0;
+
+    if (p_.yield_period_ns != 0 && p_.yield_ns != 0) {
+        // The guaranteed yield: taken early when it fits before the next timer, and taken
+        // regardless once the period is over (the kernel's share is not negotiable).
+        const bool fits = room >= p_.yield_ns;
+        if (since >= p_.yield_period_ns || (fits && since >= p_.yield_period_ns - p_.yield_period_ns / 4)) {
+            ++forced_;
+            idle_turns_ = 0;
+            return p_.yield_ns;
+        }
+    }
+    if (p_.adaptive && idle_turns_ >= p_.idle_turns) {
+        const std::uint64_t ns = std::min(p_.max_sleep_ns, room);
+        if (ns >= p_.min_sleep_ns) {
+            ++idle_;
+            return ns;
+        }
+    }
+    return 0;
+}
+
+void idle_planner::woke(std::uint64_t intended, std::uint64_t woke) noexcept {
+    last_wake_ns_ = woke;
+    const std::uint64_t late = woke > intended ? woke - intended : 0;
+    // A decaying maximum: one slow wake makes the next sleeps shorter for a while.
+    latency_ns_ = std::max(late, latency_ns_ - latency_ns_ / 16);
+}
+
+} // namespace heartwire

@@ -1,0 +1,406 @@
+// Detection that is fast and never wrong, on a fake clock: the monitor's loop is modelled
+// the way the engine runs it (drain_turn, then a tick that says when the loop meant to
+// wake, then the idle planner's rest), so each rule is proved on the code that runs.
+#include <gtest/gtest.h>
+
+#include <tuple>
+
+#include "heartwire/idle.hpp"
+#include "heartwire/turn.hpp"
+#include "sim.hpp"
+
+using namespace heartwire;
+using namespace heartwire::sim;
+using fsm::action_kind;
+
+namespace {
+
+// A pair formed in the simulator (node 0 primary, node 1 monitor, the detector armed);
+// returns the monitor's machine, to be driven by hand from then on.
+fsm::state armed_monitor(std::uint64_t interval, std::uint32_t miss, std::uint64_t& now) {
+    network net;
+    auto p0 = test_params(1), p1 = test_params(2);
+    p0.interval_ns = p1.interval_ns = interval;
+    p0.miss = p1.miss = miss;
+    net.add(p0);
+    net.add(p1);
+    net.start(0);
+    net.run_for(80 * ms);
+    net.start(1);
+    EXPECT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor && net.nodes[1].s.det.armed(); }, 500 * ms));
+    // Stop right after an answer arrived, so "the last answer" is a known instant.
+    const std::uint64_t answers = net.nodes[1].s.c.answers;
+    EXPECT_TRUE(net.run_until([&] { return net.nodes[1].s.c.answers > answers; }, 10 * interval));
+    now = net.now;
+    return net.nodes[1].s;
+}
+
+// The monitor's poll loop, as the engine runs it, with the primary gone (nothing arrives).
+struct monitor_loop {
+    fsm::state s;
+    recorder out;
+    idle_planner planner;
+    turn_state turn;
+    std::uint64_t now;
+    std::uint64_t intended;
+    std::uint64_t wake_latency{0};   // every planned sleep ends this much late
+    std::uint64_t turn_cost{1 * us}; // a turn's own work
+
+    monitor_loop(fsm::state st, std::uint64_t t, const idle_planner::params& ip) : s(st), planner(ip), now(t), intended(t) {
+        turn.judged_ns = t;
+    }
+    bool took_over() const { return out.count(action_kind::takeover) > 0; }
+    void one_turn() {
+        const std::uint64_t woke = now;
+        std::size_t frames = 0;
+        fsm::event ev = drain_turn(
+            turn, [&](std::size_t, std::uint64_t& drained) { drained = now; return std::size_t{0}; }, 32, 1056, woke,
+            intended, frames);
+        fsm::step(s, ev, now, out);
+        now += turn_cost;
+        const std::uint64_t sleep = planner.plan(now, frames != 0, fsm::next_wakeup(s));
+        if (sleep == 0) {
+            intended = now;
+            return;
+        }
+        intended = now + sleep;
+        now = intended + wake_latency;
+        planner.woke(intended, now);
+    }
+    bool run_until_takeover(std::uint64_t limit) {
+        const std::uint64_t end = now + limit;
+        while (now < end && !took_over()) one_turn();
+        return took_over();
+    }
+};
+
+} // namespace
+
+// ---------------------------------------------------------------- adaptive idle
+
+// (interval, miss, idle cap, wake latency). Today's code counted the engine's own planned
+// sleep as a stall: at 100 us x 10 with a 50 us cap and 60 us latency a dead primary was
+// never declared failed; at 1000 us x 10 with a 2 ms cap it took a second.
+class AdaptiveIdle : public ::testing::TestWithParam<std::tuple<std::uint64_t, std::uint32_t, std::uint64_t, std::uint64_t>> {};
+
+TEST_P(AdaptiveIdle, DeadPrimaryIsDeclaredFailedWithinWindowPlusWakeLatency) {
+    const auto [interval, miss, cap, latency] = GetParam();
+    std::uint64_t t = 0;
+    fsm::state s = armed_monitor(interval, miss, t);
+    idle_planner::params ip;
+    ip.adaptive = true;
+    ip.max_sleep_ns = cap;
+    ip.idle_turns = 4;
+    monitor_loop m(s, t, ip);
+    m.wake_latency = latency;
+    const std::uint64_t last = m.s.det.last_answer_ns();
+    const std::uint64_t window = interval * miss;
+    ASSERT_TRUE(m.run_until_takeover(100 * window)) << "a dead primary was never declared failed";
+    const auto* tk = m.out.last(action_kind::takeover);
+    ASSERT_NE(tk, nullptr);
+    const std::uint64_t took = tk->decided_ns - last;
+    EXPECT_LE(took, window + latency + cap + interval)
+        << "took " << took / us << " us for a " << window / us << " us window, " << latency / us << " us wake latency";
+    EXPECT_GE(took, window) << "never before the window";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Latencies, AdaptiveIdle,
+    ::testing::Values(std::tuple{100 * us, 10u, 50 * us, 60 * us}, std::tuple{100 * us, 10u, 50 * us, 500 * us},
+                      std::tuple{100 * us, 10u, 50 * us, 1000 * us}, std::tuple{20 * us, 5u, 50 * us, 100 * us},
+                      std::tuple{1000 * us, 10u, 2 * ms, 60 * us}, std::tuple{1000 * us, 10u, 2 * ms, 2 * ms},
+                      std::tuple{1000 * us, 10u, 2 * ms, 10 * ms}));
+
+TEST(Detection, DutyCycleYieldsAreIntendedSleepsAndNeverDelayTheVerdict) {
+    std::uint64_t t = 0;
+    fsm::state s = armed_monitor(100 * us, 5, t);
+    idle_planner::params ip; // busy polling with the FIFO duty cycle: 20 us in every 200 us
+    ip.yield_ns = 20 * us;
+    ip.yield_period_ns = 200 * us;
+    monitor_loop m(s, t, ip);
+    m.wake_latency = 30 * us; // a FIFO thread's wake latency on a busy VM
+    const std::uint64_t last = m.s.det.last_answer_ns();
+    ASSERT_TRUE(m.run_until_takeover(100 * ms));
+    EXPECT_EQ(m.s.c.stalls, 0u) << "a planned yield is not a stall";
+    EXPECT_GT(m.planner.forced_yields(), 1u);
+    EXPECT_LE(m.out.last(action_kind::takeover)->decided_ns - last, 500 * us + 30 * us + 2 * us);
+}
+
+TEST(Detection, PlannerWakesEarlyByTheMeasuredLatencySoTimersAreNotLate) {
+    idle_planner::params ip;
+    ip.adaptive = true;
+    ip.max_sleep_ns = 1 * ms;
+    ip.idle_turns = 1;
+    idle_planner p(ip);
+    std::uint64_t now = 1 * ms;
+    const std::uint64_t due = now + 500 * us;
+    std::uint64_t ns = p.plan(now, false, due);
+    EXPECT_EQ(ns, 500 * us) << "nothing measured yet: sleep until the timer";
+    p.woke(now + ns, now + ns + 80 * us); // 80 us late
+    now += ns + 80 * us;
+    ns = p.plan(now, false, now + 500 * us);
+    EXPECT_EQ(ns, 420 * us) << "the next sleep ends early by the measured latency";
+    EXPECT_EQ(p.plan(now, false, now + 60 * us), 0u) << "no room before the timer once latency is paid: keep polling";
+}
+
+// ---------------------------------------------------------------- stalls
+
+TEST(Detection, StallLateInTheWindowGivesTheFullFreshWindowFromTheWake) {
+    detector::params p;
+    p.interval_ns = 100 * us;
+    p.miss = 5;
+    detector d(p);
+    std::uint64_t now = 10 * ms;
+    d.start(now);
+    d.on_answer(d.on_probe_sent(now), now + 5 * us);
+    const std::uint64_t last = d.last_answer_ns();
+    // The primary is dead. Probe on cadence until 1 us before the window ends ...
+    for (now = last; now < last + 500 * us - 1 * us; now += 1 * us) {
+        ASSERT_FALSE(d.observe_time(now));
+        if (d.probe_due(now)) d.on_probe_sent(now);
+    }
+    // ... then the monitor loses its core for 5 ms.
+    const std::uint64_t stalled_at = now;
+    now += 5 * ms;
+    ASSERT_TRUE(d.observe_wake(now, stalled_at, now));
+    const std::uint64_t resume = now;
+    // Today's code froze the clock for the stall and left the primary the 1 us that remained.
+    for (; !d.failed(now); now += 1 * us) {
+        d.observe_time(now);
+        if (d.probe_due(now)) d.on_probe_sent(now);
+        ASSERT_LT(now, resume + 10 * ms);
+    }
+    EXPECT_EQ(now, resume + 500 * us) << "a whole window of fresh probes after the stall";
+}
+
+TEST(Detection, AnswerReadRightAfterAStallIsNotPushedOutByTheStall) {
+    detector::params p;
+    p.interval_ns = 100 * us;
+    p.miss = 5;
+    detector d(p);
+    std::uint64_t now = 10 * ms;
+    d.start(now);
+    const std::uint64_t seq = d.on_probe_sent(now);
+    // The monitor stalls 5 ms; the primary's answer waits in RX and is read first on waking
+    // (the engine drains RX before the tick), then the primary dies.
+    const std::uint64_t slept_from = now;
+    now += 5 * ms;
+    ASSERT_TRUE(d.on_answer(seq, now));
+    ASSERT_TRUE(d.observe_wake(now, slept_from, now));
+    const std::uint64_t read_at = now;
+    for (; !d.failed(now); now += 1 * us) {
+        d.observe_time(now);
+        if (d.probe_due(now)) d.on_probe_sent(now);
+        ASSERT_LT(now, read_at + 20 * ms);
+    }
+    // Today's code (answer, then the stall rule) pushed the answer 5 ms into the future.
+    EXPECT_EQ(now, read_at + 500 * us);
+}
+
+TEST(Detection, TenThousandFrameBacklogAtWakeIsReadBeforeAnyVerdict) {
+    std::uint64_t t = 0;
+    fsm::state s = armed_monitor(100 * us, 5, t);
+    recorder out;
+    turn_state turn;
+    turn.judged_ns = t;
+    // The monitor sent a probe, then lost its core for 5 ms. Meanwhile 9,999 frames
+    // (another node's announces) and, behind them, the primary's answer piled up in RX.
+    fsm::event probe_tick{fsm::event_kind::tick};
+    std::uint64_t now = s.det.next_probe_ns();
+    fsm::step(s, probe_tick, now, out);
+    const std::uint64_t seq = s.det.last_sent_seq();
+    const std::uint64_t stalled_at = now;
+    now += 5 * ms;
+    wire::hb_msg junk;
+    junk.type = wire::hb_type::announce;
+    junk.node_id = 77;
+    junk.role = static_cast<std::uint8_t>(role::standby);
+    const wire::frame junk_f = hb_frame(mac_addr{{2, 0, 0, 0, 0, 77}}, mac_addr::heartwire_group(), junk);
+    wire::hb_msg ack;
+    ack.type = wire::hb_type::ack;
+    ack.node_id = 1;
+    ack.role = static_cast<std::uint8_t>(role::primary);
+    ack.epoch = s.epoch;
+    ack.flags = wire::hb_flag_holds_primary;
+    ack.ack_seq = seq;
+    const wire::frame ack_f = hb_frame(test_params(1).mac, test_params(2).mac, ack);
+    std::size_t left = 10'000;
+    std::uint64_t intended = stalled_at;
+    bool first = true;
+    while (left > 0) {
+        const std::uint64_t woke = now;
+        std::size_t frames = 0;
+        fsm::event ev = drain_turn(
+            turn,
+            [&](std::size_t max, std::uint64_t& drained) {
+                const std::uint64_t polled = now;
+                std::size_t n = 0;
+                for (; n < max && left > 0; ++n, --left) {
+                    now += 100; // 100 ns a frame: the backlog takes 1 ms, twice the window
+                    fsm::event fe{fsm::event_kind::frame, left == 1 ? &ack_f : &junk_f};
+                    fsm::step(s, fe, now, out);
+                }
+                if (n < max) drained = polled;
+                return n;
+            },
+            32, 1056, woke, first ? stalled_at : intended, frames);
+        first = false;
+        fsm::step(s, ev, now, out);
+        ASSERT_EQ(out.count(action_kind::takeover), 0u) << "a verdict before the answer behind the backlog was read";
+        now += 1 * us;
+        intended = now;
+    }
+    EXPECT_GT(turn.capped, 0u) << "the backlog was larger than one turn may read";
+    EXPECT_EQ(s.det.last_answered_seq(), seq);
+    EXPECT_EQ(s.r, role::monitor);
+}
+
+TEST(Detection, PipelinedRxLcoreStallNeverCountsAsThePrimarysSilence) {
+    std::uint64_t t = 0;
+    fsm::state s = armed_monitor(100 * us, 5, t);
+    recorder out;
+    // The role lcore keeps turning and probing; the RX lcore stops polling for 5 ms, so the
+    // primary's answers wait in the NIC. The RX lcore's last empty poll stays at `mark`.
+    const std::uint64_t mark = t;
+    std::uint64_t now = t;
+    std::uint64_t last_seq = 0;
+    for (; now < t + 5 * ms; now += 1 * us) {
+        fsm::event ev{fsm::event_kind::tick};
+        ev.woke_ns = ev.intended_ns = now;
+        ev.judged_ns = mark;
+        fsm::step(s, ev, now, out);
+        last_seq = s.det.last_sent_seq();
+        ASSERT_EQ(out.count(action_kind::takeover), 0u) << "silence counted over time the RX lcore did not poll, at "
+                                                         << (now - t) / us << " us";
+    }
+    // RX is back: it reads the waiting answer and says so.
+    wire::hb_msg ack;
+    ack.type = wire::hb_type::ack;
+    ack.node_id = 1;
+    ack.role = static_cast<std::uint8_t>(role::primary);
+    ack.epoch = s.epoch;
+    ack.flags = wire::hb_flag_holds_primary;
+    ack.ack_seq = last_seq;
+    const wire::frame f = hb_frame(test_params(1).mac, test_params(2).mac, ack);
+    fsm::event fe{fsm::event_kind::frame, &f};
+    fsm::step(s, fe, now, out);
+    fsm::event ev{fsm::event_kind::tick};
+    ev.woke_ns = ev.intended_ns = now;
+    ev.judged_ns = now;
+    ev.rx_resume_ns = now;
+    fsm::step(s, ev, now, out);
+    EXPECT_EQ(out.count(action_kind::takeover), 0u);
+    EXPECT_EQ(s.r, role::monitor);
+}
+
+TEST(Detection, MonitorStalledFiftyMillisecondsMakesNoTakeover) {
+    network net;
+    auto p0 = test_params(1), p1 = test_params(2);
+    p0.interval_ns = p1.interval_ns = 100 * us;
+    p0.miss = p1.miss = 5;
+    net.add(p0);
+    net.add(p1);
+    net.start(0);
+    net.run_for(80 * ms);
+    net.start(1);
+    ASSERT_TRUE(net.run_until([&] { return net.nodes[1].s.det.armed(); }, 500 * ms));
+    // SIGSTOP for 50 ms: the monitor neither runs nor hears; then SIGCONT.
+    net.kill(1);
+    net.run_for(50 * ms);
+    net.nodes[1].up = true;
+    net.run_for(20 * ms);
+    EXPECT_EQ(net.role_of(0), role::primary);
+    EXPECT_EQ(net.role_of(1), role::monitor);
+    EXPECT_EQ(net.nodes[1].s.c.takeovers, 0u);
+    EXPECT_GE(net.nodes[1].s.c.stalls, 1u);
+}
+
+// ---------------------------------------------------------------- engine-down notice (003 claims 14-15)
+
+namespace {
+
+network pair_at(std::uint64_t interval, std::uint32_t miss) {
+    network net;
+    auto p0 = test_params(1), p1 = test_params(2);
+    p0.interval_ns = p1.interval_ns = interval;
+    p0.miss = p1.miss = miss;
+    net.add(p0);
+    net.add(p1);
+    net.start(0);
+    net.run_for(80 * ms);
+    net.start(1);
+    EXPECT_TRUE(net.run_until([&] { return net.nodes[1].s.det.armed(); }, 500 * ms));
+    return net;
+}
+
+void hear(network& net, std::size_t to, const wire::frame& f) {
+    fsm::event ev{fsm::event_kind::frame, &f};
+    fsm::step(net.nodes[to].s, ev, net.now, net.nodes[to].out);
+}
+
+} // namespace
+
+TEST(Detection, EngineDownNoticeFromTheWatchedPrimaryTakesOverAtOnce) {
+    auto net = pair_at(1 * ms, 2000); // a 2 s window: only the notice can be this fast
+    const auto notice = fsm::engine_down_msg(net.nodes[0].s);
+    net.kill(0);
+    hear(net, 1, hb_frame(net.nodes[0].s.p.mac, mac_addr::heartwire_group(), notice));
+    EXPECT_EQ(net.role_of(1), role::primary) << "no wait for the window";
+    EXPECT_EQ(net.nodes[1].s.c.notice_takeovers, 1u);
+    EXPECT_GT(net.nodes[1].s.epoch, notice.epoch);
+    EXPECT_EQ(fsm::find_peer(net.nodes[1].s, 1), nullptr) << "the dead engine leaves the peer table";
+}
+
+TEST(Detection, EngineDownNoticeFromAnotherMacOrANonHolderIsIgnored) {
+    auto net = pair_at(1 * ms, 2000);
+    auto notice = fsm::engine_down_msg(net.nodes[0].s);
+    hear(net, 1, hb_frame(mac_addr{{2, 0, 0, 0, 0, 99}}, mac_addr::heartwire_group(), notice));
+    EXPECT_EQ(net.role_of(1), role::monitor) << "the watched primary's id from another MAC";
+    notice.flags = 0;
+    hear(net, 1, hb_frame(net.nodes[0].s.p.mac, mac_addr::heartwire_group(), notice));
+    EXPECT_EQ(net.role_of(1), role::monitor) << "a node that held nothing";
+    EXPECT_EQ(net.nodes[1].s.c.takeovers, 0u);
+}
+
+TEST(Detection, MonitorsEngineDownNoticeSendsTheStandbyToProbeTheMonitorAddress) {
+    network net;
+    for (std::uint32_t id = 1; id <= 3; ++id) net.add(test_params(id));
+    for (std::size_t i = 0; i < 3; ++i) {
+        net.start(i);
+        net.run_for(150 * ms);
+    }
+    ASSERT_EQ(net.role_of(2), role::standby);
+    const auto notice = fsm::engine_down_msg(net.nodes[1].s);
+    net.kill(1);
+    hear(net, 2, hb_frame(net.nodes[1].s.p.mac, mac_addr::heartwire_group(), notice));
+    hear(net, 0, hb_frame(net.nodes[1].s.p.mac, mac_addr::heartwire_group(), notice));
+    EXPECT_FALSE(net.nodes[0].s.monitor_alive);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(2) == role::monitor; }, 60 * ms))
+        << "the standby took the monitor address without waiting for a peer timeout";
+}
+
+// ---------------------------------------------------------------- link state
+
+TEST(Detection, PrimaryWhoseLinkGoesDownStepsDownAtOnceAndRejoinsWhenItIsBack) {
+    auto net = pair_at(100 * us, 5);
+    net.command(0, fsm::command_kind::link, 0);
+    EXPECT_EQ(net.role_of(0), role::fault);
+    EXPECT_FALSE(net.nodes[0].s.holds[0]) << "holds nothing";
+    EXPECT_NE(net.nodes[0].out.last(action_kind::notice), nullptr);
+    net.cut[0] = true; // the cable is really cut: the monitor sees the silence
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 5 * ms));
+    net.cut[0] = false;
+    net.command(0, fsm::command_kind::link, 1);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::monitor; }, 500 * ms));
+    EXPECT_EQ(net.holders(fsm::address_id::primary), 1u);
+}
+
+TEST(Detection, MonitorWithoutLinkNeverTakesOver) {
+    auto net = pair_at(100 * us, 5);
+    net.command(1, fsm::command_kind::link, 0);
+    net.cut[1] = true;
+    net.run_for(50 * ms);
+    EXPECT_EQ(net.role_of(1), role::fault);
+    EXPECT_EQ(net.nodes[1].s.c.takeovers, 0u);
+    EXPECT_EQ(net.role_of(0), role::primary);
+}
