@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # heartwire failover benchmark: one command. See bench/README.md.
 #
-#   bench/failover/run.sh --quick          # < 5 minutes: a few cells, 3 injections each, short soak
-#   bench/failover/run.sh                  # the full matrix, 200 injections per cell, 10-minute soaks (hours)
-#   bench/failover/run.sh --configs af_xdp:rtc:1000x10 --kinds kill --injections 200 --no-soak
+#   bench/failover/run.sh --quick     # smoke test (< 4 min): 20 s soaks, 3 injections per kind and system
+#   bench/failover/run.sh --issue7    # the standard run (also the default): af_xdp 100 us x 5, 10-minute soaks
+#                                     #   without and with a CPU hog, then kill/stop/link x 200 injections,
+#                                     #   heartwire and keepalived alternating
+#   bench/failover/run.sh --no-failover --soak-settings 100x5,200x5,100x10 --soak-seconds 120   # find the window
 #
-# Options (all passed to failover.py): --quick, --injections N, --configs pmd:engine:interval[xmiss][,...]|all,
-# --kinds kill,stop,link, --miss N, --ka-injections N, --ka-kinds K, --advert S, --soak-seconds N,
-# --soak-settings 10x3,100x3, --engine-nice N, --no-heartwire, --no-keepalived, --no-soak, --no-micro.
-# Environment: BUILD_DIR (default <repo>/build), RESULTS (default bench/failover/results/<date>).
+# run.sh options: --build-dir DIR (or BUILD_DIR / HW_BUILD; default <repo>/build), --no-build (use the
+# binaries as they are), --no-micro (skip the microbenchmarks), -h|--help.
+# Everything else goes to failover.py (`python3 failover.py --help` lists them):
+#   --quick | --issue7 | --matrix, --window IxM (100x5), --configs pmd:engine:interval[xmiss][,...]|all,
+#   --kinds kill,stop,link, --injections N, --ka-injections N, --ka-kinds K, --advert S (0.01),
+#   --soak-seconds N, --soak-settings 100x5,200x5, --no-hog, --idle adaptive|busy (adaptive),
+#   --set SECTION.KEY=VALUE (extra heartwired TOML, e.g. engine.sched=other; default: daemon defaults),
+#   --warmup-ms N, --settle-ms N, --engine-nice N, --no-interleave, --no-heartwire, --no-keepalived,
+#   --no-soak, --no-failover.
+# Environment: RESULTS (default bench/failover/results/<date>), HWB_KEEP_LOGS=1 (keep the work dir).
 #
-# Needs root. Creates namespaces hwb<pid>-{br,a,b,client} and removes them on exit (Ctrl-C
+# Needs root. Creates namespaces hwb<pid>-{br,a,b,ka,kb,client} and removes them on exit (Ctrl-C
 # included); addresses only in 169.254.10.0/24; stops only the processes it started, by PID.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-build=${BUILD_DIR:-$repo/build}
+build=${BUILD_DIR:-${HW_BUILD:-$repo/build}}
 stamp=$(date +%Y%m%d-%H%M%S)
 results=${RESULTS:-$here/results/$stamp}
 prefix=hwb$$
@@ -25,22 +33,34 @@ pidfile=$(mktemp /tmp/$prefix-pids.XXXXXX)
 [[ $(id -u) == 0 ]] || { echo "run.sh: needs root (namespaces, DPDK)" >&2; exit 2; }
 
 micro=1
+dobuild=1
+quick=0
 args=()
-for a in "$@"; do
-    case $a in
+while (($#)); do
+    case $1 in
         --no-micro) micro=0 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-        *) args+=("$a") ;;
+        --no-build) dobuild=0 ;;
+        --build-dir) build=$2; shift ;;
+        --build-dir=*) build=${1#*=} ;;
+        --quick) quick=1; args+=("$1") ;;
+        -h|--help) sed -n "2,23p" "$0"; exit 0 ;;
+        *) args+=("$1") ;;
     esac
+    shift
 done
+build=$(cd "$build" 2>/dev/null && pwd || echo "$build")
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    # Processes this run started (failover.py records every PID), then our namespaces only.
+    # Processes this run started (failover.py records every PID; each leads its own session,
+    # so what it started is found by session id), then our namespaces only.
     if [[ -s $pidfile ]]; then
         while read -r pid; do
-            [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid" 2>/dev/null || true; }
+            [[ -n $pid ]] || continue
+            for p in $pid $(ps -o pid= -s "$pid" 2>/dev/null || true); do
+                kill -0 "$p" 2>/dev/null && { kill -KILL "$p" 2>/dev/null || true; }
+            done
         done < "$pidfile"
     fi
     rm -f "$pidfile"
@@ -54,44 +74,54 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- build (the same steps scripts/test.sh uses)
-if [[ ! -f $build/build.ninja ]]; then
-    meson setup "$build" -Dbuildtype=release
+if ((dobuild)); then
+    if [[ ! -f $build/build.ninja ]]; then
+        meson setup "$build" "$repo" -Dbuildtype=release
+    fi
+    ninja -C "$build"
 fi
-ninja -C "$build"
 for bin in dpdk_apps/heartwired dpdk_apps/heartwirectl dpdk_apps/heartwire-failover-probe; do
-    [[ -x $build/$bin ]] || { echo "run.sh: $build/$bin missing after the build" >&2; exit 2; }
+    [[ -x $build/$bin ]] || { echo "run.sh: $build/$bin missing (build it, or --build-dir DIR)" >&2; exit 2; }
 done
 
-# ---- packages: keepalived for the side-by-side run, gnuplot for the plot
+# ---- packages: keepalived for the side-by-side run, gnuplot for the plot, cc for the link helper
 need=()
 command -v keepalived >/dev/null || need+=(keepalived)
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+command -v cc >/dev/null || need+=(gcc)
 if ((${#need[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
+# af_xdp's libxdp wants a bpf filesystem (as scripts/setup.sh does)
+mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 
-# ---- hugepages for memif
-if (( $(cat /proc/sys/vm/nr_hugepages) < 256 )); then echo 256 > /proc/sys/vm/nr_hugepages; fi
+# ---- hugepages for memif (only --configs with memif use them)
+if (( $(cat /proc/sys/vm/nr_hugepages) < 256 )); then echo 256 > /proc/sys/vm/nr_hugepages || true; fi
 mkdir -p /dev/hugepages
-grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts || mount -t hugetlbfs nodev /dev/hugepages
+grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts || mount -t hugetlbfs nodev /dev/hugepages || true
 
 mkdir -p "$results"
+src=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["directories"]["source"])' \
+      "$build/meson-info/meson-info.json" 2>/dev/null || echo unknown)
 {
     echo "date: $(date -Iseconds)"
     echo "nproc: $(nproc)"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     echo "kernel: $(uname -r)"
+    echo "sched_rt_runtime_us: $(cat /proc/sys/kernel/sched_rt_runtime_us 2>/dev/null || echo ?)"
     echo "dpdk: $(pkg-config --modversion libdpdk 2>/dev/null || echo unknown)"
     echo "keepalived: $(keepalived --version 2>&1 | head -1)"
     echo "commit: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)${SOURCE_NOTE:+ ($SOURCE_NOTE)}"
-    echo "args: $*"
+    echo "uncommitted: $(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | wc -l) file(s)"
+    echo "build: $build (source $src)"
+    echo "args: ${args[*]:-}"
 } > "$results/machine.txt"
 cat "$results/machine.txt"
 
 # ---- microbenchmarks first, while no engine busy-polls the cores
 if ((micro)); then
     mintime=1
-    for a in "${args[@]}"; do [[ $a == --quick ]] && mintime=0.2; done
+    ((quick)) && mintime=0.2
     if [[ -x $build/bench/micro_bench ]]; then
         "$build/bench/micro_bench" --benchmark_min_time=$mintime --benchmark_out="$results/micro_bench.json" \
             --benchmark_out_format=json

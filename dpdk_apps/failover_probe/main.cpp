@@ -579,13 +579,15 @@ int main(int argc, char** argv) {
         // a microsecond and the GARP cannot come before the action anyway.
         int rc = 0;
         if (opt.kill_pid != 0) {
-            // The failure instant is when kill() has queued the signal: from then on the target
-            // cannot run again. Stamping before the call would count this thread's own
-            // scheduling delay (milliseconds on a saturated machine) as failover time.
+            // The failure instant is taken just before kill(): an engine-down notice can put
+            // the new primary's GARP on the wire before kill() has even returned to us, so
+            // stamping after the call would throw the fastest failovers away. This can only
+            // add time (our own delay inside the call), never hide any; kill_call_us says how
+            // much it was.
             const std::int64_t before = realtime_ns();
+            p.st.t_inject = before;
             rc = kill(opt.kill_pid, sig);
-            p.st.t_inject = realtime_ns();
-            kill_call_ns = p.st.t_inject - before;
+            kill_call_ns = realtime_ns() - before;
             lk.unlock();
             inject_desc = "kill -" + opt.signal_name + " " + std::to_string(opt.kill_pid);
         } else {

@@ -1,10 +1,13 @@
 #include "control_loop.hpp"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
 
 #include "control/log.hpp"
+#include "dpdk/eal.hpp"
 
 namespace heartwire::app {
 
@@ -19,6 +22,70 @@ std::string fmt(const char* f, A... args) {
 
 std::string s(std::string_view v) { return std::string(v); }
 
+// The staged primary address (stage_primary) sits on the loopback interface, as a /32.
+constexpr const char* loopback = "lo";
+
+std::string conf_path(const std::string& ifname, const char* key) {
+    return "/proc/sys/net/ipv4/conf/" + ifname + "/" + key;
+}
+
+// net.ipv4.conf.<ifname>.<key> of this network namespace: the value, or -errno.
+int read_conf(const std::string& ifname, const char* key) {
+    FILE* f = std::fopen(conf_path(ifname, key).c_str(), "r");
+    if (!f) return -errno;
+    int v = -1;
+    const bool ok = std::fscanf(f, "%d", &v) == 1 && v >= 0;
+    std::fclose(f);
+    return ok ? v : -EINVAL;
+}
+
+// 0 or -errno.
+int write_conf(const std::string& ifname, const char* key, int v) {
+    FILE* f = std::fopen(conf_path(ifname, key).c_str(), "w");
+    if (!f) return -errno;
+    const bool ok = std::fprintf(f, "%d", v) > 0;
+    const bool closed = std::fclose(f) == 0; // the kernel refuses a value at write-back
+    return ok && closed ? 0 : -EINVAL;
+}
+
+// The kernel applies the larger of conf/all/<key> and conf/<ifname>/<key> for both.
+int effective_conf(const std::string& ifname, const char* key) {
+    const int all = read_conf("all", key);
+    const int dev = read_conf(ifname, key);
+    if (all < 0) return all;
+    if (dev < 0) return dev;
+    return std::max(all, dev);
+}
+
+// arp_ignore 1 (reply only for addresses on the incoming interface), 2 (and only to senders
+// of its subnets) and 8 (never) keep an address on lo out of ARP; 0, 3 (its scope is
+// global) and 4-7 (reserved: reply) do not.
+bool arp_ignores_lo(int v) { return v == 1 || v == 2 || v == 8; }
+
+// LVS-DR's two settings on the kernel interface, so that an address held on lo is served
+// but never named in ARP: arp_ignore (do not answer requests for it) and arp_announce = 2
+// (never use it as the sender address of our own requests: a client updates its cache from
+// a request it receives, and would be led to the monitor). A stricter value the operator set
+// is kept. Empty when both hold, else what is wrong.
+std::string quiet_arp_for_lo(const std::string& ifname) {
+    if (!arp_ignores_lo(effective_conf(ifname, "arp_ignore"))) {
+        write_conf(ifname, "arp_ignore", 1);
+        const int v = effective_conf(ifname, "arp_ignore");
+        if (!arp_ignores_lo(v))
+            return v < 0 ? "cannot read " + conf_path(ifname, "arp_ignore") + ": " + std::strerror(-v)
+                         : "net.ipv4.conf.{all," + ifname + "}.arp_ignore = " + std::to_string(v) +
+                               " would answer ARP for it (needs 1, 2 or 8)";
+    }
+    if (effective_conf(ifname, "arp_announce") != 2) {
+        write_conf(ifname, "arp_announce", 2);
+        const int v = effective_conf(ifname, "arp_announce");
+        if (v != 2)
+            return v < 0 ? "cannot read " + conf_path(ifname, "arp_announce") + ": " + std::strerror(-v)
+                         : "cannot set " + conf_path(ifname, "arp_announce") + " to 2";
+    }
+    return {};
+}
+
 } // namespace
 
 control_loop::control_loop(const cfg::config& c, io::engine& e)
@@ -26,6 +93,20 @@ control_loop::control_loop(const cfg::config& c, io::engine& e)
     if (c.port.mode == cfg::address_mode::shared) nl_ = std::make_unique<control::netlink>();
     if (!c.health.empty()) health_ = std::make_unique<control::health_monitor>(c.health, hooks_);
     ctl_ = std::make_unique<control::ctl_server>(c.control.socket, [this](std::string_view req) { return handle(req); });
+    // A port with a kernel netdev has a carrier the kernel reports: the engine hears of a
+    // dead link at once instead of reading it as a dead peer after the silence window.
+    link_if_ = io::kernel_interface(c);
+    if (link_if_.empty()) return;
+    try {
+        link_ = std::make_unique<control::link_watch>(link_if_);
+    } catch (const std::exception& ex) {
+        log::write(log::level::warn, "carrier of " + link_if_ + " not watched: " + ex.what());
+        return;
+    }
+    if (link_->state(link_if_) == false) {
+        log::write(log::level::warn, "link down on " + link_if_);
+        post(fsm::command_kind::link, 0);
+    }
 }
 
 void control_loop::prepare_kernel_interface() {
@@ -39,13 +120,25 @@ void control_loop::prepare_kernel_interface() {
     } else {
         log::write(log::level::warn, "cannot set " + promote + ": releasing the monitor address may drop the primary one");
     }
-    // A previous run killed with SIGKILL may have left our addresses on the interface.
+    // A previous run killed with SIGKILL may have left our addresses on the interface, and
+    // the staged primary on lo.
     for (const auto& a : {c_.addresses.primary, c_.addresses.monitor}) {
         if (nl_->has_address(c_.port.kernel_interface, a.addr) == 1) {
             nl_->del_address(c_.port.kernel_interface, a);
             log::write(log::level::warn, "removed stale " + a.to_string() + " from " + c_.port.kernel_interface);
         }
     }
+    const ipv4_prefix staged{c_.addresses.primary.addr, 32};
+    if (nl_->has_address(loopback, staged.addr) == 1) {
+        nl_->del_address(loopback, staged);
+        if (nl_->has_address(loopback, staged.addr) == 0)
+            log::write(log::level::warn, "removed stale " + staged.to_string() + " from " + loopback);
+    }
+    const std::string why = quiet_arp_for_lo(c_.port.kernel_interface);
+    can_stage_ = why.empty();
+    if (!can_stage_)
+        log::write(log::level::warn, "not staging the primary address on the monitor: " + why +
+                                         "; the first requests after a takeover may be lost until the kernel holds it");
 }
 
 void control_loop::run(const std::atomic<bool>& engine_running) {
@@ -55,7 +148,29 @@ void control_loop::run(const std::atomic<bool>& engine_running) {
     hooks_.poll([this](const control::hook_result& r) { on_hook_done(r); });
 }
 
+// Once the poll lcore has applied its policy: say what it got, and why not when refused.
+void control_loop::report_sched() {
+    if (sched_reported_) return;
+    const int rc = e_.sched_result();
+    if (rc < 0) return;
+    sched_reported_ = true;
+    if (c_.engine.sched == cfg::sched_policy::other) {
+        log::write(log::level::info, "poll lcore at SCHED_OTHER (engine.sched = \"other\"): expect millisecond loop gaps "
+                                     "whenever anything else runs on its core");
+    } else if (rc == 0) {
+        log::write(log::level::info, fmt("poll lcore at SCHED_FIFO %u, yielding %u us every %u us", c_.engine.rt_priority,
+                                         c_.engine.yield_us, c_.engine.yield_period_us));
+    } else {
+        log::write(log::level::warn,
+                   fmt("engine.sched = \"fifo\": SCHED_FIFO refused on the poll lcore (%s): needs CAP_SYS_NICE and, with "
+                       "RT group scheduling, a cpu.rt_runtime_us budget in this cgroup; running at SCHED_OTHER, so "
+                       "sub-millisecond windows will see false takeovers",
+                       std::strerror(rc)));
+    }
+}
+
 void control_loop::turn(std::chrono::milliseconds wait) {
+    report_sched();
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_reanchor_) {
         e_.reanchor_clock();
@@ -64,6 +179,7 @@ void control_loop::turn(std::chrono::milliseconds wait) {
     e_.poll_events([this](const io::control_event& ev) { on_event(ev); });
     hooks_.poll([this](const control::hook_result& r) { on_hook_done(r); });
     check_health();
+    check_link();
     ctl_->poll(wait);
 }
 
@@ -78,6 +194,14 @@ void control_loop::post(fsm::command_kind k, std::uint32_t arg) {
 void control_loop::remember(std::uint64_t wall_ns, std::string text) {
     notes_.push_back(fmt("%llu ", static_cast<unsigned long long>(wall_ns)) + text);
     if (notes_.size() > 32) notes_.pop_front();
+}
+
+void control_loop::check_link() {
+    if (!link_) return;
+    const auto up = link_->poll(link_if_);
+    if (!up) return;
+    log::write(log::level::warn, (*up ? "link up on " : "link down on ") + link_if_);
+    post(fsm::command_kind::link, *up ? 1 : 0);
 }
 
 // The node's fault is the union of its health checks and what the application reported.
@@ -111,6 +235,50 @@ void control_loop::on_address(const io::control_event& ev) {
     if (rc != 0)
         log::write(log::level::error, fmt("netlink %s %s on %s: %s", add ? "add" : "del", prefix.to_string().c_str(),
                                           c_.port.kernel_interface.c_str(), std::strerror(-rc)));
+    // A takeover: the interface now holds the address (the kernel answers ARP and picks it as
+    // source), so the staged copy can go. Before the monitor address is released (the next
+    // event): the route to the clients' subnet never lapses. Had the add failed, the copy on
+    // lo keeps the kernel serving until the node leaves the primary role.
+    if (add && a.which == fsm::address_id::primary && rc == 0) unstage_primary();
+}
+
+// Shared mode: the kernel must hold the primary address before the engine's first GARP sends
+// the clients here, and the engine sends it at the takeover, without waiting for netlink. So
+// the monitor holds it beforehand, unannounced (LVS-DR): a /32 on lo, which the kernel
+// accepts and serves packets for; the interface ignores ARP requests for it and never names
+// it as an ARP sender (quiet_arp_for_lo), so the clients' caches keep pointing at the
+// primary until the GARP. The trade-offs, for as long as a node is monitor:
+//   - its own traffic to the primary address stays local (hooks, health checks, tools run
+//     on the monitor reach the monitor's own services, not the primary's);
+//   - its kernel drops packets whose source is the primary address as martians (a local
+//     source): kernel traffic the primary sends from it to the monitor's subnet address; the
+//     engine's probe replies reach DPDK before the stack and are unaffected. A node address
+//     of its own, first on the interface, is what the kernel picks as source instead;
+//   - a client whose cache still names the monitor (just after a switchover) is served by
+//     the monitor instead of dropped.
+// EEXIST on a repeated add is success (netlink::add_address).
+void control_loop::stage_primary() {
+    if (!nl_ || !can_stage_ || staged_) return;
+    const ipv4_prefix p{c_.addresses.primary.addr, 32};
+    const int rc = nl_->add_address(loopback, p);
+    if (rc != 0) {
+        log::write(log::level::error, fmt("netlink add %s on %s (staging the primary address): %s", p.to_string().c_str(),
+                                          loopback, std::strerror(-rc)));
+        return;
+    }
+    staged_ = true;
+}
+
+void control_loop::unstage_primary() {
+    if (!nl_ || !staged_) return;
+    const ipv4_prefix p{c_.addresses.primary.addr, 32};
+    const int rc = nl_->del_address(loopback, p);
+    if (rc != 0) {
+        log::write(log::level::error, fmt("netlink del %s on %s (the staged primary address): %s", p.to_string().c_str(),
+                                          loopback, std::strerror(-rc)));
+        return; // still staged: the next role change tries again
+    }
+    staged_ = false;
 }
 
 // Seed 003 claim 4: stop taking new work; done when the drain hook exits, or when the
@@ -136,6 +304,10 @@ void control_loop::on_event(const io::control_event& ev) {
                       fmt("role %s -> %s (epoch %llu)", s(to_string(a.from)).c_str(), s(to_string(a.to)).c_str(),
                           static_cast<unsigned long long>(a.epoch)));
         if (a.from == role::draining) draining_ = false;
+        // The monitor stages the primary address; the primary's claim unstages it (on_address,
+        // emitted before this event); every other role holds no copy.
+        if (a.to == role::monitor) stage_primary();
+        else if (a.to != role::primary) unstage_primary();
         notify(a.to, a.epoch);
         break;
     case action_kind::claim_address:

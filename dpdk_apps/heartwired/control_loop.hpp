@@ -14,6 +14,7 @@
 #include "control/ctl_socket.hpp"
 #include "control/health.hpp"
 #include "control/hooks.hpp"
+#include "control/link_watch.hpp"
 #include "control/netlink.hpp"
 #include "dpdk/engine.hpp"
 #include "heartwire/config.hpp"
@@ -25,7 +26,8 @@ class control_loop {
 public:
     control_loop(const cfg::config& c, io::engine& e);
 
-    // Shared mode starts from a clean slate (and lets secondaries be promoted).
+    // Shared mode starts from a clean slate (and lets secondaries be promoted), with the
+    // kernel interface's ARP set up for staging the primary address on lo.
     void prepare_kernel_interface();
     // Runs until `engine_running` drops, then carries out the engine's last actions.
     void run(const std::atomic<bool>& engine_running);
@@ -35,8 +37,12 @@ private:
     void on_event(const io::control_event& ev);
     void on_hook_done(const control::hook_result& r);
     void on_address(const io::control_event& ev);
+    void stage_primary();
+    void unstage_primary();
     void on_drain();
     void check_health();
+    void check_link();
+    void report_sched();
     void post(fsm::command_kind k, std::uint32_t arg = 0);
     void notify(role r, std::uint64_t epoch);
     std::vector<std::string> env() const;
@@ -47,6 +53,8 @@ private:
     io::engine& e_;
     control::hook_runner hooks_;
     std::unique_ptr<control::netlink> nl_;
+    bool can_stage_{false}; // the kernel interface keeps quiet in ARP about a staged address
+    bool staged_{false};    // the primary address sits on lo, unannounced (stage_primary)
     std::unique_ptr<control::ctl_server> ctl_;
     std::unique_ptr<control::health_monitor> health_;
     std::deque<takeover_record> takeovers_;
@@ -59,6 +67,9 @@ private:
     bool health_fault_{false};
     std::string fault_detail_;
     std::chrono::steady_clock::time_point next_reanchor_{};
+    std::string link_if_;                            // the port's kernel interface, "" when none
+    std::unique_ptr<control::link_watch> link_;      // its carrier events, when watched
+    bool sched_reported_{false};
 };
 
 } // namespace heartwire::app

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <rte_eal.h>
 #include <rte_lcore.h>
 
+#include "control/guard.hpp"
 #include "control/log.hpp"
 #include "dpdk/clock.hpp"
 #include "dpdk/eal.hpp"
@@ -44,6 +46,29 @@ void install_signals() {
 int lcore_rtc(void* arg) { return static_cast<io::engine*>(arg)->run_to_completion(); }
 int lcore_role(void* arg) { return static_cast<io::engine*>(arg)->run_role(); }
 
+// The engine-down guard (control/guard.hpp). Forked here, before EAL: the process is one
+// thread with little memory, so the fork is cheap and the child inherits no DPDK state.
+// Without it the peers still take over, after the silence window.
+std::unique_ptr<control::guard> start_guard(const cfg::config& c) {
+    control::guard_options o;
+    o.interface = io::kernel_interface(c);
+    // Above the poll lcores (ours are dead when it runs, but a neighbour's may share its core).
+    o.rt_priority = std::clamp(static_cast<int>(c.engine.rt_priority) + 1, 20, 99);
+    if (o.interface.empty()) {
+        log::write(log::level::warn, "engine-down notice off: port.device has no kernel interface (net_memif / PCI); "
+                                     "peers rely on the silence window");
+        return nullptr;
+    }
+    try {
+        auto g = control::guard::start(o);
+        log::write(log::level::info, "engine-down guard " + std::to_string(g->pid()) + " watching, notice on " + o.interface);
+        return g;
+    } catch (const std::exception& ex) {
+        log::write(log::level::warn, std::string("engine-down notice off: ") + ex.what() + "; peers rely on the silence window");
+        return nullptr;
+    }
+}
+
 // The control thread must not sit on an engine core: give it every CPU we started with.
 void unpin(const cpu_set_t& original) { pthread_setaffinity_np(pthread_self(), sizeof original, &original); }
 
@@ -55,6 +80,9 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
     cpu_set_t original;
     CPU_ZERO(&original);
     sched_getaffinity(0, sizeof original, &original);
+    // Declared first, so destroyed last: any return below is an orderly exit (disarm_clean).
+    // This thread locks the guard's mutex; it is also the poll (or, pipelined, RX) lcore.
+    const std::unique_ptr<control::guard> guard = start_guard(c);
 
     std::unique_ptr<io::port> port;
     std::unique_ptr<io::engine> engine;
@@ -78,6 +106,7 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
         po.mbufs = c.port.mbufs;
         port = std::make_unique<io::port>(po);
         engine = std::make_unique<io::engine>(c, *port, clock);
+        if (guard) engine->set_death_notice(guard->notice());
         control = std::make_unique<control_loop>(c, *engine);
         control->prepare_kernel_interface();
         if (c.engine.mode == cfg::lcore_mode::pipelined && rte_lcore_count() < 2)
@@ -116,6 +145,8 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
     } else {
         rc = lcore_rtc(engine.get());
     }
+    // The role loop has sent its release frame: an engine_down now would be a false alarm.
+    if (guard) guard->disarm_clean();
     running.store(false, std::memory_order_release);
     ctl.join();
     g_engine.store(nullptr);

@@ -29,6 +29,15 @@ std::string vdev_arg(const std::string& device, const std::string& key) {
     return {};
 }
 
+std::string kernel_interface(const cfg::config& c) {
+    const std::string drv = port_name(c.port.device);
+    if (drv.rfind("net_af_xdp", 0) == 0 || drv.rfind("net_af_packet", 0) == 0) {
+        std::string iface = vdev_arg(c.port.device, "iface");
+        if (!iface.empty()) return iface;
+    }
+    return c.port.mode == cfg::address_mode::shared ? c.port.kernel_interface : std::string{};
+}
+
 std::vector<std::string> eal_argv(const cfg::config& c, const std::vector<std::string>& extra) {
     std::vector<std::string> v{"heartwired"};
     v.insert(v.end(), c.port.eal_args.begin(), c.port.eal_args.end());

@@ -20,6 +20,10 @@ std::string port_name(const std::string& device);
 bool is_vdev(const std::string& device);
 // The value of `key=` in a vdev argument string ("iface" of "net_af_packet0,iface=eth0").
 std::string vdev_arg(const std::string& device, const std::string& key);
+// The kernel interface on the port's own segment, when there is one: the iface= of a
+// net_af_xdp / net_af_packet vdev, else [port] kernel_interface in shared mode. "" for a
+// PCI NIC, net_memif, or net_tap (a tap's kernel side is the DPDK process, not the wire).
+std::string kernel_interface(const cfg::config& c);
 
 // argv for rte_eal_init: program name, [port] eal args, then `extra` (after `--` on the
 // command line), then --vdev / -a for the device unless the args already name it.

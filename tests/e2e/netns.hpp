@@ -78,6 +78,9 @@ public:
     // Cable cut: the bridge side of the node's veth goes down, so the node's eth0 loses carrier.
     void link_down(std::string_view node);
     void link_up(std::string_view node);
+    // A partition with the link up: the bridge stops forwarding to and from the node.
+    void partition(std::string_view node);
+    void heal(std::string_view node);
 
     // `tc qdisc replace ... netem SPEC`, e.g. netem("a", "delay 100us 50us"). Throws when the
     // kernel has no netem (check netem_supported() and skip).

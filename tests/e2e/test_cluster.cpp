@@ -214,11 +214,11 @@ TEST(Cluster, BootedPrimaryRejoinsWithoutTakingTheAddressBack) {
 TEST(Cluster, PartitionAndHealEndWithOnePrimaryAndTheClientOnIt) {
     nodes_fixture f(2);
     ASSERT_NO_FATAL_FAILURE(f.form_pair());
-    f.c.net().link_down("a"); // a keeps running, cut off from everyone
+    f.c.net().partition("a"); // a keeps running with its link up, cut off from everyone
     ASSERT_TRUE(f.c.wait_role("b", "primary")) << f.dump();
     EXPECT_EQ(f.c.role("a"), "primary") << "a cannot know yet";
     f.expect_client_on("b");
-    f.c.net().link_up("a");
+    f.c.net().heal("a");
     ASSERT_TRUE(wait_until([&] { return f.c.role("a") != "primary"; }, 10s)) << f.dump();
     EXPECT_EQ(f.c.role("b"), "primary") << "the larger epoch wins";
     f.expect_client_on("b");

@@ -31,6 +31,7 @@
 #include "control/hooks.hpp"
 #include "control/log.hpp"
 #include "control/netlink.hpp"
+#include "netns_child.hpp"
 
 using namespace std::chrono_literals;
 using heartwire::ipv4_addr;
@@ -62,16 +63,10 @@ ipv4_prefix pfx(const char* s) { return *ipv4_prefix::parse(s); }
 ipv4_addr addr(const char* s) { return *ipv4_addr::parse(s); }
 
 // ---------------------------------------------------------------------------------------
-// netlink: everything runs in a forked child inside its own network namespace, so nothing
-// touches the host's interfaces. The child reports "got expected name" lines over a pipe.
+// netlink: everything runs in a forked child inside its own network namespace
+// (netns_child.hpp), so nothing touches the host's interfaces.
 
-struct ns_report {
-    std::vector<std::string> lines;
-    void check(const std::string& name, long got, long want) {
-        lines.push_back(std::to_string(got) + " " + std::to_string(want) + " " + name);
-    }
-    void note(const std::string& name, bool ok) { check(name, ok ? 1 : 0, 1); }
-};
+using hwtest::ns_report;
 
 std::string sh_out(const std::string& cmd) {
     std::string out;
@@ -83,52 +78,20 @@ std::string sh_out(const std::string& cmd) {
     return out;
 }
 
-// Runs `body` in a child in a fresh network namespace with hwtest0 (dummy, or a veth pair
-// hwtest0/hwtest0p where the kernel has no dummy driver) up. Asserts in the parent.
+// Runs `body` with hwtest0 (dummy, or a veth pair hwtest0/hwtest0p where the kernel has
+// no dummy driver) up.
 void in_private_netns(const std::function<void(ns_report&, bool is_veth)>& body) {
-    int p[2];
-    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        ::close(p[0]);
-        ns_report r;
+    hwtest::run_in_private_netns([&](ns_report& r) {
         bool veth = false;
-        if (::unshare(CLONE_NEWNET) != 0) {
-            r.check("unshare(CLONE_NEWNET)", -errno, 0);
-        } else {
-            int rc = std::system("ip link add hwtest0 type dummy 2>/dev/null");
-            if (rc != 0) {
-                veth = true;
-                rc = std::system("ip link add hwtest0 type veth peer name hwtest0p && ip link set hwtest0p up");
-            }
-            r.check("create hwtest0", rc, 0);
-            r.check("set hwtest0 up", std::system("ip link set hwtest0 up"), 0);
-            body(r, veth);
+        int rc = std::system("ip link add hwtest0 type dummy 2>/dev/null");
+        if (rc != 0) {
+            veth = true;
+            rc = std::system("ip link add hwtest0 type veth peer name hwtest0p && ip link set hwtest0p up");
         }
-        std::string all;
-        for (auto& l : r.lines) all += l + "\n";
-        [[maybe_unused]] auto w = ::write(p[1], all.data(), all.size());
-        ::_exit(0);
-    }
-    ::close(p[1]);
-    std::string text;
-    char buf[4096];
-    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
-    ::close(p[0]);
-    int st = 0;
-    ASSERT_EQ(::waitpid(pid, &st, 0), pid);
-    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "netns child died, status " << st;
-    std::istringstream in(text);
-    std::string name;
-    long got = 0, want = 0;
-    int checks = 0;
-    while (in >> got >> want && std::getline(in >> std::ws, name)) {
-        EXPECT_EQ(got, want) << name;
-        ++checks;
-    }
-    EXPECT_GT(checks, 0) << "the netns child reported nothing";
-    ::testing::Test::RecordProperty("netns_checks", checks);
+        r.check("create hwtest0", rc, 0);
+        r.check("set hwtest0 up", std::system("ip link set hwtest0 up"), 0);
+        body(r, veth);
+    });
 }
 
 TEST(ControlNetlink, AddressAddIsVisibleToIpAndIdempotent) {

@@ -1,0 +1,59 @@
+#pragma once
+// The engine-down guard: a tiny process forked from heartwired before EAL starts, which
+// sends the peers the engine's ready-made `engine_down` frame (heartwire/death_notice.hpp)
+// the moment the engine dies, instead of letting them wait out the silence window.
+//
+// Why a robust mutex and not a pidfd, a pipe or SIGCHLD: the kernel releases a dead
+// thread's robust futexes in mm_release, before it tears the memory down (exit_mm ->
+// mmput) and before it closes files or tells the parent. The engine holds hundreds of MB
+// of DPDK memory, so teardown takes milliseconds; the futex wakes the guard before it.
+// The guard is blocked in pthread_mutex_lock on a process-shared robust mutex that the
+// engine's main thread holds for its whole life: EOWNERDEAD means the engine died.
+//
+// Control layer: no DPDK. The guard child never touches DPDK (it is forked before EAL).
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+
+#include "heartwire/death_notice.hpp"
+
+namespace heartwire::control {
+
+struct guard_options {
+    std::string interface;  // kernel interface on the peers' segment to send the notice on
+    int rt_priority{20};    // SCHED_FIFO priority of the guard (above the poll lcore's 10); <= 0: normal
+    bool enabled{true};
+};
+
+class guard {
+public:
+    // Maps the shared page, locks its mutex on the CALLING thread (it must be the thread
+    // that lives as long as the engine: heartwired's main thread), opens and binds the
+    // packet socket, forks the guard and waits (<= 1 s) until it is blocked on the lock.
+    // nullptr when !o.enabled. Throws std::system_error naming the cause (no such
+    // interface, no CAP_NET_RAW, fork failed); nothing is left behind then.
+    static std::unique_ptr<guard> start(const guard_options& o);
+    ~guard(); // disarm_clean() unless done: a guard object going away is an orderly exit
+    guard(const guard&) = delete;
+    guard& operator=(const guard&) = delete;
+
+    // The page the engine publishes its engine_down frame into (shared with the guard).
+    death_notice* notice() noexcept;
+    pid_t pid() const noexcept { return pid_; }
+    // Orderly stop, after the engine sent its release frame: the guard exits without
+    // sending. Call on the thread that called start() (a robust mutex has an owner).
+    // Reaps the guard, waiting at most ~100 ms. Idempotent.
+    void disarm_clean() noexcept;
+
+    struct page; // the shared page's layout, in guard.cpp
+
+private:
+    guard(page* p, pid_t pid) noexcept : page_(p), pid_(pid) {}
+    page* page_;
+    pid_t pid_;
+    bool disarmed_{false};
+};
+
+} // namespace heartwire::control
