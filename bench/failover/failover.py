@@ -1660,10 +1660,14 @@ def main():
             rep.line(f"\nSIGSTOPped heartwire primaries after SIGCONT (valid injections): {len(ok)}/{len(stopped)} "
                      f"stepped down within 500 ms"
                      + (f" (median {sorted(float(s['stepdown_ms']) for s in ok)[len(ok) // 2]:.0f} ms)" if ok else ""))
-        damped = [s for s in samples if s["system"] == "heartwire" and s["valid"] and str(s.get("mon_flaps", "")) not in ("", "0")]
-        if damped:
-            rep.line(f"heartwire valid injections whose monitor had been replaced while alive before (flap damping "
-                     f"may have widened its window): {len(damped)}")
+        hwv = [s for s in samples if s["system"] == "heartwire" and s["valid"]]
+        flapped = [s for s in hwv if str(s.get("mon_flaps", "")) not in ("", "0")]
+        wide = [s for s in hwv if s["detect_us"] != "" and
+                float(s["detect_us"]) > 1.5 * int(s["interval_us"]) * int(s["miss"])]
+        if flapped or wide:
+            rep.line(f"heartwire valid injections whose monitor had itself been replaced while alive earlier (flap "
+                     f"damping, protocol.flap_hold_ms, widens its window): {len(flapped)}/{len(hwv)}; whose engine "
+                     f"detection exceeded 1.5x the window (damping or stall compensation): {len(wide)}/{len(hwv)}")
         reasons = {}
         for s in samples:
             if not s["valid"]:

@@ -86,7 +86,7 @@ TEST(Detection, MonitorFrozenForFiftyMillisecondsMakesNoTakeover) {
 }
 
 TEST(Detection, EngineDownNoticeReplacesAKilledPrimaryLongBeforeATwoSecondWindow) {
-    pair_fixture f(1000, 2000); // 1 ms x 2000: a 2 s window
+    pair_fixture f(2000, 1000); // 2 ms x 1000: a 2 s window
     const std::string primary = f.form();
     const std::string monitor = pair_fixture::other(primary);
     const auto t0 = std::chrono::steady_clock::now();
@@ -102,7 +102,7 @@ TEST(Detection, EngineDownNoticeReplacesAKilledPrimaryLongBeforeATwoSecondWindow
 }
 
 TEST(Detection, CleanStopSendsNoEngineDownNotice) {
-    pair_fixture f(1000, 2000);
+    pair_fixture f(2000, 1000);
     const std::string primary = f.form();
     const std::string monitor = pair_fixture::other(primary);
     f.c.stop(primary, SIGTERM);
