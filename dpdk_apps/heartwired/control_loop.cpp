@@ -338,6 +338,11 @@ void control_loop::on_event(const io::control_event& ev) {
         on_drain();
         break;
     case action_kind::notice: {
+        if (a.what == fsm::note::loop_gap) {
+            // Stamped at the start of the gap; not kept in status (the histogram is).
+            log::write_at(log::level::info, ev.wall_ns, fmt("loop gap: the poll loop woke %u us late", a.arg));
+            break;
+        }
         std::string text = s(fsm::to_string(a.what));
         if (a.what == fsm::note::fault_reported || a.what == fsm::note::fault_no_takeover ||
             a.what == fsm::note::fault_takeover_accepted)

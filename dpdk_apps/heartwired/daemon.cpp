@@ -107,6 +107,26 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
         port = std::make_unique<io::port>(po);
         engine = std::make_unique<io::engine>(c, *port, clock);
         if (guard) engine->set_death_notice(guard->notice());
+        // A NIC with link interrupts: the EAL interrupt thread posts the change to the
+        // engine (a kernel interface's carrier is watched by the control thread instead).
+        if (port->has_lsc()) {
+            port->on_link(
+                [](void* e, bool up) {
+                    io::engine_command cmd;
+                    cmd.k = io::engine_command::kind::command;
+                    cmd.cmd = fsm::command_kind::link;
+                    cmd.arg = up ? 1 : 0;
+                    static_cast<io::engine*>(e)->post(cmd);
+                },
+                engine.get());
+            if (!port->link_up()) {
+                io::engine_command cmd;
+                cmd.k = io::engine_command::kind::command;
+                cmd.cmd = fsm::command_kind::link;
+                cmd.arg = 0;
+                engine->post(cmd);
+            }
+        }
         control = std::make_unique<control_loop>(c, *engine);
         control->prepare_kernel_interface();
         if (c.engine.mode == cfg::lcore_mode::pipelined && rte_lcore_count() < 2)

@@ -142,7 +142,8 @@ std::string_view to_string(action_kind a) noexcept;
     X(preempting)                /* arg: primary's node id */                                    \
     X(engine_down_heard)         /* arg: the peer whose guard said its engine died */            \
     X(link_down)                 /* our port lost carrier: we hold nothing and never take over */\
-    X(link_up)                   /* carrier is back: rejoin through discovery */
+    X(link_up)                   /* carrier is back: rejoin through discovery */                 \
+    X(loop_gap)                  /* engine: a poll loop woke this many us late (rate-limited) */
 
 enum class note : std::uint8_t {
 #define HW_X(name) name,

@@ -188,6 +188,8 @@ engine::engine(const cfg::config& c, port& p, tsc_clock& clk) : cfg_(c), port_(p
     fsm::params fp = fsm::params::from_config(c, p.mac());
     fsm::init(fsm_, fp);
     stall_threshold_ns_ = fsm_.det.config().stall_threshold_ns;
+    // Worth a log line: a gap that eats half the detection window (at least 250 us).
+    report_gap_ns_ = std::max<std::uint64_t>(250'000, std::uint64_t{c.detect.interval_us} * c.detect.miss * 500);
     idle_planner::params ip;
     ip.adaptive = c.engine.idle == cfg::idle_policy::adaptive;
     ip.max_sleep_ns = std::uint64_t{c.engine.idle_max_sleep_us} * 1000;
@@ -312,6 +314,19 @@ void engine::role_turn(const fsm::event& tick, std::uint64_t now, tx_sink& tx) n
     if (now >= next_publish_ns_) publish(now);
 }
 
+// A long gap goes to the log with its time, so a false takeover can be matched with the
+// engine that lost its core. At most one line in 50 ms (the role lcore's ring only).
+void engine::report_gap(std::uint64_t late, std::uint64_t now, bool rx_lcore) noexcept {
+    if (rx_lcore || now < next_gap_report_ns_) return;
+    next_gap_report_ns_ = now + 50'000'000;
+    fsm::action a;
+    a.kind = fsm::action_kind::notice;
+    a.what = fsm::note::loop_gap;
+    a.arg = static_cast<std::uint32_t>(std::min<std::uint64_t>(late / 1000, 0xffffffffu));
+    control_event ev{a, now, clk_.wall_ns(now - late)};
+    rte_ring_sp_enqueue_elem(events_, &ev, sizeof ev);
+}
+
 // The frame the guard sends if we die: rebuilt only when what it says changes.
 void engine::refresh_notice() noexcept {
     if (!notice_) return;
@@ -384,6 +399,7 @@ int engine::role_loop(Pull&& pull) noexcept {
             if (late > loop_gap_threshold_ns) {
                 role_c_.loop_gaps.add();
                 if (late > role_c_.loop_gap_max_ns.get()) role_c_.loop_gap_max_ns.v.store(late, std::memory_order_relaxed);
+                if (late > report_gap_ns_) report_gap(late, woke, false);
             }
         } else {
             gaps_.add_gap(0);

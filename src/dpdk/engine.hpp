@@ -161,6 +161,7 @@ private:
     void apply_sched() noexcept;
     void refresh_notice() noexcept;
     void record_rtt() noexcept;
+    void report_gap(std::uint64_t late, std::uint64_t now, bool rx_lcore) noexcept;
 
     const cfg::config& cfg_;
     port& port_;
@@ -175,6 +176,8 @@ private:
     std::uint64_t next_publish_ns_{};
     std::uint64_t seen_answers_{};
     std::uint64_t stall_threshold_ns_{};
+    std::uint64_t report_gap_ns_{};     // gaps longer than this are logged (rate-limited)
+    std::uint64_t next_gap_report_ns_{};
     idle_planner role_idle_;
     idle_planner rx_idle_;
     death_notice* notice_{};

@@ -28,6 +28,20 @@ void check(int rc, const char* what, const std::string& dev) {
 
 } // namespace
 
+// The EAL interrupt thread calls this on a link state change (DESIGN "failure evidence" 2).
+namespace {
+int lsc_event(std::uint16_t port_id, rte_eth_event_type /*type*/, void* arg, void* /*ret*/) {
+    rte_eth_link l{};
+    if (rte_eth_link_get_nowait(port_id, &l) == 0) static_cast<const port*>(arg)->notify_link(l.link_status == RTE_ETH_LINK_UP);
+    return 0;
+}
+} // namespace
+
+bool port::link_up() const noexcept {
+    rte_eth_link l{};
+    return rte_eth_link_get_nowait(id_, &l) != 0 || l.link_status == RTE_ETH_LINK_UP;
+}
+
 port::port(const port_options& o) {
     if (rte_eth_dev_get_port_by_name(o.device_name.c_str(), &id_) != 0)
         throw setup_error("unknown device: DPDK has no port named " + o.device_name + " (ports: " + known_ports() +
@@ -44,6 +58,13 @@ port::port(const port_options& o) {
                           " (not enough memory: raise -m or hugepages, or lower port.mbufs)");
 
     rte_eth_conf conf{};
+    // A NIC that interrupts on link changes tells us at once; vdevs over a kernel interface
+    // are watched through the kernel's carrier instead (control/link_watch).
+    lsc_ = info.dev_flags != nullptr && (*info.dev_flags & RTE_ETH_DEV_INTR_LSC) != 0;
+    if (lsc_) {
+        conf.intr_conf.lsc = 1;
+        rte_eth_dev_callback_register(id_, RTE_ETH_EVENT_INTR_LSC, lsc_event, this);
+    }
     check(rte_eth_dev_configure(id_, o.rx_queues, 1, &conf), "rte_eth_dev_configure", o.device_name);
     std::uint16_t nb_rx = static_cast<std::uint16_t>(o.rx_desc), nb_tx = static_cast<std::uint16_t>(o.tx_desc);
     check(rte_eth_dev_adjust_nb_rx_tx_desc(id_, &nb_rx, &nb_tx), "adjusting descriptors", o.device_name);
@@ -66,6 +87,7 @@ port::port(const port_options& o) {
 void port::stop() noexcept {
     if (!started_) return;
     started_ = false;
+    if (lsc_) rte_eth_dev_callback_unregister(id_, RTE_ETH_EVENT_INTR_LSC, lsc_event, this);
     rte_eth_dev_stop(id_);
     rte_eth_dev_close(id_);
 }

@@ -31,6 +31,17 @@ public:
     const mac_addr& mac() const noexcept { return mac_; }
     rte_mempool* pool() const noexcept { return pool_; }
     const std::string& driver() const noexcept { return driver_; }
+    // True when the PMD raises link-state-change interrupts (a real NIC); then on_link is
+    // called from the EAL interrupt thread with the new state. Set before start.
+    bool has_lsc() const noexcept { return lsc_; }
+    void on_link(void (*cb)(void* arg, bool up), void* arg) noexcept {
+        link_cb_ = cb;
+        link_arg_ = arg;
+    }
+    bool link_up() const noexcept;
+    void notify_link(bool up) const noexcept {
+        if (link_cb_) link_cb_(link_arg_, up);
+    }
     void stop() noexcept;
 
 private:
@@ -39,6 +50,9 @@ private:
     rte_mempool* pool_{};
     std::string driver_;
     bool started_{false};
+    bool lsc_{false};
+    void (*link_cb_)(void*, bool){nullptr};
+    void* link_arg_{nullptr};
 };
 
 } // namespace heartwire::io
