@@ -1,11 +1,15 @@
 #include "daemon.hpp"
 
 #include <pthread.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sched.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <memory>
 #include <thread>
@@ -72,6 +76,20 @@ std::unique_ptr<control::guard> start_guard(const cfg::config& c) {
 // The control thread must not sit on an engine core: give it every CPU we started with.
 void unpin(const cpu_set_t& original) { pthread_setaffinity_np(pthread_self(), sizeof original, &original); }
 
+// No page fault in the poll loop: lock what EAL, the port and the engine have mapped, once
+// they have. Only MCL_CURRENT: with MCL_FUTURE every later mapping past RLIMIT_MEMLOCK fails
+// outright (a process started from a hook here inherits 8 MiB and cannot raise it).
+void lock_memory(const cfg::config& c) {
+    if (!c.engine.lock_memory) return;
+    if (mlockall(MCL_CURRENT) == 0) return;
+    rlimit rl{};
+    getrlimit(RLIMIT_MEMLOCK, &rl);
+    log::write(log::level::warn,
+               "engine.lock_memory: mlockall failed (" + std::string(std::strerror(errno)) + ", RLIMIT_MEMLOCK " +
+                   (rl.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(rl.rlim_cur >> 10) + " KiB") +
+                   "): page faults can stall the poll loop; raise LimitMEMLOCK / ulimit -l");
+}
+
 } // namespace
 
 int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
@@ -107,6 +125,7 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
         port = std::make_unique<io::port>(po);
         engine = std::make_unique<io::engine>(c, *port, clock);
         if (guard) engine->set_death_notice(guard->notice());
+        lock_memory(c);
         // A NIC with link interrupts: the EAL interrupt thread posts the change to the
         // engine (a kernel interface's carrier is watched by the control thread instead).
         if (port->has_lsc()) {

@@ -1,10 +1,6 @@
 // heartwired: the heartwire daemon. Thin main: arguments, config, then run_daemon().
 
-#include <sys/mman.h>
 #include <sys/resource.h>
-
-#include <cerrno>
-#include <cstring>
 
 #include <cstdio>
 #include <string>
@@ -51,9 +47,5 @@ int main(int argc, char** argv) {
     // af_xdp maps its UMEM and loads XDP programs: both count against the locked-memory limit.
     rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
     setrlimit(RLIMIT_MEMLOCK, &unlimited);
-    // No page fault in the poll loop, ever: lock what exists and whatever EAL maps next.
-    if (r.cfg->engine.lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
-        std::fprintf(stderr, "heartwired: warning: mlockall failed (%s): page faults can stall the poll loop\n",
-                     std::strerror(errno));
     return heartwire::app::run_daemon(*r.cfg, eal_extra);
 }

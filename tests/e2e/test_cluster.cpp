@@ -173,9 +173,13 @@ TEST(Cluster, RepeatedKillsMoveTheChainUpUntilOneNodeIsLeft) {
 TEST(Cluster, BootedPrimaryRejoinsWithoutTakingTheAddressBack) {
     node_options o;
     nodes_fixture f(3, o);
-    // boot_peer restarts the failed node's engine in its own namespace, as a reboot would.
+    // boot_peer restarts the failed node's engine in its own namespace, as a reboot would:
+    // only once the old process is gone (with the engine-down notice the hook runs while
+    // the killed engine is still being torn down, and its EAL files are still locked).
     const std::string pids = f.c.dir() + "/booted.pids";
-    std::string body = "case \"$1\" in\n";
+    std::string body = "old=$(cat " + f.c.dir() + "/$1.pid 2>/dev/null)\n"
+                       "for i in $(seq 500); do [ -n \"$old\" ] && [ -e /proc/$old ] || break; sleep 0.01; done\n"
+                       "case \"$1\" in\n";
     for (std::size_t i = 0; i < f.all.size(); ++i) {
         body += "  " + std::to_string(i + 1) + ") ip netns exec " + f.c.net().ns_name(f.all[i]) + " " HEARTWIRED_PATH
                 " --config " + f.c.dir() + "/" + f.all[i] + ".toml >> " + f.c.dir() + "/" + f.all[i] +
@@ -196,11 +200,17 @@ TEST(Cluster, BootedPrimaryRejoinsWithoutTakingTheAddressBack) {
             for (int pid; in >> pid;) kill(pid, SIGKILL); // only the daemons our hook started
         }
     } reap{pids};
-    for (const auto& n : f.all) {
+    // One after the other, each out of discovery before the next starts: a is primary.
+    for (std::size_t i = 0; i < f.all.size(); ++i) {
+        const std::string& n = f.all[i];
         f.c.start(n);
-        std::this_thread::sleep_for(300ms);
+        std::ofstream(f.c.dir() + "/" + std::to_string(i + 1) + ".pid") << f.c.proc(n).pid();
+        ASSERT_TRUE(wait_until([&] { const auto r = f.c.role(n);
+                                     return !r.empty() && r != "init" && r != "probe_primary" && r != "probe_monitor"; },
+                               20s)) << f.dump();
     }
     ASSERT_TRUE(f.wait_settled(3)) << f.dump();
+    ASSERT_EQ(f.who("primary"), "a") << f.dump();
     f.c.stop("a", SIGKILL);
     // The new primary boots a; a comes back, finds both addresses held and stands by.
     ASSERT_TRUE(wait_until([&] { return f.c.role("a") == "standby"; }, 30s)) << f.dump();
