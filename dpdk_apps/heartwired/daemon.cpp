@@ -22,6 +22,7 @@
 #include "dpdk/clock.hpp"
 #include "dpdk/eal.hpp"
 #include "dpdk/engine.hpp"
+#include "dpdk/idle_filler.hpp"
 #include "dpdk/port.hpp"
 #include "dpdk/telemetry.hpp"
 #include "control_loop.hpp"
@@ -106,6 +107,7 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
     std::unique_ptr<io::engine> engine;
     std::unique_ptr<control_loop> control;
     io::tsc_clock clock;
+    io::idle_filler filler; // stopped when run_daemon returns, after the loops
     try {
         const auto argv = io::eal_argv(c, extra);
         io::preflight(c, argv);
@@ -126,6 +128,12 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
         engine = std::make_unique<io::engine>(c, *port, clock);
         if (guard) engine->set_death_notice(guard->notice());
         lock_memory(c);
+        if (c.engine.idle_filler) {
+            std::vector<unsigned> cpus;
+            unsigned lc;
+            RTE_LCORE_FOREACH(lc) cpus.push_back(rte_lcore_to_cpu_id(static_cast<int>(lc)));
+            filler.start(cpus);
+        }
         // A NIC with link interrupts: the EAL interrupt thread posts the change to the
         // engine (a kernel interface's carrier is watched by the control thread instead).
         if (port->has_lsc()) {

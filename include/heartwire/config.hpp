@@ -118,6 +118,7 @@ struct engine_cfg {
     std::uint32_t yield_us{default_yield_us};       // [engine] duty cycle: yield this long ...
     std::uint32_t yield_period_us{default_yield_period_us}; // ... at least once in this long (0: never)
     bool lock_memory{true};                         // [engine] lock_memory: mlockall at start
+    bool idle_filler{true};                         // [engine] idle_filler: keep the poll cores from halting in yields
 };
 
 struct hooks_cfg {

@@ -338,6 +338,7 @@ void read_engine(table_reader& r, engine_cfg& c) {
     r.uint("yield_us", c.yield_us);
     r.uint("yield_period_us", c.yield_period_us);
     r.boolean("lock_memory", c.lock_memory);
+    r.boolean("idle_filler", c.idle_filler);
 }
 
 // One list so the reader and validate() cannot disagree on which hooks exist.
