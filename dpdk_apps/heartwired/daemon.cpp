@@ -91,6 +91,36 @@ void lock_memory(const cfg::config& c) {
                    "): page faults can stall the poll loop; raise LimitMEMLOCK / ulimit -l");
 }
 
+// The core layout the README asks for: the poll lcore(s) on their own core(s), everything
+// else (control, EAL, hooks, guard) on the process's other CPUs. Says which it is.
+void report_core_layout(const cpu_set_t& original) {
+    cpu_set_t poll;
+    CPU_ZERO(&poll);
+    unsigned lc;
+    char lcores[128] = "";
+    RTE_LCORE_FOREACH(lc) {
+        const int cpu = rte_lcore_to_cpu_id(static_cast<int>(lc));
+        if (cpu < 0) continue;
+        CPU_SET(static_cast<unsigned>(cpu), &poll);
+        const std::size_t used = std::strlen(lcores);
+        std::snprintf(lcores + used, sizeof lcores - used, "%s%d", used ? "," : "", cpu);
+    }
+    cpu_set_t rest;
+    CPU_XOR(&rest, &original, &poll);
+    CPU_AND(&rest, &rest, &original);
+    char line[400];
+    if (CPU_COUNT(&rest) == 0)
+        std::snprintf(line, sizeof line,
+                      "core layout: poll lcore on CPU %s; no other CPU in this process's set, so the control, EAL "
+                      "and guard threads share it and run in its yields (give the daemon a housekeeping CPU "
+                      "where the machine has one)",
+                      lcores);
+    else
+        std::snprintf(line, sizeof line, "core layout: poll lcore on CPU %s, control and EAL threads on %d other CPU(s)",
+                      lcores, CPU_COUNT(&rest));
+    log::write(log::level::info, line);
+}
+
 } // namespace
 
 int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
@@ -172,6 +202,7 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
                   c.port.device.c_str(), port->mac().to_string().c_str(),
                   std::string(cfg::to_string(c.engine.mode)).c_str(), c.detect.interval_us, c.detect.miss);
     log::write(log::level::info, line);
+    report_core_layout(original);
     g_engine.store(engine.get());
     if (io::register_telemetry(engine.get()) != 0)
         log::write(log::level::warn, "DPDK telemetry endpoints /heartwire/* not registered");

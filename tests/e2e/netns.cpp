@@ -285,13 +285,13 @@ exec_result topology::exec_on(std::string_view node, std::string_view command) c
 
 void topology::link_down(std::string_view node) { must({"ip", "-n", bridge_ns_, "link", "set", bridge_port(node), "down"}); }
 void topology::link_up(std::string_view node) { must({"ip", "-n", bridge_ns_, "link", "set", bridge_port(node), "up"}); }
-// Bridge port state 0 (disabled): the bridge forwards nothing to or from the node, while
-// both ends keep their carrier, so the node cannot tell from its link.
+// The node's veth leaves the bridge: nothing reaches it or leaves it, while both ends keep
+// their carrier (the bridge side stays up), so the node cannot tell from its link.
 void topology::partition(std::string_view node) {
-    must({"ip", "-n", bridge_ns_, "link", "set", "dev", bridge_port(node), "type", "bridge_slave", "state", "0"});
+    must({"ip", "-n", bridge_ns_, "link", "set", "dev", bridge_port(node), "nomaster"});
 }
 void topology::heal(std::string_view node) {
-    must({"ip", "-n", bridge_ns_, "link", "set", "dev", bridge_port(node), "type", "bridge_slave", "state", "3"});
+    must({"ip", "-n", bridge_ns_, "link", "set", "dev", bridge_port(node), "master", "br0"});
 }
 
 void topology::netem(std::string_view node, std::string_view spec, netem_dir dir) {

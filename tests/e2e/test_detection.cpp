@@ -70,7 +70,9 @@ INSTANTIATE_TEST_SUITE_P(Windows, SubMillisecondWindow,
                                            std::tuple{100u, 10u, SIGKILL}, std::tuple{100u, 10u, SIGSTOP}));
 
 TEST(Detection, MonitorFrozenForFiftyMillisecondsMakesNoTakeover) {
-    pair_fixture f(100, 5);
+    // A 10 ms window: the freeze is five windows long, while this VM's own sub-10 ms gaps
+    // on the primary (bench/README.md) cannot make a takeover the test would blame on it.
+    pair_fixture f(2000, 5);
     const std::string primary = f.form();
     const std::string monitor = pair_fixture::other(primary);
     const auto before = f.c.counter(monitor, "takeovers");

@@ -15,9 +15,9 @@ using fsm::action_kind;
 
 namespace {
 
-// A pair formed in the simulator (node 0 primary, node 1 monitor, the detector armed);
-// returns the monitor's machine, to be driven by hand from then on.
-fsm::state armed_monitor(std::uint64_t interval, std::uint32_t miss, std::uint64_t& now) {
+// A pair formed in the simulator at `interval` x `miss`: node 0 primary, node 1 monitor
+// with its detector armed.
+network pair_at(std::uint64_t interval, std::uint32_t miss) {
     network net;
     auto p0 = test_params(1), p1 = test_params(2);
     p0.interval_ns = p1.interval_ns = interval;
@@ -28,7 +28,13 @@ fsm::state armed_monitor(std::uint64_t interval, std::uint32_t miss, std::uint64
     net.run_for(80 * ms);
     net.start(1);
     EXPECT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor && net.nodes[1].s.det.armed(); }, 500 * ms));
-    // Stop right after an answer arrived, so "the last answer" is a known instant.
+    return net;
+}
+
+// The monitor's machine of such a pair, stopped right after an answer arrived (so "the
+// last answer" is a known instant), to be driven by hand from then on.
+fsm::state armed_monitor(std::uint64_t interval, std::uint32_t miss, std::uint64_t& now) {
+    network net = pair_at(interval, miss);
     const std::uint64_t answers = net.nodes[1].s.c.answers;
     EXPECT_TRUE(net.run_until([&] { return net.nodes[1].s.c.answers > answers; }, 10 * interval));
     now = net.now;
@@ -294,16 +300,7 @@ TEST(Detection, PipelinedRxLcoreStallNeverCountsAsThePrimarysSilence) {
 }
 
 TEST(Detection, MonitorStalledFiftyMillisecondsMakesNoTakeover) {
-    network net;
-    auto p0 = test_params(1), p1 = test_params(2);
-    p0.interval_ns = p1.interval_ns = 100 * us;
-    p0.miss = p1.miss = 5;
-    net.add(p0);
-    net.add(p1);
-    net.start(0);
-    net.run_for(80 * ms);
-    net.start(1);
-    ASSERT_TRUE(net.run_until([&] { return net.nodes[1].s.det.armed(); }, 500 * ms));
+    network net = pair_at(100 * us, 5);
     // SIGSTOP for 50 ms: the monitor neither runs nor hears; then SIGCONT.
     net.kill(1);
     net.run_for(50 * ms);
@@ -318,20 +315,6 @@ TEST(Detection, MonitorStalledFiftyMillisecondsMakesNoTakeover) {
 // ---------------------------------------------------------------- engine-down notice (003 claims 14-15)
 
 namespace {
-
-network pair_at(std::uint64_t interval, std::uint32_t miss) {
-    network net;
-    auto p0 = test_params(1), p1 = test_params(2);
-    p0.interval_ns = p1.interval_ns = interval;
-    p0.miss = p1.miss = miss;
-    net.add(p0);
-    net.add(p1);
-    net.start(0);
-    net.run_for(80 * ms);
-    net.start(1);
-    EXPECT_TRUE(net.run_until([&] { return net.nodes[1].s.det.armed(); }, 500 * ms));
-    return net;
-}
 
 void hear(network& net, std::size_t to, const wire::frame& f) {
     fsm::event ev{fsm::event_kind::frame, &f};
