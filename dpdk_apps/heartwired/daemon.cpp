@@ -56,12 +56,17 @@ int lcore_role(void* arg) { return static_cast<io::engine*>(arg)->run_role(); }
 // Without it the peers still take over, after the silence window.
 std::unique_ptr<control::guard> start_guard(const cfg::config& c) {
     control::guard_options o;
-    o.interface = io::kernel_interface(c);
+    // port.notice_interface: "" = the port's own kernel interface, "none" = off.
+    o.interface = c.port.notice_interface == "none"  ? std::string{}
+                  : !c.port.notice_interface.empty() ? c.port.notice_interface
+                                                     : io::kernel_interface(c);
     // Above the poll lcores (ours are dead when it runs, but a neighbour's may share its core).
     o.rt_priority = std::clamp(static_cast<int>(c.engine.rt_priority) + 1, 20, 99);
     if (o.interface.empty()) {
-        log::write(log::level::warn, "engine-down notice off: port.device has no kernel interface (net_memif / PCI); "
-                                     "peers rely on the silence window");
+        log::write(log::level::warn, c.port.notice_interface == "none"
+                                         ? "engine-down notice off (port.notice_interface = \"none\"): peers rely on the silence window"
+                                         : "engine-down notice off: port.device has no kernel interface (net_memif / PCI) "
+                                           "and port.notice_interface is not set; peers rely on the silence window");
         return nullptr;
     }
     try {
@@ -191,6 +196,7 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
     } catch (const std::exception& ex) {
         std::fprintf(stderr, "heartwired: %s\n", ex.what());
         control.reset();
+        if (port) port->stop_link_events();
         engine.reset();
         port.reset();
         io::eal_cleanup();
@@ -231,6 +237,7 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
     io::unregister_telemetry();
     log::write(log::level::info, "stopped; addresses released");
     control.reset();
+    port->stop_link_events(); // the LSC callback posts to the engine
     engine.reset();
     port->stop();
     port.reset();

@@ -18,7 +18,10 @@
 //    away when busy polling, at the end of a planned sleep or yield), and a wake later than
 //    that by more than `stall_threshold` gives the primary a full fresh window from the
 //    moment the monitor is back and has drained RX, with `miss` fresh probes. A planned
-//    sleep is never a stall, so adaptive idle cannot starve detection.
+//    sleep is never a stall, so adaptive idle cannot starve detection. At most
+//    `max_fresh_windows` are granted between two answers: a monitor that stalls again and
+//    again must still replace a dead primary (the drain rule alone already keeps a live
+//    primary's waiting answers from being missed).
 //
 // Arming: a primary that has never answered this monitor cannot be judged on a
 // microsecond window (the first round trips after start-up are slow: cold caches, first
@@ -33,6 +36,7 @@ namespace heartwire {
 class detector {
 public:
     static constexpr std::uint32_t max_miss = 1024;
+    static constexpr std::uint32_t max_fresh_windows = 2;
 
     struct params {
         std::uint64_t interval_ns{10'000};
@@ -102,6 +106,7 @@ private:
     std::uint64_t acked_{0};          // newest probe answered
     std::uint64_t since_answer_{0};   // probes sent since the last answer arrived
     std::uint64_t stalls_{0};
+    std::uint32_t fresh_since_answer_{0}; // fresh windows granted since the last answer
 };
 
 } // namespace heartwire

@@ -46,6 +46,7 @@ private:
     std::uint32_t idle_turns_{0};
     std::uint64_t last_wake_ns_{0}; // end of the last sleep of any kind
     std::uint64_t latency_ns_{0};   // decaying maximum of the measured wake lateness
+    std::uint64_t decayed_ns_{0};   // when latency_ns_ was last halved for age
     std::uint64_t forced_{0};
     std::uint64_t idle_{0};
 };

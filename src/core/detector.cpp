@@ -20,6 +20,7 @@ void detector::start(std::uint64_t now) noexcept {
     last_answer_ns_ = now;
     resume_ns_ = now;
     since_answer_ = 0;
+    fresh_since_answer_ = 0;
     acked_ = seq_; // probes of an earlier watch never count
 }
 
@@ -38,10 +39,12 @@ void detector::note_stall(std::uint64_t resume) noexcept {
     // answer. It gets a whole window from the moment we are back with RX drained, and must
     // miss `miss` fresh probes (the grace period of an unarmed watch moves along too).
     ++stalls_;
+    next_probe_ns_ = std::min(next_probe_ns_, resume);
+    if (fresh_since_answer_ >= max_fresh_windows) return;
+    ++fresh_since_answer_;
     resume_ns_ = std::max(resume_ns_, resume);
     if (!armed_) started_ns_ = std::max(started_ns_, resume);
     since_answer_ = 0;
-    next_probe_ns_ = resume;
 }
 
 std::uint64_t detector::on_probe_sent(std::uint64_t now) noexcept {
@@ -59,6 +62,7 @@ bool detector::on_answer(std::uint64_t ack_seq, std::uint64_t now) noexcept {
     armed_ = true;
     last_answer_ns_ = std::max(last_answer_ns_, now);
     since_answer_ = 0;
+    fresh_since_answer_ = 0;
     return true;
 }
 

@@ -43,7 +43,7 @@ void tick_monitor(state& s, const event& ev, std::uint64_t now, action_sink& out
     // evidence": the monitor's own stalls never count).
     const std::uint64_t judged = ev.judged_ns != 0 && ev.judged_ns < now ? ev.judged_ns : now;
     if (ev.rx_resume_ns != 0) {
-        s.det.note_stall(std::min(ev.rx_resume_ns, judged));
+        s.det.note_stall(ev.rx_resume_ns); // may lie past `judged`: the window then starts later
         ++s.c.stalls;
     }
     const bool stalled = ev.woke_ns != 0 ? s.det.observe_wake(ev.woke_ns, ev.intended_ns, judged)

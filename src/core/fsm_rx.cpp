@@ -27,8 +27,9 @@ void on_engine_down(state& s, const wire::frame& f, std::uint64_t now, action_si
     notice(out, note::engine_down_heard, m.node_id);
     const bool held_primary = (m.flags & wire::hb_flag_holds_primary) != 0;
     const bool held_monitor = (m.flags & wire::hb_flag_holds_monitor) != 0;
+    // Never a wildcard: the primary we watch, or the MAC seen holding its address.
     const bool watched = s.watched_id != 0 ? m.node_id == s.watched_id && f.eth.src == s.watched_mac
-                                           : f.eth.src == s.primary_mac_hint || s.primary_mac_hint.is_zero();
+                                           : !s.primary_mac_hint.is_zero() && f.eth.src == s.primary_mac_hint;
     if (s.r == role::monitor && held_primary && watched && m.epoch >= s.epoch && !s.fence_pending && !s.link_down) {
         if (s.watched_id == 0) {
             s.watched_id = m.node_id;

@@ -8,6 +8,12 @@ std::uint64_t idle_planner::plan(std::uint64_t now, bool worked, std::uint64_t n
     idle_turns_ = worked ? 0 : idle_turns_ + 1;
     if (last_wake_ns_ == 0) last_wake_ns_ = now;
     const std::uint64_t since = now - std::min(now, last_wake_ns_);
+    // The latency estimate fades with time too, not only with sleeps: after one slow wake
+    // a loop that stopped sleeping would otherwise never sleep again.
+    if (latency_ns_ != 0 && now > decayed_ns_ + 10'000'000) {
+        latency_ns_ /= 2;
+        decayed_ns_ = now;
+    }
     // Room before the next timer once the measured wake latency is paid.
     const std::uint64_t room = next_due > now + latency_ns_ ? next_due - now - latency_ns_ : 0;
 
@@ -18,7 +24,9 @@ std::uint64_t idle_planner::plan(std::uint64_t now, bool worked, std::uint64_t n
         if (since >= p_.yield_period_ns || (fits && since >= p_.yield_period_ns - p_.yield_period_ns / 4)) {
             ++forced_;
             idle_turns_ = 0;
-            return p_.yield_ns;
+            // A turn longer than the period (a backlog being drained) owes the kernel its
+            // share of that longer time, up to ten yields' worth at once.
+            return std::min(std::max(p_.yield_ns, since / p_.yield_period_ns * p_.yield_ns), 10 * p_.yield_ns);
         }
     }
     if (p_.adaptive && idle_turns_ >= p_.idle_turns) {
@@ -33,6 +41,7 @@ std::uint64_t idle_planner::plan(std::uint64_t now, bool worked, std::uint64_t n
 
 void idle_planner::woke(std::uint64_t intended, std::uint64_t woke) noexcept {
     last_wake_ns_ = woke;
+    if (decayed_ns_ == 0) decayed_ns_ = woke;
     const std::uint64_t late = woke > intended ? woke - intended : 0;
     // A decaying maximum: one slow wake makes the next sleeps shorter for a while.
     latency_ns_ = std::max(late, latency_ns_ - latency_ns_ / 16);

@@ -289,6 +289,7 @@ void engine::handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, 
     ev.rx = &f;
     fsm::step(fsm_, ev, now, tx);
     record_rtt();
+    refresh_notice(); // a step-down in this frame must not leave a "holds primary" notice
     rte_pktmbuf_free(m);
 }
 
@@ -352,6 +353,13 @@ void engine::apply_sched() noexcept {
     const int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO | SCHED_RESET_ON_FORK, &sp);
     int expected = -1;
     if (!sched_rc_.compare_exchange_strong(expected, rc) && rc != 0) sched_rc_.store(rc, std::memory_order_relaxed);
+}
+
+// After the loop the thread waits and tears down with no duty cycle: not at FIFO.
+void engine::drop_sched() noexcept {
+    if (cfg_.engine.sched != cfg::sched_policy::fifo) return;
+    sched_param sp{};
+    pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
 }
 
 // Gives the core away when the planner says so (the duty cycle's yield, or an idle sleep
@@ -424,6 +432,7 @@ int engine::role_loop(Pull&& pull) noexcept {
         wake_latency_ns_.store(role_idle_.latency_ns(), std::memory_order_relaxed);
     }
     machine_event(fsm::event_kind::shutdown, tx);
+    drop_sched();
     if (notice_) {
         notice_->clean_exit.store(true, std::memory_order_release);
         notice_->disarm();
@@ -463,6 +472,7 @@ int engine::run_rx() noexcept {
     rte_mbuf* burst[max_burst];
     const std::uint16_t nb = static_cast<std::uint16_t>(std::min<std::uint32_t>(cfg_.engine.burst, max_burst));
     std::uint64_t intended = clk_.now_ns();
+    bool stalled = false;
     while (!role_done_.load(std::memory_order_acquire)) {
         const std::uint64_t woke = clk_.now_ns();
         rx_c_.loops.add();
@@ -472,7 +482,8 @@ int engine::run_rx() noexcept {
             rx_c_.loop_gaps.add();
             if (late > rx_c_.loop_gap_max_ns.get()) rx_c_.loop_gap_max_ns.v.store(late, std::memory_order_relaxed);
         }
-        bool stalled = late > stall_threshold_ns_;
+        stalled = stalled || late > stall_threshold_ns_;
+        bool dropped = false;
         std::uint64_t total = 0;
         for (;;) {
             const std::uint64_t polled = clk_.now_ns();
@@ -486,11 +497,18 @@ int engine::run_rx() noexcept {
                     continue;
                 }
                 if (rte_ring_sp_enqueue_elem(pipe_, &it, sizeof it) != 0) {
+                    // Dropped here, not by the primary: what the role lcore did not get
+                    // must not count as silence. No mark this turn, and a fresh window.
                     rx_c_.pipe_full.add();
                     rte_pktmbuf_free(burst[i]);
+                    dropped = true;
                 }
             }
             total += n;
+            if (dropped) {
+                stalled = true;
+                break;
+            }
             if (n < nb) {
                 if (stalled) {
                     rx_resume_ns_.store(polled, std::memory_order_relaxed);
@@ -507,6 +525,7 @@ int engine::run_rx() noexcept {
         const std::uint64_t end = clk_.now_ns();
         intended = rest(rx_idle_, rx_c_, end, total != 0, end + std::uint64_t{cfg_.engine.idle_max_sleep_us} * 1000);
     }
+    drop_sched();
     return 0;
 }
 

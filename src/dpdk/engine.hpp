@@ -159,6 +159,7 @@ private:
     std::uint64_t rest(idle_planner& planner, lcore_counters& c, std::uint64_t end, bool worked,
                        std::uint64_t next_due) noexcept;
     void apply_sched() noexcept;
+    void drop_sched() noexcept;
     void refresh_notice() noexcept;
     void record_rtt() noexcept;
     void report_gap(std::uint64_t late, std::uint64_t now, bool rx_lcore) noexcept;

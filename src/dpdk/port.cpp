@@ -5,6 +5,7 @@
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_pause.h>
 
 #include "dpdk/eal.hpp"
 
@@ -37,6 +38,13 @@ int lsc_event(std::uint16_t port_id, rte_eth_event_type /*type*/, void* arg, voi
 }
 } // namespace
 
+void port::on_link(void (*cb)(void* arg, bool up), void* arg) noexcept {
+    if (!lsc_ || link_cb_) return;
+    link_cb_ = cb; // set before the interrupt thread can call it
+    link_arg_ = arg;
+    rte_eth_dev_callback_register(id_, RTE_ETH_EVENT_INTR_LSC, lsc_event, this);
+}
+
 bool port::link_up() const noexcept {
     rte_eth_link l{};
     return rte_eth_link_get_nowait(id_, &l) != 0 || l.link_status == RTE_ETH_LINK_UP;
@@ -61,10 +69,7 @@ port::port(const port_options& o) {
     // A NIC that interrupts on link changes tells us at once; vdevs over a kernel interface
     // are watched through the kernel's carrier instead (control/link_watch).
     lsc_ = info.dev_flags != nullptr && (*info.dev_flags & RTE_ETH_DEV_INTR_LSC) != 0;
-    if (lsc_) {
-        conf.intr_conf.lsc = 1;
-        rte_eth_dev_callback_register(id_, RTE_ETH_EVENT_INTR_LSC, lsc_event, this);
-    }
+    if (lsc_) conf.intr_conf.lsc = 1; // the callback is registered by on_link()
     check(rte_eth_dev_configure(id_, o.rx_queues, 1, &conf), "rte_eth_dev_configure", o.device_name);
     std::uint16_t nb_rx = static_cast<std::uint16_t>(o.rx_desc), nb_tx = static_cast<std::uint16_t>(o.tx_desc);
     check(rte_eth_dev_adjust_nb_rx_tx_desc(id_, &nb_rx, &nb_tx), "adjusting descriptors", o.device_name);
@@ -84,10 +89,17 @@ port::port(const port_options& o) {
     for (int i = 0; i < 6; ++i) mac_.b[i] = a.addr_bytes[i];
 }
 
+void port::stop_link_events() noexcept {
+    if (!lsc_) return;
+    // -EAGAIN: the callback is running right now; wait for it to finish.
+    while (rte_eth_dev_callback_unregister(id_, RTE_ETH_EVENT_INTR_LSC, lsc_event, this) == -EAGAIN) rte_pause();
+    lsc_ = false;
+}
+
 void port::stop() noexcept {
     if (!started_) return;
     started_ = false;
-    if (lsc_) rte_eth_dev_callback_unregister(id_, RTE_ETH_EVENT_INTR_LSC, lsc_event, this);
+    stop_link_events();
     rte_eth_dev_stop(id_);
     rte_eth_dev_close(id_);
 }

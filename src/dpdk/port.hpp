@@ -34,15 +34,14 @@ public:
     // True when the PMD raises link-state-change interrupts (a real NIC); then on_link is
     // called from the EAL interrupt thread with the new state. Set before start.
     bool has_lsc() const noexcept { return lsc_; }
-    void on_link(void (*cb)(void* arg, bool up), void* arg) noexcept {
-        link_cb_ = cb;
-        link_arg_ = arg;
-    }
+    void on_link(void (*cb)(void* arg, bool up), void* arg) noexcept;
     bool link_up() const noexcept;
     void notify_link(bool up) const noexcept {
         if (link_cb_) link_cb_(link_arg_, up);
     }
     void stop() noexcept;
+    // Stops link callbacks (before whatever they call goes away). Idempotent.
+    void stop_link_events() noexcept;
 
 private:
     std::uint16_t id_{};

@@ -120,16 +120,37 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(Detection, DutyCycleYieldsAreIntendedSleepsAndNeverDelayTheVerdict) {
     std::uint64_t t = 0;
     fsm::state s = armed_monitor(100 * us, 5, t);
-    idle_planner::params ip; // busy polling with the FIFO duty cycle: 20 us in every 200 us
-    ip.yield_ns = 20 * us;
-    ip.yield_period_ns = 200 * us;
+    idle_planner::params ip; // busy polling with a duty cycle: 80 us in every 300 us
+    ip.yield_ns = 80 * us;
+    ip.yield_period_ns = 300 * us;
     monitor_loop m(s, t, ip);
     m.wake_latency = 30 * us; // a FIFO thread's wake latency on a busy VM
     const std::uint64_t last = m.s.det.last_answer_ns();
     ASSERT_TRUE(m.run_until_takeover(100 * ms));
+    // 110 us between turns: today's code counted every yield as a 110 us stall.
     EXPECT_EQ(m.s.c.stalls, 0u) << "a planned yield is not a stall";
-    EXPECT_GT(m.planner.forced_yields(), 1u);
-    EXPECT_LE(m.out.last(action_kind::takeover)->decided_ns - last, 500 * us + 30 * us + 2 * us);
+    EXPECT_GT(m.planner.forced_yields(), 0u);
+    EXPECT_LE(m.out.last(action_kind::takeover)->decided_ns - last, 500 * us + 2 * (80 * us + 30 * us) + 2 * us);
+}
+
+TEST(Detection, StallsThatKeepComingCannotHideADeadPrimary) {
+    // Every duty-cycle yield wakes 500 us late (a congested host): each is a real stall,
+    // longer than the 100 us threshold, five times a window. Fresh windows are bounded
+    // between two answers, so the dead primary is still replaced.
+    std::uint64_t t = 0;
+    fsm::state s = armed_monitor(100 * us, 10, t);
+    idle_planner::params ip;
+    ip.yield_ns = 20 * us;
+    ip.yield_period_ns = 200 * us;
+    monitor_loop m(s, t, ip);
+    m.wake_latency = 500 * us;
+    const std::uint64_t last = m.s.det.last_answer_ns();
+    ASSERT_TRUE(m.run_until_takeover(1000 * ms)) << "a dead primary was never declared failed";
+    EXPECT_GT(m.s.c.stalls, 2u);
+    // A loop that runs 200 us in every 720 us sends ~2 probes a cycle: `miss` fresh probes
+    // after the last granted window take ~5 cycles. Bounded, where unbounded windows never end.
+    const std::uint64_t per_stall = 200 * us + 20 * us + 500 * us;
+    EXPECT_LE(m.out.last(action_kind::takeover)->decided_ns - last, 1000 * us + 10 * per_stall);
 }
 
 TEST(Detection, PlannerWakesEarlyByTheMeasuredLatencySoTimersAreNotLate) {
@@ -369,7 +390,9 @@ TEST(Detection, PrimaryWhoseLinkGoesDownStepsDownAtOnceAndRejoinsWhenItIsBack) {
     net.command(0, fsm::command_kind::link, 0);
     EXPECT_EQ(net.role_of(0), role::fault);
     EXPECT_FALSE(net.nodes[0].s.holds[0]) << "holds nothing";
-    EXPECT_NE(net.nodes[0].out.last(action_kind::notice), nullptr);
+    const auto* said = net.nodes[0].out.last(action_kind::notice);
+    ASSERT_NE(said, nullptr);
+    EXPECT_EQ(said->what, fsm::note::link_down) << "it says so";
     net.cut[0] = true; // the cable is really cut: the monitor sees the silence
     ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 5 * ms));
     net.cut[0] = false;
