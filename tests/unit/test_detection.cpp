@@ -41,6 +41,18 @@ fsm::state armed_monitor(std::uint64_t interval, std::uint32_t miss, std::uint64
     return net.nodes[1].s;
 }
 
+// The primary's (node 1's) answer to the monitor's probe `seq`.
+wire::frame primary_ack(const fsm::state& monitor, std::uint64_t seq) {
+    wire::hb_msg ack;
+    ack.type = wire::hb_type::ack;
+    ack.node_id = 1;
+    ack.role = static_cast<std::uint8_t>(role::primary);
+    ack.epoch = monitor.epoch;
+    ack.flags = wire::hb_flag_holds_primary;
+    ack.ack_seq = seq;
+    return hb_frame(test_params(1).mac, test_params(2).mac, ack);
+}
+
 // The monitor's poll loop, as the engine runs it, with the primary gone (nothing arrives).
 struct monitor_loop {
     fsm::state s;
@@ -243,14 +255,7 @@ TEST(Detection, TenThousandFrameBacklogAtWakeIsReadBeforeAnyVerdict) {
     junk.node_id = 77;
     junk.role = static_cast<std::uint8_t>(role::standby);
     const wire::frame junk_f = hb_frame(mac_addr{{2, 0, 0, 0, 0, 77}}, mac_addr::heartwire_group(), junk);
-    wire::hb_msg ack;
-    ack.type = wire::hb_type::ack;
-    ack.node_id = 1;
-    ack.role = static_cast<std::uint8_t>(role::primary);
-    ack.epoch = s.epoch;
-    ack.flags = wire::hb_flag_holds_primary;
-    ack.ack_seq = seq;
-    const wire::frame ack_f = hb_frame(test_params(1).mac, test_params(2).mac, ack);
+    const wire::frame ack_f = primary_ack(s, seq);
     std::size_t left = 10'000;
     std::uint64_t intended = stalled_at;
     bool first = true;
@@ -301,14 +306,7 @@ TEST(Detection, PipelinedRxLcoreStallNeverCountsAsThePrimarysSilence) {
                                                          << (now - t) / us << " us";
     }
     // RX is back: it reads the waiting answer and says so.
-    wire::hb_msg ack;
-    ack.type = wire::hb_type::ack;
-    ack.node_id = 1;
-    ack.role = static_cast<std::uint8_t>(role::primary);
-    ack.epoch = s.epoch;
-    ack.flags = wire::hb_flag_holds_primary;
-    ack.ack_seq = last_seq;
-    const wire::frame f = hb_frame(test_params(1).mac, test_params(2).mac, ack);
+    const wire::frame f = primary_ack(s, last_seq);
     fsm::event fe{fsm::event_kind::frame, &f};
     fsm::step(s, fe, now, out);
     fsm::event ev{fsm::event_kind::tick};
