@@ -138,7 +138,9 @@ void link_watch::on_message(const void* msg) noexcept {
     if (it == links_.end()) return;
     const unsigned f = ifi->ifi_flags;
     const bool lower = (f & IFF_LOWER_UP) || (f & IFF_RUNNING) || p.operstate == IF_OPER_UP;
-    it->second.latest = nlh->nlmsg_type == RTM_NEWLINK && (f & IFF_UP) && lower;
+    const bool up = nlh->nlmsg_type == RTM_NEWLINK && (f & IFF_UP) && lower;
+    if (!up && it->second.reported != false) it->second.went_down = true;
+    it->second.latest = up;
 }
 
 std::optional<bool> link_watch::poll(const std::string& ifname) {
@@ -147,6 +149,12 @@ std::optional<bool> link_watch::poll(const std::string& ifname) {
     drain();
     errors_.clear(); // a later name that does not exist just stays unknown
     link& l = it->second;
+    if (l.went_down && l.reported != false) {
+        l.went_down = false;
+        l.reported = false;
+        return false; // the blip: down now; the up that followed is reported next time
+    }
+    l.went_down = false;
     if (!l.latest || l.latest == l.reported) return std::nullopt;
     l.reported = l.latest;
     return l.latest;

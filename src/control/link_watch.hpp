@@ -30,7 +30,8 @@ public:
     int fd() const noexcept;
     // Reads everything queued, never blocks. Returns `ifname`'s carrier when it differs
     // from what poll() last returned for it (the baseline being the state at construction),
-    // else nullopt. A name not given to the constructor is watched from its first poll; its
+    // else nullopt. A down and up again between two polls is an edge, not nothing: it is
+    // reported as down now and as up on the next poll. A name not given to the constructor is watched from its first poll; its
     // first known state is reported as a change.
     std::optional<bool> poll(const std::string& ifname);
     // The latest carrier seen for `ifname`, without reading the socket; nullopt: unknown.
@@ -40,6 +41,7 @@ private:
     struct link {
         std::optional<bool> latest;   // from the kernel
         std::optional<bool> reported; // what poll() last returned
+        bool went_down{false};        // a down seen since the last poll(), even if up again
     };
     void drain() noexcept;
     void request(const std::string& ifname) noexcept; // RTM_GETLINK; the answer arrives via drain()

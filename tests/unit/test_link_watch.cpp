@@ -85,3 +85,17 @@ TEST(LinkWatch, MissingInterfaceThrowsENODEV) {
         }
     });
 }
+
+TEST(LinkWatch, ADownAndUpBetweenTwoPollsIsStillReportedAsABlip) {
+    hwtest::run_in_private_netns([](ns_report& r) {
+        make_veth(r);
+        ctl::link_watch w("hwl0");
+        // Both changes land before anyone polls: the level alone would say "nothing happened".
+        r.check("blip", std::system("ip link set hwl0p down && ip link set hwl0p up"), 0);
+        pollfd p{w.fd(), POLLIN, 0};
+        ::poll(&p, 1, 200);
+        r.check("the blip's down is reported", next_change(w, "hwl0"), 0);
+        r.check("then the up", next_change(w, "hwl0"), 1);
+        r.check("and nothing more", w.poll("hwl0").has_value(), 0);
+    });
+}
