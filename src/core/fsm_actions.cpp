@@ -365,9 +365,12 @@ const peer* live_monitor(const state& s, std::uint64_t now) noexcept {
     return nullptr;
 }
 
+// A node probing the monitor address right now (fresh from boot) competes for it too: two
+// that find it free in the same instant must resolve by rank, not by whose claim is heard
+// first (seed 002 FIG. 2: probes at the same time resolve by priority).
 bool better_standby_exists(const state& s, std::uint64_t now) noexcept {
     for (const auto& p : s.peers)
-        if (alive(s, p, now) && p.r == role::standby && outranks(p, s)) return true;
+        if (alive(s, p, now) && (p.r == role::standby || p.r == role::probe_monitor) && outranks(p, s)) return true;
     return false;
 }
 
