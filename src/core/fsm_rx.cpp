@@ -10,11 +10,7 @@ using wire::hb_type;
 
 namespace {
 
-peer* find_peer_mut(state& s, std::uint32_t id) noexcept {
-    for (auto& p : s.peers)
-        if (p.valid && p.id == id) return &p;
-    return nullptr;
-}
+peer* find_peer_mut(state& s, std::uint32_t id) noexcept { return const_cast<peer*>(find_peer(s, id)); }
 
 // Seed 003 claims 14-15: the failed server's own monitoring means (its guard, which
 // outlives the engine) tells us the engine died. The monitor takes over at once, as on a

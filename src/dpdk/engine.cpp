@@ -53,6 +53,14 @@ rte_ring* make_ring(const char* prefix, unsigned esize, unsigned count) {
     return r;
 }
 
+// One turn's wake lateness: the histogram, and the two counters status has always shown.
+void record_gap(gap_histogram& h, lcore_counters& c, std::uint64_t late) noexcept {
+    h.add_gap(late);
+    if (late <= loop_gap_threshold_ns) return;
+    c.loop_gaps.add();
+    if (late > c.loop_gap_max_ns.get()) c.loop_gap_max_ns.v.store(late, std::memory_order_relaxed);
+}
+
 void count_drop(lcore_counters& c, wire::decode_error e) noexcept {
     c.rx_invalid.add();
     c.drops[static_cast<std::size_t>(e)].add();
@@ -316,9 +324,10 @@ void engine::role_turn(const fsm::event& tick, std::uint64_t now, tx_sink& tx) n
 }
 
 // A long gap goes to the log with its time, so a false takeover can be matched with the
-// engine that lost its core. At most one line in 50 ms (the role lcore's ring only).
-void engine::report_gap(std::uint64_t late, std::uint64_t now, bool rx_lcore) noexcept {
-    if (rx_lcore || now < next_gap_report_ns_) return;
+// engine that lost its core. At most one line in 50 ms. Role lcore only: it is the events
+// ring's single producer.
+void engine::report_gap(std::uint64_t late, std::uint64_t now) noexcept {
+    if (now < next_gap_report_ns_) return;
     next_gap_report_ns_ = now + 50'000'000;
     fsm::action a;
     a.kind = fsm::action_kind::notice;
@@ -401,17 +410,9 @@ int engine::role_loop(Pull&& pull) noexcept {
     while (!stop_.load(std::memory_order_relaxed)) {
         const std::uint64_t woke = clk_.now_ns();
         role_c_.loops.add();
-        if (woke > intended) {
-            const std::uint64_t late = woke - intended;
-            gaps_.add_gap(late);
-            if (late > loop_gap_threshold_ns) {
-                role_c_.loop_gaps.add();
-                if (late > role_c_.loop_gap_max_ns.get()) role_c_.loop_gap_max_ns.v.store(late, std::memory_order_relaxed);
-                if (late > report_gap_ns_) report_gap(late, woke, false);
-            }
-        } else {
-            gaps_.add_gap(0);
-        }
+        const std::uint64_t late = woke > intended ? woke - intended : 0;
+        record_gap(gaps_, role_c_, late);
+        if (late > report_gap_ns_) report_gap(late, woke);
         std::size_t total = 0;
         const std::uint64_t capped = turn.capped;
         fsm::event tick = drain_turn(
@@ -477,11 +478,7 @@ int engine::run_rx() noexcept {
         const std::uint64_t woke = clk_.now_ns();
         rx_c_.loops.add();
         const std::uint64_t late = woke > intended ? woke - intended : 0;
-        rx_gaps_.add_gap(late);
-        if (late > loop_gap_threshold_ns) {
-            rx_c_.loop_gaps.add();
-            if (late > rx_c_.loop_gap_max_ns.get()) rx_c_.loop_gap_max_ns.v.store(late, std::memory_order_relaxed);
-        }
+        record_gap(rx_gaps_, rx_c_, late);
         stalled = stalled || late > stall_threshold_ns_;
         bool dropped = false;
         std::uint64_t total = 0;

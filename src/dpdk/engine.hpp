@@ -162,7 +162,7 @@ private:
     void drop_sched() noexcept;
     void refresh_notice() noexcept;
     void record_rtt() noexcept;
-    void report_gap(std::uint64_t late, std::uint64_t now, bool rx_lcore) noexcept;
+    void report_gap(std::uint64_t late, std::uint64_t now) noexcept;
 
     const cfg::config& cfg_;
     port& port_;

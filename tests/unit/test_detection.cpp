@@ -41,6 +41,13 @@ fsm::state armed_monitor(std::uint64_t interval, std::uint32_t miss, std::uint64
     return net.nodes[1].s;
 }
 
+detector detector_100us_x5() {
+    detector::params p;
+    p.interval_ns = 100 * us;
+    p.miss = 5;
+    return detector(p);
+}
+
 // The primary's (node 1's) answer to the monitor's probe `seq`.
 wire::frame primary_ack(const fsm::state& monitor, std::uint64_t seq) {
     wire::hb_msg ack;
@@ -185,10 +192,7 @@ TEST(Detection, PlannerWakesEarlyByTheMeasuredLatencySoTimersAreNotLate) {
 // ---------------------------------------------------------------- stalls
 
 TEST(Detection, StallLateInTheWindowGivesTheFullFreshWindowFromTheWake) {
-    detector::params p;
-    p.interval_ns = 100 * us;
-    p.miss = 5;
-    detector d(p);
+    detector d = detector_100us_x5();
     std::uint64_t now = 10 * ms;
     d.start(now);
     d.on_answer(d.on_probe_sent(now), now + 5 * us);
@@ -213,10 +217,7 @@ TEST(Detection, StallLateInTheWindowGivesTheFullFreshWindowFromTheWake) {
 }
 
 TEST(Detection, AnswerReadRightAfterAStallIsNotPushedOutByTheStall) {
-    detector::params p;
-    p.interval_ns = 100 * us;
-    p.miss = 5;
-    detector d(p);
+    detector d = detector_100us_x5();
     std::uint64_t now = 10 * ms;
     d.start(now);
     const std::uint64_t seq = d.on_probe_sent(now);
