@@ -78,11 +78,16 @@ ip -n "$P-client" addr add "$CLIENT_IP/24" dev eth0
 mac_of() { ip -n "$P-$1" -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2; }
 
 # ------------------------------------------------------------------ the pair
+# Frames are authenticated: one group key, mode 0600, shared by both nodes.
+( umask 077; printf '1 %s send\n' "$(head -c 32 /dev/urandom | od -An -tx1 -v | tr -d ' \n')" > "$WORK/group.key" )
 write_config() { # name id core
     cat > "$WORK/$1.toml" <<EOC
 [node]
 name = "$1"
 id = $2
+
+[auth]
+key_file = "$WORK/group.key"
 
 [port]
 eal = ["-l", "$3", "--no-huge", "-m", "256", "--no-pci", "--file-prefix", "$P$1", "--log-level", "lib.eal:error", "--log-level", "pmd.net.af_xdp:error"]

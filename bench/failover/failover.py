@@ -338,9 +338,13 @@ class HwNode:
             "detect": {"interval_us": str(cell["interval_us"]), "miss": str(cell["miss"]), "probe": '"heartbeat"'},
             "engine": {"mode": json.dumps(cell["engine"]), "idle": json.dumps(c.idle)},
             "control": {"socket": json.dumps(self.sock), "log_level": '"info"'},
+            # Keyed, as in production: the figures include signing and verifying every frame.
+            "auth": {"key_file": json.dumps(c.key_file)},
         }
         for sec, key, val in c.toml_sets:
             sections.setdefault(sec, {})[key] = val
+        if sections["auth"].get("mode") == '"none"':
+            sections["auth"].pop("key_file", None)  # --set auth.mode="none": unauthenticated
         with open(self.conf, "w") as f:
             f.write(render_toml(sections))
 
@@ -1562,6 +1566,11 @@ def main():
     ctx.sched_seen = set()
     ctx.interleave = not a.no_interleave
     ctx.dir = tempfile.mkdtemp(prefix=f"{a.prefix}-")
+    # One group key for the pair (mode 0600, as heartwired demands).
+    ctx.key_file = os.path.join(ctx.dir, "group.key")
+    fd = os.open(ctx.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as kf:
+        kf.write(f"1 {os.urandom(32).hex()} send\n")
     hosts = ["a", "b", "client"] + (["ka", "kb"] if do_ka else [])
     ctx.net = Net(a.prefix, hosts)
     os.makedirs(a.results, exist_ok=True)

@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <cstring>
 #include <sstream>
+#include <thread>
+
+#include <sys/stat.h>
 
 #include "control/log.hpp"
 #include "dpdk/eal.hpp"
@@ -88,8 +91,18 @@ std::string quiet_arp_for_lo(const std::string& ifname) {
 
 } // namespace
 
-control_loop::control_loop(const cfg::config& c, io::engine& e)
-    : c_(c), e_(e), hooks_(std::chrono::milliseconds{c.hooks.timeout_ms}) {
+control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth::key> keys)
+    : c_(c), e_(e), hooks_(std::chrono::milliseconds{c.hooks.timeout_ms}), queue_(hooks_) {
+    if (c.auth.mode == cfg::auth_mode::keyed) {
+        key_path_ = c.auth.key_file;
+        if (key_path_.starts_with("cred:")) {
+            const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+            key_path_ = std::string(dir ? dir : "") + "/" + key_path_.substr(5);
+        }
+        std::string error;
+        if (!install_keys(keys, error)) throw io::setup_error("auth.key_file " + c.auth.key_file + ": " + error);
+        next_key_check_ = std::chrono::steady_clock::now() + std::chrono::seconds{1};
+    }
     if (c.port.mode == cfg::address_mode::shared) nl_ = std::make_unique<control::netlink>();
     if (!c.health.empty()) health_ = std::make_unique<control::health_monitor>(c.health, hooks_);
     ctl_ = std::make_unique<control::ctl_server>(c.control.socket, [this](std::string_view req) { return handle(req); });
@@ -144,8 +157,8 @@ void control_loop::prepare_kernel_interface() {
 void control_loop::run(const std::atomic<bool>& engine_running) {
     while (engine_running.load(std::memory_order_acquire)) turn(std::chrono::milliseconds{1});
     turn(std::chrono::milliseconds{0});
-    hooks_.wait_all();
-    hooks_.poll([this](const control::hook_result& r) { on_hook_done(r); });
+    queue_.wait_all([this](const control::hook_completion& h) { on_hook_done(h); },
+                    [this](const control::hook_result& r) { on_other_hook_done(r); });
 }
 
 // Once the poll lcore has applied its policy: say what it got, and why not when refused.
@@ -169,15 +182,72 @@ void control_loop::report_sched() {
     }
 }
 
+namespace {
+
+std::string id_list(const fsm::key_set& k) {
+    std::string out;
+    for (unsigned i = 1; i < 256; ++i)
+        if (fsm::key_in(k, static_cast<std::uint8_t>(i))) out += (out.empty() ? "" : ",") + std::to_string(i);
+    return out.empty() ? "none" : out;
+}
+
+} // namespace
+
+// A key set for the engine: one keyring per lcore that touches frames. The file's identity
+// is taken first, so an edit made while this runs is read again next time.
+bool control_loop::install_keys(const std::vector<auth::key>& keys, std::string& error) {
+    auto b = std::make_unique<io::key_bundle>();
+    b->tx = auth::keyring::make(keys, error);
+    if (!b->tx) return false;
+    b->rx = auth::keyring::make(keys, error);
+    if (!b->rx) return false;
+    b->accepted = b->tx->ids_bitmap();
+    b->preferred = b->tx->send_key();
+    b->gen = ++key_gen_;
+    log::write(log::level::info, fmt("keys: %s accepted, send key %u (%s)", id_list(b->accepted).c_str(), b->preferred,
+                                     s(auth::to_string(auth::keyring::algo())).c_str()));
+    e_.offer_keys(b.get());
+    bundles_.push_back(std::move(b));
+    return true;
+}
+
+// auth.key_file, checked once a second: an edit is loaded and handed to the engine without
+// a role change; a bad file is logged and the keys in use stay. Old bundles are freed once
+// every lcore has moved past them.
+void control_loop::check_keys() {
+    while (bundles_.size() > 1 && e_.keys_taken(bundles_.back()->gen)) bundles_.pop_front();
+    if (key_path_.empty()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_key_check_) return;
+    next_key_check_ = now + std::chrono::seconds{1};
+    struct stat st{};
+    file_id id;
+    if (::stat(key_path_.c_str(), &st) == 0)
+        id = {st.st_dev, st.st_ino, static_cast<std::uint64_t>(st.st_size),
+              static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+    if (key_id_ == file_id{}) {
+        key_id_ = id; // the file as read at start
+        return;
+    }
+    if (id == key_id_) return;
+    key_id_ = id;
+    auto r = auth::load_key_file(c_.auth.key_file);
+    std::string error = r.error;
+    if (r.ok() && install_keys(r.keys, error)) return;
+    log::write(log::level::error, "auth.key_file changed but cannot be used, keeping the keys in use: " + error);
+}
+
 void control_loop::turn(std::chrono::milliseconds wait) {
     report_sched();
+    check_keys();
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_reanchor_) {
         e_.reanchor_clock();
         next_reanchor_ = now + std::chrono::milliseconds{100};
     }
     e_.poll_events([this](const io::control_event& ev) { on_event(ev); });
-    hooks_.poll([this](const control::hook_result& r) { on_hook_done(r); });
+    queue_.poll([this](const control::hook_completion& h) { on_hook_done(h); },
+                [this](const control::hook_result& r) { on_other_hook_done(r); });
     check_health();
     check_link();
     ctl_->poll(wait);
@@ -286,7 +356,7 @@ void control_loop::unstage_primary() {
 void control_loop::on_drain() {
     draining_ = true;
     if (!c_.hooks.drain.empty()) {
-        drain_hook_id_ = hooks_.run("drain", {c_.hooks.drain}, env());
+        drain_hook_id_ = queue_.submit({.kind = "drain", .argv = {c_.hooks.drain}, .env = env()});
         return;
     }
     if (app_inflight_ <= 0) {
@@ -328,14 +398,30 @@ void control_loop::on_event(const io::control_event& ev) {
                                                                         : c_.hooks.recover;
         if (path.empty()) break; // only recover is optional: the machine asks for the others when set
         log::write_at(log::level::info, ev.wall_ns,
-                      fmt("running %s for node %u", s(fsm::to_string(a.hook)).c_str(), a.peer_id));
-        const auto id = hooks_.run(s(fsm::to_string(a.hook)), {path, std::to_string(a.peer_id), a.peer_mac.to_string()}, env());
+                      fmt("%s for node %u requested", s(fsm::to_string(a.hook)).c_str(), a.peer_id));
+        const std::string peer = std::to_string(a.peer_id);
+        control::hook_request req{.kind = s(fsm::to_string(a.hook)), .argv = {path, peer, a.peer_mac.to_string()}, .env = env()};
+        // A fence or boot of this peer still waiting covers this one (a flapping or forged peer).
+        if (a.hook != fsm::hook_kind::recover) {
+            req.merge = control::hook_merge::same_key;
+            req.key = peer;
+        }
+        const auto id = queue_.submit(std::move(req));
         if (a.hook != fsm::hook_kind::recover) pending_[id] = a.hook;
         break;
     }
     case action_kind::drain:
         log::write_at(log::level::info, ev.wall_ns, fmt("switchover: draining for node %u", a.peer_id));
         on_drain();
+        break;
+    case action_kind::undrain:
+        // The handover did not complete: this node stays primary and takes work again.
+        log::write_at(log::level::warn, ev.wall_ns,
+                      fmt("switchover to node %u did not complete: undraining, still primary", a.peer_id));
+        draining_ = false;
+        if (drain_hook_id_ != 0) drain_hook_id_ = 0; // its late exit must not report a drain
+        if (!c_.hooks.undrain.empty())
+            queue_.submit({.kind = "undrain", .argv = {c_.hooks.undrain, std::to_string(a.peer_id)}, .env = env()});
         break;
     case action_kind::notice: {
         if (a.what == fsm::note::loop_gap) {
@@ -347,11 +433,29 @@ void control_loop::on_event(const io::control_event& ev) {
         if (a.what == fsm::note::fault_reported || a.what == fsm::note::fault_no_takeover ||
             a.what == fsm::note::fault_takeover_accepted)
             text += " (" + s(fsm::to_string(static_cast<fsm::fault_kind>(a.arg))) + ")";
+        else if (a.what == fsm::note::switchover_refused)
+            text += ": " + s(fsm::to_string(static_cast<fsm::refusal>(a.arg)));
+        else if (a.what == fsm::note::id_collision)
+            text += fmt(": another node on the segment has our id %u and a valid key; neither node claims "
+                        "until it goes (give each node its own [node] id)", a.arg);
+        else if (a.what == fsm::note::address_attacked)
+            text += fmt(": %u ARP claims for a held address from other MACs in the last second, each answered "
+                        "by our GARP", a.arg);
         else if (a.arg)
             text += " (" + std::to_string(a.arg) + ")";
+        if (a.what == fsm::note::switchover_refused || a.what == fsm::note::switchover_started) {
+            switchover_answered_ = true;
+            switchover_note_ = a.what;
+            switchover_arg_ = a.arg;
+        }
         const bool bad = a.what == fsm::note::switchover_refused || a.what == fsm::note::switchover_timed_out ||
-                         a.what == fsm::note::fault_no_takeover;
-        log::write_at(bad ? log::level::warn : log::level::info, ev.wall_ns, text);
+                         a.what == fsm::note::fault_no_takeover || a.what == fsm::note::address_attacked ||
+                         a.what == fsm::note::peer_table_full || a.what == fsm::note::fence_failed ||
+                         a.what == fsm::note::fence_abandoned;
+        const auto lvl = a.what == fsm::note::id_collision ? log::level::error
+                         : bad                             ? log::level::warn
+                                                           : log::level::info;
+        log::write_at(lvl, ev.wall_ns, text);
         remember(ev.wall_ns, text);
         break;
     }
@@ -369,35 +473,75 @@ std::vector<std::string> control_loop::env() const {
 void control_loop::notify(role r, std::uint64_t epoch) {
     const std::string name(to_string(r));
     if (!c_.hooks.notify.empty())
-        hooks_.run("notify", {c_.hooks.notify, name, std::to_string(epoch), c_.node.name}, env());
+        queue_.submit({.kind = "notify",
+                       .argv = {c_.hooks.notify, name, std::to_string(epoch), c_.node.name},
+                       .env = env(),
+                       .merge = control::hook_merge::never}); // every role change, in order
     const std::string* specific = r == role::primary   ? &c_.hooks.on_primary
                                   : r == role::monitor ? &c_.hooks.on_monitor
                                   : r == role::standby ? &c_.hooks.on_standby
                                   : r == role::fault   ? &c_.hooks.on_fault
                                                        : nullptr;
-    if (specific && !specific->empty()) hooks_.run("on_" + name, {*specific, std::to_string(epoch)}, env());
+    if (specific && !specific->empty()) queue_.submit({.kind = "on_" + name, .argv = {*specific, std::to_string(epoch)}, .env = env()});
 }
 
-void control_loop::on_hook_done(const control::hook_result& r) {
-    if (health_ && health_->on_hook_done(r)) return;
+// Health checks run on the runner directly (each serialises itself): not the queue's.
+void control_loop::on_other_hook_done(const control::hook_result& r) {
+    if (health_) health_->on_hook_done(r);
+}
+
+// One run (or dropped request) answers every request merged into it, and so reaches the
+// engine once: a fence flood never floods the command ring.
+void control_loop::on_hook_done(const control::hook_completion& h) {
+    const auto& r = h.result;
     const auto lvl = r.ok() ? log::level::info : log::level::warn;
-    log::write(lvl, fmt("hook %s finished: %s", r.name.c_str(),
-                        r.spawn_failed ? r.error.c_str()
-                        : r.timed_out  ? "timed out"
-                                       : ("exit " + std::to_string(r.exit_code)).c_str()));
-    if (r.id == drain_hook_id_) {
+    const std::string shared = h.tickets.size() > 1 ? fmt(" (answers %zu requests)", h.tickets.size()) : "";
+    if (h.dropped)
+        log::write(lvl, fmt("hook %s %s", r.name.c_str(), r.error.c_str()) + shared);
+    else
+        log::write(lvl, fmt("hook %s finished: %s", r.name.c_str(),
+                            r.spawn_failed ? r.error.c_str()
+                            : r.timed_out  ? "timed out"
+                                           : ("exit " + std::to_string(r.exit_code)).c_str()) + shared);
+    const auto answers = [&](std::uint64_t t) { return std::find(h.tickets.begin(), h.tickets.end(), t) != h.tickets.end(); };
+    if (answers(drain_hook_id_)) {
         drain_hook_id_ = 0;
         draining_ = false;
         post(fsm::command_kind::drain_done, static_cast<std::uint32_t>(std::max<std::int64_t>(app_inflight_, 0)));
         return;
     }
-    auto it = pending_.find(r.id);
-    if (it == pending_.end()) return;
+    bool waited = false;
     io::engine_command cmd;
-    cmd.hook = it->second;
     cmd.ok = r.ok();
-    pending_.erase(it);
-    if (!e_.post(cmd)) log::write(log::level::error, "engine command ring full: hook result lost");
+    for (const auto t : h.tickets) {
+        const auto it = pending_.find(t);
+        if (it == pending_.end()) continue;
+        waited = true;
+        cmd.hook = it->second;
+        pending_.erase(it);
+    }
+    if (waited && !e_.post(cmd)) log::write(log::level::error, "engine command ring full: hook result lost");
+}
+
+// The machine answers a switchover command with a notice: started (and to whom) or refused
+// (and why). Wait for it, reading the engine's events meanwhile, so heartwirectl reports a
+// refusal as an error instead of "ok".
+std::string control_loop::switchover() {
+    const auto st = e_.status();
+    if (st.r != role::primary && st.r != role::monitor)
+        return "error: switchover needs the primary or the monitor; this node is " + s(to_string(st.r)) + "\n";
+    switchover_answered_ = false;
+    post(fsm::command_kind::switchover);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
+    while (!switchover_answered_ && std::chrono::steady_clock::now() < deadline) {
+        e_.poll_events([this](const io::control_event& ev) { on_event(ev); });
+        if (!switchover_answered_) std::this_thread::sleep_for(std::chrono::milliseconds{1});
+    }
+    if (!switchover_answered_) return "error: the engine did not answer the switchover request within 2 s\n";
+    if (switchover_note_ == fsm::note::switchover_refused)
+        return "error: switchover refused: " + s(fsm::to_string(static_cast<fsm::refusal>(switchover_arg_))) + "\n";
+    return fmt("ok: switchover started from the %s with node %u; watch `heartwirectl status`\n",
+               s(to_string(st.r)).c_str(), switchover_arg_);
 }
 
 // The control socket: one request line, one response (heartwirectl).
@@ -408,16 +552,10 @@ std::string control_loop::handle(std::string_view req) {
     if (cmd == "status") {
         std::string fmt_arg;
         in >> fmt_arg;
-        const status_inputs si{c_, e_, takeovers_, notes_, fault_detail_, app_inflight_};
+        const status_inputs si{c_, e_, takeovers_, notes_, fault_detail_, app_inflight_, queue_.counters()};
         return fmt_arg == "json" ? status_json(si) + "\n" : "ok\n" + status_text(si);
     }
-    if (cmd == "switchover") {
-        const auto st = e_.status();
-        if (st.r != role::primary && st.r != role::monitor)
-            return "error: switchover needs the primary or the monitor; this node is " + s(to_string(st.r)) + "\n";
-        post(fsm::command_kind::switchover);
-        return "ok: switchover requested from the " + s(to_string(st.r)) + "; watch `heartwirectl status`\n";
-    }
+    if (cmd == "switchover") return switchover();
     if (cmd == "fault") {
         std::string type, detail;
         in >> type;

@@ -13,10 +13,12 @@
 
 #include "control/ctl_socket.hpp"
 #include "control/health.hpp"
+#include "control/hook_queue.hpp"
 #include "control/hooks.hpp"
 #include "control/link_watch.hpp"
 #include "control/netlink.hpp"
 #include "dpdk/engine.hpp"
+#include "heartwire/auth.hpp"
 #include "heartwire/config.hpp"
 #include "status.hpp"
 
@@ -24,7 +26,9 @@ namespace heartwire::app {
 
 class control_loop {
 public:
-    control_loop(const cfg::config& c, io::engine& e);
+    // `keys`: keyed mode's keys as loaded at start (the engine signs with them from its
+    // first frame); later changes of auth.key_file are picked up every second.
+    control_loop(const cfg::config& c, io::engine& e, std::vector<auth::key> keys);
 
     // Shared mode starts from a clean slate (and lets secondaries be promoted), with the
     // kernel interface's ARP set up for staging the primary address on lo.
@@ -35,7 +39,8 @@ public:
 private:
     void turn(std::chrono::milliseconds wait);
     void on_event(const io::control_event& ev);
-    void on_hook_done(const control::hook_result& r);
+    void on_hook_done(const control::hook_completion& c);
+    void on_other_hook_done(const control::hook_result& r);
     void on_address(const io::control_event& ev);
     void stage_primary();
     void unstage_primary();
@@ -43,6 +48,9 @@ private:
     void check_health();
     void check_link();
     void report_sched();
+    void check_keys();
+    bool install_keys(const std::vector<auth::key>& keys, std::string& error);
+    std::string switchover();
     void post(fsm::command_kind k, std::uint32_t arg = 0);
     void notify(role r, std::uint64_t epoch);
     std::vector<std::string> env() const;
@@ -52,6 +60,7 @@ private:
     const cfg::config& c_;
     io::engine& e_;
     control::hook_runner hooks_;
+    control::hook_queue queue_; // every hook but health checks: one run per kind at a time
     std::unique_ptr<control::netlink> nl_;
     bool can_stage_{false}; // the kernel interface keeps quiet in ARP about a staged address
     bool staged_{false};    // the primary address sits on lo, unannounced (stage_primary)
@@ -59,7 +68,7 @@ private:
     std::unique_ptr<control::health_monitor> health_;
     std::deque<takeover_record> takeovers_;
     std::deque<std::string> notes_;                  // recent notices, for status
-    std::map<std::uint64_t, fsm::hook_kind> pending_; // hooks whose result the engine waits for
+    std::map<std::uint64_t, fsm::hook_kind> pending_; // queue tickets whose result the engine waits for
     std::uint64_t drain_hook_id_{0};
     bool draining_{false};
     std::int64_t app_inflight_{-1};                  // -1: the application never reported
@@ -70,6 +79,21 @@ private:
     std::string link_if_;                            // the port's kernel interface, "" when none
     std::unique_ptr<control::link_watch> link_;      // its carrier events, when watched
     bool sched_reported_{false};
+    // Keys: the bundles the engine may still use (the newest last) and the key file's
+    // identity when last read, so an edit (or a replaced file) is noticed.
+    std::deque<std::unique_ptr<io::key_bundle>> bundles_;
+    std::uint64_t key_gen_{0};
+    std::string key_path_;                             // the file auth.key_file names
+    struct file_id {
+        std::uint64_t dev{}, ino{}, size{};
+        std::int64_t mtime_ns{};
+        bool operator==(const file_id&) const = default;
+    } key_id_{};
+    std::chrono::steady_clock::time_point next_key_check_{};
+    // The machine's answer to the last switchover command (note and arg), for heartwirectl.
+    bool switchover_answered_{false};
+    fsm::note switchover_note_{};
+    std::uint32_t switchover_arg_{};
 };
 
 } // namespace heartwire::app

@@ -22,6 +22,7 @@
 #include "dpdk/clock.hpp"
 #include "dpdk/eal.hpp"
 #include "dpdk/engine.hpp"
+#include "heartwire/auth.hpp"
 #include "dpdk/idle_filler.hpp"
 #include "dpdk/port.hpp"
 #include "dpdk/telemetry.hpp"
@@ -134,6 +135,20 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
     cpu_set_t original;
     CPU_ZERO(&original);
     sched_getaffinity(0, sizeof original, &original);
+    // Keys first: a missing or readable-by-others key file stops the daemon before it touches
+    // the port, with the reason.
+    std::vector<auth::key> keys;
+    if (c.auth.mode == cfg::auth_mode::keyed) {
+        auto kr = auth::load_key_file(c.auth.key_file);
+        if (!kr.ok()) {
+            std::fprintf(stderr, "heartwired: auth.key_file: %s\n", kr.error.c_str());
+            return 1;
+        }
+        keys = std::move(kr.keys);
+    } else {
+        log::write(log::level::warn, "auth.mode = \"none\": heartwire frames are not authenticated; any host on the "
+                                     "segment can move the address");
+    }
     // Declared first, so destroyed last: any return below is an orderly exit (disarm_clean).
     // This thread locks the guard's mutex; it is also the poll (or, pipelined, RX) lcore.
     const std::unique_ptr<control::guard> guard = start_guard(c);
@@ -189,7 +204,7 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
                 engine->post(cmd);
             }
         }
-        control = std::make_unique<control_loop>(c, *engine);
+        control = std::make_unique<control_loop>(c, *engine, std::move(keys));
         control->prepare_kernel_interface();
         if (c.engine.mode == cfg::lcore_mode::pipelined && rte_lcore_count() < 2)
             throw io::setup_error("engine.mode = \"pipelined\" needs two lcores: give [port] eal \"-l\", \"0,1\"");

@@ -1,5 +1,7 @@
 #include "status.hpp"
 
+#include "heartwire/auth.hpp"
+
 #include <cstdio>
 #include <sstream>
 
@@ -58,13 +60,42 @@ void gaps_json(std::ostringstream& o, const io::gap_histogram& g) {
     o << "]}";
 }
 
+std::string key_ids(const fsm::key_set& k) {
+    std::string out;
+    for (unsigned i = 1; i < 256; ++i)
+        if (fsm::key_in(k, static_cast<std::uint8_t>(i))) out += (out.empty() ? "" : ",") + std::to_string(i);
+    return out;
+}
+
+std::uint64_t io_sum(const status_inputs& in, io::counter io::lcore_counters::*m) {
+    return (in.e.role_counters().*m).get() + (in.e.rx_counters().*m).get();
+}
+
+std::string auth_text(const status_inputs& in, const io::status_snapshot& s) {
+    if (in.c.auth.mode == cfg::auth_mode::none)
+        return "none (UNAUTHENTICATED: any frame of group " + std::to_string(in.c.node.group) + " is believed)";
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "keyed %s  send key %u%s  accepts %s  dropped: no tag %llu  unknown key %llu  bad tag %llu  replay %llu  "
+                  "old boot %llu  other group %llu",
+                  std::string(auth::to_string(auth::keyring::algo())).c_str(), s.send_key,
+                  s.preferred_key != s.send_key ? (" (moving to " + std::to_string(s.preferred_key) + " once every peer accepts it)").c_str() : "",
+                  key_ids(s.accepted_keys).c_str(), static_cast<unsigned long long>(io_sum(in, &io::lcore_counters::auth_missing)),
+                  static_cast<unsigned long long>(io_sum(in, &io::lcore_counters::auth_unknown_key)),
+                  static_cast<unsigned long long>(io_sum(in, &io::lcore_counters::auth_bad_tag)),
+                  static_cast<unsigned long long>(s.c.drop_replay), static_cast<unsigned long long>(s.c.drop_old_incarnation),
+                  static_cast<unsigned long long>(s.c.drop_other_group));
+    return buf;
+}
+
 } // namespace
 
 std::string status_text(const status_inputs& in) {
     const auto s = in.e.status();
     const auto& rc = in.e.role_counters();
     std::ostringstream o;
-    o << "node      " << in.c.node.name << " (id " << in.c.node.id << ", priority " << int(in.c.node.priority) << ")\n";
+    o << "node      " << in.c.node.name << " (id " << in.c.node.id << ", priority " << int(in.c.node.priority)
+      << ", group " << in.c.node.group << ")\n";
     o << "role      " << to_string(s.r) << "  epoch " << s.epoch << "  holds " << holds_list(s) << "\n";
     o << "addresses primary " << in.c.addresses.primary.to_string() << "  monitor "
       << in.c.addresses.monitor.to_string() << "\n";
@@ -78,6 +109,7 @@ std::string status_text(const status_inputs& in) {
                                                              : "  waiting for the monitor's answer");
         o << "\n";
     }
+    o << "auth      " << auth_text(in, s) << "\n";
     if (s.switchover_pending) o << "switchover pending: waiting for the primary to drain\n";
     if (in.app_inflight >= 0) o << "inflight  " << in.app_inflight << " (reported by the application)\n";
     o << "detect    interval " << in.c.detect.interval_us << " us  miss " << in.c.detect.miss << "  probe "
@@ -96,7 +128,7 @@ std::string status_text(const status_inputs& in) {
     for (const auto& p : s.peers) {
         if (!p.valid) continue;
         std::snprintf(buf, sizeof buf, "  id %-6u %-13s prio %-3d epoch %-4llu mac %s  heard %.1f ms ago  rtt %.1f us\n",
-                      p.id, std::string(to_string(p.r)).c_str(), p.priority, static_cast<unsigned long long>(p.epoch),
+                      p.id, p.down ? "down" : std::string(to_string(p.r)).c_str(), p.priority, static_cast<unsigned long long>(p.epoch),
                       p.mac.to_string().c_str(), static_cast<double>(s.now_ns - p.last_heard_ns) / 1e6, us(p.rtt_ns));
         o << buf;
     }
@@ -104,6 +136,9 @@ std::string status_text(const status_inputs& in) {
       << rc.tx_packets.get() << "  invalid " << rc.rx_invalid.get() + in.e.rx_counters().rx_invalid.get()
       << "  takeovers " << s.c.takeovers << "  probes " << s.c.probes_sent << "  answers " << s.c.answers
       << "  stalls " << s.c.stalls << "\n";
+    const auto& hk = in.hooks;
+    o << "hooks     started " << hk.started << "  queued " << hk.queued << "  coalesced " << hk.coalesced
+      << "  dropped " << hk.dropped << "  running " << hk.running << "  waiting " << hk.waiting << "\n";
     for (const auto& t : in.takeovers) {
         std::snprintf(buf, sizeof buf, "takeover  of node %u: detection %.1f us\n", t.failed_id, us(t.detection_ns));
         o << buf;
@@ -118,7 +153,12 @@ std::string status_json(const status_inputs& in) {
     const auto& xc = in.e.rx_counters();
     std::ostringstream o;
     o << "{\"node\":{\"name\":\"" << in.c.node.name << "\",\"id\":" << in.c.node.id
-      << ",\"priority\":" << int(in.c.node.priority) << "},";
+      << ",\"priority\":" << int(in.c.node.priority) << ",\"group\":" << in.c.node.group
+      << ",\"incarnation\":" << s.incarnation << "},";
+    o << "\"auth\":{\"mode\":\"" << cfg::to_string(in.c.auth.mode) << "\",\"algorithm\":\""
+      << (in.c.auth.mode == cfg::auth_mode::none ? "none" : auth::to_string(auth::keyring::algo()))
+      << "\",\"send_key\":" << int(s.send_key) << ",\"preferred_key\":" << int(s.preferred_key) << ",\"accepted\":["
+      << key_ids(s.accepted_keys) << "]},";
     o << "\"role\":\"" << to_string(s.r) << "\",\"epoch\":" << s.epoch << ",\"holds_primary\":"
       << (s.holds[0] ? "true" : "false") << ",\"holds_monitor\":" << (s.holds[1] ? "true" : "false") << ",";
     o << "\"mac\":\"" << in.e.mac().to_string() << "\",\"watched_primary\":" << s.watched_id
@@ -142,7 +182,7 @@ std::string status_json(const status_inputs& in) {
     bool first = true;
     for (const auto& p : s.peers) {
         if (!p.valid) continue;
-        o << (first ? "" : ",") << "{\"id\":" << p.id << ",\"role\":\"" << to_string(p.r) << "\",\"mac\":\""
+        o << (first ? "" : ",") << "{\"id\":" << p.id << ",\"role\":\"" << (p.down ? "down" : to_string(p.r)) << "\",\"mac\":\""
           << p.mac.to_string() << "\",\"priority\":" << int(p.priority) << ",\"epoch\":" << p.epoch
           << ",\"heard_ns_ago\":" << (s.now_ns - p.last_heard_ns) << ",\"rtt_ns\":" << p.rtt_ns << "}";
         first = false;
@@ -162,7 +202,10 @@ std::string status_json(const status_inputs& in) {
         o << (first ? "" : ",") << "\"" << wire::to_string(static_cast<wire::decode_error>(i)) << "\":" << n;
         first = false;
     }
-    o << "}},\"takeovers\":[";
+    const auto& hk = in.hooks;
+    o << "}},\"hooks\":{\"submitted\":" << hk.submitted << ",\"started\":" << hk.started << ",\"queued\":" << hk.queued
+      << ",\"coalesced\":" << hk.coalesced << ",\"dropped\":" << hk.dropped << ",\"running\":" << hk.running
+      << ",\"waiting\":" << hk.waiting << "},\"takeovers\":[";
     first = true;
     for (const auto& t : in.takeovers) {
         o << (first ? "" : ",") << "{\"failed_id\":" << t.failed_id << ",\"wall_ns\":" << t.wall_ns

@@ -5,6 +5,7 @@
 #include <deque>
 #include <string>
 
+#include "control/hook_queue.hpp"
 #include "dpdk/engine.hpp"
 #include "heartwire/config.hpp"
 
@@ -23,6 +24,7 @@ struct status_inputs {
     const std::deque<std::string>& notes;   // "<wall ns> <text>", newest last
     const std::string& fault_detail;
     std::int64_t app_inflight;              // -1: never reported
+    control::hook_queue_counters hooks;     // the control loop's hook queue
 };
 
 std::string status_text(const status_inputs& in);

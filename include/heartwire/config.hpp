@@ -19,6 +19,8 @@ inline constexpr std::uint32_t default_miss = 3;
 inline constexpr std::uint32_t default_garp_repeat = 3;
 inline constexpr std::uint32_t default_garp_interval_us = 100;
 inline constexpr std::uint32_t default_garp_refresh_ms = 1000;
+inline constexpr std::uint32_t default_defend_interval_ms = 10;
+inline constexpr std::uint32_t default_group = 1;
 inline constexpr std::uint32_t default_discovery_probes = 3;
 inline constexpr std::uint32_t default_discovery_interval_ms = 10;
 inline constexpr std::uint32_t default_discovery_wait_ms = 20;
@@ -51,11 +53,15 @@ enum class probe_kind { heartbeat, icmp, both };
 enum class lcore_mode { run_to_completion, pipelined };
 enum class idle_policy { busy, adaptive };
 enum class sched_policy { fifo, other };
+enum class auth_mode { keyed, none };
 
 struct node_cfg {
     std::string name;                       // [node] name (required)
     std::uint32_t id{};                     // [node] id, 1..2^32-1 (required, unique per cluster)
     std::uint8_t priority{default_priority}; // [node] priority 1..255, higher wins ties
+    // [node] group 1..2^32-1: like keepalived's VRID. Frames of another group are counted
+    // and ignored, so several clusters share one segment.
+    std::uint32_t group{default_group};
 };
 
 struct port_cfg {
@@ -90,6 +96,18 @@ struct garp_cfg {
     std::uint32_t repeat{default_garp_repeat};           // [garp] repeat, 1..100
     std::uint32_t interval_us{default_garp_interval_us}; // [garp] interval_us, spacing in the burst
     std::uint32_t refresh_ms{default_garp_refresh_ms};   // [garp] refresh_ms, 0 = no refresh
+    // [garp] defend_interval_ms: an ARP from another MAC claiming a held address is answered
+    // by our GARP at once, at most once per this long per address (RFC 5227 2.4). 0 = always.
+    std::uint32_t defend_interval_ms{default_defend_interval_ms};
+};
+
+struct auth_cfg {
+    // [auth] mode = "keyed" (every heartwire frame carries a keyed MAC; frames without a
+    // valid one are dropped) | "none" (unauthenticated, only when written out explicitly).
+    auth_mode mode{auth_mode::keyed};
+    // [auth] key_file: required when keyed. An absolute path to a file of mode 0600 or
+    // stricter, or "cred:NAME" for the systemd credential NAME. Re-read when it changes.
+    std::string key_file;
 };
 
 struct protocol_cfg {
@@ -132,6 +150,7 @@ struct hooks_cfg {
     std::string fence;       // fence <node id> <mac>: must exit 0 before takeover if required
     std::string drain;       // drain: stop taking new work; exit when in-flight work is done
     std::string recover;     // recover <node id>: the fault is cured; restart what it needs, then rejoin
+    std::string undrain;     // undrain <peer id>: a drain was abandoned (switchover timed out): take work again
     std::uint32_t timeout_ms{default_hook_timeout_ms};
 };
 
@@ -155,6 +174,7 @@ struct config {
     addresses_cfg addresses;
     detect_cfg detect;
     garp_cfg garp;
+    auth_cfg auth;
     protocol_cfg protocol;
     engine_cfg engine;
     hooks_cfg hooks;
@@ -186,5 +206,6 @@ std::string_view to_string(probe_kind p) noexcept;
 std::string_view to_string(lcore_mode m) noexcept;
 std::string_view to_string(idle_policy p) noexcept;
 std::string_view to_string(sched_policy p) noexcept;
+std::string_view to_string(auth_mode m) noexcept;
 
 } // namespace heartwire::cfg

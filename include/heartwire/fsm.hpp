@@ -26,6 +26,14 @@ std::string_view to_string(address_id a) noexcept;
 // Everything the machine needs from the config, with times in nanoseconds.
 struct params {
     std::uint32_t node_id{1};
+    std::uint32_t group{1};           // [node] group: frames of another group are ignored
+    std::uint64_t incarnation{1};     // this boot (the engine stamps realtime ns at start)
+    // Believe heartbeats only when the receiver verified their tag. false only with
+    // [auth] mode = "none", configured explicitly.
+    bool require_auth{true};
+    // RFC 5227 2.4: an ARP claim for an address we hold is answered by our GARP at once, at
+    // most once per this long per address.
+    std::uint64_t defend_interval_ns{10'000'000};
     std::uint8_t priority{cfg::default_priority};
     mac_addr mac;
     ipv4_addr addr[address_count];
@@ -54,18 +62,36 @@ struct params {
     static params from_config(const cfg::config& c, const mac_addr& mac) noexcept;
 };
 
+// A key-id set: bit i = key id i (1..255).
+using key_set = std::array<std::uint64_t, 4>;
+constexpr bool key_in(const key_set& k, std::uint8_t id) noexcept { return (k[id >> 6] >> (id & 63)) & 1u; }
+
+// Peers are authenticated nodes of our group only. The entry outlives silence (a dead peer
+// stays, marked down, so its replay window keeps old frames out); the least recently heard
+// dead entry is reused when the table is full.
 struct peer {
     bool valid{false};
     std::uint32_t id{};
-    mac_addr mac;
+    mac_addr mac;                 // bound at first authenticated frame (issue 8 item 4)
     role r{role::init};
     std::uint8_t priority{};
     std::uint64_t epoch{};
     std::uint16_t flags{};
     std::uint64_t last_heard_ns{};
     std::uint64_t rtt_ns{};
+    bool down{false};             // presumed dead: replaced by a takeover or its engine died
+    // Replay window: its incarnation, the highest seq seen and a bitmap of the 64 below it.
+    std::uint64_t incarnation{};
+    std::uint64_t seq_high{};
+    std::uint64_t seq_bits{};
+    std::uint8_t key_id{};        // key its last frame was signed with
+    bool keys_known{false};       // it has advertised the key ids it accepts
+    key_set accepts{};
 };
-inline constexpr std::size_t max_peers = 16;
+inline constexpr std::size_t max_peers = 64;
+// A claim more than this far above the newest epoch we know is refused (a buggy or
+// compromised peer cannot wrap or pin the epoch).
+inline constexpr std::uint64_t max_epoch_step = 1024;
 
 enum class event_kind : std::uint8_t {
     start,     // begin discovery
@@ -76,7 +102,7 @@ enum class event_kind : std::uint8_t {
     command    // from the operator, the application or a health check (event::cmd, arg)
 };
 
-enum class hook_kind : std::uint8_t { boot_peer, fence, recover };
+enum class hook_kind : std::uint8_t { boot_peer, fence, recover, undrain };
 std::string_view to_string(hook_kind h) noexcept;
 
 enum class command_kind : std::uint8_t {
@@ -91,6 +117,18 @@ enum class command_kind : std::uint8_t {
 enum class fault_kind : std::uint8_t { none = 0, script = 1, interface = 2, process = 3, application = 4 };
 std::string_view to_string(fault_kind f) noexcept;
 bool parse_fault_kind(std::string_view s, fault_kind& out) noexcept;
+
+// Why a switchover was refused (note::switchover_refused's arg), for the operator.
+enum class refusal : std::uint8_t {
+    none = 0,
+    no_monitor = 1,  // the primary has no live monitor to hand over to
+    wrong_role = 2,  // only the primary or the monitor can start one
+    in_progress = 3, // a switchover is already under way
+    no_primary = 4,  // the monitor knows no live primary
+    faulty = 5,      // this monitor is in fault: it must not take the service
+    link_down = 6,
+};
+std::string_view to_string(refusal r) noexcept;
 
 struct event {
     event_kind kind{event_kind::tick};
@@ -122,6 +160,7 @@ struct event {
     X(run_hook)        /* hook, peer_id */                                                       \
     X(takeover)        /* peer_id, last_answer_ns, decided_ns: detection record */            \
     X(drain)           /* stop taking new work, report when in-flight work is done */          \
+    X(undrain)         /* a drain was abandoned (switchover timed out): take new work again */ \
     X(notice)          /* something the operator should read: note, arg */
 
 enum class action_kind : std::uint8_t {
@@ -143,7 +182,14 @@ std::string_view to_string(action_kind a) noexcept;
     X(engine_down_heard)         /* arg: the peer whose guard said its engine died */            \
     X(link_down)                 /* our port lost carrier: we hold nothing and never take over */\
     X(link_up)                   /* carrier is back: rejoin through discovery */                 \
-    X(loop_gap)                  /* engine: a poll loop woke this many us late (rate-limited) */
+    X(loop_gap)                  /* engine: a poll loop woke this many us late (rate-limited) */\
+    X(id_collision)              /* arg: our id, heard from another MAC with a valid key */      \
+    X(id_collision_over)         /* no colliding frame for a peer timeout: we rejoin */          \
+    X(address_attacked)          /* arg: ARP claims for our address by other MACs, last second */\
+    X(peer_table_full)           /* an authenticated peer found no slot (rate-limited) */        \
+    X(fence_abandoned)           /* arg: peer; the fence failed and the peer answers again */    \
+    X(fence_failed)              /* arg: peer; retried after a backoff (doubling, up to 64x) */  \
+    X(send_key_changed)          /* arg: key id now used for sending */
 
 enum class note : std::uint8_t {
 #define HW_X(name) name,
@@ -204,7 +250,19 @@ protected:
     X(false_takeovers)      /* after our takeover the old primary was heard alive */           \
     X(engine_down_notices)  /* engine-down frames heard from peers */                          \
     X(notice_takeovers)     /* takeovers decided on an engine-down notice (no window wait) */  \
-    X(link_downs)           /* our port lost carrier */
+    X(link_downs)           /* our port lost carrier */                                        \
+    X(address_defences)     /* GARPs sent to defend an address another MAC claimed */          \
+    /* drops, by reason (issue 8): none of these reaches a role rule */                        \
+    X(drop_other_group)     /* a heartbeat of another group */                                 \
+    X(drop_unauthenticated) /* no valid tag (the engine counts why: bad tag, unknown key) */   \
+    X(drop_not_for_us)      /* unicast to another MAC (a redirected frame) */                  \
+    X(drop_old_incarnation) /* an earlier boot of a known peer */                             \
+    X(drop_replay)          /* a seq already seen, or older than the window */                 \
+    X(drop_id_mac_mismatch) /* a known id from a MAC it was not bound to */                    \
+    X(drop_id_collision)    /* our own id from another MAC */                                  \
+    X(drop_epoch_jump)      /* an epoch more than max_epoch_step above the newest known */     \
+    X(drop_role)            /* a control frame from a peer whose role may not send it */       \
+    X(drop_table_full)      /* an authenticated peer found no slot */
 
 struct counters {
 #define HW_X(name) std::uint64_t name{};
@@ -277,6 +335,24 @@ struct state {
 
     bool link_down{};               // the port has no carrier: hold nothing, never take over
 
+    // Another node with our id (issue 8 item 4): neither claims while it lasts.
+    std::uint64_t collision_until_ns{};
+    std::uint64_t next_collision_note_ns{};
+    // Address defence (RFC 5227 2.4) and its rate limit.
+    std::uint64_t last_defence_ns[address_count]{};
+    std::uint64_t attack_window_ns{};
+    std::uint32_t attack_count{};
+    std::uint64_t next_table_note_ns{};
+    std::uint32_t fence_failures{};
+
+    // Keys (make-before-break rotation): the ids this node accepts, the one the operator
+    // wants to send with, and the one in use. The send key moves to `preferred_key` once
+    // every live peer has said it accepts it (announce payload), so no peer ever drops us.
+    key_set my_keys{};
+    std::uint8_t preferred_key{};
+    std::uint8_t send_key{};
+    std::array<std::byte, 34> announce_payload{};
+
     std::array<peer, max_peers> peers{};
     std::uint64_t last_rtt_ns{};   // round trip of the newest answered heartbeat probe
     counters c;
@@ -301,5 +377,13 @@ struct rank {
 };
 
 const peer* find_peer(const state& s, std::uint32_t id) noexcept;
+
+// Keys the engine's keyring holds now and the one the operator marked for sending. The
+// machine answers with the send key to use (state::send_key), which changes only once every
+// live peer accepts the new one.
+void set_keys(state& s, const key_set& accepted, std::uint8_t preferred, std::uint64_t now, action_sink& out) noexcept;
+
+// Announce payload TLVs: type (1), length (1), value.
+inline constexpr std::uint8_t tlv_accepted_keys = 1; // 32 bytes: the key_set, bit i = id i
 
 } // namespace heartwire::fsm

@@ -71,19 +71,28 @@ struct icmp_echo {
 // ---------------------------------------------------------------- heartwire frame (EtherType 0x88B5)
 //  0               1               2               3
 //  +---------------+---------------+---------------+---------------+
-//  |   version=1   |     type      |     role      |   priority    |  0
+//  |   version=2   |     type      |     role      |   priority    |  0
 //  |                          node id                              |  4
 //  |                          epoch (64)                           |  8
-//  |                          seq (64)                             | 16
+//  |                          seq (64)                             | 16  per frame, per incarnation
 //  |                          ack seq (64)                         | 24
 //  |                          timestamp ns (64)                    | 32
 //  |                          timestamp echo ns (64)               | 40
 //  |            flags              |        payload length         | 48
-//  |                          reserved (0)                         | 52
-//  |                          payload ...                          | 56
-inline constexpr std::uint8_t heartwire_version = 1;
-inline constexpr std::size_t hb_header_size = 56;
+//  |                          group id                             | 52
+//  |                          incarnation (64)                     | 56  sender's boot, realtime ns
+//  |    key id     |   auth alg    |          reserved (0)         | 64
+//  |                          reserved (0)                         | 68
+//  |                          payload ...                          | 72
+//  |                          tag (16), when auth alg != 0         | 72 + payload length
+// The tag is a keyed MAC over every byte before it, the Ethernet header included (the
+// source MAC is bound to the frame). Group id, incarnation and seq are what receivers check
+// before the state machine sees the frame (issue 8): another group, an old incarnation, a
+// replayed seq or a bad tag is dropped and counted.
+inline constexpr std::uint8_t heartwire_version = 2;
+inline constexpr std::size_t hb_header_size = 72;
 inline constexpr std::size_t hb_max_payload = 1024;
+inline constexpr std::size_t hb_tag_size = 16;
 
 // X-macro: one list makes the enum, its names, and per-type counters.
 #define HEARTWIRE_HB_TYPES(X)                                                                     \
@@ -129,7 +138,15 @@ struct hb_msg {
     std::uint64_t ts_ns{};
     std::uint64_t ts_echo_ns{};
     std::uint16_t flags{};
+    std::uint32_t group{};
+    std::uint64_t incarnation{};
+    std::uint8_t key_id{};
+    std::uint8_t auth_alg{};            // 0: no tag (unauthenticated mode)
     std::span<const std::byte> payload; // <= hb_max_payload, points into the decoded buffer
+    // Decoded frames only: the bytes the tag covers (Ethernet header to payload end) and
+    // the tag itself (empty when auth_alg == 0). Point into the decoded buffer.
+    std::span<const std::byte> covered;
+    std::span<const std::byte> tag;
 };
 
 // ---------------------------------------------------------------- decode
@@ -154,7 +171,8 @@ struct hb_msg {
     X(hb_bad_version)                                                                             \
     X(hb_bad_type)                                                                                \
     X(hb_bad_role)                                                                                \
-    X(hb_bad_payload_length)
+    X(hb_bad_payload_length)                                                                      \
+    X(hb_missing_tag)      /* auth alg set but the frame ends before the 16-byte tag */
 
 enum class decode_error : std::uint8_t {
     none = 0,
@@ -177,6 +195,10 @@ struct frame {
     arp_msg arp;
     icmp_echo echo;
     hb_msg hb;
+    // Set by the receiver after it checked the tag (the codec never sets it): the state
+    // machine believes control frames only from authenticated peers, unless the node runs
+    // unauthenticated by explicit configuration.
+    bool authenticated{false};
 
     constexpr bool ok() const noexcept { return kind != frame_kind::invalid; }
 };
@@ -199,6 +221,8 @@ std::size_t encode_arp_probe(const mac_addr& src, ipv4_addr addr, std::span<std:
 // Echo request or reply with IPv4 and ICMP checksums filled in (DF set, id 0).
 std::size_t encode_icmp_echo(const mac_addr& dst, const mac_addr& src, const icmp_echo& m,
                              std::span<std::byte> out) noexcept;
+// With m.auth_alg != 0 the frame ends in hb_tag_size zero bytes for the sender to fill
+// (sign the first n - hb_tag_size bytes, write the tag in the last hb_tag_size).
 std::size_t encode_heartbeat(const mac_addr& dst, const mac_addr& src, const hb_msg& m,
                              std::span<std::byte> out) noexcept;
 

@@ -68,10 +68,14 @@ constexpr std::size_t hb_off_ts = 32;
 constexpr std::size_t hb_off_ts_echo = 40;
 constexpr std::size_t hb_off_flags = 48;
 constexpr std::size_t hb_off_payload_length = 50;
-constexpr std::size_t hb_off_reserved = 52;
-static_assert(hb_off_reserved + 4 == hb_header_size);
+constexpr std::size_t hb_off_group = 52;
+constexpr std::size_t hb_off_incarnation = 56;
+constexpr std::size_t hb_off_key_id = 64;
+constexpr std::size_t hb_off_auth_alg = 65;
+constexpr std::size_t hb_off_reserved = 66;
+static_assert(hb_off_reserved + 6 == hb_header_size);
 static_assert(eth_header::size() + arp_msg::size() < eth_min_frame);
-static_assert(eth_header::size() + hb_header_size + hb_max_payload <= 1514, "a heartbeat fits one standard frame");
+static_assert(eth_header::size() + hb_header_size + hb_max_payload + hb_tag_size <= 1514, "a heartbeat fits one standard frame");
 
 // ---------------------------------------------------------------- decoders, one per layer
 // Each takes the bytes after the previous header and fills its part of `f`, returning the
@@ -125,7 +129,8 @@ decode_error decode_ipv4(std::span<const std::byte> in, icmp_echo& e) noexcept {
     return decode_icmp(in.subspan(ihl, total - ihl), e);
 }
 
-decode_error decode_hb(std::span<const std::byte> in, hb_msg& h) noexcept {
+// `frame_start`: the frame's first byte (the Ethernet header), where the tag's cover begins.
+decode_error decode_hb(const std::byte* frame_start, std::span<const std::byte> in, hb_msg& h) noexcept {
     if (in.size() < hb_header_size) return decode_error::hb_truncated;
     const std::byte* p = in.data();
     if (load_u8(p + hb_off_version) != heartwire_version) return decode_error::hb_bad_version;
@@ -144,8 +149,18 @@ decode_error decode_hb(std::span<const std::byte> in, hb_msg& h) noexcept {
     h.ts_ns = load_be64(p + hb_off_ts);
     h.ts_echo_ns = load_be64(p + hb_off_ts_echo);
     h.flags = load_be16(p + hb_off_flags);
-    // reserved (offset 52) is not checked so a later version can use it without a flag day.
+    h.group = load_be32(p + hb_off_group);
+    h.incarnation = load_be64(p + hb_off_incarnation);
+    h.key_id = load_u8(p + hb_off_key_id);
+    h.auth_alg = load_u8(p + hb_off_auth_alg);
+    // reserved (offset 66) is not checked so a later version can use it without a flag day.
     h.payload = in.subspan(hb_header_size, len);
+    const std::size_t end = hb_header_size + len; // <= in.size(), checked above
+    if (h.auth_alg != 0) {
+        if (in.size() - end < hb_tag_size) return decode_error::hb_missing_tag;
+        h.tag = in.subspan(end, hb_tag_size);
+    }
+    h.covered = std::span<const std::byte>(frame_start, static_cast<std::size_t>(p - frame_start) + end);
     return decode_error::none;
 }
 
@@ -242,7 +257,7 @@ frame decode(std::span<const std::byte> in) noexcept {
         const auto body = in.subspan(eth_header::size());
         switch (f.eth.ethertype) {
         case ethertype_heartwire:
-            err = decode_hb(body, f.hb);
+            err = decode_hb(in.data(), body, f.hb);
             kind = frame_kind::heartbeat;
             break;
         case ethertype_arp:
@@ -352,7 +367,8 @@ std::size_t encode_heartbeat(const mac_addr& dst, const mac_addr& src, const hb_
     if (!is_valid_hb_type(static_cast<std::uint8_t>(m.type)) || m.role > max_wire_role ||
         m.payload.size() > hb_max_payload)
         return 0;
-    const std::size_t len = eth_header::size() + hb_header_size + m.payload.size();
+    const std::size_t tag = m.auth_alg != 0 ? hb_tag_size : 0;
+    const std::size_t len = eth_header::size() + hb_header_size + m.payload.size() + tag;
     if (out.size() < wire_size(len)) return 0;
 
     std::byte* p = out.data();
@@ -371,7 +387,12 @@ std::size_t encode_heartbeat(const mac_addr& dst, const mac_addr& src, const hb_
     store_be64(h + hb_off_ts_echo, m.ts_echo_ns);
     store_be16(h + hb_off_flags, m.flags);
     store_be16(h + hb_off_payload_length, static_cast<std::uint16_t>(m.payload.size()));
-    store_be32(h + hb_off_reserved, 0);
+    store_be32(h + hb_off_group, m.group);
+    store_be64(h + hb_off_incarnation, m.incarnation);
+    h[hb_off_key_id] = std::byte{m.key_id};
+    h[hb_off_auth_alg] = std::byte{m.auth_alg};
+    std::memset(h + hb_off_reserved, 0, hb_header_size - hb_off_reserved);
+    if (tag != 0) std::memset(h + hb_header_size + m.payload.size(), 0, tag);
     return pad_to_min(out, len);
 }
 

@@ -36,6 +36,8 @@ struct range {
 constexpr range ranges[] = {
     {"node.id", 1, 4294967295u},
     {"node.priority", 1, 255},
+    {"node.group", 1, 4294967295u},
+    {"garp.defend_interval_ms", 0, 60'000},
     {"port.rx_desc", 64, 8192},
     {"port.tx_desc", 64, 8192},
     {"port.mbufs", 511, 1048575},
@@ -90,6 +92,7 @@ constexpr names_t<lcore_mode> lcore_mode_names[] = {
 constexpr names_t<idle_policy> idle_policy_names[] = {
     {"busy", idle_policy::busy}, {"adaptive", idle_policy::adaptive}};
 constexpr names_t<sched_policy> sched_policy_names[] = {{"fifo", sched_policy::fifo}, {"other", sched_policy::other}};
+constexpr names_t<auth_mode> auth_mode_names[] = {{"keyed", auth_mode::keyed}, {"none", auth_mode::none}};
 constexpr std::string_view health_kinds[] = {"script", "interface", "process"};
 constexpr std::string_view log_levels[] = {"debug", "info", "warn", "error"};
 
@@ -283,6 +286,7 @@ void read_node(table_reader& r, node_cfg& c) {
     r.string("name", c.name, true);
     r.uint("id", c.id, true);
     r.uint("priority", c.priority);
+    r.uint("group", c.group);
 }
 
 void read_port(table_reader& r, port_cfg& c) {
@@ -312,6 +316,12 @@ void read_garp(table_reader& r, garp_cfg& c) {
     r.uint("repeat", c.repeat);
     r.uint("interval_us", c.interval_us);
     r.uint("refresh_ms", c.refresh_ms);
+    r.uint("defend_interval_ms", c.defend_interval_ms);
+}
+
+void read_auth(table_reader& r, auth_cfg& c) {
+    r.enumeration("mode", c.mode, auth_mode_names);
+    r.string("key_file", c.key_file);
 }
 
 void read_protocol(table_reader& r, protocol_cfg& c) {
@@ -347,7 +357,7 @@ constexpr std::pair<std::string_view, std::string hooks_cfg::*> hook_paths[] = {
     {"on_monitor", &hooks_cfg::on_monitor}, {"on_standby", &hooks_cfg::on_standby},
     {"on_fault", &hooks_cfg::on_fault},     {"boot_peer", &hooks_cfg::boot_peer},
     {"fence", &hooks_cfg::fence},           {"drain", &hooks_cfg::drain},
-    {"recover", &hooks_cfg::recover},
+    {"recover", &hooks_cfg::recover},       {"undrain", &hooks_cfg::undrain},
 };
 
 void read_hooks(table_reader& r, hooks_cfg& c) {
@@ -382,7 +392,7 @@ template <class Fn> void read_section(const toml::table& root, std::string_view 
     r.finish();
 }
 
-constexpr std::string_view sections[] = {"node",     "port",   "addresses", "detect", "garp",
+constexpr std::string_view sections[] = {"node",     "port",   "addresses", "detect", "garp",   "auth",
                                          "protocol", "engine", "hooks",     "health", "control"};
 
 void read_config(const toml::table& root, config& c, error_list& e) {
@@ -391,6 +401,7 @@ void read_config(const toml::table& root, config& c, error_list& e) {
     read_section(root, "addresses", e, [&](table_reader& r) { read_addresses(r, c.addresses); });
     read_section(root, "detect", e, [&](table_reader& r) { read_detect(r, c.detect); });
     read_section(root, "garp", e, [&](table_reader& r) { read_garp(r, c.garp); });
+    read_section(root, "auth", e, [&](table_reader& r) { read_auth(r, c.auth); });
     read_section(root, "protocol", e, [&](table_reader& r) { read_protocol(r, c.protocol); });
     read_section(root, "engine", e, [&](table_reader& r) { read_engine(r, c.engine); });
     read_section(root, "hooks", e, [&](table_reader& r) { read_hooks(r, c.hooks); });
@@ -572,6 +583,7 @@ std::vector<config_error> validate(const config& c) {
         k.fail("node.name", quote(c.node.name), "must be at most 32 characters from A-Z a-z 0-9 _ . -");
     k.in_range("node.id", c.node.id);
     k.in_range("node.priority", c.node.priority);
+    k.in_range("node.group", c.node.group);
 
     // [port]
     if (c.port.device.empty()) k.fail("port.device", "", "must not be empty (a vdev like \"net_af_xdp0,iface=eth0\" or a PCI address)");
@@ -602,6 +614,21 @@ std::vector<config_error> validate(const config& c) {
     k.in_range("garp.repeat", c.garp.repeat);
     k.in_range("garp.interval_us", c.garp.interval_us);
     k.in_range("garp.refresh_ms", c.garp.refresh_ms);
+    k.in_range("garp.defend_interval_ms", c.garp.defend_interval_ms);
+
+    // [auth]: unauthenticated only when asked for in so many words.
+    if (c.auth.mode == auth_mode::keyed) {
+        if (c.auth.key_file.empty())
+            k.fail("auth.key_file", "",
+                   "is required: frames are authenticated by default (a key file of mode 0600, or \"cred:NAME\" "
+                   "for a systemd credential); set auth.mode = \"none\" to run unauthenticated");
+        else if (!c.auth.key_file.starts_with("cred:"))
+            k.absolute_path("auth.key_file", c.auth.key_file);
+        else if (c.auth.key_file.size() == 5 || c.auth.key_file.find('/') != std::string::npos)
+            k.fail("auth.key_file", quote(c.auth.key_file), "must be \"cred:NAME\" with a credential name (no '/')");
+    } else if (!c.auth.key_file.empty()) {
+        k.fail("auth.key_file", quote(c.auth.key_file), "is set but auth.mode = \"none\": remove one of them");
+    }
 
     // [protocol]
     const auto& p = c.protocol;
@@ -709,6 +736,14 @@ std::string_view to_string(sched_policy p) noexcept {
     switch (p) {
     case sched_policy::fifo: return "fifo";
     case sched_policy::other: return "other";
+    }
+    return "?";
+}
+
+std::string_view to_string(auth_mode m) noexcept {
+    switch (m) {
+    case auth_mode::keyed: return "keyed";
+    case auth_mode::none: return "none";
     }
     return "?";
 }

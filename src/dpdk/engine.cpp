@@ -20,6 +20,7 @@
 
 #include "dpdk/eal.hpp"
 #include "dpdk/port.hpp"
+#include "heartwire/auth.hpp"
 #include "heartwire/turn.hpp"
 
 namespace heartwire::io {
@@ -104,7 +105,17 @@ public:
         const mac_addr& me = e_.port_.mac();
         switch (a.kind) {
         case action_kind::send_heartbeat:
-            put([&](std::span<std::byte> b) { return wire::encode_heartbeat(a.dst, me, a.hb, b); });
+            put([&](std::span<std::byte> b) {
+                // Keyed: the frame carries our send key's id and a tag over all of it.
+                wire::hb_msg m = a.hb;
+                if (e_.keyed_) {
+                    m.key_id = e_.signing_key_;
+                    m.auth_alg = static_cast<std::uint8_t>(auth::keyring::algo());
+                }
+                const std::size_t n = wire::encode_heartbeat(a.dst, me, m, b);
+                if (n != 0 && e_.keyed_) e_.sign(b.first(n));
+                return n;
+            });
             return;
         case action_kind::send_arp_probe:
             put([&](std::span<std::byte> b) { return wire::encode_arp_probe(me, a.addr, b); });
@@ -142,6 +153,7 @@ public:
         case action_kind::run_hook:
         case action_kind::takeover:
         case action_kind::drain:
+        case action_kind::undrain:
         case action_kind::notice: {
             control_event ev{a, now_, e_.clk_.wall_ns(now_)};
             if (rte_ring_sp_enqueue_elem(e_.events_, &ev, sizeof ev) != 0) c_.control_full.add();
@@ -192,8 +204,17 @@ private:
     std::uint16_t n_{0};
 };
 
+key_bundle::key_bundle() = default;
+key_bundle::~key_bundle() = default;
+
 engine::engine(const cfg::config& c, port& p, tsc_clock& clk) : cfg_(c), port_(p), clk_(clk) {
     fsm::params fp = fsm::params::from_config(c, p.mac());
+    // This boot's incarnation: peers take our frames under it from the first one, and drop
+    // anything stamped by an earlier boot. Realtime, so a restart always counts up.
+    timespec rt{};
+    clock_gettime(CLOCK_REALTIME, &rt);
+    fp.incarnation = static_cast<std::uint64_t>(rt.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(rt.tv_nsec);
+    keyed_ = c.auth.mode == cfg::auth_mode::keyed;
     fsm::init(fsm_, fp);
     stall_threshold_ns_ = fsm_.det.config().stall_threshold_ns;
     // Worth a log line: a gap that eats half the detection window (at least 250 us).
@@ -268,6 +289,10 @@ void engine::publish(std::uint64_t now) noexcept {
     snap_.last_rtt_ns = fsm_.last_rtt_ns;
     snap_.now_ns = now;
     snap_.role_since_ns = fsm_.role_since_ns;
+    snap_.send_key = signing_key_;
+    snap_.preferred_key = fsm_.preferred_key;
+    snap_.accepted_keys = fsm_.my_keys;
+    snap_.incarnation = fsm_.p.incarnation;
     snap_seq_.store(s + 2, std::memory_order_release);
     next_publish_ns_ = now + publish_period_ns;
 }
@@ -304,6 +329,7 @@ void engine::handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, 
 // Timers and control commands, after the RX queue was drained (a monitor that slept must
 // read the answers waiting for it before it judges the primary).
 void engine::role_turn(const fsm::event& tick, std::uint64_t now, tx_sink& tx) noexcept {
+    take_keys(now, tx);
     engine_command cmds[16];
     const unsigned nc = rte_ring_sc_dequeue_burst_elem(commands_, cmds, sizeof(engine_command), 16, nullptr);
     for (unsigned i = 0; i < nc; ++i) {
@@ -337,16 +363,70 @@ void engine::report_gap(std::uint64_t late, std::uint64_t now) noexcept {
     rte_ring_sp_enqueue_elem(events_, &ev, sizeof ev);
 }
 
-// The frame the guard sends if we die: rebuilt only when what it says changes.
+// The frame the guard sends if we die: rebuilt (and signed) only when what it says or the
+// key it is signed with changes.
 void engine::refresh_notice() noexcept {
     if (!notice_) return;
-    const std::uint64_t key = (fsm_.epoch << 16) ^ (std::uint64_t{static_cast<std::uint8_t>(fsm_.r)} << 8) ^
-                              (fsm_.holds[0] ? 1u : 0u) ^ (fsm_.holds[1] ? 2u : 0u) ^ (fsm_.fault != fsm::fault_kind::none ? 4u : 0u);
+    const std::uint64_t key = (fsm_.epoch << 24) ^ (std::uint64_t{signing_key_} << 16) ^
+                              (std::uint64_t{static_cast<std::uint8_t>(fsm_.r)} << 8) ^ (fsm_.holds[0] ? 1u : 0u) ^
+                              (fsm_.holds[1] ? 2u : 0u) ^ (fsm_.fault != fsm::fault_kind::none ? 4u : 0u);
     if (key == notice_key_) return;
     notice_key_ = key;
     std::byte buf[death_notice::max_frame];
-    const std::size_t n = wire::encode_heartbeat(mac_addr::heartwire_group(), port_.mac(), fsm::engine_down_msg(fsm_), buf);
+    wire::hb_msg m = fsm::engine_down_msg(fsm_);
+    if (keyed_) {
+        m.key_id = signing_key_;
+        m.auth_alg = static_cast<std::uint8_t>(auth::keyring::algo());
+    }
+    const std::size_t n = wire::encode_heartbeat(mac_addr::heartwire_group(), port_.mac(), m, buf);
+    if (n != 0 && keyed_) sign({buf, n});
     notice_->publish({buf, n});
+}
+
+// Role lcore: a new key bundle offered by the control thread is taken at the top of a
+// turn; the machine is told which ids we accept and which one the operator prefers, and
+// answers with the send key (it moves only once every live peer accepts the new one).
+void engine::take_keys(std::uint64_t now, tx_sink& tx) noexcept {
+    if (!keyed_) return;
+    key_bundle* b = offered_.load(std::memory_order_acquire);
+    if (b != role_keys_ && b) {
+        role_keys_ = b;
+        tx.begin(nullptr, now);
+        fsm::set_keys(fsm_, b->accepted, b->preferred, now, tx);
+        role_gen_.store(b->gen, std::memory_order_release);
+        if (!pipe_) rx_gen_.store(b->gen, std::memory_order_release);
+    }
+    if (role_keys_ && fsm_.send_key != signing_key_ && role_keys_->tx->set_send_key(fsm_.send_key))
+        signing_key_ = fsm_.send_key;
+}
+
+void engine::sign(std::span<std::byte> frame_bytes) noexcept {
+    if (!role_keys_ || frame_bytes.size() < wire::hb_tag_size) return; // no keys yet: an all-zero tag, dropped by peers
+    const std::size_t covered = frame_bytes.size() - wire::hb_tag_size;
+    role_keys_->tx->sign(frame_bytes.first(covered), frame_bytes.subspan(covered).first<wire::hb_tag_size>());
+}
+
+// Keyed: a heartbeat is believed only with a tag that verifies under a key we hold. The
+// verdict is counted here by reason; the machine counts the frame as unauthenticated.
+bool engine::authenticate(wire::frame& f, auth::keyring* ring, lcore_counters& c) noexcept {
+    if (f.kind != wire::frame_kind::heartbeat || !keyed_) return true;
+    f.authenticated = false;
+    if (f.hb.auth_alg != static_cast<std::uint8_t>(auth::keyring::algo()) || f.hb.tag.size() != wire::hb_tag_size || !ring) {
+        c.auth_missing.add();
+        return false;
+    }
+    switch (ring->verify(f.hb.key_id, f.hb.covered, f.hb.tag.first<wire::hb_tag_size>())) {
+    case auth::keyring::verdict::ok:
+        f.authenticated = true;
+        return true;
+    case auth::keyring::verdict::unknown_key:
+        c.auth_unknown_key.add();
+        return false;
+    case auth::keyring::verdict::bad_tag:
+        c.auth_bad_tag.add();
+        return false;
+    }
+    return false;
 }
 
 // Scheduling belongs to the poll lcores alone (DESIGN.md: a whole daemon under chrt never
@@ -403,6 +483,7 @@ int engine::role_loop(Pull&& pull) noexcept {
     tx_sink tx(*this, role_c_);
     const unsigned nb = std::min<std::uint32_t>(cfg_.engine.burst, max_burst);
     const unsigned cap = cfg_.port.rx_desc + (pipe_ ? pipe_size : 0) + nb;
+    take_keys(clk_.now_ns(), tx);
     std::uint64_t intended = machine_event(fsm::event_kind::start, tx);
     turn_state turn;
     turn.judged_ns = intended;
@@ -452,10 +533,14 @@ int engine::run_to_completion() noexcept {
         role_c_.rx_packets.add(n); // pipelined: the RX lcore counts them
         const std::uint64_t now = clk_.now_ns();
         for (std::uint16_t i = 0; i < n; ++i) {
-            const wire::frame f = wire::decode(bytes_of(burst[i]));
+            wire::frame f = wire::decode(bytes_of(burst[i]));
             if (!f.ok()) {
                 count_drop(role_c_, f.error);
                 rte_pktmbuf_free(burst[i]);
+                continue;
+            }
+            if (!authenticate(f, role_keys_ ? role_keys_->tx.get() : nullptr, role_c_)) {
+                rte_pktmbuf_free(burst[i]); // counted by reason; never reaches a rule
                 continue;
             }
             handle_frame(burst[i], f, now, tx);
@@ -482,6 +567,13 @@ int engine::run_rx() noexcept {
         stalled = stalled || late > stall_threshold_ns_;
         bool dropped = false;
         std::uint64_t total = 0;
+        if (keyed_) {
+            key_bundle* b = offered_.load(std::memory_order_acquire);
+            if (b && b != rx_keys_) {
+                rx_keys_ = b;
+                rx_gen_.store(b->gen, std::memory_order_release);
+            }
+        }
         for (;;) {
             const std::uint64_t polled = clk_.now_ns();
             const std::uint16_t n = rte_eth_rx_burst(port_.id(), 0, burst, nb);
@@ -490,6 +582,10 @@ int engine::run_rx() noexcept {
                 rx_item it{burst[i], polled, wire::decode(bytes_of(burst[i]))};
                 if (!it.f.ok()) {
                     count_drop(rx_c_, it.f.error);
+                    rte_pktmbuf_free(burst[i]);
+                    continue;
+                }
+                if (!authenticate(it.f, rx_keys_ ? rx_keys_->rx.get() : nullptr, rx_c_)) {
                     rte_pktmbuf_free(burst[i]);
                     continue;
                 }

@@ -7,6 +7,8 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <span>
 
 #include "dpdk/clock.hpp"
 #include "heartwire/config.hpp"
@@ -17,6 +19,10 @@
 
 struct rte_ring;
 struct rte_mbuf;
+
+namespace heartwire::auth {
+class keyring;
+}
 
 namespace heartwire::io {
 
@@ -43,6 +49,9 @@ struct counter {
     X(yields)             /* the duty cycle's guaranteed yields */                               \
     X(rx_drain_capped)    /* turns whose RX could not be drained within the ring's size */       \
     X(loop_gaps)          /* wakes later than intended by > 100 us (the core was taken) */       \
+    X(auth_missing)       /* keyed: a heartbeat without a tag, or with another algorithm's */   \
+    X(auth_unknown_key)   /* keyed: signed with a key id we do not hold */                       \
+    X(auth_bad_tag)       /* keyed: the tag does not verify (forged or corrupted) */             \
     X(loop_gap_max_ns)    /* the latest such wake */
 
 struct alignas(64) lcore_counters {
@@ -94,6 +103,19 @@ struct engine_command {
 };
 static_assert(sizeof(engine_command) % 4 == 0);
 
+// The keys the engine signs and verifies with, handed over whole by the control thread
+// (offer_keys). Each poll lcore switches to a new bundle at the top of a turn; the control
+// thread frees an old one once keys_taken() says every lcore has moved past it.
+struct key_bundle {
+    std::unique_ptr<auth::keyring> tx; // role lcore: signs (and verifies in run-to-completion)
+    std::unique_ptr<auth::keyring> rx; // pipelined RX lcore: verifies
+    fsm::key_set accepted{};
+    std::uint8_t preferred{};          // the key the operator marked `send`
+    std::uint64_t gen{};
+    key_bundle();
+    ~key_bundle();
+};
+
 struct status_snapshot {
     role r{role::init};
     std::uint64_t epoch{};
@@ -110,6 +132,10 @@ struct status_snapshot {
     std::uint64_t last_rtt_ns{};
     std::uint64_t now_ns{};
     std::uint64_t role_since_ns{};
+    std::uint8_t send_key{};
+    std::uint8_t preferred_key{};
+    fsm::key_set accepted_keys{};
+    std::uint64_t incarnation{};
 };
 
 class engine {
@@ -143,6 +169,13 @@ public:
     std::uint64_t wake_latency_ns() const noexcept { return wake_latency_ns_.load(std::memory_order_relaxed); }
     // The guard's page (may be null: no notice). Set before the loops start.
     void set_death_notice(death_notice* n) noexcept { notice_ = n; }
+    // Keyed mode: the keys to use from the next turn on (before run: from the start). The
+    // bundle must outlive its use: free it only once keys_taken(a later gen) is true.
+    void offer_keys(key_bundle* b) noexcept { offered_.store(b, std::memory_order_release); }
+    bool keys_taken(std::uint64_t gen) const noexcept {
+        return role_gen_.load(std::memory_order_acquire) >= gen && (!pipe_ || rx_gen_.load(std::memory_order_acquire) >= gen);
+    }
+    bool keyed() const noexcept { return keyed_; }
     // Control thread: refresh the engine-time -> wall-time mapping (see tsc_clock).
     void reanchor_clock() noexcept { clk_.reanchor(); }
     const mac_addr& mac() const noexcept;
@@ -163,6 +196,9 @@ private:
     void refresh_notice() noexcept;
     void record_rtt() noexcept;
     void report_gap(std::uint64_t late, std::uint64_t now) noexcept;
+    void take_keys(std::uint64_t now, class tx_sink& tx) noexcept;
+    bool authenticate(wire::frame& f, auth::keyring* ring, lcore_counters& c) noexcept;
+    void sign(std::span<std::byte> frame_bytes) noexcept;
 
     const cfg::config& cfg_;
     port& port_;
@@ -194,6 +230,14 @@ private:
     rtt_histogram rtt_;
     gap_histogram gaps_;
     gap_histogram rx_gaps_;
+    // Keys: the bundle offered by the control thread, and the one each lcore is using.
+    bool keyed_{false};
+    std::atomic<key_bundle*> offered_{nullptr};
+    key_bundle* role_keys_{nullptr};
+    key_bundle* rx_keys_{nullptr};
+    std::atomic<std::uint64_t> role_gen_{0};
+    std::atomic<std::uint64_t> rx_gen_{0};
+    std::uint8_t signing_key_{0}; // what role_keys_->tx signs with now
     alignas(64) std::atomic<std::uint32_t> snap_seq_{0};
     status_snapshot snap_{};
 };

@@ -23,7 +23,9 @@ std::string make_dir() {
 } // namespace
 
 cluster::cluster(std::vector<std::string> nodes)
-    : topo_(std::make_unique<topology>(make_prefix("hw"), std::move(nodes))), dir_(make_dir()) {}
+    : topo_(std::make_unique<topology>(make_prefix("hw"), std::move(nodes))), dir_(make_dir()) {
+    write_key_file(key_path(), {{1, random_hex(32), true}});
+}
 
 cluster::~cluster() {
     for (auto& [name, p] : procs_) {
@@ -39,12 +41,38 @@ cluster::~cluster() {
     if (!std::getenv("HEARTWIRE_KEEP_E2E")) std::system(("rm -rf " + dir_).c_str());
 }
 
+std::string random_hex(std::size_t bytes) {
+    std::ifstream rnd("/dev/urandom", std::ios::binary);
+    std::string out;
+    static const char* digits = "0123456789abcdef";
+    for (std::size_t i = 0; i < bytes; ++i) {
+        const auto c = static_cast<unsigned char>(rnd.get());
+        out += digits[c >> 4];
+        out += digits[c & 15];
+    }
+    return out;
+}
+
+void write_key_file(const std::string& path, const std::vector<test_key>& keys) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::trunc);
+        for (const auto& k : keys) f << int(k.id) << " " << k.hex << (k.send ? " send" : "") << "\n";
+    }
+    ::chmod(tmp.c_str(), 0600);
+    ::rename(tmp.c_str(), path.c_str()); // a reader never sees half a file
+}
+
 std::string cluster::write_config(const std::string& name, std::uint32_t id, const node_options& o) {
     std::string device = o.pmd + "0,iface=eth0";
     if (o.pmd == "net_memif")
         device = "net_memif0,role=" + o.memif_role + ",socket=" + o.memif_socket + ",socket-abstract=no,id=0";
     std::ostringstream t;
-    t << "[node]\nname = \"" << name << "\"\nid = " << id << "\npriority = " << int(o.priority) << "\n\n";
+    t << "[node]\nname = \"" << name << "\"\nid = " << id << "\npriority = " << int(o.priority) << "\ngroup = " << o.group
+      << "\n\n";
+    t << "[auth]\nmode = \"" << o.auth << "\"\n";
+    if (o.auth == "keyed") t << "key_file = \"" << (o.key_file.empty() ? key_path() : o.key_file) << "\"\n";
+    t << "\n";
     t << "[port]\neal = [\"-l\", \"" << o.lcores << "\", \"--no-pci\", \"--file-prefix\", \"hw" << getpid() << name
       << "\", \"--log-level\", \"lib.eal:error\"";
     if (o.pmd != "net_memif") t << ", \"--no-huge\", \"-m\", \"256\"";

@@ -26,6 +26,9 @@ struct node_options {
     std::uint32_t miss{10};
     std::string probe{"heartbeat"};
     std::uint8_t priority{100};
+    std::uint32_t group{1};
+    std::string auth{"keyed"};           // [auth] mode; keyed uses key_file
+    std::string key_file;                // "" = the cluster's own key file (key_path())
     std::string extra_toml;              // appended verbatim
     std::string memif_role;              // server | client, for net_memif
     std::string memif_socket;
@@ -47,6 +50,9 @@ public:
     bool running(const std::string& name);
     void stop(const std::string& name, int sig);           // signal and wait for the exit
     std::string socket(const std::string& name) const { return dir_ + "/" + name + ".sock"; }
+    // The key file every node of this cluster uses unless told otherwise: one random key
+    // (id 1, send), mode 0600, written by the constructor.
+    std::string key_path() const { return dir_ + "/group.key"; }
 
     // "status json" over the control socket; nullopt when the daemon does not answer.
     std::optional<std::string> status(const std::string& name);
@@ -62,6 +68,16 @@ private:
     std::map<std::string, std::unique_ptr<process>> procs_;
     std::map<std::string, std::string> configs_;
 };
+
+// Key files for keyed clusters.
+struct test_key {
+    std::uint8_t id{1};
+    std::string hex;   // the secret in hex
+    bool send{false};
+};
+std::string random_hex(std::size_t bytes);
+// Writes `keys` to `path` atomically (temp file, chmod 0600, rename).
+void write_key_file(const std::string& path, const std::vector<test_key>& keys);
 
 // The value of "key": in a flat scan of a JSON text (string or number, as text).
 std::string json_value(const std::string& json, const std::string& key);

@@ -55,12 +55,22 @@ struct recorder final : fsm::action_sink {
     void clear() { all.clear(); }
 };
 
-// Frames as the codec would hand them to the machine.
+// Frames as the codec would hand them to the machine. A hand-made heartbeat that leaves
+// them 0 gets the test group (1), the first incarnation and a fresh seq from one counter that only grows, so it
+// passes admission like a real peer's next frame; replay tests set seq themselves.
+inline std::uint64_t next_test_seq() {
+    static std::uint64_t seq = std::uint64_t{1} << 40;
+    return ++seq;
+}
 inline wire::frame hb_frame(const mac_addr& src, const mac_addr& dst, const wire::hb_msg& m) {
     wire::frame f;
     f.kind = wire::frame_kind::heartbeat;
     f.eth = {dst, src, wire::ethertype_heartwire};
     f.hb = m;
+    if (f.hb.group == 0) f.hb.group = 1;
+    if (f.hb.incarnation == 0) f.hb.incarnation = 1; // params' default: a node's first boot
+    if (f.hb.seq == 0) f.hb.seq = next_test_seq();
+    f.authenticated = true; // as the engine marks a frame whose tag verified
     return f;
 }
 inline wire::frame arp_frame(const mac_addr& src, const mac_addr& dst, const wire::arp_msg& a) {
@@ -134,7 +144,8 @@ public:
     // A crash: it stops stepping and hearing; restart() boots a fresh process.
     void kill(std::size_t i) { nodes[i].up = false; }
     void restart(std::size_t i) {
-        const fsm::params p = nodes[i].s.p;
+        fsm::params p = nodes[i].s.p;
+        ++p.incarnation; // a new boot: peers take it under its new incarnation
         fsm::init(nodes[i].s, p);
         nodes[i].out.clear();
         nodes[i].delivered_upto = 0;

@@ -231,6 +231,8 @@ hb_msg hb(hb_type t, std::uint8_t role, std::uint8_t prio, std::uint32_t node, s
     m.ts_ns = ts;
     m.ts_echo_ns = echo;
     m.flags = flags;
+    m.group = 1;
+    m.incarnation = 0x1880f3a2b4c5d6e7; // a boot's realtime ns
     return m;
 }
 
@@ -239,107 +241,107 @@ const std::vector<hb_golden>& hb_goldens() {
         {"monitor probes the primary", mac_b,
          hb(hb_type::probe, 4, 100, 2, 7, 1000, 0, 0x0102030405060708, 0, hb_flag_holds_monitor),
          // dst          src          type | ver type role prio | node id
-         "036877000001 020000000002 88b5 | 01 01 04 64 | 00000002"
+         "036877000001 020000000002 88b5 | 02 01 04 64 | 00000002"
          // epoch          seq              ack seq
          "0000000000000007 00000000000003e8 0000000000000000"
          // ts             ts echo          | flags len | reserved
-         "0102030405060708 0000000000000000 | 0002 0000 | 00000000",
-         "036877000001 020000000002 88b5 | 01 01 04 64 | 00000002"
+         "0102030405060708 0000000000000000 | 0002 0000 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000",
+         "036877000001 020000000002 88b5 | 02 01 04 64 | 00000002"
          "0000000000000007 00000000000003e8 0000000000000000"
-         "0102030405060708 0000000000000000 | 0002 0005 | 00000000 | 6877 2100ff"},
+         "0102030405060708 0000000000000000 | 0002 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
         {"primary acks the probe, echoing seq and timestamp", mac_a,
          hb(hb_type::ack, 2, 200, 1, 7, 5000, 1000, 0x1112131415161718, 0x0102030405060708,
             hb_flag_holds_primary | hb_flag_in_sync),
-         "036877000001 020000000001 88b5 | 01 02 02 c8 | 00000001"
+         "036877000001 020000000001 88b5 | 02 02 02 c8 | 00000001"
          "0000000000000007 0000000000001388 00000000000003e8"
-         "1112131415161718 0102030405060708 | 0011 0000 | 00000000",
-         "036877000001 020000000001 88b5 | 01 02 02 c8 | 00000001"
+         "1112131415161718 0102030405060708 | 0011 0000 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000",
+         "036877000001 020000000001 88b5 | 02 02 02 c8 | 00000001"
          "0000000000000007 0000000000001388 00000000000003e8"
-         "1112131415161718 0102030405060708 | 0011 0005 | 00000000 | 6877 2100ff"},
+         "1112131415161718 0102030405060708 | 0011 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
         {"primary announces its role and epoch", mac_a,
          hb(hb_type::announce, 2, 200, 1, 7, 5001, 0, 0x2122232425262728, 0, hb_flag_holds_primary),
-         "036877000001 020000000001 88b5 | 01 03 02 c8 | 00000001"
+         "036877000001 020000000001 88b5 | 02 03 02 c8 | 00000001"
          "0000000000000007 0000000000001389 0000000000000000"
-         "2122232425262728 0000000000000000 | 0001 0000 | 00000000",
-         "036877000001 020000000001 88b5 | 01 03 02 c8 | 00000001"
+         "2122232425262728 0000000000000000 | 0001 0000 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000",
+         "036877000001 020000000001 88b5 | 02 03 02 c8 | 00000001"
          "0000000000000007 0000000000001389 0000000000000000"
-         "2122232425262728 0000000000000000 | 0001 0005 | 00000000 | 6877 2100ff"},
+         "2122232425262728 0000000000000000 | 0001 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
         {"new primary tells the old one to stay down", mac_b,
          hb(hb_type::stay_down, 2, 100, 2, 8, 1001, 0, 0x3132333435363738, 0, hb_flag_holds_primary),
-         "036877000001 020000000002 88b5 | 01 04 02 64 | 00000002"
+         "036877000001 020000000002 88b5 | 02 04 02 64 | 00000002"
          "0000000000000008 00000000000003e9 0000000000000000"
-         "3132333435363738 0000000000000000 | 0001 0000 | 00000000",
-         "036877000001 020000000002 88b5 | 01 04 02 64 | 00000002"
+         "3132333435363738 0000000000000000 | 0001 0000 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000",
+         "036877000001 020000000002 88b5 | 02 04 02 64 | 00000002"
          "0000000000000008 00000000000003e9 0000000000000000"
-         "3132333435363738 0000000000000000 | 0001 0005 | 00000000 | 6877 2100ff"},
+         "3132333435363738 0000000000000000 | 0001 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
         {"operator switchover request from the monitor", mac_b,
          hb(hb_type::takeover_req, 4, 100, 2, 7, 1002, 0, 0x4142434445464748, 0, hb_flag_holds_monitor),
-         "036877000001 020000000002 88b5 | 01 05 04 64 | 00000002"
+         "036877000001 020000000002 88b5 | 02 05 04 64 | 00000002"
          "0000000000000007 00000000000003ea 0000000000000000"
-         "4142434445464748 0000000000000000 | 0002 0000 | 00000000",
-         "036877000001 020000000002 88b5 | 01 05 04 64 | 00000002"
+         "4142434445464748 0000000000000000 | 0002 0000 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000",
+         "036877000001 020000000002 88b5 | 02 05 04 64 | 00000002"
          "0000000000000007 00000000000003ea 0000000000000000"
-         "4142434445464748 0000000000000000 | 0002 0005 | 00000000 | 6877 2100ff"},
+         "4142434445464748 0000000000000000 | 0002 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
         {"monitor asks the primary to drain", mac_b,
          hb(hb_type::shutdown_req, 4, 100, 2, 7, 1003, 0, 0x5152535455565758, 0, hb_flag_holds_monitor),
-         "036877000001 020000000002 88b5 | 01 06 04 64 | 00000002"
+         "036877000001 020000000002 88b5 | 02 06 04 64 | 00000002"
          "0000000000000007 00000000000003eb 0000000000000000"
-         "5152535455565758 0000000000000000 | 0002 0000 | 00000000",
-         "036877000001 020000000002 88b5 | 01 06 04 64 | 00000002"
+         "5152535455565758 0000000000000000 | 0002 0000 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000",
+         "036877000001 020000000002 88b5 | 02 06 04 64 | 00000002"
          "0000000000000007 00000000000003eb 0000000000000000"
-         "5152535455565758 0000000000000000 | 0002 0005 | 00000000 | 6877 2100ff"},
+         "5152535455565758 0000000000000000 | 0002 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
         {"draining primary reports it is done", mac_a,
          hb(hb_type::drained, 6, 200, 1, 7, 5002, 1003, 0x6162636465666768, 0x5152535455565758,
             hb_flag_holds_primary),
-         "036877000001 020000000001 88b5 | 01 07 06 c8 | 00000001"
+         "036877000001 020000000001 88b5 | 02 07 06 c8 | 00000001"
          "0000000000000007 000000000000138a 00000000000003eb"
-         "6162636465666768 5152535455565758 | 0001 0000 | 00000000",
-         "036877000001 020000000001 88b5 | 01 07 06 c8 | 00000001"
+         "6162636465666768 5152535455565758 | 0001 0000 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000",
+         "036877000001 020000000001 88b5 | 02 07 06 c8 | 00000001"
          "0000000000000007 000000000000138a 00000000000003eb"
-         "6162636465666768 5152535455565758 | 0001 0005 | 00000000 | 6877 2100ff"},
+         "6162636465666768 5152535455565758 | 0001 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
         {"faulty primary reports its fault", mac_a,
          hb(hb_type::fault_report, 8, 200, 1, 7, 5003, 0, 0x7172737475767778, 0,
             hb_flag_holds_primary | hb_flag_fault),
-         "036877000001 020000000001 88b5 | 01 08 08 c8 | 00000001"
+         "036877000001 020000000001 88b5 | 02 08 08 c8 | 00000001"
          "0000000000000007 000000000000138b 0000000000000000"
-         "7172737475767778 0000000000000000 | 0005 0000 | 00000000",
-         "036877000001 020000000001 88b5 | 01 08 08 c8 | 00000001"
+         "7172737475767778 0000000000000000 | 0005 0000 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000",
+         "036877000001 020000000001 88b5 | 02 08 08 c8 | 00000001"
          "0000000000000007 000000000000138b 0000000000000000"
-         "7172737475767778 0000000000000000 | 0005 0005 | 00000000 | 6877 2100ff"},
+         "7172737475767778 0000000000000000 | 0005 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
         {"monitor answers it can take over", mac_b,
          hb(hb_type::fault_answer, 4, 100, 2, 7, 1004, 5003, 0x8182838485868788, 0x7172737475767778,
             hb_flag_holds_monitor | hb_flag_can_take_over),
-         "036877000001 020000000002 88b5 | 01 09 04 64 | 00000002"
+         "036877000001 020000000002 88b5 | 02 09 04 64 | 00000002"
          "0000000000000007 00000000000003ec 000000000000138b"
-         "8182838485868788 7172737475767778 | 000a 0000 | 00000000",
-         "036877000001 020000000002 88b5 | 01 09 04 64 | 00000002"
+         "8182838485868788 7172737475767778 | 000a 0000 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000",
+         "036877000001 020000000002 88b5 | 02 09 04 64 | 00000002"
          "0000000000000007 00000000000003ec 000000000000138b"
-         "8182838485868788 7172737475767778 | 000a 0005 | 00000000 | 6877 2100ff"},
+         "8182838485868788 7172737475767778 | 000a 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
         {"node releases its address on clean shutdown", mac_a,
          hb(hb_type::release, 5, 200, 1, 7, 5004, 0, 0x9192939495969798, 0, 0),
-         "036877000001 020000000001 88b5 | 01 0a 05 c8 | 00000001"
+         "036877000001 020000000001 88b5 | 02 0a 05 c8 | 00000001"
          "0000000000000007 000000000000138c 0000000000000000"
-         "9192939495969798 0000000000000000 | 0000 0000 | 00000000",
-         "036877000001 020000000001 88b5 | 01 0a 05 c8 | 00000001"
+         "9192939495969798 0000000000000000 | 0000 0000 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000",
+         "036877000001 020000000001 88b5 | 02 0a 05 c8 | 00000001"
          "0000000000000007 000000000000138c 0000000000000000"
-         "9192939495969798 0000000000000000 | 0000 0005 | 00000000 | 6877 2100ff"},
+         "9192939495969798 0000000000000000 | 0000 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
         {"a dead primary's guard sends its engine-down notice", mac_a,
          hb(hb_type::engine_down, 2, 200, 1, 7, 5005, 0, 0xa1a2a3a4a5a6a7a8, 0, hb_flag_holds_primary),
-         "036877000001 020000000001 88b5 | 01 0b 02 c8 | 00000001"
+         "036877000001 020000000001 88b5 | 02 0b 02 c8 | 00000001"
          "0000000000000007 000000000000138d 0000000000000000"
-         "a1a2a3a4a5a6a7a8 0000000000000000 | 0001 0000 | 00000000",
-         "036877000001 020000000001 88b5 | 01 0b 02 c8 | 00000001"
+         "a1a2a3a4a5a6a7a8 0000000000000000 | 0001 0000 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000",
+         "036877000001 020000000001 88b5 | 02 0b 02 c8 | 00000001"
          "0000000000000007 000000000000138d 0000000000000000"
-         "a1a2a3a4a5a6a7a8 0000000000000000 | 0001 0005 | 00000000 | 6877 2100ff"},
+         "a1a2a3a4a5a6a7a8 0000000000000000 | 0001 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
     };
     return g;
 }
 
 // Every field a distinct byte pattern, so a swapped or misplaced field cannot hide.
 constexpr std::string_view golden_hb_byte_order =
-    "036877000001 020000000001 88b5 | 01 03 08 fe | a1a2a3a4"
+    "036877000001 020000000001 88b5 | 02 03 08 fe | a1a2a3a4"
     "b1b2b3b4b5b6b7b8 c1c2c3c4c5c6c7c8 d1d2d3d4d5d6d7d8"
-    "e1e2e3e4e5e6e7e8 f1f2f3f4f5f6f7f8 | 1234 0000 | 00000000";
+    "e1e2e3e4e5e6e7e8 f1f2f3f4f5f6f7f8 | 1234 0000 | 31323334 4142434445464748 | 51 00 000000000000";
 
 void expect_hb_eq(const hb_msg& got, const hb_msg& want) {
     EXPECT_EQ(got.type, want.type);
@@ -352,6 +354,10 @@ void expect_hb_eq(const hb_msg& got, const hb_msg& want) {
     EXPECT_EQ(got.ts_ns, want.ts_ns);
     EXPECT_EQ(got.ts_echo_ns, want.ts_echo_ns);
     EXPECT_EQ(got.flags, want.flags);
+    EXPECT_EQ(got.group, want.group);
+    EXPECT_EQ(got.incarnation, want.incarnation);
+    EXPECT_EQ(got.key_id, want.key_id);
+    EXPECT_EQ(got.auth_alg, want.auth_alg);
     EXPECT_TRUE(same_bytes(got.payload, want.payload))
         << to_hex(got.payload) << " vs " << to_hex(want.payload);
 }
@@ -572,7 +578,7 @@ TEST(CodecGoldenHeartbeat, EveryTypeDecodesFromItsVector) {
         want.payload = std::as_bytes(std::span(hb_payload_raw));
         expect_hb_eq(fp.hb, want);
         EXPECT_EQ(to_hex(fp.hb.payload), to_hex(hex(hb_payload_hex)));
-        EXPECT_EQ(fp.hb.payload.data(), loaded.data() + 70); // points into the input
+        EXPECT_EQ(fp.hb.payload.data(), loaded.data() + 86); // points into the input
         seen.insert(g.msg.type);
     }
     // The table covers the whole X-macro list.
@@ -586,6 +592,9 @@ TEST(CodecGoldenHeartbeat, EveryTypeDecodesFromItsVector) {
 TEST(CodecGoldenHeartbeat, EveryFieldIsBigEndianAtItsDiagramOffset) {
     hb_msg m = hb(hb_type::announce, 8, 0xfe, 0xa1a2a3a4, 0xb1b2b3b4b5b6b7b8, 0xc1c2c3c4c5c6c7c8,
                   0xd1d2d3d4d5d6d7d8, 0xe1e2e3e4e5e6e7e8, 0xf1f2f3f4f5f6f7f8, 0x1234);
+    m.group = 0x31323334;
+    m.incarnation = 0x4142434445464748;
+    m.key_id = 0x51;
     EXPECT_EQ(to_hex(encode_into([&](auto o) {
                   return encode_heartbeat(mac_addr::heartwire_group(), mac_a, m, o);
               })),
@@ -701,9 +710,11 @@ const std::vector<error_case>& error_cases() {
         {"ICMP echo request with code 1", set8(echo, at_icmp + 1, 1, refix::icmp), E::icmp_not_echo},
         // heartwire
         {"heartwire EtherType, no header", prefix(probe, 14), E::hb_truncated},
-        {"heartwire header one byte short", prefix(probe, 69), E::hb_truncated},
+        {"heartwire header one byte short", prefix(probe, 85), E::hb_truncated},
         {"heartwire version 0", set8(probe, at_hb, 0), E::hb_bad_version},
-        {"heartwire version 2", set8(probe, at_hb, 2), E::hb_bad_version},
+        {"heartwire version 1 (before group, incarnation and tag)", set8(probe, at_hb, 1), E::hb_bad_version},
+        {"heartwire version 3", set8(probe, at_hb, 3), E::hb_bad_version},
+        {"auth alg set, no tag after the header", set8(probe, at_hb + 65, 1), E::hb_missing_tag},
         {"heartwire type 0", set8(probe, at_hb + 1, 0), E::hb_bad_type},
         {"heartwire type 12, one past the list", set8(probe, at_hb + 1, 12), E::hb_bad_type},
         {"heartwire type 255", set8(probe, at_hb + 1, 255), E::hb_bad_type},
@@ -811,8 +822,12 @@ decode_error truncation_error(const bytes& full, std::size_t n) {
         return n < 14 + std::size_t{get16(full, 16)} ? decode_error::ipv4_bad_total_length : decode_error::none;
     }
     case ethertype_heartwire:
-        if (n < 70) return decode_error::hb_truncated;
-        return n < 70 + std::size_t{get16(full, 64)} ? decode_error::hb_bad_payload_length : decode_error::none;
+        if (n < 86) return decode_error::hb_truncated;
+        if (n < 86 + std::size_t{get16(full, 64)}) return decode_error::hb_bad_payload_length;
+        // auth alg (offset 14 + 65) set: a 16-byte tag follows the payload.
+        if (std::to_integer<unsigned>(full[79]) != 0 && n < 86 + std::size_t{get16(full, 64)} + 16)
+            return decode_error::hb_missing_tag;
+        return decode_error::none;
     default:
         return decode_error::unknown_ethertype;
     }
@@ -938,7 +953,7 @@ TEST(CodecRoundTrip, HeartbeatEveryTypeAndPayloadSizesUpToTheMaximum) {
             m.ts_ns = rng();
             m.payload = as_span(payload);
             const auto b = encode_into([&](auto o) { return encode_heartbeat(mac_b, mac_a, m, o); });
-            ASSERT_EQ(b.size(), 70 + len);
+            ASSERT_EQ(b.size(), 86 + len);
             const auto f = decode(as_span(b));
             ASSERT_TRUE(f.ok()) << g.what << " len " << len << ": " << to_string(f.error);
             expect_hb_eq(f.hb, m);
@@ -965,7 +980,12 @@ TEST(CodecEncode, EveryEncoderReturnsZeroAndWritesNothingWhenTheBufferIsShort) {
         {"probe", [&](auto o) { return encode_arp_probe(mac_a, ip_vip, o); }, 60},
         {"echo (padded)", [&](auto o) { return encode_icmp_echo(mac_b, mac_a, echo, o); }, 60},
         {"echo 100", [&](auto o) { return encode_icmp_echo(mac_b, mac_a, echo100, o); }, 142},
-        {"heartbeat", [&](auto o) { return encode_heartbeat(mac_b, mac_a, hbm, o); }, 79},
+        {"heartbeat", [&](auto o) { return encode_heartbeat(mac_b, mac_a, hbm, o); }, 95},
+        {"heartbeat with tag", [&](auto o) {
+             hb_msg t = hbm;
+             t.auth_alg = 1;
+             return encode_heartbeat(mac_b, mac_a, t, o);
+         }, 111},
     };
     for (const auto& e : encoders) {
         bytes exact(e.need, std::byte{0xa5});
@@ -1125,9 +1145,14 @@ std::string check_self_consistent(std::span<const std::byte> in, const frame& f)
         if (!is_valid_hb_type(static_cast<std::uint8_t>(f.hb.type)) || f.hb.role > max_wire_role)
             return "heartbeat with invalid type or role";
         const auto n = encode_heartbeat(f.eth.dst, f.eth.src, f.hb, out);
-        if (n != 70 + f.hb.payload.size()) return "heartbeat did not re-encode";
-        // Identical except the reserved word, which the encoder zeroes.
-        if (!same_bytes({out.data(), 66}, in.first(66)) || !same_bytes({out.data() + 70, n - 70}, in.subspan(70, n - 70)))
+        const std::size_t tag = f.hb.auth_alg != 0 ? hb_tag_size : 0;
+        if (n != 86 + f.hb.payload.size() + tag) return "heartbeat did not re-encode";
+        if (f.hb.tag.size() != tag || !inside(f.hb.tag)) return "heartbeat tag outside the input or of the wrong size";
+        if (f.hb.covered.data() != in.data() || f.hb.covered.size() != n - tag) return "heartbeat cover is not the frame before its tag";
+        // Identical except the reserved bytes, which the encoder zeroes, and the tag, which
+        // the encoder leaves zero for the sender to sign.
+        if (!same_bytes({out.data(), 80}, in.first(80)) ||
+            !same_bytes({out.data() + 86, n - 86 - tag}, in.subspan(86, n - 86 - tag)))
             return "heartbeat re-encode differs from input";
         return {};
     }
@@ -1183,11 +1208,12 @@ TEST(CodecFuzz, HundredsOfThousandsOfRandomFramesNeverCrashAndEveryAcceptIsSelfC
                     if (chance(90)) fix_icmp_checksum(b);
                 }
                 if (chance(85) && ihl >= 20 && ihl <= body) fix_ip_checksum(b);
-            } else if (et == ethertype_heartwire && body >= 56) {
-                if (chance(90)) b[14] = std::byte{1};
+            } else if (et == ethertype_heartwire && body >= 72) {
+                if (chance(90)) b[14] = std::byte{2};
+                if (chance(50)) b[79] = std::byte{0};
                 if (chance(90)) b[15] = std::byte(1 + pick(10));
                 if (chance(90)) b[16] = std::byte(pick(max_wire_role + 1));
-                if (chance(85)) put16(b, 64, static_cast<std::uint16_t>(pick(body - 56 + 3)));
+                if (chance(85)) put16(b, 64, static_cast<std::uint16_t>(pick(body - 72 + 3)));
             }
             break;
         }
@@ -1223,3 +1249,30 @@ TEST(CodecFuzz, HundredsOfThousandsOfRandomFramesNeverCrashAndEveryAcceptIsSelfC
 }
 
 } // namespace
+
+// Keyed frames: key id and algorithm at offsets 64 and 65 of the header, the 16-byte tag
+// after the payload, left zero by the encoder for the sender to sign; the decoder hands
+// back the tag and the bytes it covers (Ethernet header to payload end).
+TEST(CodecGoldenHeartbeat, TaggedFrameCarriesKeyIdAlgorithmAndTagAfterThePayload) {
+    hb_msg m = hb(hb_type::probe, 4, 100, 2, 7, 1000, 0, 0x0102030405060708, 0, hb_flag_holds_monitor);
+    m.key_id = 3;
+    m.auth_alg = 1;
+    m.payload = std::as_bytes(std::span(hb_payload_raw));
+    auto b = encode_into([&](auto o) { return encode_heartbeat(mac_addr::heartwire_group(), mac_b, m, o); });
+    EXPECT_EQ(to_hex(b), to_hex(hex("036877000001 020000000002 88b5 | 02 01 04 64 | 00000002"
+                                    "0000000000000007 00000000000003e8 0000000000000000"
+                                    "0102030405060708 0000000000000000 | 0002 0005 | 00000001 1880f3a2b4c5d6e7"
+                                    "| 03 01 000000000000 | 6877 2100ff | 00000000000000000000000000000000")));
+    for (std::size_t i = 0; i < hb_tag_size; ++i) b[b.size() - hb_tag_size + i] = std::byte(0xa0 + i);
+    const auto f = decode(as_span(b));
+    ASSERT_TRUE(f.ok()) << to_string(f.error);
+    expect_hb_eq(f.hb, m);
+    ASSERT_EQ(f.hb.tag.size(), hb_tag_size);
+    EXPECT_EQ(f.hb.tag.data(), b.data() + b.size() - hb_tag_size);
+    EXPECT_EQ(std::to_integer<unsigned>(f.hb.tag[0]), 0xa0u);
+    EXPECT_EQ(f.hb.covered.data(), b.data());
+    EXPECT_EQ(f.hb.covered.size(), b.size() - hb_tag_size);
+    // One byte short of the tag.
+    b.pop_back();
+    EXPECT_EQ(decode(as_span(b)).error, decode_error::hb_missing_tag);
+}

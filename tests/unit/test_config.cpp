@@ -35,6 +35,7 @@ const std::vector<std::string> minimal_lines = {
     R"(port.device = "net_null0")",
     R"(addresses.primary = "169.254.10.100/24")",
     R"(addresses.monitor = "169.254.10.101/24")",
+    R"(auth.key_file = "/etc/heartwire/group.key")",
 };
 
 std::string key_of(const std::string& line) { return line.substr(0, line.find_first_of(" =")); }
@@ -67,6 +68,7 @@ TEST(ConfigParse, FullFileParsesToTheExpectedStruct) {
 name = "edge-1.b_2"
 id = 4294967295
 priority = 200
+group = 42
 
 [port]
 eal = ["-l", "2", "--no-huge", "--file-prefix", "hw-b"]
@@ -90,6 +92,11 @@ probe = "both"
 repeat = 5
 interval_us = 200
 refresh_ms = 0
+defend_interval_ms = 50
+
+[auth]
+mode = "keyed"
+key_file = "cred:heartwire.key"
 
 [protocol]
 discovery_probes = 4
@@ -118,6 +125,7 @@ on_fault = "/usr/lib/hw/fault"
 boot_peer = "/usr/lib/hw/boot"
 fence = "/usr/lib/hw/fence"
 drain = "/usr/lib/hw/drain"
+undrain = "/usr/lib/hw/undrain"
 timeout_ms = 2500
 
 [[health]]
@@ -143,6 +151,7 @@ log_level = "debug"
     EXPECT_EQ(c.node.name, "edge-1.b_2");
     EXPECT_EQ(c.node.id, 4294967295u);
     EXPECT_EQ(c.node.priority, 200);
+    EXPECT_EQ(c.node.group, 42u);
 
     EXPECT_EQ(c.port.eal_args, (std::vector<std::string>{"-l", "2", "--no-huge", "--file-prefix", "hw-b"}));
     EXPECT_EQ(c.port.device, "net_af_packet0,iface=veth-b");
@@ -162,6 +171,9 @@ log_level = "debug"
     EXPECT_EQ(c.garp.repeat, 5u);
     EXPECT_EQ(c.garp.interval_us, 200u);
     EXPECT_EQ(c.garp.refresh_ms, 0u);
+    EXPECT_EQ(c.garp.defend_interval_ms, 50u);
+    EXPECT_EQ(c.auth.mode, cfg::auth_mode::keyed);
+    EXPECT_EQ(c.auth.key_file, "cred:heartwire.key");
 
     EXPECT_EQ(c.protocol.discovery_probes, 4u);
     EXPECT_EQ(c.protocol.discovery_interval_ms, 15u);
@@ -187,6 +199,7 @@ log_level = "debug"
     EXPECT_EQ(c.hooks.boot_peer, "/usr/lib/hw/boot");
     EXPECT_EQ(c.hooks.fence, "/usr/lib/hw/fence");
     EXPECT_EQ(c.hooks.drain, "/usr/lib/hw/drain");
+    EXPECT_EQ(c.hooks.undrain, "/usr/lib/hw/undrain");
     EXPECT_EQ(c.hooks.timeout_ms, 2500u);
 
     ASSERT_EQ(c.health.size(), 2u);

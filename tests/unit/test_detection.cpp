@@ -351,7 +351,9 @@ TEST(Detection, EngineDownNoticeFromTheWatchedPrimaryTakesOverAtOnce) {
     EXPECT_EQ(net.role_of(1), role::primary) << "no wait for the window";
     EXPECT_EQ(net.nodes[1].s.c.notice_takeovers, 1u);
     EXPECT_GT(net.nodes[1].s.epoch, notice.epoch);
-    EXPECT_EQ(fsm::find_peer(net.nodes[1].s, 1), nullptr) << "the dead engine leaves the peer table";
+    const fsm::peer* dead = fsm::find_peer(net.nodes[1].s, 1);
+    ASSERT_NE(dead, nullptr) << "its entry stays: the replay window keeps its old frames out";
+    EXPECT_TRUE(dead->down) << "and it is listed as down, not as primary";
 }
 
 TEST(Detection, EngineDownNoticeFromAnotherMacOrANonHolderIsIgnored) {

@@ -208,7 +208,7 @@ TEST(Fsm, PrimaryAnswersProbesEchoingSequenceAndTimestamp) {
     probe.type = wire::hb_type::probe;
     probe.role = static_cast<std::uint8_t>(role::monitor);
     probe.node_id = 2;
-    probe.seq = 77;
+    probe.ack_seq = 77; // the probe's identity for the monitor's detector
     probe.ts_ns = 123456;
     probe.flags = wire::hb_flag_holds_monitor;
     const mac_addr mon_mac{{2, 0, 0, 0, 0, 2}};

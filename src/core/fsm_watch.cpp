@@ -1,0 +1,411 @@
+#include "fsm_detail.hpp"
+
+#include <algorithm>
+
+// Watching the primary and taking over (seeds 000 claims 1, 3-9; 001 claim 1; 003 claims
+// 2, 14-17): probes and answers, the takeover with its fence, boot and stay-down, conflicts
+// between primaries resolved by rank, and the defence of held addresses (RFC 5227 2.4).
+
+namespace heartwire::fsm::detail {
+
+using wire::hb_type;
+
+bool is_watched_primary(const state& s, const wire::frame& f, const peer* pr) noexcept {
+    if (!pr || (pr->flags & wire::hb_flag_holds_primary) == 0) return false;
+    return s.watched_id != 0 ? f.hb.node_id == s.watched_id && f.eth.src == s.watched_mac
+                             : !s.primary_mac_hint.is_zero() && f.eth.src == s.primary_mac_hint;
+}
+
+// ------------------------------------------------------------------ time
+
+void tick_monitor(state& s, const event& ev, std::uint64_t now, action_sink& out) noexcept {
+    if (s.fence_pending) {
+        // Not fenced yet: never claim; retry with a doubling backoff while the primary
+        // stays silent (a primary heard again cancels the fence: watch_frame).
+        if (s.fence_retry_ns != 0 && now >= s.fence_retry_ns) {
+            s.fence_retry_ns = 0;
+            run_hook(out, hook_kind::fence, s.failed_id, s.failed_mac);
+        }
+        return;
+    }
+    // Silence is judged only up to the time RX has been drained to (DESIGN "failure
+    // evidence": the monitor's own stalls never count).
+    const std::uint64_t judged = ev.judged_ns != 0 && ev.judged_ns < now ? ev.judged_ns : now;
+    if (ev.rx_resume_ns != 0) {
+        s.det.note_stall(ev.rx_resume_ns); // may lie past `judged`: the window then starts later
+        ++s.c.stalls;
+    }
+    const bool stalled = ev.woke_ns != 0 ? s.det.observe_wake(ev.woke_ns, ev.intended_ns, judged)
+                                         : s.det.observe_time(now);
+    if (stalled) ++s.c.stalls;
+    if (s.det.failed(judged)) {
+        take_over(s, now, out, takeover_cause::failure);
+        return;
+    }
+    if (!s.det.probe_due(now)) return;
+    const std::uint64_t seq = s.det.on_probe_sent(now);
+    ++s.c.probes_sent;
+    // Until the primary has answered, probe the MAC that discovery saw holding its address.
+    const mac_addr dst = s.watched_id ? s.watched_mac
+                         : s.primary_mac_hint.is_zero() ? mac_addr::heartwire_group()
+                                                        : s.primary_mac_hint;
+    if (s.p.probe != cfg::probe_kind::icmp) {
+        // The frame seq belongs to the replay window; the probe's identity for the detector
+        // travels in ack_seq and comes back in the answer's ack_seq.
+        auto m = make_hb(s, hb_type::probe, now);
+        m.ack_seq = seq;
+        send_hb(out, dst, m);
+    }
+    if (s.p.probe != cfg::probe_kind::heartbeat) {
+        action a;
+        a.kind = action_kind::send_icmp_probe;
+        a.dst = dst.is_multicast() ? mac_addr::broadcast() : dst;
+        a.addr = s.p.addr[0];
+        a.icmp_seq = static_cast<std::uint16_t>(seq);
+        out.emit(a);
+    }
+}
+
+void tick_primary(state& s, std::uint64_t now, action_sink& out) noexcept {
+    // Seed 003 claim 3: heartbeats run both ways; the primary notices a silent monitor.
+    if (s.monitor_alive && now - s.monitor_last_probe_ns > s.p.peer_timeout_ns) {
+        s.monitor_alive = false;
+        ++s.c.monitor_lost;
+    }
+    if (s.stay_down_active && now >= s.next_stay_down_ns) {
+        const peer* old = find_peer(s, s.stay_down_id);
+        // It rebooted (fresh discovery roles) -> it knows it is not primary any more.
+        if (old && alive(s, *old, now) && old->r != role::primary && old->r != role::fenced && old->r != role::init) {
+            s.stay_down_active = false;
+        } else {
+            send_hb(out, s.stay_down_mac, make_hb(s, hb_type::stay_down, now));
+            ++s.c.stay_downs_sent;
+            s.next_stay_down_ns = now + s.p.stay_down_interval_ns;
+        }
+    }
+}
+
+void tick_fenced(state& s, std::uint64_t now, action_sink& out) noexcept {
+    // Stay down while the newer primary keeps telling us; rejoin when it stops.
+    if (now - s.last_stay_down_heard_ns > s.p.peer_timeout_ns) set_role(s, role::probe_primary, now, out);
+}
+
+// ------------------------------------------------------------------ takeover
+
+// Seed 000 claims 1, 5: the monitor takes the primary address over. A fresh, larger epoch
+// makes every older primary step down when it hears us (DESIGN "epochs").
+void take_over(state& s, std::uint64_t now, action_sink& out, takeover_cause why) noexcept {
+    if (s.r != role::monitor || s.link_down) return;
+    const bool fenced = why == takeover_cause::fenced;
+    if (!fenced) {
+        const peer* old = watched_primary(s);
+        s.failed_id = old ? old->id : s.watched_id;
+        s.failed_mac = old ? old->mac : s.watched_mac;
+    }
+    if (why == takeover_cause::failure) {
+        action t;
+        t.kind = action_kind::takeover;
+        t.peer_id = s.failed_id;
+        t.peer_mac = s.failed_mac;
+        t.last_answer_ns = s.det.last_answer_ns();
+        t.decided_ns = now;
+        out.emit(t);
+    }
+    // A handover the old primary agreed to needs no fence, no stay-down and no reboot.
+    const bool failed = why == takeover_cause::failure || why == takeover_cause::fenced;
+    // A two-node deployment can demand that the fence hook succeeds first (seed 003 claim 17).
+    if (why == takeover_cause::failure && s.p.require_fence && s.p.has_fence && s.failed_id != 0) {
+        if (!s.fence_pending) {
+            s.fence_pending = true;
+            s.fence_failures = 0;
+            s.det.stop();
+            run_hook(out, hook_kind::fence, s.failed_id, s.failed_mac);
+        }
+        return;
+    }
+    s.failed_seen_alive = false;
+    ++s.c.takeovers;
+    s.epoch = sat_inc(s.epoch);
+    claim(s, address_id::primary, now, out);
+    // Seed 001 claim 1 / 002 [0028]: the monitor address is released for the next standby
+    // (set_role's exit actions release it).
+    set_role(s, role::primary, now, out);
+    // The old primary is no longer what the table says it was.
+    if (peer* old = find_peer_mut(s, s.failed_id); old && failed) old->down = true;
+    if (failed && s.failed_id != 0 && (s.p.has_boot_peer || s.p.has_fence)) {
+        // Seed 003 claim 2: tell the old primary to stay down while it is fenced and booted
+        // (000 claim 1). Without those hooks a stalled primary that wakes up steps down on
+        // our epoch and rejoins as monitor: nobody is coming to reboot it.
+        s.stay_down_active = true;
+        s.stay_down_id = s.failed_id;
+        s.stay_down_mac = s.failed_mac;
+        s.next_stay_down_ns = now;
+        if (s.p.has_fence && !s.p.require_fence) run_hook(out, hook_kind::fence, s.failed_id, s.failed_mac);
+        if (s.p.has_boot_peer) run_hook(out, hook_kind::boot_peer, s.failed_id, s.failed_mac);
+    }
+    s.watched_id = 0;
+}
+
+void step_down(state& s, std::uint64_t now, action_sink& out, role to) noexcept {
+    if (s.holds[0]) ++s.c.step_downs;
+    set_role(s, to, now, out); // exit actions release what `to` may not hold
+    release(s, address_id::primary, out);
+    release(s, address_id::monitor, out);
+}
+
+// The fence hook finished. Only a monitor still waiting for it acts on the result: a late
+// success after the role ended, or after the primary was heard again, claims nothing.
+void on_fence_done(state& s, bool ok, std::uint64_t now, action_sink& out) noexcept {
+    if (s.r != role::monitor || !s.fence_pending) return;
+    if (ok) {
+        take_over(s, now, out, takeover_cause::fenced);
+        return;
+    }
+    ++s.fence_failures;
+    notice(out, note::fence_failed, s.failed_id);
+    const std::uint64_t backoff = s.p.peer_timeout_ns << std::min<std::uint32_t>(s.fence_failures - 1, 6);
+    s.fence_retry_ns = now + backoff;
+}
+
+// Seed 003 claims 14-15: the failed server's own monitoring means (its guard, which
+// outlives the engine) tells us the engine died. The monitor takes over at once, as on a
+// failure (fence, boot_peer, stay-down), instead of waiting out the silence window. Only
+// a notice about the primary we watch (its id and MAC), at an epoch not older than the
+// newest we know, moves the address.
+void on_engine_down(state& s, const wire::frame& f, peer* pr, std::uint64_t now, action_sink& out) noexcept {
+    const auto& m = f.hb;
+    ++s.c.engine_down_notices;
+    notice(out, note::engine_down_heard, m.node_id);
+    const bool held_primary = (m.flags & wire::hb_flag_holds_primary) != 0;
+    const bool held_monitor = (m.flags & wire::hb_flag_holds_monitor) != 0;
+    if (s.r == role::monitor && held_primary && is_watched_primary(s, f, pr) && m.epoch >= s.epoch && !s.fence_pending) {
+        if (s.watched_id == 0) {
+            s.watched_id = m.node_id;
+            s.watched_mac = f.eth.src;
+        }
+        ++s.c.notice_takeovers;
+        take_over(s, now, out, takeover_cause::failure);
+    }
+    if (s.holds[0] && held_monitor && m.node_id == s.heard_monitor_id && s.monitor_alive) {
+        s.monitor_alive = false;
+        ++s.c.monitor_lost;
+    }
+    // A dead engine is not a live peer any more (it comes back under discovery roles); its
+    // entry stays, so its replay window keeps its old frames out.
+    if (pr) pr->down = true;
+    // The monitor died: the first standby probes its address now ([0029]).
+    if (s.r == role::standby && held_monitor && !better_standby_exists(s, now)) start_discovery(s, now);
+}
+
+// ------------------------------------------------------------------ frames
+
+void watch_frame(state& s, const wire::frame& f, const admitted& ad, std::uint64_t now, action_sink& out) noexcept {
+    const auto& m = f.hb;
+    peer* pr = ad.p;
+    const bool peer_holds_primary = (m.flags & wire::hb_flag_holds_primary) != 0;
+    const bool peer_holds_monitor = (m.flags & wire::hb_flag_holds_monitor) != 0;
+
+    // Epochs (DESIGN "Roles and the protocol"): a primary with a larger rank wins at once.
+    if (peer_holds_primary && m.epoch > 0) {
+        const rank theirs{m.epoch, m.priority, m.node_id};
+        if (s.holds[0]) {
+            if (theirs > my_rank(s)) {
+                s.epoch = std::max(s.epoch, m.epoch);
+                if (s.r == role::draining) {
+                    // Our own handover completed: a faulty node waits in fault, a healthy
+                    // one takes the monitor address the new primary just freed.
+                    step_down(s, now, out, s.fault != fault_kind::none ? role::fault : role::probe_monitor);
+                } else {
+                    // Lost to a newer primary while we were alive: we stalled past the
+                    // window. Remember it: our next monitor stint watches more patiently.
+                    if (s.p.flap_hold_ns != 0) {
+                        ++s.c.flaps;
+                        s.flap_level = static_cast<std::uint8_t>(std::min(s.flap_level + 1, 3));
+                        s.flap_until_ns = now + s.p.flap_hold_ns;
+                    }
+                    // Hold nothing and listen for its stay-down; if none comes within a peer
+                    // timeout, rejoin through discovery.
+                    s.last_stay_down_heard_ns = now;
+                    step_down(s, now, out, role::fenced);
+                }
+            } else {
+                // The primary we replaced is alive after all: a false takeover (counted for
+                // the soak), then the same rule as any conflict.
+                if (m.node_id == s.failed_id && !s.failed_seen_alive) {
+                    s.failed_seen_alive = true;
+                    ++s.c.false_takeovers;
+                }
+                // We win: make sure every ARP cache points at us again.
+                ++s.c.address_conflicts;
+                garp_burst(s, address_id::primary, now, out);
+            }
+        } else if (s.r == role::monitor && m.node_id != s.watched_id) {
+            const peer* cur = watched_primary(s);
+            if (!cur || m.epoch >= cur->epoch) {
+                s.watched_id = m.node_id;
+                s.watched_mac = f.eth.src;
+            }
+        }
+    }
+    // A partition healed, or the old primary stepped down on hearing us: the clients on its
+    // side still point at it. Re-announce whether or not we hear it claim (issue 8 item 7).
+    if (s.holds[0] && (ad.reappeared || ad.left_primary) && !peer_holds_primary) {
+        ++s.c.address_conflicts;
+        garp_burst(s, address_id::primary, now, out);
+    }
+    // The primary we replaced, heard stepping down to fenced: it was alive (a rebooted node
+    // starts in discovery, never in fenced). Counted once per takeover, for the soak.
+    if (s.r == role::primary && s.failed_id != 0 && m.node_id == s.failed_id && !s.failed_seen_alive &&
+        static_cast<role>(m.role) == role::fenced) {
+        s.failed_seen_alive = true;
+        ++s.c.false_takeovers;
+    }
+    // A fence that failed, and the primary answers again: it was not dead. Stop fencing it
+    // (a later success would fence a healthy node) and watch it again.
+    if (s.r == role::monitor && s.fence_pending && m.node_id == s.failed_id && peer_holds_primary) {
+        s.fence_pending = false;
+        s.fence_retry_ns = 0;
+        s.fence_failures = 0;
+        s.watched_id = m.node_id;
+        s.watched_mac = f.eth.src;
+        notice(out, note::fence_abandoned, m.node_id);
+        s.det.start(now);
+    }
+    if (!s.holds[0]) s.epoch = std::max(s.epoch, m.epoch);
+    if (peer_holds_primary) s.primary_mac_hint = f.eth.src;
+
+    // Two monitors: the higher rank keeps the address.
+    if (peer_holds_monitor && s.holds[1] && pr && outranks(*pr, s)) {
+        ++s.c.monitor_yields;
+        set_role(s, role::standby, now, out);
+    }
+
+    switch (m.type) {
+    case hb_type::probe: {
+        // Answer every probe: the primary answers the monitor (seed 000 claim 1), and the
+        // probes tell the primary its monitor is alive (seed 003 claim 3).
+        auto ack = make_hb(s, hb_type::ack, now);
+        ack.ack_seq = m.ack_seq; // the probe's identity (tick_monitor)
+        ack.ts_echo_ns = m.ts_ns;
+        send_hb(out, f.eth.src, ack);
+        ++s.c.acks_sent;
+        if (s.holds[0] && static_cast<role>(m.role) == role::monitor && peer_holds_monitor) {
+            s.heard_monitor_id = m.node_id;
+            s.monitor_last_probe_ns = now;
+            s.monitor_alive = true;
+        }
+        break;
+    }
+    case hb_type::ack:
+        if (s.r == role::monitor && (m.node_id == s.watched_id || s.watched_id == 0) && peer_holds_primary) {
+            if (s.det.on_answer(m.ack_seq, now)) {
+                ++s.c.answers;
+                if (m.ts_echo_ns <= now) {
+                    s.last_rtt_ns = now - m.ts_echo_ns;
+                    if (pr) pr->rtt_ns = s.last_rtt_ns;
+                }
+                s.watched_id = m.node_id;
+                s.watched_mac = f.eth.src;
+            } else {
+                ++s.c.stale_answers;
+            }
+        }
+        break;
+    case hb_type::stay_down: {
+        // Seed 003 claim 2: a newer primary tells the old one to stay down; it holds nothing
+        // while it hears them. Only a primary that outranks us by the full rank rule.
+        ++s.c.stay_downs_heard;
+        const rank theirs{m.epoch, m.priority, m.node_id};
+        if (!peer_holds_primary) {
+            ++s.c.drop_role;
+        } else if (s.r == role::fenced) {
+            if (m.epoch >= s.epoch) s.last_stay_down_heard_ns = now;
+            else ++s.c.drop_role;
+        } else if (s.holds[0] || s.r == role::primary || s.r == role::draining) {
+            if (theirs > my_rank(s)) {
+                s.epoch = std::max(s.epoch, m.epoch);
+                s.last_stay_down_heard_ns = now;
+                step_down(s, now, out, role::fenced);
+            } else {
+                ++s.c.drop_role;
+            }
+        }
+        break;
+    }
+    case hb_type::engine_down:
+        on_engine_down(s, f, pr, now, out);
+        break;
+    default:
+        break;
+    }
+}
+
+// ------------------------------------------------------------------ ARP and ICMP
+
+void on_arp(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) noexcept {
+    const auto& a = f.arp;
+    for (std::size_t i = 0; i < address_count; ++i) {
+        if (!s.holds[i]) continue;
+        const ipv4_addr addr = s.p.addr[i];
+        // Answer who-has for what we hold, RFC 5227 probes included: that is how a
+        // discovering node learns the address is taken (seed 002 FIG. 1).
+        if (a.op == wire::arp_op_request && a.tpa == addr && !a.is_gratuitous()) {
+            action r;
+            r.kind = action_kind::send_arp_reply;
+            r.dst = a.sha;
+            r.arp.op = wire::arp_op_reply;
+            r.arp.sha = s.p.mac;
+            r.arp.spa = addr;
+            r.arp.tha = a.sha;
+            r.arp.tpa = a.spa;
+            out.emit(r);
+            ++s.c.arp_replies;
+        }
+        // RFC 5227 section 2.4 (b): another MAC claims an address we hold. Defend it at
+        // once with our announcement, at most once per defend interval; a claim that keeps
+        // coming is reported once a second.
+        if (a.spa == addr && a.sha != s.p.mac) {
+            ++s.c.address_conflicts;
+            if (s.last_defence_ns[i] == 0 || now - s.last_defence_ns[i] >= s.p.defend_interval_ns) {
+                s.last_defence_ns[i] = now;
+                ++s.c.address_defences;
+                emit_addr(out, action_kind::send_garp, static_cast<address_id>(i), addr);
+                ++s.c.garps_sent;
+            }
+            if (now - s.attack_window_ns >= 1'000'000'000) {
+                if (s.attack_count >= 3) notice(out, note::address_attacked, s.attack_count);
+                s.attack_window_ns = now;
+                s.attack_count = 0;
+            }
+            ++s.attack_count;
+        }
+    }
+    discovery_arp(s, a);
+}
+
+void on_icmp(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) noexcept {
+    const auto& e = f.echo;
+    if (!e.is_reply) {
+        for (std::size_t i = 0; i < address_count; ++i) {
+            if (s.holds[i] && e.dst == s.p.addr[i] && s.p.answer_icmp) {
+                action r;
+                r.kind = action_kind::reflect_echo;
+                out.emit(r);
+                ++s.c.echo_replies;
+                return;
+            }
+        }
+        return;
+    }
+    // Seed claim 8: echo of the primary address as the probe.
+    if (s.r == role::monitor && e.id == s.icmp_id && e.src == s.p.addr[0] && e.dst == s.p.addr[1]) {
+        const std::uint64_t sent = s.det.last_sent_seq();
+        const std::uint64_t back = static_cast<std::uint16_t>(static_cast<std::uint16_t>(sent) - e.seq);
+        if (back < sent && s.det.on_answer(sent - back, now))
+            ++s.c.answers;
+        else
+            ++s.c.stale_answers;
+    }
+}
+
+} // namespace heartwire::fsm::detail
