@@ -100,7 +100,7 @@ control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth
             key_path_ = std::string(dir ? dir : "") + "/" + key_path_.substr(5);
         }
         std::string error;
-        if (!install_keys(keys, error)) throw io::setup_error("auth.key_file " + c.auth.key_file + ": " + error);
+        if (!load_keys(std::move(keys), error)) throw io::setup_error("auth.key_file " + c.auth.key_file + ": " + error);
         next_key_check_ = std::chrono::steady_clock::now() + std::chrono::seconds{1};
     }
     if (c.port.mode == cfg::address_mode::shared) nl_ = std::make_unique<control::netlink>();
@@ -211,6 +211,32 @@ bool control_loop::install_keys(const std::vector<auth::key>& keys, std::string&
     return true;
 }
 
+// How long a key removed from the file is still accepted: peers that still sign with it
+// (their file not edited yet, or not yet moved to the new send key) keep being heard.
+constexpr std::chrono::seconds key_retire_grace{10};
+
+// The keys of the file, plus the ones that left it less than key_retire_grace ago
+// (accepted, never sent with).
+bool control_loop::load_keys(std::vector<auth::key> file_keys, std::string& error) {
+    const auto now = std::chrono::steady_clock::now();
+    const auto in = [](const std::vector<auth::key>& v, std::uint8_t id) {
+        return std::any_of(v.begin(), v.end(), [&](const auth::key& k) { return k.id == id; });
+    };
+    for (const auto& k : file_keys_)
+        if (!in(file_keys, k.id)) {
+            retiring_.push_back({k, now + key_retire_grace});
+            retiring_.back().k.send = false;
+            log::write(log::level::info, fmt("key %u left the key file: still accepted for %lld s", k.id,
+                                             static_cast<long long>(key_retire_grace.count())));
+        }
+    std::erase_if(retiring_, [&](const retiring_key& r) { return in(file_keys, r.k.id) || now >= r.until; });
+    std::vector<auth::key> all = file_keys;
+    for (const auto& r : retiring_) all.push_back(r.k);
+    if (!install_keys(all, error)) return false;
+    file_keys_ = std::move(file_keys);
+    return true;
+}
+
 // auth.key_file, checked once a second: an edit is loaded and handed to the engine without
 // a role change; a bad file is logged and the keys in use stay. Old bundles are freed once
 // every lcore has moved past them.
@@ -220,6 +246,10 @@ void control_loop::check_keys() {
     const auto now = std::chrono::steady_clock::now();
     if (now < next_key_check_) return;
     next_key_check_ = now + std::chrono::seconds{1};
+    if (!retiring_.empty() && std::any_of(retiring_.begin(), retiring_.end(), [&](const retiring_key& r) { return now >= r.until; })) {
+        std::string error;
+        if (!load_keys(file_keys_, error)) log::write(log::level::error, "retiring a key: " + error);
+    }
     struct stat st{};
     file_id id;
     if (::stat(key_path_.c_str(), &st) == 0)
@@ -233,7 +263,7 @@ void control_loop::check_keys() {
     key_id_ = id;
     auto r = auth::load_key_file(c_.auth.key_file);
     std::string error = r.error;
-    if (r.ok() && install_keys(r.keys, error)) return;
+    if (r.ok() && load_keys(std::move(r.keys), error)) return;
     log::write(log::level::error, "auth.key_file changed but cannot be used, keeping the keys in use: " + error);
 }
 

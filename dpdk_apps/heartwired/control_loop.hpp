@@ -50,6 +50,7 @@ private:
     void report_sched();
     void check_keys();
     bool install_keys(const std::vector<auth::key>& keys, std::string& error);
+    bool load_keys(std::vector<auth::key> file_keys, std::string& error);
     std::string switchover();
     void post(fsm::command_kind k, std::uint32_t arg = 0);
     void notify(role r, std::uint64_t epoch);
@@ -84,6 +85,14 @@ private:
     std::deque<std::unique_ptr<io::key_bundle>> bundles_;
     std::uint64_t key_gen_{0};
     std::string key_path_;                             // the file auth.key_file names
+    // Keys gone from the file are still accepted (never sent with) for key_retire_grace, so
+    // a peer that has not moved to the new send key yet is not cut off (make-before-break).
+    std::vector<auth::key> file_keys_;
+    struct retiring_key {
+        auth::key k;
+        std::chrono::steady_clock::time_point until;
+    };
+    std::vector<retiring_key> retiring_;
     struct file_id {
         std::uint64_t dev{}, ino{}, size{};
         std::int64_t mtime_ns{};
