@@ -356,6 +356,24 @@ TEST(Cluster, SwitchoverFromThePrimarySideAndTheStatusCommand) {
     EXPECT_EQ(bad.exit_code, 2) << "no daemon there";
 }
 
+// A refused switchover is an error with its reason, never "ok" (issue 8 item 6).
+TEST(Cluster, RefusedSwitchoverIsAnErrorWithItsReason) {
+    nodes_fixture f(2);
+    f.c.start("a");
+    ASSERT_TRUE(f.c.wait_role("a", "primary")) << f.dump();
+    const auto lone = run({HEARTWIRECTL_PATH, "--socket", f.c.socket("a"), "switchover"});
+    EXPECT_EQ(lone.exit_code, 1) << lone.out << lone.err;
+    EXPECT_NE((lone.out + lone.err).find("no live monitor"), std::string::npos) << lone.out << lone.err;
+    EXPECT_EQ(f.c.role("a"), "primary");
+    f.c.start("b");
+    ASSERT_TRUE(f.c.wait_role("b", "monitor")) << f.dump();
+    ASSERT_TRUE(f.c.wait_role("b", "monitor")) << f.dump();
+    const auto ok = run({HEARTWIRECTL_PATH, "--socket", f.c.socket("b"), "switchover"});
+    EXPECT_TRUE(ok.ok()) << ok.out << ok.err;
+    EXPECT_NE(ok.out.find("switchover started"), std::string::npos) << ok.out;
+    ASSERT_TRUE(f.c.wait_role("b", "primary")) << f.dump();
+}
+
 // ---------------------------------------------------------------- faults (003 claims 8-13, 20)
 
 TEST(Cluster, ApplicationFaultReportLeadsToASwitchoverAndClearRejoins) {
