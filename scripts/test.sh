@@ -12,6 +12,14 @@ hw_hugepages 256 || echo "heartwire: no hugepages here; the memif tests will be 
 rc=0
 meson test -C "$HW_BUILD" --print-errorlogs --num-processes 1 "$@" || rc=$?
 
+# The libFuzzer targets (fuzz/, clang-14), HW_FUZZ_SECONDS (20) each, side by side: a crash
+# or a broken invariant fails the run. HW_FUZZ_SECONDS=0 leaves them out.
+if command -v clang++-14 >/dev/null 2>&1; then
+    HW_BUILD="$HW_BUILD" "$HW_ROOT/scripts/fuzz.sh" || rc=1
+else
+    echo "heartwire: clang++-14 not found, fuzz targets skipped"
+fi
+
 # One plain summary line over every GoogleTest case that ran.
 log="$HW_BUILD/meson-logs/testlog.txt"
 count() { { grep -hoE "^\\[  $1 *\\] [0-9]+ test" "$log" || true; } | awk '{s+=$(NF-1)} END {print s+0}'; }

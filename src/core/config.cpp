@@ -505,8 +505,52 @@ public:
     }
 };
 
+// toml++ 3.3 (Debian 12) reaches __builtin_unreachable() on some non-ASCII characters
+// where it expects whitespace or a bare key (marzer/tomlplusplus#190, #295; found by
+// fuzz/fuzz_config, fuzz/findings/toml-unreachable-*). Such text is refused here, before
+// toml++ sees it: non-ASCII is allowed in comments and strings, where TOML needs it and
+// toml++ handles it. Returns the 1-based line of the first offending byte, or 0.
+std::size_t non_ascii_outside_strings(std::string_view t) noexcept {
+    std::size_t line = 1;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        const char c = t[i];
+        if (c == '\n') {
+            ++line;
+        } else if (c == '#') {
+            while (i + 1 < t.size() && t[i + 1] != '\n') ++i;
+        } else if (c == '"' || c == '\'') {
+            const bool multi = t.substr(i, 3) == std::string_view(c == '"' ? "\"\"\"" : "'''");
+            const std::string_view close = multi ? (c == '"' ? "\"\"\"" : "'''") : std::string_view(&t[i], 1);
+            i += multi ? 3 : 1;
+            for (; i < t.size(); ++i) {
+                if (t[i] == '\n') {
+                    if (!multi) break; // an unterminated string: toml++ reports it
+                    ++line;
+                } else if (c == '"' && t[i] == '\\') {
+                    if (i + 1 < t.size() && t[i + 1] == '\n') ++line;
+                    ++i; // an escaped character, quotes included
+                } else if (t.substr(i, close.size()) == close) {
+                    i += close.size() - 1;
+                    break;
+                }
+            }
+            if (i < t.size() && t[i] == '\n') --i; // counted by the outer loop
+        } else if (static_cast<unsigned char>(c) >= 0x80) {
+            return line;
+        }
+    }
+    return 0;
+}
+
 parse_result parse_text(std::string_view text, std::string_view source) {
     parse_result res;
+    if (const std::size_t bad = non_ascii_outside_strings(text); bad != 0) {
+        const std::string where = source.empty() ? std::string{"line "} : std::string{source} + " line ";
+        res.errors.push_back({"", "",
+                              "non-ASCII character outside a string or comment at " + where + std::to_string(bad) +
+                                  ": keys and values other than strings are ASCII"});
+        return res;
+    }
     toml::table root;
 #if TOML_EXCEPTIONS
     try {

@@ -120,6 +120,8 @@ void set_keys(state& s, const key_set& accepted, std::uint8_t preferred, std::ui
     s.my_keys = accepted;
     s.preferred_key = preferred;
     if (s.send_key == 0 || !key_in(accepted, s.send_key)) {
+        // Nothing to sign with yet, or our key left the file: the preferred key, at once.
+        if (s.send_key != 0 && s.send_key != preferred) notice(out, note::send_key_changed, preferred);
         s.send_key = preferred;
     } else {
         choose_send_key(s, now, out);

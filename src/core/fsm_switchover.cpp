@@ -127,9 +127,15 @@ void switchover_frame(state& s, const wire::frame& f, const peer* pr, std::uint6
     case hb_type::release:
         // A clean shutdown of the primary we watch: no need to wait for missed probes
         // (like VRRP priority 0). Its release holds nothing and is at its epoch.
-        if (s.r == role::monitor && sender == role::init && (m.flags & wire::hb_flag_holds_primary) == 0 &&
-            from_watched && m.epoch >= s.epoch)
+        if (s.r != role::monitor) break;
+        if (sender == role::init && (m.flags & wire::hb_flag_holds_primary) == 0 && from_watched && m.epoch >= s.epoch) {
             take_over(s, now, out, takeover_cause::release);
+        } else if (from_watched) {
+            // Issue 8 (role checks): the watched primary's release at an older epoch, or one
+            // that still claims the address, moves nothing. Any other node's release is its
+            // own clean shutdown (releases go to the whole group), not a role violation.
+            ++s.c.drop_role;
+        }
         break;
     case hb_type::takeover_req:
         // Seed 003 claim 1, operator at the primary: the monitor answers with a shutdown

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include "control/ctl_socket.hpp"
@@ -79,7 +80,9 @@ std::string cluster::write_config(const std::string& name, std::uint32_t id, con
     else t << ", \"-m\", \"128\", \"--huge-unlink\""; // pages go back when the process dies
     t << "]\ndevice = \"" << device << "\"\nmode = \"" << o.mode << "\"\n";
     if (o.mode == "shared") t << "kernel_interface = \"eth0\"\n";
-    t << "\n[addresses]\nprimary = \"" << primary_ip << "/24\"\nmonitor = \"" << monitor_ip << "/24\"\n\n";
+    if (!is_test_address(o.primary) || !is_test_address(o.monitor))
+        throw std::invalid_argument("e2e harness: addresses " + o.primary + ", " + o.monitor + " refused: not in 169.254.10.0/24");
+    t << "\n[addresses]\nprimary = \"" << o.primary << "/24\"\nmonitor = \"" << o.monitor << "/24\"\n\n";
     t << "[detect]\ninterval_us = " << o.interval_us << "\nmiss = " << o.miss << "\nprobe = \"" << o.probe
       << "\"\n\n";
     t << "[engine]\nmode = \"" << o.engine << "\"\nidle = \"adaptive\"\nidle_max_sleep_us = 200\n\n";

@@ -27,6 +27,9 @@ struct node_options {
     std::string probe{"heartbeat"};
     std::uint8_t priority{100};
     std::uint32_t group{1};
+    // [addresses]: a second pair on the same bridge needs its own (test addresses only).
+    std::string primary{primary_ip};
+    std::string monitor{monitor_ip};
     std::string auth{"keyed"};           // [auth] mode; keyed uses key_file
     std::string key_file;                // "" = the cluster's own key file (key_path())
     std::string extra_toml;              // appended verbatim

@@ -648,3 +648,21 @@ INSTANTIATE_TEST_SUITE_P(
                       "[[health]]\nname = \"a\"\nkind = \"script\"\ntarget = \"/bin/true\"\n"
                       "interval_ms = 10\nrise = 1\nfall = 100",
                       "control.log_level = \"warn\"\ncontrol.socket = \"/" + std::string(106, 's') + "\""));
+
+// toml++ 3.3 reaches __builtin_unreachable() on some non-ASCII characters outside strings
+// (fuzz/findings/toml-unreachable-U+FE7F.toml): refused before toml++ sees them.
+TEST(ConfigErrors, NonAsciiOutsideStringsAndCommentsIsRefusedBeforeTheParser) {
+    const auto bad = cfg::parse(with("node.priority = 100 \xc2\xa7"));
+    ASSERT_FALSE(bad.cfg);
+    ASSERT_EQ(bad.errors.size(), 1u);
+    EXPECT_NE(bad.errors[0].message.find("non-ASCII"), std::string::npos) << bad.errors[0].message;
+    const auto key = cfg::parse("\xc3\xa9 = 1\n");
+    ASSERT_FALSE(key.cfg);
+    EXPECT_NE(key.errors[0].message.find("line 1"), std::string::npos) << key.errors[0].message;
+    // In comments and strings it is fine.
+    const auto ok = cfg::parse(with("# interval in \xc2\xb5s\nnode.name = \"n\xc3\xb6""de\"") );
+    ASSERT_FALSE(ok.errors.empty()) << "a non-ASCII node name is refused by the name rule, not the scanner";
+    EXPECT_EQ(ok.errors[0].key, "node.name") << ok.errors[0].to_string();
+    const auto fine = cfg::parse(with("# \xc2\xb5s and '''\xc3\xa9''' in a comment\nhooks.notify = \"/opt/h\xc3\xa9/notify\""));
+    EXPECT_TRUE(fine.cfg) << all_errors(fine);
+}
