@@ -15,7 +15,7 @@ hw_need_root() {
 
 hw_install() {
     local pkgs=(build-essential meson ninja-build pkg-config libdpdk-dev dpdk libtbb-dev libgtest-dev
-                libbenchmark-dev libtomlplusplus-dev libcli11-dev libmnl-dev libssl-dev iproute2 iputils-ping procps
+                libbenchmark-dev libtomlplusplus-dev libcli11-dev libmnl-dev libssl-dev libsodium-dev iproute2 iputils-ping procps
                 kmod)
     local missing=()
     for p in "${pkgs[@]}"; do

@@ -99,6 +99,8 @@ control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth
             const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
             key_path_ = std::string(dir ? dir : "") + "/" + key_path_.substr(5);
         }
+        // The file as read at start: an edit from now on, even in the first second, is loaded.
+        key_id_ = key_file_identity();
         std::string error;
         if (!load_keys(std::move(keys), error)) throw io::setup_error("auth.key_file " + c.auth.key_file + ": " + error);
         next_key_check_ = std::chrono::steady_clock::now() + std::chrono::seconds{1};
@@ -182,17 +184,6 @@ void control_loop::report_sched() {
     }
 }
 
-namespace {
-
-std::string id_list(const fsm::key_set& k) {
-    std::string out;
-    for (unsigned i = 1; i < 256; ++i)
-        if (fsm::key_in(k, static_cast<std::uint8_t>(i))) out += (out.empty() ? "" : ",") + std::to_string(i);
-    return out.empty() ? "none" : out;
-}
-
-} // namespace
-
 // A key set for the engine: one keyring per lcore that touches frames. The file's identity
 // is taken first, so an edit made while this runs is read again next time.
 bool control_loop::install_keys(const std::vector<auth::key>& keys, std::string& error) {
@@ -204,7 +195,7 @@ bool control_loop::install_keys(const std::vector<auth::key>& keys, std::string&
     b->accepted = b->tx->ids_bitmap();
     b->preferred = b->tx->send_key();
     b->gen = ++key_gen_;
-    log::write(log::level::info, fmt("keys: %s accepted, send key %u (%s)", id_list(b->accepted).c_str(), b->preferred,
+    log::write(log::level::info, fmt("keys: %s accepted, send key %u (%s)", key_ids(b->accepted).c_str(), b->preferred,
                                      s(auth::to_string(auth::keyring::algo())).c_str()));
     e_.offer_keys(b.get());
     bundles_.push_back(std::move(b));
@@ -237,6 +228,13 @@ bool control_loop::load_keys(std::vector<auth::key> file_keys, std::string& erro
     return true;
 }
 
+control_loop::file_id control_loop::key_file_identity() const {
+    struct stat st{};
+    if (::stat(key_path_.c_str(), &st) != 0) return {};
+    return {st.st_dev, st.st_ino, static_cast<std::uint64_t>(st.st_size),
+            static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
 // auth.key_file, checked once a second: an edit is loaded and handed to the engine without
 // a role change; a bad file is logged and the keys in use stay. Old bundles are freed once
 // every lcore has moved past them.
@@ -250,15 +248,7 @@ void control_loop::check_keys() {
         std::string error;
         if (!load_keys(file_keys_, error)) log::write(log::level::error, "retiring a key: " + error);
     }
-    struct stat st{};
-    file_id id;
-    if (::stat(key_path_.c_str(), &st) == 0)
-        id = {st.st_dev, st.st_ino, static_cast<std::uint64_t>(st.st_size),
-              static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
-    if (key_id_ == file_id{}) {
-        key_id_ = id; // the file as read at start
-        return;
-    }
+    const file_id id = key_file_identity();
     if (id == key_id_) return;
     key_id_ = id;
     auto r = auth::load_key_file(c_.auth.key_file);

@@ -98,6 +98,7 @@ private:
         std::int64_t mtime_ns{};
         bool operator==(const file_id&) const = default;
     } key_id_{};
+    file_id key_file_identity() const;
     std::chrono::steady_clock::time_point next_key_check_{};
     // The machine's answer to the last switchover command (note and arg), for heartwirectl.
     bool switchover_answered_{false};

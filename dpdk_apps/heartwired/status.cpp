@@ -60,13 +60,6 @@ void gaps_json(std::ostringstream& o, const io::gap_histogram& g) {
     o << "]}";
 }
 
-std::string key_ids(const fsm::key_set& k) {
-    std::string out;
-    for (unsigned i = 1; i < 256; ++i)
-        if (fsm::key_in(k, static_cast<std::uint8_t>(i))) out += (out.empty() ? "" : ",") + std::to_string(i);
-    return out;
-}
-
 std::uint64_t io_sum(const status_inputs& in, io::counter io::lcore_counters::*m) {
     return (in.e.role_counters().*m).get() + (in.e.rx_counters().*m).get();
 }
@@ -74,12 +67,15 @@ std::uint64_t io_sum(const status_inputs& in, io::counter io::lcore_counters::*m
 std::string auth_text(const status_inputs& in, const io::status_snapshot& s) {
     if (in.c.auth.mode == cfg::auth_mode::none)
         return "none (UNAUTHENTICATED: any frame of group " + std::to_string(in.c.node.group) + " is believed)";
-    char buf[256];
+    char moving[80] = "";
+    if (s.preferred_key != s.send_key)
+        std::snprintf(moving, sizeof moving, " (moving to %u once every peer accepts it)", s.preferred_key);
+    char buf[320];
     std::snprintf(buf, sizeof buf,
                   "keyed %s  send key %u%s  accepts %s  dropped: no tag %llu  unknown key %llu  bad tag %llu  replay %llu  "
                   "old boot %llu  other group %llu",
                   std::string(auth::to_string(auth::keyring::algo())).c_str(), s.send_key,
-                  s.preferred_key != s.send_key ? (" (moving to " + std::to_string(s.preferred_key) + " once every peer accepts it)").c_str() : "",
+                  moving,
                   key_ids(s.accepted_keys).c_str(), static_cast<unsigned long long>(io_sum(in, &io::lcore_counters::auth_missing)),
                   static_cast<unsigned long long>(io_sum(in, &io::lcore_counters::auth_unknown_key)),
                   static_cast<unsigned long long>(io_sum(in, &io::lcore_counters::auth_bad_tag)),
@@ -89,6 +85,16 @@ std::string auth_text(const status_inputs& in, const io::status_snapshot& s) {
 }
 
 } // namespace
+
+std::string key_ids(const fsm::key_set& k) {
+    std::string out;
+    for (unsigned i = 1; i < 256; ++i) {
+        if (!fsm::key_in(k, static_cast<std::uint8_t>(i))) continue;
+        if (!out.empty()) out.push_back(',');
+        out.append(std::to_string(i)); // append, not a chain of operator+ (GCC 12 -Wrestrict, PR 105651)
+    }
+    return out;
+}
 
 std::string status_text(const status_inputs& in) {
     const auto s = in.e.status();

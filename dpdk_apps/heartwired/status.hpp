@@ -28,6 +28,8 @@ struct status_inputs {
 };
 
 std::string status_text(const status_inputs& in);
+// "1,2": the key ids in the set ("" when none).
+std::string key_ids(const fsm::key_set& k);
 std::string status_json(const status_inputs& in);
 
 } // namespace heartwire::app

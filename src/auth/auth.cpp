@@ -2,6 +2,8 @@
 
 #include "heartwire/auth.hpp"
 
+#include <cstring>
+
 #include "auth/siphash.hpp"
 
 #include <openssl/crypto.h>
@@ -73,22 +75,19 @@ std::unique_ptr<keyring> keyring::make(const std::vector<key>& keys, std::string
     std::unique_ptr<keyring> ring{new keyring};
     for (const key& k : keys) {
         std::array<std::byte, detail::siphash_key_size> raw{};
-        EVP_MAC_CTX* ctx = nullptr;
-        if (detail::derive_siphash_key(k.secret, raw, error)) ctx = detail::new_siphash(raw, error);
-        OPENSSL_cleanse(raw.data(), raw.size());
-        if (ctx == nullptr) {
+        if (!detail::derive_siphash_key(k.secret, raw, error)) {
             error = "key " + std::to_string(k.id) + ": " + error;
-            return nullptr; // ~keyring frees the contexts made so far
+            return nullptr;
         }
-        ring->ctx_[k.id] = ctx;
+        std::memcpy(ring->key_[k.id].data(), raw.data(), raw.size());
+        OPENSSL_cleanse(raw.data(), raw.size());
+        ring->has_[k.id] = true;
     }
     ring->send_ = static_cast<std::uint8_t>(marked_send >= 0 ? marked_send : highest);
     return ring;
 }
 
-keyring::~keyring() {
-    for (EVP_MAC_CTX* ctx : ctx_) EVP_MAC_CTX_free(ctx); // null is a no-op
-}
+keyring::~keyring() { OPENSSL_cleanse(key_.data(), sizeof key_); }
 
 bool keyring::set_send_key(std::uint8_t id) noexcept {
     if (!has(id)) return false;
@@ -98,21 +97,20 @@ bool keyring::set_send_key(std::uint8_t id) noexcept {
 
 std::array<std::uint64_t, 4> keyring::ids_bitmap() const noexcept {
     std::array<std::uint64_t, 4> bits{};
-    for (std::size_t id = 0; id < ctx_.size(); ++id)
-        if (ctx_[id] != nullptr) bits[id / 64] |= std::uint64_t{1} << (id % 64);
+    for (std::size_t id = 0; id < has_.size(); ++id)
+        if (has_[id]) bits[id / 64] |= std::uint64_t{1} << (id % 64);
     return bits;
 }
 
 void keyring::sign(std::span<const std::byte> covered, std::span<std::byte, tag_size> tag) noexcept {
-    detail::siphash_tag(ctx_[send_], covered, tag); // zero tag on failure
+    detail::sodium_siphash_tag(key_[send_], covered, tag);
 }
 
 keyring::verdict keyring::verify(std::uint8_t key_id, std::span<const std::byte> covered,
                                  std::span<const std::byte, tag_size> tag) noexcept {
-    EVP_MAC_CTX* ctx = ctx_[key_id];
-    if (ctx == nullptr) return verdict::unknown_key;
+    if (!has_[key_id]) return verdict::unknown_key;
     std::array<std::byte, tag_size> expected;
-    if (!detail::siphash_tag(ctx, covered, expected)) return verdict::bad_tag;
+    detail::sodium_siphash_tag(key_[key_id], covered, expected);
     // Constant time, so response timing says nothing about how many tag bytes matched.
     return CRYPTO_memcmp(expected.data(), tag.data(), tag_size) == 0 ? verdict::ok : verdict::bad_tag;
 }

@@ -13,6 +13,8 @@
 
 #include <cstring>
 
+#include <sodium.h>
+
 namespace heartwire::auth::detail {
 
 namespace {
@@ -70,6 +72,12 @@ bool siphash_tag(EVP_MAC_CTX* ctx, std::span<const std::byte> data,
     return false;
 }
 
+void sodium_siphash_tag(const std::array<unsigned char, siphash_key_size>& key, std::span<const std::byte> data,
+                        std::span<std::byte, siphash_tag_size> out) noexcept {
+    crypto_shorthash_siphashx24(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(data.data()), data.size(), key.data());
+}
+
 bool derive_siphash_key(std::span<const std::byte> secret, std::span<std::byte, siphash_key_size> out,
                         std::string& error) {
     EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
@@ -116,6 +124,17 @@ const std::string& siphash_self_test() {
                  std::memcmp(tag.data(), len == 15 ? expected_15 : expected_63, tag.size()) == 0;
         }
         EVP_MAC_CTX_free(ctx);
+        // libsodium, which the keyring uses: the same two vectors.
+        std::array<unsigned char, siphash_key_size> raw{};
+        std::memcpy(raw.data(), in.data(), raw.size());
+        bool sodium_ok = sodium_init() >= 0;
+        for (std::size_t len : {std::size_t{15}, std::size_t{63}}) {
+            sodium_siphash_tag(raw, std::span(in).first(len), tag);
+            sodium_ok = sodium_ok && std::memcmp(tag.data(), len == 15 ? expected_15 : expected_63, tag.size()) == 0;
+        }
+        if (!sodium_ok)
+            return std::string("libsodium ") + sodium_version_string() +
+                   " crypto_shorthash_siphashx24 does not reproduce the SipHash-2-4-128 reference vectors";
         if (ok) return std::string{};
         return "libcrypto (" + libcrypto_version() +
                ") SIPHASH does not reproduce the SipHash-2-4-128 reference vector after "

@@ -26,6 +26,11 @@ EVP_MAC_CTX* new_siphash(std::span<const std::byte, siphash_key_size> raw_key, s
 bool siphash_tag(EVP_MAC_CTX* ctx, std::span<const std::byte> data,
                  std::span<std::byte, siphash_tag_size> out) noexcept;
 
+// libsodium's SipHash-2-4-128 (crypto_shorthash_siphashx24) of `data` under `key`: what
+// the keyring signs and verifies with. One call, no allocation.
+void sodium_siphash_tag(const std::array<unsigned char, siphash_key_size>& key, std::span<const std::byte> data,
+                        std::span<std::byte, siphash_tag_size> out) noexcept;
+
 // HKDF-SHA-256 (RFC 5869), no salt, info = auth::hkdf_info: the SipHash key for `secret`.
 bool derive_siphash_key(std::span<const std::byte> secret,
                         std::span<std::byte, siphash_key_size> out, std::string& error);

@@ -391,12 +391,16 @@ void engine::take_keys(std::uint64_t now, tx_sink& tx) noexcept {
     key_bundle* b = offered_.load(std::memory_order_acquire);
     if (b != role_keys_ && b) {
         role_keys_ = b;
+        notice_key_ = ~0ull; // re-sign the guard's notice: a secret may have changed under its id
         tx.begin(nullptr, now);
         fsm::set_keys(fsm_, b->accepted, b->preferred, now, tx);
         role_gen_.store(b->gen, std::memory_order_release);
         if (!pipe_) rx_gen_.store(b->gen, std::memory_order_release);
     }
-    if (role_keys_ && fsm_.send_key != signing_key_ && role_keys_->tx->set_send_key(fsm_.send_key))
+    // A new ring signs with the file's `send` key until told otherwise: keep it on the key
+    // the machine chose (the id the frames carry), whichever of the two changed.
+    if (role_keys_ && (fsm_.send_key != signing_key_ || role_keys_->tx->send_key() != fsm_.send_key) &&
+        role_keys_->tx->set_send_key(fsm_.send_key))
         signing_key_ = fsm_.send_key;
 }
 
@@ -411,6 +415,9 @@ void engine::sign(std::span<std::byte> frame_bytes) noexcept {
 bool engine::authenticate(wire::frame& f, auth::keyring* ring, lcore_counters& c) noexcept {
     if (f.kind != wire::frame_kind::heartbeat || !keyed_) return true;
     f.authenticated = false;
+    // Another group's frame (under its own key): the machine counts it as another group's,
+    // without a MAC computed for it, rather than as a bad tag.
+    if (f.hb.group != cfg_.node.group) return true;
     if (f.hb.auth_alg != static_cast<std::uint8_t>(auth::keyring::algo()) || f.hb.tag.size() != wire::hb_tag_size || !ring) {
         c.auth_missing.add();
         return false;

@@ -6,20 +6,10 @@
 // key-file and unauthenticated-mode safeguards.
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <linux/if_packet.h>
-#include <net/ethernet.h>
-#include <net/if.h>
-#include <poll.h>
-#include <sched.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -27,10 +17,9 @@
 #include <set>
 #include <thread>
 
+#include "attacker.hpp"
 #include "cluster.hpp"
-#include "heartwire/auth.hpp"
 #include "heartwire/roles.hpp"
-#include "heartwire/wire.hpp"
 
 using namespace heartwire::e2e;
 using namespace std::chrono_literals;
@@ -43,128 +32,9 @@ using heartwire::role;
 namespace {
 
 using clk = std::chrono::steady_clock;
-using bytes = std::vector<std::byte>;
 
 mac_addr mac(const std::string& s) { return *mac_addr::parse(s); }
 ipv4_addr ip(const char* s) { return *ipv4_addr::parse(s); }
-
-struct captured {
-    bytes frame;
-    bool outgoing{false};  // our own transmission, seen by the tap
-    std::int64_t ts_ns{0}; // kernel timestamp (CLOCK_REALTIME)
-};
-
-// An AF_PACKET socket on eth0 of a namespace this test made. Opened from a thread that
-// entered the namespace; the socket stays in that namespace for life, so any thread may
-// use it. protocol 0 sends only; another receives that protocol (outgoing too for ETH_P_ALL).
-class raw_port {
-public:
-    raw_port(const std::string& ns, std::uint16_t protocol) {
-        std::string err;
-        std::thread t([&] {
-            const int nsfd = ::open(("/var/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
-            if (nsfd < 0 || ::setns(nsfd, CLONE_NEWNET) != 0) {
-                err = "setns " + ns + ": " + std::strerror(errno);
-                if (nsfd >= 0) ::close(nsfd);
-                return;
-            }
-            ::close(nsfd);
-            fd_ = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(protocol));
-            if (fd_ < 0) {
-                err = std::string("AF_PACKET socket: ") + std::strerror(errno);
-                return;
-            }
-            sockaddr_ll a{};
-            a.sll_family = AF_PACKET;
-            a.sll_protocol = htons(protocol);
-            a.sll_ifindex = static_cast<int>(if_nametoindex(topology::iface));
-            if (a.sll_ifindex == 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-                err = "bind to " + std::string(topology::iface) + " in " + ns + ": " + std::strerror(errno);
-            const int one = 1, rcvbuf = 8 << 20;
-            ::setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
-            ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
-        });
-        t.join();
-        if (!err.empty()) {
-            if (fd_ >= 0) ::close(fd_);
-            throw std::runtime_error(err);
-        }
-    }
-    ~raw_port() { ::close(fd_); }
-    raw_port(const raw_port&) = delete;
-    raw_port& operator=(const raw_port&) = delete;
-
-    // A full socket buffer (ENOBUFS) is waited out: the flood paces itself by it.
-    bool send(std::span<const std::byte> f) {
-        for (int tries = 0; tries < 100; ++tries) {
-            if (::send(fd_, f.data(), f.size(), 0) == static_cast<ssize_t>(f.size())) return true;
-            if (errno != ENOBUFS && errno != EAGAIN) return false;
-            std::this_thread::sleep_for(100us);
-        }
-        return false;
-    }
-
-    std::optional<captured> recv(std::chrono::milliseconds timeout) {
-        pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
-        captured c;
-        c.frame.resize(2048);
-        sockaddr_ll from{};
-        iovec iov{c.frame.data(), c.frame.size()};
-        alignas(cmsghdr) char ctl[128];
-        msghdr m{};
-        m.msg_name = &from;
-        m.msg_namelen = sizeof from;
-        m.msg_iov = &iov;
-        m.msg_iovlen = 1;
-        m.msg_control = ctl;
-        m.msg_controllen = sizeof ctl;
-        const ssize_t n = ::recvmsg(fd_, &m, MSG_DONTWAIT);
-        if (n <= 0) return std::nullopt;
-        c.frame.resize(static_cast<std::size_t>(n));
-        c.outgoing = from.sll_pkttype == PACKET_OUTGOING;
-        for (cmsghdr* h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
-            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS) {
-                timespec ts;
-                std::memcpy(&ts, CMSG_DATA(h), sizeof ts);
-                c.ts_ns = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-            }
-        }
-        return c;
-    }
-
-    void drain() {
-        while (recv(0ms)) {
-        }
-    }
-
-private:
-    int fd_ = -1;
-};
-
-std::unique_ptr<auth::keyring> ring_of(std::uint8_t id, const std::string& hex) {
-    const auto r = auth::parse_keys(std::to_string(id) + " " + hex + " send\n", "test key");
-    std::string err;
-    auto ring = r.ok() ? auth::keyring::make(r.keys, err) : nullptr;
-    if (!ring) throw std::runtime_error("test keyring: " + r.error + err);
-    return ring;
-}
-
-// A heartbeat frame; signed with `signer`'s send key, or untagged (auth alg 0) without one.
-bytes hb_frame(const mac_addr& dst, const mac_addr& src, wire::hb_msg m, auth::keyring* signer) {
-    m.auth_alg = signer ? static_cast<std::uint8_t>(auth::keyring::algo()) : 0;
-    m.key_id = signer ? signer->send_key() : 0;
-    bytes f(wire::eth_header::size() + wire::hb_header_size + wire::hb_max_payload + wire::hb_tag_size);
-    const std::size_t n = wire::encode_heartbeat(dst, src, m, f);
-    f.resize(n);
-    if (signer && n > wire::hb_tag_size)
-        signer->sign(std::span<const std::byte>(f).first(n - wire::hb_tag_size), std::span<std::byte>(f).last<wire::hb_tag_size>());
-    return f;
-}
-
-void set_mac(bytes& f, std::size_t at, const mac_addr& m) {
-    for (std::size_t i = 0; i < 6; ++i) f[at + i] = std::byte{m.b[i]};
-}
 
 std::uint64_t num(const std::string& json, const std::string& key) {
     const std::string v = json_value(json, key);
@@ -209,26 +79,15 @@ struct pinger {
                         &sent, &received);
         });
     }
-    void join() { t.join(); }
+    ~pinger() { join(); } // an ASSERT that returns early must not leave it joinable
+    void join() {
+        if (t.joinable()) t.join();
+    }
 };
 
 void write_script(const std::string& path, const std::string& body) {
     std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
     ::chmod(path.c_str(), 0755);
-}
-
-// Port security, as a production switch would have it: the real nodes' MACs pinned to
-// their bridge ports (static, sticky). Without it every frame x sends from a node's MAC
-// moves that MAC to x's port on this learning bridge until the node sends again (its next
-// announce, up to 10 ms later), and meanwhile the client's pings and the monitor's probes
-// go to x: 17 of 150 pings lost in a measured run. That is layer 2, out of heartwire's
-// reach; the spoofed frames still reach the nodes, which is what the tests are about.
-void pin_macs(cluster& c, std::initializer_list<const char*> nodes) {
-    for (const char* n : nodes) {
-        const auto r = exec(c.net().bridge_ns(), "bridge fdb replace " + c.net().mac_of(n) + " dev " +
-                                                     c.net().bridge_port(n) + " master static sticky");
-        if (!r.ok()) throw std::runtime_error("bridge fdb replace for " + std::string(n) + ": " + r.err);
-    }
 }
 
 // A keyed pair a (primary, lcore 0) + b (monitor, lcore 1) and an attacker namespace x.
@@ -525,6 +384,9 @@ TEST(Attack, KeyRotationUnderATenMicrosecondProbeStreamMakesNoRoleChange) {
     // start: an edit before that is never loaded (see KeyFileEditedInTheFirstSecondIsLoaded).
     std::this_thread::sleep_for(1500ms);
     const auto epoch = num(*c.status("a"), "epoch");
+    // A takeover before any key moved is this VM's loop gaps, not the rotation: say which.
+    std::cout << "[attack] before rotation: epoch " << epoch << "  takeovers a " << c.counter("a", "takeovers") << " b "
+              << c.counter("b", "takeovers") << "\n";
     auto send_key = [&](const char* n) { return json_value(c.status(n).value_or(""), "send_key"); };
 
     // Make before break: key 2 next to key 1, one node first.
@@ -545,14 +407,15 @@ TEST(Attack, KeyRotationUnderATenMicrosecondProbeStreamMakesNoRoleChange) {
         std::cout << "[attack] " << n << ": role " << json_value(st, "role") << "  send key " << json_value(st, "send_key")
                   << "  accepted " << accepted(st) << "  flaps " << num(st, "flaps") << "  stalls "
                   << num(st, "stalls") << "  loop gaps >1ms " << num(st, "over_1ms") << "  max gap "
-                  << num(st, "max_ns") / 1000 << " us\n";
+                  << num(st, "max_ns") / 1000 << " us  unknown key " << num(st, "io_auth_unknown_key") << "  bad tag "
+                  << num(st, "io_auth_bad_tag") << "  takeovers " << num(st, "takeovers") << "\n";
         EXPECT_EQ(json_value(st, "role"), n[0] == 'a' ? "primary" : "monitor") << c.logs();
         EXPECT_EQ(num(st, "epoch"), epoch);
-        EXPECT_EQ(num(st, "takeovers"), 0u) << st;
-        EXPECT_EQ(num(st, "false_takeovers"), 0u) << st;
-        EXPECT_EQ(num(st, "flaps"), 0u) << st;
-        EXPECT_EQ(num(st, "io_auth_unknown_key"), 0u) << "no frame was signed with a key its receiver lacked\n" << st;
-        EXPECT_EQ(num(st, "io_auth_bad_tag"), 0u) << st;
+        EXPECT_EQ(num(st, "takeovers"), 0u);
+        EXPECT_EQ(num(st, "false_takeovers"), 0u);
+        EXPECT_EQ(num(st, "flaps"), 0u);
+        EXPECT_EQ(num(st, "io_auth_unknown_key"), 0u) << "no frame was signed with a key its receiver lacked";
+        EXPECT_EQ(num(st, "io_auth_bad_tag"), 0u);
         EXPECT_EQ(json_value(st, "send_key"), "2");
     }
     if (HasFailure()) std::cout << c.logs();
