@@ -244,6 +244,21 @@ void control_loop::check_keys() {
     const auto now = std::chrono::steady_clock::now();
     if (now < next_key_check_) return;
     next_key_check_ = now + std::chrono::seconds{1};
+    // A retiring key a live peer still signs with stays accepted until it moves off it.
+    if (!retiring_.empty()) {
+        const auto st = e_.status();
+        const std::uint64_t timeout_ns = std::uint64_t{c_.protocol.peer_timeout_ms} * 1'000'000;
+        for (auto& r : retiring_) {
+            if (now < r.until) continue;
+            for (const auto& p : st.peers) {
+                if (!p.valid || p.down || st.now_ns - p.last_heard_ns > timeout_ns || p.key_id != r.k.id) continue;
+                r.until = now + key_retire_grace;
+                log::write(log::level::warn, fmt("key %u left the key file but node %u still signs with it: still accepted",
+                                                 r.k.id, p.id));
+                break;
+            }
+        }
+    }
     if (!retiring_.empty() && std::any_of(retiring_.begin(), retiring_.end(), [&](const retiring_key& r) { return now >= r.until; })) {
         std::string error;
         if (!load_keys(file_keys_, error)) log::write(log::level::error, "retiring a key: " + error);
@@ -437,11 +452,13 @@ void control_loop::on_event(const io::control_event& ev) {
     case action_kind::undrain:
         // The handover did not complete: this node stays primary and takes work again.
         log::write_at(log::level::warn, ev.wall_ns,
-                      fmt("switchover to node %u did not complete: undraining, still primary", a.peer_id));
+                      fmt("primary with the application drained (handover to node %u did not complete, or this node serves again): undraining", a.peer_id));
         draining_ = false;
         if (drain_hook_id_ != 0) drain_hook_id_ = 0; // its late exit must not report a drain
         if (!c_.hooks.undrain.empty())
-            queue_.submit({.kind = "undrain", .argv = {c_.hooks.undrain, std::to_string(a.peer_id)}, .env = env()});
+            // The drain kind: never concurrent with a drain still running, and after it.
+            queue_.submit({.kind = "drain", .argv = {c_.hooks.undrain, std::to_string(a.peer_id)}, .env = env(),
+                           .merge = control::hook_merge::never});
         break;
     case action_kind::notice: {
         if (a.what == fsm::note::loop_gap) {

@@ -661,6 +661,10 @@ std::vector<config_error> validate(const config& c) {
     k.in_range("garp.defend_interval_ms", c.garp.defend_interval_ms);
 
     // [auth]: unauthenticated only when asked for in so many words.
+    if (c.auth.mode == auth_mode::keyed && c.detect.probe == probe_kind::icmp)
+        k.fail("detect.probe", "\"icmp\"",
+               "cannot be authenticated (an echo reply carries no tag): with auth.mode = \"keyed\" use \"heartbeat\" "
+               "or \"both\" (then only heartbeat answers count)");
     if (c.auth.mode == auth_mode::keyed) {
         if (c.auth.key_file.empty())
             k.fail("auth.key_file", "",

@@ -96,6 +96,12 @@ void on_heartbeat(state& s, const wire::frame& f, std::uint64_t now, action_sink
     admitted a;
     if (!admit(s, f, now, out, a)) return;
     if (s.r == role::init) return; // not started (or shut down): learn peers, act on nothing
+    if (f.hb.type == hb_type::engine_down) {
+        // A dead engine's last word: its own rule only. Its flags say what it held, not what
+        // it holds: no epoch conflict, discovery evidence or monitor yield may follow from it.
+        on_engine_down(s, f, a.p, now, out);
+        return;
+    }
     discovery_evidence(s, f, a.p, now);
     watch_frame(s, f, a, now, out);
     switchover_frame(s, f, a.p, now, out);
@@ -152,7 +158,10 @@ void step(state& s, const event& ev, std::uint64_t now, action_sink& out) noexce
     }
     if (!ev.rx || !ev.rx->ok()) return;
     const wire::frame& f = *ev.rx;
-    if (f.eth.src == s.p.mac) {
+    // Our own frames seen again (af_packet taps what we send). An ARP is ours by its sender
+    // hardware address: a forged GARP with our MAC as Ethernet source and another as ARP
+    // sender is a claim to defend, not an echo of ours.
+    if (f.kind == wire::frame_kind::arp ? f.arp.sha == s.p.mac : f.eth.src == s.p.mac) {
         ++s.c.own_frames;
         return;
     }

@@ -248,13 +248,6 @@ void exit_role(state& s, role from, role to, action_sink& out) noexcept {
         s.monitor_alive = false;
         break;
     case role::draining:
-        // A drain that did not end in a handover: the application takes new work again.
-        if (to == role::primary) {
-            action a;
-            a.kind = action_kind::undrain;
-            a.peer_id = s.handover_id;
-            out.emit(a);
-        }
         s.drain_done = false;
         s.drained_sent_ns = 0;
         break;
@@ -314,6 +307,15 @@ void set_role(state& s, role to, std::uint64_t now, action_sink& out) noexcept {
     a.epoch = s.epoch;
     out.emit(a);
     enter_role(s, to, now);
+    // Primary again with the application still drained (a handover that timed out, or a
+    // node that drained, handed over or failed, and now serves again): take work again.
+    if (to == role::primary && s.app_drained) {
+        s.app_drained = false;
+        action u;
+        u.kind = action_kind::undrain;
+        u.peer_id = s.handover_id;
+        out.emit(u);
+    }
     // Tell the group right away: discovery ties and takeovers resolve faster.
     announce(s, now, out);
 }

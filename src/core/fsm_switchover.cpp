@@ -47,6 +47,7 @@ void begin_drain(state& s, const mac_addr& to, std::uint32_t to_id, std::uint64_
     s.drained_sent_ns = 0;
     s.drain_deadline_ns = now + s.p.drain_timeout_ns;
     set_role(s, role::draining, now, out);
+    s.app_drained = true;
     action a;
     a.kind = action_kind::drain;
     a.peer_id = to_id;

@@ -54,6 +54,7 @@ void tick_monitor(state& s, const event& ev, std::uint64_t now, action_sink& out
         // travels in ack_seq and comes back in the answer's ack_seq.
         auto m = make_hb(s, hb_type::probe, now);
         m.ack_seq = seq;
+        s.probe_sent_ns[seq % probe_memory] = now; // the answer must echo it (watch_frame, ack)
         send_hb(out, dst, m);
     }
     if (s.p.probe != cfg::probe_kind::heartbeat) {
@@ -298,7 +299,11 @@ void watch_frame(state& s, const wire::frame& f, const admitted& ad, std::uint64
     }
     case hb_type::ack:
         if (s.r == role::monitor && (m.node_id == s.watched_id || s.watched_id == 0) && peer_holds_primary) {
-            if (s.det.on_answer(m.ack_seq, now)) {
+            // An answer to a probe of this boot echoes that probe's send time: acks captured
+            // from an earlier boot of ours (whose probe seqs restart at 1) answer nothing.
+            if (m.ts_echo_ns == 0 || s.probe_sent_ns[m.ack_seq % probe_memory] != m.ts_echo_ns) {
+                ++s.c.stale_answers;
+            } else if (s.det.on_answer(m.ack_seq, now)) {
                 ++s.c.answers;
                 if (m.ts_echo_ns <= now) {
                     s.last_rtt_ns = now - m.ts_echo_ns;
@@ -332,9 +337,6 @@ void watch_frame(state& s, const wire::frame& f, const admitted& ad, std::uint64
         }
         break;
     }
-    case hb_type::engine_down:
-        on_engine_down(s, f, pr, now, out);
-        break;
     default:
         break;
     }
@@ -397,7 +399,13 @@ void on_icmp(state& s, const wire::frame& f, std::uint64_t now, action_sink& out
         }
         return;
     }
-    // Seed claim 8: echo of the primary address as the probe.
+    // Seed claim 8: echo of the primary address as the probe. An echo reply carries no tag:
+    // in keyed mode (probe = "both") only the authenticated heartbeat answers count, or a
+    // forged reply could keep a dead primary "alive".
+    if (s.p.require_auth) {
+        if (s.r == role::monitor && e.dst == s.p.addr[1]) ++s.c.drop_unauthenticated;
+        return;
+    }
     if (s.r == role::monitor && e.id == s.icmp_id && e.src == s.p.addr[0] && e.dst == s.p.addr[1]) {
         const std::uint64_t sent = s.det.last_sent_seq();
         const std::uint64_t back = static_cast<std::uint16_t>(static_cast<std::uint16_t>(sent) - e.seq);

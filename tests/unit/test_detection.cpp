@@ -57,6 +57,7 @@ wire::frame primary_ack(const fsm::state& monitor, std::uint64_t seq) {
     ack.epoch = monitor.epoch;
     ack.flags = wire::hb_flag_holds_primary;
     ack.ack_seq = seq;
+    ack.ts_echo_ns = monitor.probe_sent_ns[seq % fsm::probe_memory]; // echoes the probe's send time
     return hb_frame(test_params(1).mac, test_params(2).mac, ack);
 }
 

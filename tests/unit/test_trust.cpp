@@ -923,3 +923,86 @@ TEST(FsmBugs, AfterATakeoverTheDeadPrimaryIsNotListedAsPrimary) {
     EXPECT_FALSE(p->down) << "heard again: listed by its new role";
     EXPECT_EQ(p->r, role::monitor);
 }
+
+// ---------------------------------------------------------------- review findings (issue 8)
+
+// A forged GARP with our MAC as Ethernet source and another as ARP sender (clients learn
+// from the ARP sender) is a claim to defend, not our own frame seen again.
+TEST(Trust, ForgedGarpWithOurEthernetSourceIsStillDefended) {
+    auto n = lone_primary();
+    const ipv4_addr addr = n.s.p.addr[0];
+    const wire::arp_msg garp{wire::arp_op_request, mac_of(66), addr, {}, addr};
+    n.tick_until(n.now + 5 * ms);
+    n.out.clear();
+    n.rx(arp_frame(n.s.p.mac, mac_addr::broadcast(), garp));
+    EXPECT_EQ(n.out.count(action_kind::send_garp), 1u);
+    EXPECT_EQ(n.s.c.address_defences, 1u);
+}
+
+// A dead engine's notice says what it held: it must not fence a live primary that it
+// would outrank, nor make a monitor yield (its own rule only).
+TEST(Trust, EngineDownNoticeOfAHigherRankedNodeDoesNotFenceALivePrimary) {
+    auto n = lone_primary();
+    auto m = msg(hb_type::engine_down, role::primary, 9, n.s.epoch + 1, wire::hb_flag_holds_primary | wire::hb_flag_holds_monitor);
+    m.priority = 255;
+    n.rx(hb_frame(mac_of(9), mac_addr::heartwire_group(), m));
+    EXPECT_EQ(n.s.r, role::primary);
+    EXPECT_TRUE(n.s.holds[0]);
+    EXPECT_EQ(n.s.c.step_downs, 0u);
+    EXPECT_EQ(n.s.c.engine_down_notices, 1u);
+}
+
+// An ack must echo the send time of the probe it answers: acks captured from an earlier
+// boot of the monitor (whose probe seqs restart at 1) answer nothing.
+TEST(Trust, AckThatDoesNotEchoTheProbesSendTimeIsStale) {
+    auto net = formed_pair();
+    auto& mon = net.nodes[1];
+    const std::uint64_t seq = mon.s.det.last_sent_seq();
+    const std::uint64_t answered = mon.s.c.answers, stale = mon.s.c.stale_answers;
+    auto a = msg(hb_type::ack, role::primary, 1, mon.s.epoch, wire::hb_flag_holds_primary);
+    a.ack_seq = seq + 1; // a probe not sent yet in this boot
+    a.ts_echo_ns = 12345;
+    hand(net, 1, hb_frame(net.nodes[0].s.p.mac, mon.s.p.mac, a));
+    EXPECT_EQ(mon.s.c.answers, answered);
+    EXPECT_EQ(mon.s.c.stale_answers, stale + 1);
+}
+
+// Keyed mode: an echo reply carries no tag and never counts as the primary's answer.
+TEST(Trust, EchoReplyNeverCountsAsAnAnswerWhenKeyed) {
+    auto net = formed_pair([](fsm::params& a, fsm::params& b) { a.probe = b.probe = cfg::probe_kind::both; });
+    auto& mon = net.nodes[1];
+    const std::uint64_t answered = mon.s.c.answers;
+    wire::frame f;
+    f.kind = wire::frame_kind::icmp_echo;
+    f.eth = {mon.s.p.mac, mac_of(66), wire::ethertype_ipv4};
+    f.echo.is_reply = true;
+    f.echo.src = mon.s.p.addr[0];
+    f.echo.dst = mon.s.p.addr[1];
+    f.echo.id = mon.s.icmp_id;
+    f.echo.seq = static_cast<std::uint16_t>(mon.s.det.last_sent_seq());
+    hand(net, 1, f);
+    EXPECT_EQ(mon.s.c.answers, answered);
+    EXPECT_GT(mon.s.c.drop_unauthenticated, 0u);
+}
+
+// The application drained for a handover that then failed by another road (the draining
+// node lost its link): when the node serves again it is undrained.
+TEST(FsmBugs, DrainedNodeThatServesAgainLaterIsUndrained) {
+    auto net = formed_pair();
+    auto& pri = net.nodes[0];
+    fsm::event cmd{fsm::event_kind::command};
+    cmd.cmd = fsm::command_kind::switchover;
+    fsm::step(net.nodes[1].s, cmd, net.now, net.nodes[1].out);
+    ASSERT_TRUE(net.run_until([&] { return pri.s.r == role::draining; }, 50 * ms));
+    net.kill(1); // the monitor dies mid-handover
+    fsm::event down{fsm::event_kind::command};
+    down.cmd = fsm::command_kind::link;
+    down.arg = 0;
+    fsm::step(pri.s, down, net.now, pri.out);
+    ASSERT_EQ(pri.s.r, role::fault);
+    pri.out.clear();
+    down.arg = 1;
+    fsm::step(pri.s, down, net.now, pri.out);
+    ASSERT_TRUE(net.run_until([&] { return pri.s.r == role::primary; }, 500 * ms));
+    EXPECT_EQ(pri.out.count(action_kind::undrain), 1u);
+}
