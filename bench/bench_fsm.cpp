@@ -141,6 +141,7 @@ void BM_fsm_monitor_tick_probe(benchmark::State& st) {
     const fsm::event ev{fsm::event_kind::tick};
     std::uint64_t now = fx.now;
     std::size_t left = 0;
+    std::uint64_t ack_seq = fx.ack.hb.seq;
     cycle_meter cm;
     for (auto _ : st) {
         if (left == 0) {
@@ -148,6 +149,8 @@ void BM_fsm_monitor_tick_probe(benchmark::State& st) {
             // Answer everything sent so far: the next batch starts from a clean window.
             wire::frame a = fx.ack;
             a.hb.ack_seq = s.det.last_sent_seq();
+            a.hb.ts_echo_ns = s.probe_sent_ns[a.hb.ack_seq % fsm::probe_memory]; // as a real answer echoes
+            a.hb.seq = ++ack_seq;                                                // past the replay window
             fsm::step(s, fsm::event{fsm::event_kind::frame, &a}, now, out);
             left = batch;
             st.ResumeTiming();
@@ -185,6 +188,8 @@ void BM_fsm_monitor_receive_ack(benchmark::State& st) {
             cm.resume();
         }
         ++a.hb.ack_seq;
+        ++a.hb.seq; // each ack is a new frame (the replay window)
+        a.hb.ts_echo_ns = s.probe_sent_ns[a.hb.ack_seq % fsm::probe_memory];
         fsm::step(s, ev, now += 100, out);
         if (--left == 0) cm.pause();
     }
