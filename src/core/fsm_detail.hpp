@@ -51,7 +51,7 @@ bool admit(state& s, const wire::frame& f, std::uint64_t now, action_sink& out, 
 void start_discovery(state& s, std::uint64_t now) noexcept;
 void tick_discovery_roles(state& s, std::uint64_t now, action_sink& out) noexcept;
 void discovery_evidence(state& s, const wire::frame& f, const peer* pr, std::uint64_t now) noexcept;
-void discovery_arp(state& s, const wire::arp_msg& a) noexcept;
+void discovery_arp(state& s, const wire::arp_msg& a, std::uint64_t now) noexcept;
 bool better_standby_exists(const state& s, std::uint64_t now) noexcept;
 
 // ---- fsm_watch.cpp

@@ -95,14 +95,27 @@ void discovery_evidence(state& s, const wire::frame& f, const peer* pr, std::uin
     }
 }
 
-void discovery_arp(state& s, const wire::arp_msg& a) noexcept {
+void discovery_arp(state& s, const wire::arp_msg& a, std::uint64_t now) noexcept {
     // Evidence for discovery: the probed address answered or was announced by someone else.
     if (a.spa == s.p.addr[0] && a.sha != s.p.mac && !s.holds[0]) s.primary_mac_hint = a.sha;
     const bool probing_primary = s.r == role::probe_primary;
     const bool probing_monitor = s.r == role::probe_monitor || s.r == role::standby;
     if ((probing_primary || probing_monitor) && a.sha != s.p.mac) {
         const ipv4_addr target = s.p.addr[probing_primary ? 0 : 1];
-        if (a.spa == target) s.disc_held = true;
+        if (a.spa != target) return;
+        // ARP carries no tag. Keyed, an ARP claim for the monitor address counts only from
+        // the MAC of a live authenticated peer: a forged reply must not keep every standby
+        // from ever taking the monitor address (issue 8 review). The primary address keeps
+        // plain ARP evidence: a monitor without a primary takes it over anyway.
+        if (probing_monitor && s.p.require_auth) {
+            bool known = false;
+            for (const auto& p : s.peers) known = known || (alive(s, p, now) && p.mac == a.sha);
+            if (!known) {
+                ++s.c.drop_unauthenticated;
+                return;
+            }
+        }
+        s.disc_held = true;
     }
 }
 

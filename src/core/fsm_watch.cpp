@@ -382,7 +382,7 @@ void on_arp(state& s, const wire::frame& f, std::uint64_t now, action_sink& out)
             ++s.attack_count;
         }
     }
-    discovery_arp(s, a);
+    discovery_arp(s, a, now);
 }
 
 void on_icmp(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) noexcept {

@@ -1006,3 +1006,21 @@ TEST(FsmBugs, DrainedNodeThatServesAgainLaterIsUndrained) {
     ASSERT_TRUE(net.run_until([&] { return pri.s.r == role::primary; }, 500 * ms));
     EXPECT_EQ(pri.out.count(action_kind::undrain), 1u);
 }
+
+// Keyed: a forged ARP claim for the monitor address (no tag, a MAC no authenticated peer
+// has) does not keep a node from taking the monitor address; from a live peer's MAC it does.
+TEST(Trust, ForgedArpForTheMonitorAddressDoesNotKeepANodeFromTakingIt) {
+    lone n(test_params(2));
+    n.start();
+    const mac_addr primary_mac = mac_of(1);
+    auto ann = msg(hb_type::announce, role::primary, 1, 1, wire::hb_flag_holds_primary);
+    const ipv4_addr mon = n.s.p.addr[1];
+    const wire::arp_msg forged{wire::arp_op_reply, mac_of(66), mon, n.s.p.mac, {}};
+    for (int i = 0; i < 40 && n.s.r != role::monitor; ++i) {
+        n.rx(hb_frame(primary_mac, mac_addr::heartwire_group(), ann));
+        n.rx(arp_frame(mac_of(66), n.s.p.mac, forged));
+        n.tick_until(n.now + 5 * ms);
+    }
+    EXPECT_EQ(n.s.r, role::monitor) << "the forged claim was not believed";
+    EXPECT_GT(n.s.c.drop_unauthenticated, 0u);
+}
