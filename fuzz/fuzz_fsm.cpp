@@ -383,6 +383,15 @@ public:
                           n.up && n.s.holds[1] ? " M" : "",
                           n.s.fault != fsm::fault_kind::none ? " fault" : "");
             s += buf;
+            if (std::getenv("FUZZ_FSM_TRACE")) {
+                const auto& c = n.s.c;
+                std::snprintf(buf, sizeof buf, "{drops group %llu unauth %llu replay %llu oldinc %llu mac %llu epoch %llu role %llu}",
+                              (unsigned long long)c.drop_other_group, (unsigned long long)c.drop_unauthenticated,
+                              (unsigned long long)c.drop_replay, (unsigned long long)c.drop_old_incarnation,
+                              (unsigned long long)c.drop_id_mac_mismatch, (unsigned long long)c.drop_epoch_jump,
+                              (unsigned long long)c.drop_role);
+                s += buf;
+            }
         }
         return s;
     }
@@ -690,6 +699,9 @@ header read_header(reader& r) {
     h.probe = probe == 1 ? cfg::probe_kind::icmp : probe == 2 ? cfg::probe_kind::both : cfg::probe_kind::heartbeat;
     h.byzantine = a & fuzz::hdr_byzantine;
     h.auth_none = a & fuzz::hdr_auth_none;
+    // As the config does (validate: keyed mode refuses probe = "icmp"): an echo reply carries
+    // no tag, so a keyed node probing by ICMP alone would never hear an answer.
+    if (!h.auth_none && h.probe == cfg::probe_kind::icmp) h.probe = cfg::probe_kind::heartbeat;
     static constexpr std::uint8_t prios[] = {100, 100, 50, 150};
     for (std::size_t i = 0; i < group_size; ++i) {
         h.prio[i] = prios[(b >> (2 * i)) & 3];

@@ -89,7 +89,7 @@ struct peer {
     key_set accepts{};
 };
 inline constexpr std::size_t max_peers = 64;
-inline constexpr std::size_t probe_memory = 64; // probes whose send time the monitor remembers
+inline constexpr std::size_t probe_memory = 2048; // probes whose send time the monitor remembers (>= 2 x detector::max_miss)
 // A claim more than this far above the newest epoch we know is refused (a buggy or
 // compromised peer cannot wrap or pin the epoch).
 inline constexpr std::uint64_t max_epoch_step = 1024;
@@ -357,7 +357,7 @@ struct state {
     std::array<peer, max_peers> peers{};
     std::uint64_t last_rtt_ns{};   // round trip of the newest answered heartbeat probe
     // Monitor: when each of the last probe_memory probes left (an answer must echo it).
-    std::array<std::uint64_t, 64> probe_sent_ns{};
+    std::array<std::uint64_t, probe_memory> probe_sent_ns{};
     // The application was told to drain and not yet to take work again (undrain).
     bool app_drained{};
     counters c;
