@@ -109,7 +109,7 @@ public:
                 // Keyed: the frame carries our send key's id and a tag over all of it.
                 wire::hb_msg m = a.hb;
                 if (e_.keyed_) {
-                    m.key_id = e_.signing_key_;
+                    m.key_id = e_.signing_key();
                     m.auth_alg = static_cast<std::uint8_t>(auth::keyring::algo());
                 }
                 const std::size_t n = wire::encode_heartbeat(a.dst, me, m, b);
@@ -289,7 +289,7 @@ void engine::publish(std::uint64_t now) noexcept {
     snap_.last_rtt_ns = fsm_.last_rtt_ns;
     snap_.now_ns = now;
     snap_.role_since_ns = fsm_.role_since_ns;
-    snap_.send_key = signing_key_;
+    snap_.send_key = signing_key();
     snap_.preferred_key = fsm_.preferred_key;
     snap_.accepted_keys = fsm_.my_keys;
     snap_.incarnation = fsm_.p.incarnation;
@@ -367,7 +367,7 @@ void engine::report_gap(std::uint64_t late, std::uint64_t now) noexcept {
 // key it is signed with changes.
 void engine::refresh_notice() noexcept {
     if (!notice_) return;
-    const std::uint64_t key = (fsm_.epoch << 24) ^ (std::uint64_t{signing_key_} << 16) ^
+    const std::uint64_t key = (fsm_.epoch << 24) ^ (std::uint64_t{signing_key()} << 16) ^
                               (std::uint64_t{static_cast<std::uint8_t>(fsm_.r)} << 8) ^ (fsm_.holds[0] ? 1u : 0u) ^
                               (fsm_.holds[1] ? 2u : 0u) ^ (fsm_.fault != fsm::fault_kind::none ? 4u : 0u);
     if (key == notice_key_) return;
@@ -375,7 +375,7 @@ void engine::refresh_notice() noexcept {
     std::byte buf[death_notice::max_frame];
     wire::hb_msg m = fsm::engine_down_msg(fsm_);
     if (keyed_) {
-        m.key_id = signing_key_;
+        m.key_id = signing_key();
         m.auth_alg = static_cast<std::uint8_t>(auth::keyring::algo());
     }
     const std::size_t n = wire::encode_heartbeat(mac_addr::heartwire_group(), port_.mac(), m, buf);
@@ -398,11 +398,11 @@ void engine::take_keys(std::uint64_t now, tx_sink& tx) noexcept {
         if (!pipe_) rx_gen_.store(b->gen, std::memory_order_release);
     }
     // A new ring signs with the file's `send` key until told otherwise: keep it on the key
-    // the machine chose (the id the frames carry), whichever of the two changed.
-    if (role_keys_ && (fsm_.send_key != signing_key_ || role_keys_->tx->send_key() != fsm_.send_key) &&
-        role_keys_->tx->set_send_key(fsm_.send_key))
-        signing_key_ = fsm_.send_key;
+    // the machine chose, the id the frames carry.
+    if (role_keys_ && role_keys_->tx->send_key() != fsm_.send_key) role_keys_->tx->set_send_key(fsm_.send_key);
 }
+
+std::uint8_t engine::signing_key() const noexcept { return role_keys_ ? role_keys_->tx->send_key() : 0; }
 
 void engine::sign(std::span<std::byte> frame_bytes) noexcept {
     if (!role_keys_ || frame_bytes.size() < wire::hb_tag_size) return; // no keys yet: an all-zero tag, dropped by peers

@@ -199,6 +199,7 @@ private:
     void take_keys(std::uint64_t now, class tx_sink& tx) noexcept;
     bool authenticate(wire::frame& f, auth::keyring* ring, lcore_counters& c) noexcept;
     void sign(std::span<std::byte> frame_bytes) noexcept;
+    std::uint8_t signing_key() const noexcept; // the key id role_keys_->tx signs with (0: none yet)
 
     const cfg::config& cfg_;
     port& port_;
@@ -237,7 +238,7 @@ private:
     key_bundle* rx_keys_{nullptr};
     std::atomic<std::uint64_t> role_gen_{0};
     std::atomic<std::uint64_t> rx_gen_{0};
-    std::uint8_t signing_key_{0}; // what role_keys_->tx signs with now
+
     alignas(64) std::atomic<std::uint32_t> snap_seq_{0};
     status_snapshot snap_{};
 };

@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #include "control/ctl_socket.hpp"
 
 namespace heartwire::e2e {
@@ -40,6 +42,22 @@ cluster::~cluster() {
     std::system(("rm -rf /dev/hugepages/hw" + std::to_string(getpid()) + "* /var/run/dpdk/hw" +
                  std::to_string(getpid()) + "*").c_str());
     if (!std::getenv("HEARTWIRE_KEEP_E2E")) std::system(("rm -rf " + dir_).c_str());
+}
+
+void form_pair(cluster& c, const std::string& first, const std::string& second) {
+    using namespace std::chrono_literals;
+    c.start(first);
+    ASSERT_TRUE(c.wait_role(first, "primary")) << c.logs();
+    c.start(second);
+    ASSERT_TRUE(c.wait_role(second, "monitor")) << c.logs();
+    ASSERT_GT(ping(c.net().client_ns(), primary_ip, 3, 5s), 0) << c.logs();
+    ASSERT_EQ(arp_mac(c.net().client_ns(), primary_ip), c.net().mac_of(first));
+}
+
+std::string write_script(const std::string& path, const std::string& body) {
+    std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
+    ::chmod(path.c_str(), 0755);
+    return path;
 }
 
 std::string random_hex(std::size_t bytes) {

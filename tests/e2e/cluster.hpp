@@ -72,6 +72,13 @@ private:
     std::map<std::string, std::string> configs_;
 };
 
+// Starts `first` (it becomes primary) then `second` (monitor) and checks that the client
+// reaches the primary address at `first`'s MAC. Fails the calling test (gtest) otherwise.
+void form_pair(cluster& c, const std::string& first = "a", const std::string& second = "b");
+
+// Writes an executable /bin/sh script with `body`; returns `path`.
+std::string write_script(const std::string& path, const std::string& body);
+
 // Key files for keyed clusters.
 struct test_key {
     std::uint8_t id{1};

@@ -90,12 +90,6 @@ struct nodes_fixture {
     }
 };
 
-std::string write_script(const std::string& path, const std::string& body) {
-    std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
-    chmod(path.c_str(), 0755);
-    return path;
-}
-
 } // namespace
 
 // ---------------------------------------------------------------- discovery (seed 002 FIG. 1, 2)

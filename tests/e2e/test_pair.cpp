@@ -38,14 +38,7 @@ struct pair_fixture {
         c.write_config("b", 2, ob);
     }
     // Starts both and waits for primary + monitor and a client that reaches the primary.
-    void form() {
-        c.start("a");
-        ASSERT_TRUE(c.wait_role("a", "primary")) << c.logs();
-        c.start("b");
-        ASSERT_TRUE(c.wait_role("b", "monitor")) << c.logs();
-        ASSERT_GT(ping(c.net().client_ns(), primary_ip, 3, 5s), 0) << c.logs();
-        ASSERT_EQ(arp_mac(c.net().client_ns(), primary_ip), c.net().mac_of("a"));
-    }
+    void form() { form_pair(c); }
     // After the primary went away: b holds the primary address and the client follows.
     void expect_moved_to_b() {
         ASSERT_TRUE(c.wait_role("b", "primary")) << c.logs();

@@ -6,7 +6,7 @@
 #include <initializer_list>
 #include <limits>
 
-#include "sim.hpp"
+#include "sim_fixtures.hpp"
 
 using namespace heartwire;
 using namespace heartwire::sim;
@@ -17,33 +17,6 @@ using wire::hb_type;
 
 namespace {
 
-// A single machine driven by hand (as in test_fsm.cpp).
-struct lone {
-    fsm::state s;
-    recorder out;
-    std::uint64_t now{1};
-    explicit lone(const fsm::params& p) { fsm::init(s, p); }
-    void start() {
-        fsm::event ev{fsm::event_kind::start};
-        fsm::step(s, ev, now, out);
-    }
-    void tick_until(std::uint64_t t, std::uint64_t step = 100 * us) {
-        while (now < t) {
-            now = std::min(now + step, t);
-            fsm::event ev{fsm::event_kind::tick};
-            fsm::step(s, ev, now, out);
-        }
-    }
-    void rx(const wire::frame& f) {
-        fsm::event ev{fsm::event_kind::frame, &f};
-        fsm::step(s, ev, now, out);
-    }
-    void hook_done(fsm::hook_kind h, bool ok) {
-        fsm::event ev{fsm::event_kind::hook_done, nullptr, h, ok};
-        fsm::step(s, ev, now, out);
-    }
-};
-
 // A lone node that found the primary address free and holds it, at epoch 1.
 lone lone_primary(const fsm::params& p = test_params(1)) {
     lone n(p);
@@ -51,23 +24,6 @@ lone lone_primary(const fsm::params& p = test_params(1)) {
     n.tick_until(50 * ms);
     EXPECT_EQ(n.s.r, role::primary);
     return n;
-}
-
-// A pair formed: node 0 primary, node 1 monitor.
-using tweak = std::function<void(fsm::params& primary, fsm::params& monitor)>;
-
-network formed_pair(const tweak& t = {}) {
-    network net;
-    auto p0 = test_params(1), p1 = test_params(2);
-    if (t) t(p0, p1);
-    net.add(p0);
-    net.add(p1);
-    net.start(0);
-    net.run_for(80 * ms);
-    net.start(1);
-    EXPECT_TRUE(net.run_until([&] { return net.role_of(1) == role::monitor; }, 200 * ms));
-    net.run_for(1 * ms); // some probes answered: the monitor watches node 0 by id and MAC
-    return net;
 }
 
 // Hands a frame straight to node i of the simulator (its answers go out on its next tick).
@@ -738,13 +694,20 @@ TEST(Trust, SustainedArpClaimStormIsReportedOnceASecond) {
 
 // ================================================================ key rotation
 
-TEST(Trust, SendKeyMovesOnlyOnceEveryLivePeerAcceptsItWithNoRoleChange) {
+namespace {
+// A formed pair, both nodes holding and sending with key 1 only.
+network paired_on_key_1() {
     auto net = formed_pair();
+    for (auto& n : net.nodes) fsm::set_keys(n.s, keys({1}), 1, net.now, n.out);
+    net.run_for(30 * ms);
+    return net;
+}
+} // namespace
+
+TEST(Trust, SendKeyMovesOnlyOnceEveryLivePeerAcceptsItWithNoRoleChange) {
+    auto net = paired_on_key_1();
     auto& a = net.nodes[0];
     auto& b = net.nodes[1];
-    fsm::set_keys(a.s, keys({1}), 1, net.now, a.out);
-    fsm::set_keys(b.s, keys({1}), 1, net.now, b.out);
-    net.run_for(30 * ms);
     ASSERT_EQ(a.s.send_key, 1u);
     ASSERT_EQ(b.s.send_key, 1u);
     const std::size_t mark_a = a.out.all.size(), mark_b = b.out.all.size();
@@ -771,12 +734,9 @@ TEST(Trust, SendKeyMovesOnlyOnceEveryLivePeerAcceptsItWithNoRoleChange) {
 }
 
 TEST(Trust, RemovedSendKeyIsReplacedByThePreferredAtOnce) {
-    auto net = formed_pair();
+    auto net = paired_on_key_1();
     auto& a = net.nodes[0];
     auto& b = net.nodes[1];
-    fsm::set_keys(a.s, keys({1}), 1, net.now, a.out);
-    fsm::set_keys(b.s, keys({1}), 1, net.now, b.out);
-    net.run_for(30 * ms);
     fsm::set_keys(a.s, keys({3}), 3, net.now, a.out);
     EXPECT_EQ(a.s.send_key, 3u) << "it cannot sign with a key it no longer holds";
     net.run_for(30 * ms);
