@@ -85,11 +85,6 @@ struct pinger {
     }
 };
 
-void write_script(const std::string& path, const std::string& body) {
-    std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
-    ::chmod(path.c_str(), 0755);
-}
-
 // A keyed pair a (primary, lcore 0) + b (monitor, lcore 1) and an attacker namespace x.
 struct attacked_pair {
     cluster c{{"a", "b", "x"}};
@@ -106,12 +101,7 @@ struct attacked_pair {
         }
     }
     void form() {
-        c.start("a");
-        ASSERT_TRUE(c.wait_role("a", "primary")) << c.logs();
-        c.start("b");
-        ASSERT_TRUE(c.wait_role("b", "monitor")) << c.logs();
-        ASSERT_GT(ping(c.net().client_ns(), primary_ip, 3, 5s), 0) << c.logs();
-        ASSERT_EQ(arp_mac(c.net().client_ns(), primary_ip), c.net().mac_of("a"));
+        ASSERT_NO_FATAL_FAILURE(form_pair(c));
         // The formation's notify hooks have run once this stops growing.
         std::size_t last = ~std::size_t{0};
         wait_until([&] {
@@ -368,7 +358,7 @@ TEST(Attack, KeyRotationUnderATenMicrosecondProbeStreamMakesNoRoleChange) {
         write_key_file(file[i], {{1, k1, true}});
         node_options o;
         o.interval_us = 10;
-        o.miss = 200; // a 2 ms window; FIFO poll loops and flap damping at their defaults
+        o.miss = 1000; // a 10 ms window: wider than the loop gaps this VM shows 20-40 times a minute (issue 7); FIFO and flap damping at their defaults
         o.lcores = i ? "1" : "0";
         o.key_file = file[i];
         c.write_config(i ? "b" : "a", static_cast<std::uint32_t>(i + 1), o);
