@@ -10,7 +10,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
+#include <optional>
 #include <ctime>
 #include <system_error>
 
@@ -25,6 +27,7 @@ constexpr int answer_timeout_ms = 1000;
 struct parsed {
     const char* name{nullptr};
     int operstate{-1};
+    std::optional<std::uint32_t> carrier_downs; // IFLA_CARRIER_DOWN_COUNT (Linux 4.16)
 };
 
 int read_attr(const nlattr* a, void* arg) {
@@ -35,6 +38,9 @@ int read_attr(const nlattr* a, void* arg) {
         break;
     case IFLA_OPERSTATE:
         if (mnl_attr_validate(a, MNL_TYPE_U8) == 0) p->operstate = mnl_attr_get_u8(a);
+        break;
+    case IFLA_CARRIER_DOWN_COUNT:
+        if (mnl_attr_validate(a, MNL_TYPE_U32) == 0) p->carrier_downs = mnl_attr_get_u32(a);
         break;
     default:
         break;
@@ -139,8 +145,13 @@ void link_watch::on_message(const void* msg) noexcept {
     const unsigned f = ifi->ifi_flags;
     const bool lower = (f & IFF_LOWER_UP) || (f & IFF_RUNNING) || p.operstate == IF_OPER_UP;
     const bool up = nlh->nlmsg_type == RTM_NEWLINK && (f & IFF_UP) && lower;
-    if (!up && it->second.reported != false) it->second.went_down = true;
-    it->second.latest = up;
+    link& l = it->second;
+    // The kernel's linkwatch folds a carrier off and on that land before it runs into one
+    // message that says "up"; the carrier-down counter still moved, so the blip is seen.
+    const bool counted_down = p.carrier_downs && l.carrier_downs && *p.carrier_downs != *l.carrier_downs;
+    if (p.carrier_downs) l.carrier_downs = p.carrier_downs;
+    if ((!up || counted_down) && l.reported != false) l.went_down = true;
+    l.latest = up;
 }
 
 std::optional<bool> link_watch::poll(const std::string& ifname) {

@@ -6,6 +6,7 @@
 // Carrier "up" means administratively up (IFF_UP) and the lower layer up: IFF_LOWER_UP or
 // IFF_RUNNING in ifi_flags, or IFLA_OPERSTATE UP. A deleted interface is down.
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -42,6 +43,7 @@ private:
         std::optional<bool> latest;   // from the kernel
         std::optional<bool> reported; // what poll() last returned
         bool went_down{false};        // a down seen since the last poll(), even if up again
+        std::optional<std::uint32_t> carrier_downs; // the kernel's count of carrier losses
     };
     void drain() noexcept;
     void request(const std::string& ifname) noexcept; // RTM_GETLINK; the answer arrives via drain()
