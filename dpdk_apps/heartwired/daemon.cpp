@@ -63,6 +63,13 @@ std::unique_ptr<control::guard> start_guard(const cfg::config& c) {
                                                      : io::kernel_interface(c);
     // Above the poll lcores (ours are dead when it runs, but a neighbour's may share its core).
     o.rt_priority = std::clamp(static_cast<int>(c.engine.rt_priority) + 1, 20, 99);
+    if (c.port.mode == cfg::address_mode::shared) {
+        // What a dead engine's kernel must stop serving: both addresses, and the primary
+        // staged on lo while monitor (control_loop::stage_primary).
+        o.release = {{c.port.kernel_interface, c.addresses.primary},
+                     {c.port.kernel_interface, c.addresses.monitor},
+                     {"lo", ipv4_prefix{c.addresses.primary.addr, 32}}};
+    }
     if (o.interface.empty()) {
         log::write(log::level::warn, c.port.notice_interface == "none"
                                          ? "engine-down notice off (port.notice_interface = \"none\"): peers rely on the silence window"

@@ -1,5 +1,7 @@
 #include "control/guard.hpp"
 
+#include "control/netlink.hpp"
+
 #include <fcntl.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
@@ -60,8 +62,37 @@ void say(const char* line) noexcept {
 }
 
 // The guard process. Only _exit: the parent's atexit handlers and destructors are not ours.
-[[noreturn]] void guard_main(guard::page* p, int sock, int ready, pid_t engine, const char* iface,
-                             int rt_priority) noexcept {
+// After the notice: the kernel stops serving what the dead engine's node held, so the
+// clients that the new primary's GARPs have not reached yet, and any that ARP again, find
+// only the new primary.
+void release_addresses(const std::vector<address_release>& release, pid_t engine) noexcept {
+    if (release.empty()) return;
+    char line[256];
+    try {
+        netlink nl;
+        unsigned removed = 0;
+        for (const auto& r : release) {
+            const bool held = nl.has_address(r.ifname, r.prefix.addr) == 1;
+            const int rc = nl.del_address(r.ifname, r.prefix);
+            if (rc != 0 && rc != -ENODEV) {
+                std::snprintf(line, sizeof line, "heartwired guard: removing %s from %s: %s\n", r.prefix.to_string().c_str(),
+                              r.ifname.c_str(), std::strerror(-rc));
+                say(line);
+            } else if (held && rc == 0) {
+                ++removed;
+            }
+        }
+        std::snprintf(line, sizeof line, "heartwired guard: engine %d died; %u address(es) removed from the kernel\n",
+                      static_cast<int>(engine), removed);
+        say(line);
+    } catch (const std::exception& ex) {
+        std::snprintf(line, sizeof line, "heartwired guard: cannot remove the addresses: %s\n", ex.what());
+        say(line);
+    }
+}
+
+[[noreturn]] void guard_main(guard::page* p, int sock, int ready, pid_t engine, const char* iface, int rt_priority,
+                             const std::vector<address_release>& release) noexcept {
     close_others(sock, ready);
     // A terminal's ^C or a service manager's SIGTERM to the whole group is the daemon's
     // to handle; the guard ends with the daemon either way (the lock resolves).
@@ -92,13 +123,20 @@ void say(const char* line) noexcept {
 
     const int rc = ::pthread_mutex_lock(&p->lock);
     // 0: the daemon unlocked it (orderly exit). Anything but EOWNERDEAD: not a death.
-    if (rc != EOWNERDEAD || p->notice.clean_exit.load(std::memory_order_acquire)) ::_exit(0);
+    if (rc != EOWNERDEAD) ::_exit(0);
+    // Killed during an orderly stop: the peers were told (release), but the addresses may
+    // still be on the kernel.
+    if (p->notice.clean_exit.load(std::memory_order_acquire)) {
+        release_addresses(release, engine);
+        ::_exit(0);
+    }
     std::byte frame[death_notice::max_frame];
     const std::size_t n = p->notice.read(frame);
     if (n == 0) {
         std::snprintf(line, sizeof line, "heartwired guard: engine %d died with no engine-down notice armed\n",
                       static_cast<int>(engine));
         say(line);
+        release_addresses(release, engine);
         ::_exit(0);
     }
     int sent = 0, err = 0;
@@ -117,6 +155,7 @@ void say(const char* line) noexcept {
         std::snprintf(line, sizeof line, "heartwired guard: engine %d died; engine-down notice on %s failed: %s\n",
                       static_cast<int>(engine), iface, std::strerror(err));
     say(line);
+    release_addresses(release, engine);
     ::_exit(sent ? 0 : 1);
 }
 
@@ -177,7 +216,7 @@ std::unique_ptr<guard> guard::start(const guard_options& o) {
     if (::pipe2(ready, O_CLOEXEC) != 0) undo(p, errno, "pipe");
     const pid_t engine = ::getpid();
     const pid_t pid = ::fork();
-    if (pid == 0) guard_main(p, sock.fd, ready[1], engine, o.interface.c_str(), o.rt_priority);
+    if (pid == 0) guard_main(p, sock.fd, ready[1], engine, o.interface.c_str(), o.rt_priority, o.release);
     const int fork_err = errno;
     ::close(ready[1]);
     if (pid < 0) {

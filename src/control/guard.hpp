@@ -16,15 +16,28 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "heartwire/death_notice.hpp"
+#include "heartwire/net_types.hpp"
 
 namespace heartwire::control {
+
+// An address the kernel must stop serving once the engine is dead (shared mode): a dead
+// engine's kernel would otherwise keep answering ARP and serving the address that its peer
+// has just taken over.
+struct address_release {
+    std::string ifname;
+    ipv4_prefix prefix;
+};
 
 struct guard_options {
     std::string interface;  // kernel interface on the peers' segment to send the notice on
     int rt_priority{20};    // SCHED_FIFO priority of the guard (above the poll lcore's 10); <= 0: normal
     bool enabled{true};
+    // Removed from the kernel (netlink) after the notice is sent, whether the engine held
+    // them or not: removing an address that is not there is not an error.
+    std::vector<address_release> release;
 };
 
 class guard {

@@ -315,8 +315,8 @@ TEST(Cluster, OperatorSwitchoverWithARequestStreamLosesNoRequest) {
         oi.extra_toml = "[hooks]\ndrain = \"" + drain + "\"\n";
         f.c.write_config(f.all[i], static_cast<std::uint32_t>(i + 1), oi);
     }
-    process echo_a(f.c.net().ns_name("a"), {UDP_ECHO_PATH, "7777"}, f.c.dir() + "/echo_a.log");
-    process echo_b(f.c.net().ns_name("b"), {UDP_ECHO_PATH, "7777"}, f.c.dir() + "/echo_b.log");
+    process echo_a(f.c.net().ns_name("a"), {ECHO_PATH, "--port", "7777"}, f.c.dir() + "/echo_a.log");
+    process echo_b(f.c.net().ns_name("b"), {ECHO_PATH, "--port", "7777"}, f.c.dir() + "/echo_b.log");
     ASSERT_NO_FATAL_FAILURE(f.form_pair());
 
     request_stream rs(f.c.net().client_ns(), 2ms);

@@ -116,7 +116,11 @@ enum class ending {
     int msg[2] = {0, 0};
     std::unique_ptr<ctl::guard> g;
     try {
-        g = ctl::guard::start({"hwg0", 20, true});
+        ctl::guard_options o{"hwg0", 20, true, {}};
+        // Shared mode: what the node's kernel must stop serving once the engine is dead.
+        o.release = {{"hwg0", *heartwire::ipv4_prefix::parse("169.254.10.100/24")},
+                     {"lo", *heartwire::ipv4_prefix::parse("169.254.10.100/32")}};
+        g = ctl::guard::start(o);
         msg[0] = g->pid();
     } catch (const std::system_error& e) {
         msg[0] = -e.code().value();
@@ -143,6 +147,8 @@ struct outcome {
     std::int64_t engine_exit_ns{0}; // when a pidfd on the engine turned readable
     int guard_status{-1};
     long guard_rss_kb{-1}; // what the guard costs while it waits (mlockall'd)
+    bool addr_left_on_if{false}; // the released addresses still on the kernel afterwards
+    bool addr_left_on_lo{false};
 };
 
 long rss_kb(pid_t pid) {
@@ -163,6 +169,8 @@ outcome run(ns_report& r, ending how) {
     r.check("create veth hwg0/hwg0p", std::system("ip link add hwg0 type veth peer name hwg0p"), 0);
     r.check("links up", std::system("ip link set hwg0 up && ip link set hwg0p up"), 0);
     const int cap = open_capture(r);
+    r.check("service address on hwg0", std::system("ip addr add 169.254.10.100/24 dev hwg0"), 0);
+    r.check("staged address on lo", std::system("ip addr add 169.254.10.100/32 dev lo"), 0);
     // The guard outlives its parent, the fake engine: reparent it to us so we can reap it.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     int rep[2], go[2];
@@ -201,6 +209,8 @@ outcome run(ns_report& r, ending how) {
         for (int i = 0; i < 2000 && ::waitpid(guard_pid, &st, WNOHANG) == 0; ++i) ::usleep(1000);
         o.guard_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     }
+    o.addr_left_on_if = std::system("ip -o addr show dev hwg0 | grep -q '169.254.10.100/24'") == 0;
+    o.addr_left_on_lo = std::system("ip -o addr show dev lo | grep -q '169.254.10.100/32'") == 0;
     ::close(pidfd);
     ::close(cap);
     ::close(rep[0]);
@@ -217,6 +227,8 @@ TEST(Guard, EngineKilledSendsItsEngineDownFrameBeforeItsMemoryIsGone) {
         r.check("copies of the notice at the peer", static_cast<long>(o.frames.size()), 3);
         for (const auto& f : o.frames) r.note("frame is the published bytes", f.bytes == want);
         r.check("guard exit status", o.guard_status, 0);
+        r.check("the dead engine's address is off the kernel interface", o.addr_left_on_if, 0);
+        r.check("and off lo", o.addr_left_on_lo, 0);
         r.measure("guard resident memory (kB)", static_cast<double>(o.guard_rss_kb));
         if (o.frames.empty()) return;
         const double frame_us = static_cast<double>(o.frames.front().rx_ns - o.kill_ns) / 1e3;
@@ -234,6 +246,7 @@ TEST(Guard, OrderlyStopWithDisarmCleanSendsNothing) {
     hwtest::run_in_private_netns([](ns_report& r) {
         const outcome o = run(r, ending::disarmed);
         r.check("frames at the peer", static_cast<long>(o.frames.size()), 0);
+        r.check("an orderly stop leaves the addresses to the daemon", o.addr_left_on_if, 1);
     });
 }
 
@@ -241,6 +254,7 @@ TEST(Guard, EngineKilledBeforeItArmedTheNoticeSendsNothing) {
     hwtest::run_in_private_netns([](ns_report& r) {
         const outcome o = run(r, ending::killed_unarmed);
         r.check("frames at the peer", static_cast<long>(o.frames.size()), 0);
+        r.check("a dead engine's addresses go even without a notice", o.addr_left_on_if, 0);
         r.check("guard exit status", o.guard_status, 0);
     });
 }
@@ -249,17 +263,18 @@ TEST(Guard, EngineKilledDuringAnOrderlyStopSendsNothing) {
     hwtest::run_in_private_netns([](ns_report& r) {
         const outcome o = run(r, ending::killed_after_clean);
         r.check("frames at the peer", static_cast<long>(o.frames.size()), 0);
+        r.check("an engine killed in its orderly stop still leaves no address behind", o.addr_left_on_if, 0);
         r.check("guard exit status", o.guard_status, 0);
     });
 }
 
 TEST(Guard, MissingInterfaceFailsAtStartWithENODEV) {
     try {
-        auto g = ctl::guard::start({"hwnope0", 20, true});
+        auto g = ctl::guard::start({"hwnope0", 20, true, {}});
         ADD_FAILURE() << "start() on a missing interface returned a guard";
     } catch (const std::system_error& e) {
         EXPECT_EQ(e.code().value(), ENODEV);
         EXPECT_NE(std::string(e.what()).find("hwnope0"), std::string::npos) << e.what();
     }
-    EXPECT_EQ(ctl::guard::start({"hwnope0", 20, false}), nullptr) << "disabled: no guard, no error";
+    EXPECT_EQ(ctl::guard::start({"hwnope0", 20, false, {}}), nullptr) << "disabled: no guard, no error";
 }
