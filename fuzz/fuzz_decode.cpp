@@ -5,9 +5,12 @@
 //     round-trips: encoded again (from the decoded fields, in a fresh buffer and in place
 //     over the input, the way the engine answers an echo) it decodes to the same fields,
 //     and for a heartbeat the bytes its tag covers come back identical.
+//     An accepted neighbour solicitation is also answered in place, and the answer checked
+//     against RFC 4861 7.2.4.
 //  2. The encoders honour their bounds: a message built from the fuzz bytes encodes to the
 //     same length in any buffer at least that big, to 0 in any smaller one, and never
-//     writes past the end (each buffer is its own exact-size heap block, so ASan sees it).
+//     writes past the end (each buffer is its own exact-size heap block, so ASan sees it);
+//     and each refuses exactly what every receiver would drop.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <algorithm>
@@ -68,6 +71,29 @@ void check_tag(const hb_msg& h) {
 void check_same_arp(const arp_msg& a, const arp_msg& b) {
     check(a.op == b.op && a.sha == b.sha && a.spa == b.spa && a.tha == b.tha && a.tpa == b.tpa,
           "ARP round trip: fields differ");
+}
+
+void check_same_nd(const nd_msg& a, const nd_msg& b) {
+    check(a.is_advert == b.is_advert && a.src == b.src && a.dst == b.dst && a.target == b.target,
+          "ND round trip: type/addresses differ");
+    // An NS has no flags on the wire: what the sender set there does not come back.
+    check(!a.is_advert || (a.router == b.router && a.solicited == b.solicited && a.override_ == b.override_),
+          "ND round trip: flags differ");
+    check(a.has_lladdr == b.has_lladdr && (!a.has_lladdr || a.lladdr == b.lladdr), "ND round trip: link-layer option differs");
+}
+
+// What RFC 4861 7.1.1 / 7.1.2 let a receiver accept (the decoder's rules, restated).
+bool nd_valid(const nd_msg& m) {
+    if (m.hop_limit != nd_hop_limit || m.target.is_multicast() || m.src.is_multicast()) return false;
+    if (m.is_dad() && (m.has_lladdr || !m.dst.is_solicited_node())) return false;
+    return !(m.is_advert && m.solicited && m.dst.is_multicast());
+}
+
+void check_same_echo6(const icmp6_echo& a, const icmp6_echo& b) {
+    check(a.is_reply == b.is_reply && a.src == b.src && a.dst == b.dst && a.hop_limit == b.hop_limit && a.id == b.id &&
+              a.seq == b.seq,
+          "ICMPv6 echo round trip: fields differ");
+    check(same_bytes(a.payload, b.payload), "ICMPv6 echo round trip: payload differs");
 }
 
 void check_same_echo(const icmp_echo& a, const icmp_echo& b) {
@@ -172,6 +198,63 @@ void decode_and_reencode(std::span<const std::byte> in) {
               "in-place echo reply lost its payload or addresses");
         break;
     }
+    case frame_kind::nd: {
+        const nd_msg& m = f.nd;
+        check(nd_valid(m), "an ND message breaking RFC 4861 7.1 accepted");
+        n = m.is_advert ? encode_na(f.eth.dst, f.eth.src, m, again) : encode_ns(f.eth.dst, f.eth.src, m, again);
+        check(n != 0, "a decoded ND message does not encode");
+        const frame g = decode({again.data(), n});
+        check(g.kind == frame_kind::nd, "a re-encoded ND message does not decode");
+        check_same_nd(m, g.nd);
+        if (m.is_advert) break;
+        // The answer the engine builds over the solicitation, in place.
+        bytes inplace(in.begin(), in.end());
+        inplace.resize(std::max<std::size_t>(inplace.size(), 256));
+        const frame ns = decode({inplace.data(), in.size()});
+        const mac_addr self{{0x02, 0x68, 0x77, 0, 0, 1}};
+        const std::size_t k = encode_na_answer(ns, self, inplace);
+        check(k != 0, "a valid NS gets no answer");
+        const frame a = decode({inplace.data(), k});
+        check(a.kind == frame_kind::nd && a.nd.is_advert && a.nd.target == m.target && a.nd.src == m.target &&
+                  a.nd.override_ && a.nd.has_lladdr && a.nd.lladdr == self && a.eth.src == self,
+              "NA answer: wrong target, source or option");
+        if (m.src.is_zero())
+            check(a.nd.dst == ipv6_addr::all_nodes() && !a.nd.solicited && a.eth.dst == a.nd.dst.multicast_mac(),
+                  "answer to a DAD NS is not an unsolicited NA to all nodes");
+        else
+            check(a.nd.dst == m.src && a.nd.solicited && a.eth.dst == (m.has_lladdr ? m.lladdr : f.eth.src),
+                  "answer to an NS is not a solicited NA back to its sender");
+        break;
+    }
+    case frame_kind::icmp6_echo: {
+        check_inside(f.echo6.payload, in, "ICMPv6 payload outside the input");
+        check(!f.echo6.src.is_multicast(), "an echo from a multicast source accepted");
+        n = encode_icmp6_echo(f.eth.dst, f.eth.src, f.echo6, again);
+        check(n != 0, "a decoded ICMPv6 echo does not encode");
+        const frame g = decode({again.data(), n});
+        check(g.kind == frame_kind::icmp6_echo, "a re-encoded ICMPv6 echo does not decode");
+        check_same_echo6(f.echo6, g.echo6);
+        // The reply built over the request, payload in place. An echo to a group is answered
+        // from a unicast address, so swapping addresses is refused there.
+        bytes inplace(in.begin(), in.end());
+        inplace.resize(std::max(inplace.size(), n));
+        frame req = decode({inplace.data(), in.size()});
+        const bytes payload(req.echo6.payload.begin(), req.echo6.payload.end());
+        icmp6_echo reply = req.echo6;
+        reply.is_reply = true;
+        std::swap(reply.src, reply.dst);
+        const std::size_t m = encode_icmp6_echo(req.eth.src, req.eth.dst, reply, inplace);
+        if (f.echo6.dst.is_multicast()) {
+            check(m == 0, "an echo reply from a multicast source encoded");
+            break;
+        }
+        check(m == n, "in-place ICMPv6 echo reply has another length");
+        const frame r = decode({inplace.data(), m});
+        check(r.kind == frame_kind::icmp6_echo && r.echo6.is_reply && r.echo6.src == f.echo6.dst &&
+                  same_bytes(r.echo6.payload, payload),
+              "in-place ICMPv6 echo reply lost its payload or addresses");
+        break;
+    }
     case frame_kind::invalid:
         break;
     }
@@ -258,6 +341,97 @@ void encode_from_fields(FuzzedDataProvider& d) {
     }
 }
 
+// IPv6 fields from their own provider over the same bytes, so the IPv4 fields an input
+// made before IPv6 existed stay what they were.
+ipv6_addr take_ipv6(FuzzedDataProvider& d, const ipv6_addr& target) {
+    switch (d.ConsumeIntegralInRange<int>(0, 5)) {
+    case 0:
+        return {};
+    case 1:
+        return ipv6_addr::all_nodes();
+    case 2:
+        return target.solicited_node();
+    default: {
+        ipv6_addr a;
+        for (auto& b : a.b) b = d.ConsumeIntegral<std::uint8_t>();
+        return a;
+    }
+    }
+}
+
+void encode6_from_fields(FuzzedDataProvider& d) {
+    const mac_addr dst = take_mac(d), src = take_mac(d);
+    const std::size_t extra = d.ConsumeIntegralInRange<std::size_t>(0, 1600);
+    nd_msg m;
+    m.is_advert = d.ConsumeBool();
+    for (auto& b : m.target.b) b = d.ConsumeIntegral<std::uint8_t>();
+    if (d.ConsumeBool()) m.target.b[0] = 0xfd; // mostly unicast targets
+    m.src = take_ipv6(d, m.target);
+    m.dst = take_ipv6(d, m.target);
+    m.router = d.ConsumeBool();
+    m.solicited = d.ConsumeBool();
+    m.override_ = d.ConsumeBool();
+    m.lladdr = take_mac(d);
+    m.has_lladdr = d.ConsumeBool();
+    m.hop_limit = d.ConsumeBool() ? nd_hop_limit : d.ConsumeIntegral<std::uint8_t>();
+
+    const bytes na = encode_checked([&](std::span<std::byte> out) { return encode_na(dst, src, m, out); }, extra);
+    nd_msg as_na = m;
+    as_na.is_advert = true;
+    check(na.empty() == !nd_valid(as_na), "encode_na refused a valid NA or took an invalid one");
+    if (!na.empty()) {
+        const frame g = decode(na);
+        check(g.kind == frame_kind::nd && g.eth.dst == dst && g.eth.src == src, "an encoded NA does not decode");
+        check_same_nd(as_na, g.nd);
+    }
+    nd_msg as_ns = m;
+    as_ns.is_advert = false;
+    const bytes ns = encode_checked([&](std::span<std::byte> out) { return encode_ns(dst, src, m, out); }, extra);
+    check(ns.empty() == !nd_valid(as_ns), "encode_ns refused a valid NS or took an invalid one");
+    const bytes ns_group = encode_checked([&](std::span<std::byte> out) { return encode_ns(src, m, out); }, extra);
+    check(ns_group.empty() == (ns.empty() || !m.dst.is_multicast()), "encode_ns to a group: wrong refusal");
+    for (const bytes* b : {&ns, &ns_group}) {
+        if (b->empty()) continue;
+        const frame g = decode(*b);
+        check(g.kind == frame_kind::nd && !g.nd.is_advert, "an encoded NS does not decode");
+        check_same_nd(as_ns, g.nd);
+        check(is_dad_conflict(g, m.target, src) == false, "our own NS counted as a DAD conflict");
+        check(is_dad_conflict(g, m.target, dst) == m.src.is_zero() || dst == src,
+              "another node's NS: DAD conflict exactly when it is a DAD probe");
+    }
+    const bool target_ok = !m.target.is_multicast();
+    const bytes una = encode_checked([&](std::span<std::byte> out) { return encode_unsolicited_na(src, m.target, out); }, extra);
+    const bytes dad = encode_checked([&](std::span<std::byte> out) { return encode_dad_ns(src, m.target, out); }, extra);
+    check(una.empty() != target_ok && dad.empty() != target_ok, "unsolicited NA / DAD NS refusal is not the target rule");
+    if (target_ok) {
+        const frame u = decode(una), p = decode(dad);
+        check(u.kind == frame_kind::nd && u.nd.is_advert && u.nd.override_ && !u.nd.solicited && u.nd.lladdr == src &&
+                  u.eth.dst == ipv6_addr::all_nodes().multicast_mac(),
+              "unsolicited NA is not O=1 S=0 to all nodes with our MAC");
+        check(p.kind == frame_kind::nd && p.nd.is_dad() && !p.nd.has_lladdr && p.nd.dst == m.target.solicited_node() &&
+                  p.eth.dst == m.target.solicited_node().multicast_mac(),
+              "DAD NS is not from :: to the solicited-node group without an option");
+    }
+
+    icmp6_echo e;
+    e.is_reply = d.ConsumeBool();
+    e.src = take_ipv6(d, m.target);
+    e.dst = take_ipv6(d, m.target);
+    e.hop_limit = d.ConsumeIntegral<std::uint8_t>();
+    e.id = d.ConsumeIntegral<std::uint16_t>();
+    e.seq = d.ConsumeIntegral<std::uint16_t>();
+    const bytes epay = d.ConsumeRemainingBytes<std::byte>();
+    e.payload = epay;
+    const bytes echo = encode_checked([&](std::span<std::byte> out) { return encode_icmp6_echo(dst, src, e, out); }, extra);
+    check(echo.empty() == (e.src.is_multicast() || eth_header::size() + ipv6_header_size + icmp6_header_size + epay.size() > 2048),
+          "encode_icmp6_echo refused a message that fits or took one from a group");
+    if (!echo.empty()) {
+        const frame g = decode(echo);
+        check(g.kind == frame_kind::icmp6_echo, "an encoded ICMPv6 echo does not decode");
+        check_same_echo6(e, g.echo6);
+    }
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -265,5 +439,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     decode_and_reencode(in);
     FuzzedDataProvider d(data, size);
     encode_from_fields(d);
+    FuzzedDataProvider d6(data, size);
+    encode6_from_fields(d6);
     return 0;
 }

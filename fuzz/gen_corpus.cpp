@@ -51,6 +51,9 @@ constexpr mac_addr mac_a{{0x02, 0, 0, 0, 0, 1}};
 constexpr mac_addr mac_b{{0x02, 0, 0, 0, 0, 2}};
 constexpr ipv4_addr primary_ip{0xa9fe0a64}; // 169.254.10.100
 constexpr ipv4_addr monitor_ip{0xa9fe0a65}; // 169.254.10.101
+// fd00:6877::100 and ::101, our ULA.
+constexpr ipv6_addr primary_ip6{{0xfd, 0x00, 0x68, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00}};
+constexpr ipv6_addr monitor_ip6{{0xfd, 0x00, 0x68, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x01}};
 
 void frame(const std::string& name, const bytes& b, std::size_t n) {
     if (n == 0) {
@@ -59,6 +62,47 @@ void frame(const std::string& name, const bytes& b, std::size_t n) {
         return;
     }
     write("decode", name, b.data(), n);
+}
+
+// IPv6: what a node sends when it claims, defends and answers an address, and a few the
+// decoder must refuse.
+void ipv6_seeds(bytes& b, const bytes& ping) {
+    frame("nd-unsolicited-na", b, encode_unsolicited_na(mac_a, primary_ip6, b));
+    frame("nd-dad-ns", b, encode_dad_ns(mac_a, primary_ip6, b));
+    nd_msg ns;
+    ns.src = monitor_ip6;
+    ns.dst = primary_ip6.solicited_node();
+    ns.target = primary_ip6;
+    ns.lladdr = mac_b;
+    ns.has_lladdr = true;
+    std::size_t n = encode_ns(mac_b, ns, b);
+    frame("nd-ns", b, n);
+    const bytes ns_frame(b.begin(), b.begin() + static_cast<long>(n));
+    const auto decoded = decode(ns_frame);
+    frame("nd-solicited-na", b, encode_na_answer(decoded, mac_a, b));
+    nd_msg probe = ns; // unicast unreachability probe, no option
+    probe.dst = primary_ip6;
+    probe.has_lladdr = false;
+    frame("nd-ns-unicast", b, encode_ns(mac_a, mac_b, probe, b));
+    icmp6_echo e;
+    e.src = monitor_ip6;
+    e.dst = primary_ip6;
+    e.id = 0x4856;
+    e.seq = 7;
+    e.payload = ping;
+    frame("icmp6-request", b, encode_icmp6_echo(mac_a, mac_b, e, b));
+    e.is_reply = true;
+    std::swap(e.src, e.dst);
+    frame("icmp6-reply", b, encode_icmp6_echo(mac_b, mac_a, e, b));
+    // Refused, each at its own check: the hop limit and the next header are outside the
+    // ICMPv6 checksum, so changing them leaves it valid. 254: the NA crossed a router;
+    // 0: a hop-by-hop header, as MLD reports come.
+    n = encode_unsolicited_na(mac_a, primary_ip6, b);
+    b[eth_header::size() + 7] = std::byte{254};
+    frame("bad-nd-hop-limit", b, n);
+    n = encode_unsolicited_na(mac_a, primary_ip6, b);
+    b[eth_header::size() + 6] = std::byte{0};
+    frame("bad-ipv6-hop-by-hop", b, n);
 }
 
 void decode_seeds() {
@@ -122,6 +166,7 @@ void decode_seeds() {
     n = encode_arp(mac_addr::broadcast(), mac_a, req, b);
     store_be16(&b[12], ethertype_vlan);
     frame("bad-vlan", b, n);
+    ipv6_seeds(b, ping);
 }
 
 // ---------------------------------------------------------------- fsm: scripts

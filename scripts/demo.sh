@@ -2,15 +2,21 @@
 # The README's first command: a failover demo on this machine.
 #
 # Builds heartwire, makes three hosts (primary, monitor, client) as network namespaces on a
-# bridge in 169.254.10.0/24, starts a heartwired pair on DPDK af_xdp ports, and then, round
-# after round: the client pings the primary address, the primary is killed (SIGKILL), and the
+# bridge in 169.254.10.0/24, starts a heartwired pair on DPDK af_xdp ports in shared mode
+# (heartwire's XDP program steers only its own frames to DPDK; the kernel serves the
+# address) and a real TCP and UDP service (heartwire-echo) in each node. The client streams
+# UDP requests and connection-per-request TCP requests at the service on the primary
+# address for the whole demo. Round after round: the primary is killed (SIGKILL), and the
 # client measures, from kernel receive timestamps, the time from the kill to the first
-# gratuitous ARP of the new primary and to its first answered ping. The killed node is
-# restarted and rejoins as monitor. At the end: the client's ARP entry for the primary
-# address and the median failover. Everything it made is removed on exit.
+# gratuitous ARP of the new primary and to its first answered ping, then checks that the
+# service answers there. The killed node is restarted and rejoins as monitor. At the end:
+# the client's ARP entry for the primary address, the median failover, and the requests the
+# stream lost and its longest gap. Everything it made is removed on exit.
 #
 # Options: --rounds N (5)  --interval-us N (100)  --miss N (5)  --pmd net_af_xdp|net_af_packet
 #          --idle busy|adaptive (adaptive: leaves the 2-core VM's kernel room)  --keep-logs
+#          --mode shared|exclusive (shared: kernel services behind the address; exclusive:
+#          heartwire answers only ARP and ping, no service)
 set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 
@@ -20,6 +26,8 @@ MISS=5
 PMD=net_af_xdp
 IDLE=adaptive
 KEEP=0
+MODE=shared
+SERVICE_PORT=7000
 while [ $# -gt 0 ]; do
     case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -28,6 +36,7 @@ while [ $# -gt 0 ]; do
     --pmd) PMD=$2; shift 2 ;;
     --idle) IDLE=$2; shift 2 ;;
     --keep-logs) KEEP=1; shift ;;
+    --mode) MODE=$2; shift 2 ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "demo: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -43,9 +52,13 @@ MONITOR_IP=169.254.10.101
 CLIENT_IP=169.254.10.10
 WORK=$(mktemp -d /tmp/heartwire-demo.XXXXXX)
 declare -A PID=()
+declare -A SVC=()
+LOAD_PID=
 
 cleanup() {
     set +e
+    [ -n "$LOAD_PID" ] && kill -TERM "$LOAD_PID" 2>/dev/null
+    for n in "${!SVC[@]}"; do kill -TERM "${SVC[$n]}" 2>/dev/null; done
     for n in "${!PID[@]}"; do
         kill -TERM "${PID[$n]}" 2>/dev/null
     done
@@ -92,7 +105,8 @@ key_file = "$WORK/group.key"
 [port]
 eal = ["-l", "$3", "--no-huge", "-m", "256", "--no-pci", "--file-prefix", "$P$1", "--log-level", "lib.eal:error", "--log-level", "pmd.net.af_xdp:error"]
 device = "${PMD}0,iface=eth0"
-mode = "exclusive"
+mode = "$MODE"
+kernel_interface = "eth0"
 
 [addresses]
 primary = "$PRIMARY_IP/24"
@@ -145,7 +159,16 @@ wait_role() { # name role
 }
 other() { [ "$1" = nodea ] && echo nodeb || echo nodea; }
 
-echo "heartwire demo: ${PMD} ports, probe every ${INTERVAL_US} us, failover after ${MISS} misses"
+echo "heartwire demo: ${PMD} ports ($MODE mode), probe every ${INTERVAL_US} us, failover after ${MISS} misses"
+if [ "$MODE" = shared ]; then
+    # The service: the same TCP and UDP echo on each node, on every address; whichever
+    # node's kernel holds the primary address serves it.
+    for n in nodea nodeb; do
+        ip netns exec "$P-$n" taskset -c "$(core_of "$n")" "$HW_BUILD/tools/heartwire-echo" --port "$SERVICE_PORT" \
+            >> "$WORK/$n-service.log" 2>&1 &
+        SVC[$n]=$!
+    done
+fi
 start nodea
 wait_role nodea primary
 start nodeb
@@ -153,6 +176,17 @@ wait_role nodeb monitor
 echo "  nodea $(mac_of nodea) is primary ($PRIMARY_IP), nodeb $(mac_of nodeb) is monitor ($MONITOR_IP)"
 ip netns exec "$P-client" ping -c 3 -i 0.2 -q "$PRIMARY_IP" >/dev/null
 echo "  client $CLIENT_IP reaches $PRIMARY_IP at $(ip -n "$P-client" neigh show "$PRIMARY_IP" | awk '{print $5}')"
+load() { ip netns exec "$P-client" "$HW_BUILD/tools/heartwire-load" --target "$PRIMARY_IP" --port "$SERVICE_PORT" "$@"; }
+if [ "$MODE" = shared ]; then
+    load --requests 20 --tcp-interval-ms 2 >/dev/null || { echo "demo: the service does not answer on $PRIMARY_IP" >&2; exit 1; }
+    # The stream the client keeps up through every failover: a UDP request every 2 ms and a
+    # new TCP connection (connect, request, answer, close) every 20 ms.
+    # (ip netns exec execs the client: $! is its pid, for the SIGTERM that ends it.)
+    ip netns exec "$P-client" "$HW_BUILD/tools/heartwire-load" --target "$PRIMARY_IP" --port "$SERVICE_PORT" \
+        --udp-interval-us 2000 --tcp-interval-ms 20 --json > "$WORK/stream.json" 2> "$WORK/stream.err" &
+    LOAD_PID=$!
+    echo "  service: TCP and UDP echo on $PRIMARY_IP:$SERVICE_PORT answers; the client streams requests at it"
+fi
 echo
 
 # Both up, one primary and one monitor (restarting whichever died or got killed).
@@ -220,6 +254,9 @@ while [ "$r" -le "$ROUNDS" ]; do
     garps+=("$garp")
     dets+=("$(echo "${det:-0}" | awk '{print $1/1000}')")
     [ "$new_mac" = "$(mac_of "$survivor")" ] || { echo "demo: GARP came from $new_mac, not $survivor" >&2; exit 1; }
+    if [ "$MODE" = shared ] && ! load --requests 10 --tcp-interval-ms 2 --timeout-ms 2000 >/dev/null; then
+        echo "demo: round $r: the service on $PRIMARY_IP does not answer after the failover" >&2; exit 1
+    fi
     # The killed node comes back and rejoins as monitor (no preemption).
     start "$victim"
     r=$((r + 1))
@@ -249,3 +286,12 @@ false_takeovers=$((takeovers - kills))
 notices=$(cat "$WORK"/node*.log | grep -c "engine-down notice sent" || true)
 echo "  takeovers on the engine-down notice: $notices of $kills kills (the rest waited out the window)"
 echo "  false takeovers (a live primary replaced) during the demo: $false_takeovers; rounds redone: $retries"
+if [ "$MODE" = shared ]; then
+    kill -TERM "$LOAD_PID"; wait "$LOAD_PID" || true; LOAD_PID=
+    st=$(cat "$WORK/stream.json")
+    field() { echo "$st" | grep -o "\"$1\":{[^}]*}" | grep -o "\"$2\":[0-9.]*" | cut -d: -f2; }
+    echo "  service after every failover: answered (UDP and TCP, checked after each round)"
+    printf '  client stream through %s failovers: UDP %s requests, %s lost, longest gap %.1f ms; TCP %s connections, %s lost, longest gap %.1f ms\n' \
+        "$ROUNDS" "$(field udp sent)" "$(field udp lost)" "$(echo "$(field udp longest_gap_us)" | awk '{print $1/1000}')" \
+        "$(field tcp sent)" "$(field tcp lost)" "$(echo "$(field tcp longest_gap_us)" | awk '{print $1/1000}')"
+fi

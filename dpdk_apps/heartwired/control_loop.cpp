@@ -106,6 +106,7 @@ control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth
         next_key_check_ = std::chrono::steady_clock::now() + std::chrono::seconds{1};
     }
     if (c.port.mode == cfg::address_mode::shared) nl_ = std::make_unique<control::netlink>();
+    open_steering();
     if (!c.health.empty()) health_ = std::make_unique<control::health_monitor>(c.health, hooks_);
     ctl_ = std::make_unique<control::ctl_server>(c.control.socket, [this](std::string_view req) { return handle(req); });
     // A port with a kernel netdev has a carrier the kernel reports: the engine hears of a
@@ -124,6 +125,32 @@ control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth
     }
 }
 
+// af_xdp with an XDP program of ours (port.xdp_prog): tell it which addresses are
+// heartwire's, so it steers the ARP about them and the engine's echo replies to DPDK and
+// passes the rest (the service's traffic, clients' ARP) to the kernel.
+void control_loop::open_steering() {
+    const std::string prog = io::xdp_program(c_);
+    if (prog.empty()) return;
+    const std::string iface = io::kernel_interface(c_);
+    try {
+        steer_ = std::make_unique<io::xdp_steer>(io::xdp_steer::open(iface));
+        for (const bool primary : {true, false}) {
+            for (const auto& p : cfg::role_v4(c_.addresses, primary)) steer_->add(p.addr);
+            for (const auto& p : cfg::role_v6(c_.addresses, primary)) steer_->add(p.addr.b);
+        }
+        steer_->set_icmp_id(e_.icmp_id());
+    } catch (const std::exception& ex) {
+        steer_.reset();
+        // heartwire's own program must be there: without it the kernel gets nothing.
+        if (prog == io::steering_object()) throw io::setup_error(std::string("XDP steering: ") + ex.what());
+        log::write(log::level::info, "port.xdp_prog " + prog + " is not heartwire's steering program (" + ex.what() +
+                                         "): its maps are the operator's to fill");
+        return;
+    }
+    log::write(log::level::info, fmt("XDP steering on %s (%s mode): heartwire's frames to DPDK, the rest to the kernel",
+                                     iface.c_str(), steer_->mode()));
+}
+
 void control_loop::prepare_kernel_interface() {
     if (!nl_) return;
     // Both addresses share a subnet: without promotion, releasing the monitor address (the
@@ -137,18 +164,17 @@ void control_loop::prepare_kernel_interface() {
     }
     // A previous run killed with SIGKILL may have left our addresses on the interface, and
     // the staged primary on lo.
-    for (const auto& a : {c_.addresses.primary, c_.addresses.monitor}) {
-        if (nl_->has_address(c_.port.kernel_interface, a.addr) == 1) {
-            nl_->del_address(c_.port.kernel_interface, a);
-            log::write(log::level::warn, "removed stale " + a.to_string() + " from " + c_.port.kernel_interface);
-        }
+    const auto stale = [&](const std::string& ifname, const auto& p) {
+        if (nl_->has_address(ifname, p.addr) != 1) return;
+        nl_->del_address(ifname, p);
+        if (nl_->has_address(ifname, p.addr) == 0) log::write(log::level::warn, "removed stale " + p.to_string() + " from " + ifname);
+    };
+    for (const bool primary : {true, false}) {
+        for (const auto& p : cfg::role_v4(c_.addresses, primary)) stale(c_.port.kernel_interface, p);
+        for (const auto& p : cfg::role_v6(c_.addresses, primary)) stale(c_.port.kernel_interface, p);
     }
-    const ipv4_prefix staged{c_.addresses.primary.addr, 32};
-    if (nl_->has_address(loopback, staged.addr) == 1) {
-        nl_->del_address(loopback, staged);
-        if (nl_->has_address(loopback, staged.addr) == 0)
-            log::write(log::level::warn, "removed stale " + staged.to_string() + " from " + loopback);
-    }
+    for (const auto& p : cfg::role_v4(c_.addresses, true)) stale(loopback, ipv4_prefix{p.addr, 32});
+    for (const auto& p : cfg::role_v6(c_.addresses, true)) stale(loopback, ipv6_prefix{p.addr, 128});
     const std::string why = quiet_arp_for_lo(c_.port.kernel_interface);
     can_stage_ = why.empty();
     if (!can_stage_)
@@ -330,16 +356,26 @@ void control_loop::check_health() {
 void control_loop::on_address(const io::control_event& ev) {
     const auto& a = ev.a;
     const bool add = a.kind == fsm::action_kind::claim_address;
-    const auto prefix = a.which == fsm::address_id::primary ? c_.addresses.primary : c_.addresses.monitor;
+    const bool primary = a.which == fsm::address_id::primary;
+    const auto v4 = cfg::role_v4(c_.addresses, primary);
+    const auto& v6 = cfg::role_v6(c_.addresses, primary);
+    std::string list = v4.front().to_string();
+    for (std::size_t i = 1; i < v4.size(); ++i) list.append(", ").append(v4[i].to_string());
+    for (const auto& p : v6) list.append(", ").append(p.to_string());
     log::write_at(log::level::info, ev.wall_ns,
-                  fmt("%s %s address %s", add ? "claimed" : "released", s(fsm::to_string(a.which)).c_str(),
-                      prefix.to_string().c_str()));
+                  fmt("%s %s address%s %s", add ? "claimed" : "released", s(fsm::to_string(a.which)).c_str(),
+                      v4.size() + v6.size() > 1 ? "es" : "", list.c_str()));
     if (!nl_) return;
-    const int rc = add ? nl_->add_address(c_.port.kernel_interface, prefix)
-                       : nl_->del_address(c_.port.kernel_interface, prefix);
-    if (rc != 0)
-        log::write(log::level::error, fmt("netlink %s %s on %s: %s", add ? "add" : "del", prefix.to_string().c_str(),
-                                          c_.port.kernel_interface.c_str(), std::strerror(-rc)));
+    int rc = 0;
+    const auto apply = [&](const auto& p) {
+        const int r = add ? nl_->add_address(c_.port.kernel_interface, p) : nl_->del_address(c_.port.kernel_interface, p);
+        if (r != 0)
+            log::write(log::level::error, fmt("netlink %s %s on %s: %s", add ? "add" : "del", p.to_string().c_str(),
+                                              c_.port.kernel_interface.c_str(), std::strerror(-r)));
+        if (r != 0 && rc == 0) rc = r;
+    };
+    for (const auto& p : v4) apply(p);
+    for (const auto& p : v6) apply(p);
     // A takeover: the interface now holds the address (the kernel answers ARP and picks it as
     // source), so the staged copy can go. Before the monitor address is released (the next
     // event): the route to the clients' subnet never lapses. Had the add failed, the copy on
@@ -362,28 +398,30 @@ void control_loop::on_address(const io::control_event& ev) {
 //   - a client whose cache still names the monitor (just after a switchover) is served by
 //     the monitor instead of dropped.
 // EEXIST on a repeated add is success (netlink::add_address).
+// Every primary address, as a host address on lo (IPv6 on lo is never answered for on
+// the interface by neighbour discovery, as IPv4 with quiet_arp_for_lo is not by ARP).
+bool control_loop::stage_all(bool add) {
+    bool ok = true;
+    const auto one = [&](const auto& p) {
+        const int rc = add ? nl_->add_address(loopback, p) : nl_->del_address(loopback, p);
+        if (rc == 0) return;
+        ok = false;
+        log::write(log::level::error, fmt("netlink %s %s on %s (%s): %s", add ? "add" : "del", p.to_string().c_str(), loopback,
+                                          add ? "staging the primary address" : "the staged primary address", std::strerror(-rc)));
+    };
+    for (const auto& p : cfg::role_v4(c_.addresses, true)) one(ipv4_prefix{p.addr, 32});
+    for (const auto& p : cfg::role_v6(c_.addresses, true)) one(ipv6_prefix{p.addr, 128});
+    return ok;
+}
+
 void control_loop::stage_primary() {
     if (!nl_ || !can_stage_ || staged_) return;
-    const ipv4_prefix p{c_.addresses.primary.addr, 32};
-    const int rc = nl_->add_address(loopback, p);
-    if (rc != 0) {
-        log::write(log::level::error, fmt("netlink add %s on %s (staging the primary address): %s", p.to_string().c_str(),
-                                          loopback, std::strerror(-rc)));
-        return;
-    }
-    staged_ = true;
+    if (stage_all(true)) staged_ = true;
 }
 
 void control_loop::unstage_primary() {
     if (!nl_ || !staged_) return;
-    const ipv4_prefix p{c_.addresses.primary.addr, 32};
-    const int rc = nl_->del_address(loopback, p);
-    if (rc != 0) {
-        log::write(log::level::error, fmt("netlink del %s on %s (the staged primary address): %s", p.to_string().c_str(),
-                                          loopback, std::strerror(-rc)));
-        return; // still staged: the next role change tries again
-    }
-    staged_ = false;
+    if (stage_all(false)) staged_ = false; // else still staged: the next role change tries again
 }
 
 // Seed 003 claim 4: stop taking new work; done when the drain hook exits, or when the
@@ -589,7 +627,7 @@ std::string control_loop::handle(std::string_view req) {
     if (cmd == "status") {
         std::string fmt_arg;
         in >> fmt_arg;
-        const status_inputs si{c_, e_, takeovers_, notes_, fault_detail_, app_inflight_, queue_.counters()};
+        const status_inputs si{c_, e_, takeovers_, notes_, fault_detail_, app_inflight_, queue_.counters(), steer_.get()};
         return fmt_arg == "json" ? status_json(si) + "\n" : "ok\n" + status_text(si);
     }
     if (cmd == "switchover") return switchover();

@@ -18,6 +18,7 @@
 #include "control/link_watch.hpp"
 #include "control/netlink.hpp"
 #include "dpdk/engine.hpp"
+#include "dpdk/xdp_steer.hpp"
 #include "heartwire/auth.hpp"
 #include "heartwire/config.hpp"
 #include "status.hpp"
@@ -33,6 +34,8 @@ public:
     // Shared mode starts from a clean slate (and lets secondaries be promoted), with the
     // kernel interface's ARP set up for staging the primary address on lo.
     void prepare_kernel_interface();
+    void open_steering();
+    bool stage_all(bool add);
     // Runs until `engine_running` drops, then carries out the engine's last actions.
     void run(const std::atomic<bool>& engine_running);
 
@@ -63,6 +66,7 @@ private:
     control::hook_runner hooks_;
     control::hook_queue queue_; // every hook but health checks: one run per kind at a time
     std::unique_ptr<control::netlink> nl_;
+    std::unique_ptr<io::xdp_steer> steer_; // af_xdp with heartwire's steering program
     bool can_stage_{false}; // the kernel interface keeps quiet in ARP about a staged address
     bool staged_{false};    // the primary address sits on lo, unannounced (stage_primary)
     std::unique_ptr<control::ctl_server> ctl_;

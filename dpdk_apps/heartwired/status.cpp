@@ -84,6 +84,32 @@ std::string auth_text(const status_inputs& in, const io::status_snapshot& s) {
     return buf;
 }
 
+// A role's addresses, IPv4 first, joined by `sep` (JSON: quoted).
+std::string role_list(const cfg::config& c, bool primary, const char* sep, bool quoted = false) {
+    std::string out;
+    const auto add = [&](const std::string& a) {
+        if (!out.empty()) out.append(sep);
+        if (quoted) out.append("\"");
+        out.append(a);
+        if (quoted) out.append("\"");
+    };
+    for (const auto& p : cfg::role_v4(c.addresses, primary)) add(p.to_string());
+    for (const auto& p : cfg::role_v6(c.addresses, primary)) add(p.to_string());
+    return out;
+}
+
+std::string steer_text(const io::xdp_steer& x) {
+    std::string out = "XDP on " + x.ifname() + " (" + x.mode() + "):";
+    const auto st = x.stats();
+    for (std::size_t i = 0; i < io::steer_counter_count; ++i) {
+        out.append(" ");
+        out.append(io::to_string(static_cast<io::steer_counter>(i)));
+        out.append(" ");
+        out.append(std::to_string(st.n[i]));
+    }
+    return out;
+}
+
 } // namespace
 
 std::string key_ids(const fsm::key_set& k) {
@@ -103,8 +129,9 @@ std::string status_text(const status_inputs& in) {
     o << "node      " << in.c.node.name << " (id " << in.c.node.id << ", priority " << int(in.c.node.priority)
       << ", group " << in.c.node.group << ")\n";
     o << "role      " << to_string(s.r) << "  epoch " << s.epoch << "  holds " << holds_list(s) << "\n";
-    o << "addresses primary " << in.c.addresses.primary.to_string() << "  monitor "
-      << in.c.addresses.monitor.to_string() << "\n";
+    o << "addresses primary " << role_list(in.c, true, ", ") << "  monitor " << role_list(in.c, false, ", ");
+    if (in.c.port.vlan) o << "  vlan " << in.c.port.vlan;
+    o << "\n";
     o << "port      " << in.c.port.device << "  mac " << in.e.mac().to_string() << "  mode "
       << cfg::to_string(in.c.port.mode) << "  engine " << cfg::to_string(in.c.engine.mode) << "/"
       << cfg::to_string(in.c.engine.idle) << "\n";
@@ -116,6 +143,7 @@ std::string status_text(const status_inputs& in) {
         o << "\n";
     }
     o << "auth      " << auth_text(in, s) << "\n";
+    if (in.steer) o << "steering  " << steer_text(*in.steer) << "\n";
     if (s.switchover_pending) o << "switchover pending: waiting for the primary to drain\n";
     if (in.app_inflight >= 0) o << "inflight  " << in.app_inflight << " (reported by the application)\n";
     o << "detect    interval " << in.c.detect.interval_us << " us  miss " << in.c.detect.miss << "  probe "
@@ -165,6 +193,15 @@ std::string status_json(const status_inputs& in) {
       << (in.c.auth.mode == cfg::auth_mode::none ? "none" : auth::to_string(auth::keyring::algo()))
       << "\",\"send_key\":" << int(s.send_key) << ",\"preferred_key\":" << int(s.preferred_key) << ",\"accepted\":["
       << key_ids(s.accepted_keys) << "]},";
+    if (in.steer) {
+        const auto st = in.steer->stats();
+        o << "\"steering\":{\"interface\":\"" << in.steer->ifname() << "\",\"mode\":\"" << in.steer->mode() << "\"";
+        for (std::size_t i = 0; i < io::steer_counter_count; ++i)
+            o << ",\"" << io::to_string(static_cast<io::steer_counter>(i)) << "\":" << st.n[i];
+        o << "},";
+    }
+    o << "\"addresses\":{\"primary\":[" << role_list(in.c, true, ",", true) << "],\"monitor\":["
+      << role_list(in.c, false, ",", true) << "],\"vlan\":" << in.c.port.vlan << "},";
     o << "\"role\":\"" << to_string(s.r) << "\",\"epoch\":" << s.epoch << ",\"holds_primary\":"
       << (s.holds[0] ? "true" : "false") << ",\"holds_monitor\":" << (s.holds[1] ? "true" : "false") << ",";
     o << "\"mac\":\"" << in.e.mac().to_string() << "\",\"watched_primary\":" << s.watched_id

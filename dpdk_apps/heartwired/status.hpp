@@ -7,6 +7,7 @@
 
 #include "control/hook_queue.hpp"
 #include "dpdk/engine.hpp"
+#include "dpdk/xdp_steer.hpp"
 #include "heartwire/config.hpp"
 
 namespace heartwire::app {
@@ -25,6 +26,7 @@ struct status_inputs {
     const std::string& fault_detail;
     std::int64_t app_inflight;              // -1: never reported
     control::hook_queue_counters hooks;     // the control loop's hook queue
+    const io::xdp_steer* steer{nullptr};    // af_xdp steering program, when heartwire's
 };
 
 std::string status_text(const status_inputs& in);

@@ -76,12 +76,35 @@ struct port_cfg {
     std::uint32_t rx_desc{default_rx_desc};
     std::uint32_t tx_desc{default_tx_desc};
     std::uint32_t mbufs{default_mbufs};
+    // [port] vlan: 802.1Q VLAN id of every frame heartwire sends and receives (heartbeats,
+    // ARP, GARP, ICMP), 1..4094; 0 = untagged. Frames of another VLAN are counted and dropped.
+    std::uint32_t vlan{0};
+    // [port] xdp_prog: the XDP program the af_xdp PMD loads. "" = heartwire's own steering
+    // program in shared mode (only heartwire's frames to DPDK, the rest to the kernel), the
+    // PMD's default in exclusive mode; "none" = the PMD's default; or a path to an object.
+    std::string xdp_prog;
 };
 
+// A role's addresses: the first, IPv4, is the one the seeds' discovery probes by ARP; the
+// others (IPv4 and IPv6) move with it: claimed, announced (GARP / unsolicited NA), answered
+// and released together.
+inline constexpr std::size_t max_role_addresses = 16;
+
 struct addresses_cfg {
-    ipv4_prefix primary;  // [addresses] primary = "169.254.10.100/24" (required)
-    ipv4_prefix monitor;  // [addresses] monitor = "169.254.10.101/24" (required, != primary)
+    // [addresses] primary = "169.254.10.100/24" or ["169.254.10.100/24", "fd00:6877::100/64", ...]
+    // (required; the first entry IPv4)
+    ipv4_prefix primary;
+    // [addresses] monitor = "169.254.10.101/24" or a list as for primary (required, != primary)
+    ipv4_prefix monitor;
+    std::vector<ipv4_prefix> primary_more;   // further IPv4 addresses of the primary role
+    std::vector<ipv6_prefix> primary6;       // its IPv6 addresses
+    std::vector<ipv4_prefix> monitor_more;
+    std::vector<ipv6_prefix> monitor6;
 };
+
+// Every IPv4 address of a role (the role address first), and its IPv6 addresses.
+std::vector<ipv4_prefix> role_v4(const addresses_cfg& a, bool primary);
+const std::vector<ipv6_prefix>& role_v6(const addresses_cfg& a, bool primary);
 
 struct detect_cfg {
     std::uint32_t interval_us{default_interval_us}; // [detect] interval_us, 1..10'000'000

@@ -23,6 +23,25 @@ enum class address_id : std::uint8_t { primary = 0, monitor = 1 };
 inline constexpr std::size_t address_count = 2;
 std::string_view to_string(address_id a) noexcept;
 
+// All the addresses of one role: v4[0] is the role address (params::addr), discovered by
+// ARP; the rest, IPv4 and IPv6, move with it. Fixed capacity: the machine never allocates.
+struct role_addresses {
+    std::uint8_t n4{1};
+    std::uint8_t n6{0};
+    std::array<ipv4_addr, cfg::max_role_addresses> v4{};
+    std::array<ipv6_addr, cfg::max_role_addresses> v6{};
+    bool has(ipv4_addr a) const noexcept {
+        for (std::size_t i = 0; i < n4; ++i)
+            if (v4[i] == a) return true;
+        return false;
+    }
+    bool has(const ipv6_addr& a) const noexcept {
+        for (std::size_t i = 0; i < n6; ++i)
+            if (v6[i] == a) return true;
+        return false;
+    }
+};
+
 // Everything the machine needs from the config, with times in nanoseconds.
 struct params {
     std::uint32_t node_id{1};
@@ -36,8 +55,9 @@ struct params {
     std::uint64_t defend_interval_ns{10'000'000};
     std::uint8_t priority{cfg::default_priority};
     mac_addr mac;
-    ipv4_addr addr[address_count];
-    bool answer_icmp{true}; // exclusive mode: we answer echo for held addresses
+    ipv4_addr addr[address_count];          // each role's first (discovery) address
+    role_addresses addrs[address_count];    // every address of each role (v4[0] == addr[i])
+    bool answer_icmp{true}; // exclusive mode: we answer echo (and IPv6 NS) for held addresses
     cfg::probe_kind probe{cfg::probe_kind::heartbeat};
     std::uint64_t interval_ns{10'000};
     std::uint32_t miss{3};
@@ -155,6 +175,10 @@ struct event {
     X(send_arp_reply)  /* dst, arp */                                                            \
     X(send_icmp_probe) /* dst, addr (target), icmp_seq; source = our monitor address */          \
     X(reflect_echo)    /* answer the echo request in the frame being processed */                \
+    X(send_na)         /* addr6: unsolicited neighbour advertisement (the IPv6 GARP) */          \
+    X(send_dad_ns)     /* addr6: duplicate address detection probe (RFC 4862 5.4) */             \
+    X(answer_ns)       /* answer the neighbour solicitation in the frame being processed */      \
+    X(reflect_echo6)   /* answer the ICMPv6 echo request in the frame being processed */         \
     X(claim_address)   /* which, addr: control adds it to the kernel in shared mode */           \
     X(release_address) /* which, addr */                                                         \
     X(role_changed)    /* from, to, epoch: control runs notify hooks, logs */                    \
@@ -207,6 +231,7 @@ struct action {
     wire::hb_msg hb;
     wire::arp_msg arp;
     ipv4_addr addr;
+    ipv6_addr addr6;
     address_id which{address_id::primary};
     std::uint16_t icmp_seq{};
     role from{role::init};
@@ -238,6 +263,10 @@ protected:
     X(acks_sent)                                                                                 \
     X(announces_sent)                                                                            \
     X(garps_sent)                                                                                \
+    X(nas_sent)             /* unsolicited neighbour advertisements (IPv6 claims, defences) */   \
+    X(ns_answered)          /* neighbour solicitations answered (exclusive mode) */              \
+    X(echo6_replies)                                                                             \
+    X(dad_probes_sent)      /* RFC 4862 duplicate address detection at discovery */              \
     X(arp_replies)                                                                               \
     X(echo_replies)                                                                              \
     X(stay_downs_sent)                                                                           \

@@ -1,5 +1,6 @@
 #pragma once
-// Wire codec: Ethernet, ARP (RFC 826 / 5227), IPv4 + ICMP echo, and the heartwire frame.
+// Wire codec: Ethernet, ARP (RFC 826 / 5227), IPv4 + ICMP echo, IPv6 + ICMPv6 echo and
+// neighbour discovery (RFC 8200 / 4443 / 4861 / 4862), and the heartwire frame.
 // Pure functions over byte spans: explicit big-endian loads and stores, every read bounds
 // checked first, no reinterpret_cast onto packed structs. Decoding never allocates.
 
@@ -16,6 +17,7 @@ inline constexpr std::uint16_t ethertype_ipv4 = 0x0800;
 inline constexpr std::uint16_t ethertype_arp = 0x0806;
 inline constexpr std::uint16_t ethertype_vlan = 0x8100;
 inline constexpr std::uint16_t ethertype_heartwire = 0x88B5; // IEEE 802 local experimental 1
+inline constexpr std::uint16_t ethertype_ipv6 = 0x86DD;
 
 // ---------------------------------------------------------------- Ethernet II
 //  0                   1                   2                   3
@@ -66,6 +68,72 @@ struct icmp_echo {
     std::uint16_t id{};
     std::uint16_t seq{};
     std::span<const std::byte> payload; // points into the decoded buffer
+};
+
+// ---------------------------------------------------------------- IPv6 (RFC 8200)
+//  0               1               2               3
+//  +-------+-------+---------------+---------------+---------------+
+//  |version| traffic class |              flow label               |  0
+//  |        payload length         |  next header  |   hop limit   |  4
+//  |                   source address (16)                         |  8
+//  |                   destination address (16)                    | 24
+// Only ICMPv6 directly after the fixed header is decoded: any extension header (hop-by-hop
+// MLD reports, fragments) is a counted drop, since neither ND nor an echo needs one here.
+inline constexpr std::size_t ipv6_header_size = 40;
+inline constexpr std::uint8_t ip_proto_icmpv6 = 58;
+
+// ---------------------------------------------------------------- ICMPv6 (RFC 4443)
+//  type (1) | code (1) | checksum (2) | message body ...
+// The checksum covers the RFC 8200 8.1 pseudo-header (source, destination, upper-layer
+// length as 32 bits, three zero bytes, next header 58) and the whole ICMPv6 message.
+inline constexpr std::uint8_t icmp6_echo_request = 128;
+inline constexpr std::uint8_t icmp6_echo_reply = 129;
+inline constexpr std::uint8_t icmp6_neighbor_solicit = 135;
+inline constexpr std::uint8_t icmp6_neighbor_advert = 136;
+inline constexpr std::size_t icmp6_header_size = 8; // echo: type, code, checksum, id, seq
+
+// Echo request / reply (RFC 4443 4.1, 4.2): type | code 0 | checksum | id (2) | seq (2) | data
+struct icmp6_echo {
+    bool is_reply{false};
+    ipv6_addr src;
+    ipv6_addr dst;
+    std::uint8_t hop_limit{64};
+    std::uint16_t id{};
+    std::uint16_t seq{};
+    std::span<const std::byte> payload; // points into the decoded buffer
+};
+
+// ---------------------------------------------------------------- neighbour discovery (RFC 4861 4.3, 4.4)
+//  0               1               2               3
+//  +---------------+---------------+---------------+---------------+
+//  | type 135/136  |    code 0     |           checksum            |  0
+//  |R|S|O|           reserved (NS: all 32 bits reserved)           |  4
+//  |                   target address (16)                         |  8
+//  |   opt type    | opt len (x8)  |  link-layer address (6) ...   | 24
+// Options: source link-layer address (1) in an NS, target link-layer address (2) in an NA,
+// 8 bytes each on Ethernet; others are skipped as RFC 4861 4.6 requires.
+inline constexpr std::size_t nd_min_size = 24; // ICMPv6 length without options (7.1.1, 7.1.2)
+inline constexpr std::uint8_t nd_hop_limit = 255; // sent as 255, received only as 255 (7.1)
+inline constexpr std::uint8_t na_flag_router = 0x80;    // in the byte at offset 4
+inline constexpr std::uint8_t na_flag_solicited = 0x40;
+inline constexpr std::uint8_t na_flag_override = 0x20;
+inline constexpr std::uint8_t nd_opt_source_lladdr = 1;
+inline constexpr std::uint8_t nd_opt_target_lladdr = 2;
+inline constexpr std::size_t nd_opt_lladdr_size = 8; // type, length 1, MAC
+
+struct nd_msg {
+    bool is_advert{false}; // NA (136), else NS (135)
+    ipv6_addr src;         // NS from :: is duplicate address detection (RFC 4862 5.4.2)
+    ipv6_addr dst;
+    ipv6_addr target;
+    bool router{false};    // NA flags; false in an NS
+    bool solicited{false};
+    bool override_{false};
+    mac_addr lladdr;       // NS: source link-layer option, NA: target link-layer option
+    bool has_lladdr{false};
+    std::uint8_t hop_limit{nd_hop_limit};
+
+    constexpr bool is_dad() const noexcept { return !is_advert && src.is_zero(); }
 };
 
 // ---------------------------------------------------------------- heartwire frame (EtherType 0x88B5)
@@ -172,7 +240,23 @@ struct hb_msg {
     X(hb_bad_type)                                                                                \
     X(hb_bad_role)                                                                                \
     X(hb_bad_payload_length)                                                                      \
-    X(hb_missing_tag)      /* auth alg set but the frame ends before the 16-byte tag */
+    X(hb_missing_tag)      /* auth alg set but the frame ends before the 16-byte tag */          \
+    X(ipv6_truncated)                                                                             \
+    X(ipv6_bad_version)                                                                           \
+    X(ipv6_bad_payload_length) /* payload length past the end of the frame */                     \
+    X(ipv6_not_icmp6)      /* next header not 58: another protocol or an extension header */      \
+    X(ipv6_multicast_source) /* RFC 4291 2.7: never a source; answering one would amplify */      \
+    X(icmp6_truncated)     /* ICMPv6 message under 8 bytes */                                     \
+    X(icmp6_bad_checksum)                                                                         \
+    X(icmp6_unsupported)   /* RS, RA, redirect, MLD, errors; echo with a non-zero code */         \
+    X(nd_bad_hop_limit)    /* not 255: the message crossed a router (RFC 4861 7.1.1, 7.1.2) */    \
+    X(nd_bad_code)                                                                                \
+    X(nd_truncated)        /* NS or NA under 24 bytes */                                          \
+    X(nd_bad_target)       /* multicast target address */                                         \
+    X(nd_bad_option)       /* zero length, past the end, or a link-layer option not 8 bytes */    \
+    X(nd_dad_has_lladdr)   /* NS from :: carrying a source link-layer option */                   \
+    X(nd_dad_bad_destination) /* NS from :: not sent to a solicited-node group */                 \
+    X(nd_bad_flags)        /* NA to a multicast destination with the solicited flag set */
 
 enum class decode_error : std::uint8_t {
     none = 0,
@@ -184,9 +268,10 @@ enum class decode_error : std::uint8_t {
 inline constexpr std::size_t decode_error_count = static_cast<std::size_t>(decode_error::count_);
 std::string_view to_string(decode_error e) noexcept;
 
-enum class frame_kind : std::uint8_t { invalid, arp, icmp_echo, heartbeat };
+// Append only: the values are counter indices.
+enum class frame_kind : std::uint8_t { invalid, arp, icmp_echo, heartbeat, nd, icmp6_echo };
 
-// A decoded frame. Exactly one of arp / echo / hb is meaningful, chosen by kind.
+// A decoded frame. Exactly one of arp / echo / hb / nd / echo6 is meaningful, chosen by kind.
 // Spans inside point into the input buffer, which must outlive the frame.
 struct frame {
     frame_kind kind{frame_kind::invalid};
@@ -195,6 +280,8 @@ struct frame {
     arp_msg arp;
     icmp_echo echo;
     hb_msg hb;
+    nd_msg nd;
+    icmp6_echo echo6;
     // Set by the receiver after it checked the tag (the codec never sets it): the state
     // machine believes control frames only from authenticated peers, unless the node runs
     // unauthenticated by explicit configuration.
@@ -226,8 +313,46 @@ std::size_t encode_icmp_echo(const mac_addr& dst, const mac_addr& src, const icm
 std::size_t encode_heartbeat(const mac_addr& dst, const mac_addr& src, const hb_msg& m,
                              std::span<std::byte> out) noexcept;
 
+// Neighbour advertisement with every field from `m` (type 136 whatever m.is_advert says),
+// the target link-layer option when m.has_lladdr. Refuses (0) what RFC 4861 7.1.2 makes a
+// receiver drop: hop limit not 255, a multicast target or source, S set towards a
+// multicast destination.
+std::size_t encode_na(const mac_addr& dst, const mac_addr& src, const nd_msg& m, std::span<std::byte> out) noexcept;
+// RFC 4861 7.2.6 unsolicited advertisement on claiming `addr`: from addr to ff02::1
+// (33:33:00:00:00:01), target addr, O=1 S=0 R=0, target link-layer option `src`, so every
+// neighbour with an entry for addr moves it to this MAC.
+std::size_t encode_unsolicited_na(const mac_addr& src, const ipv6_addr& addr, std::span<std::byte> out) noexcept;
+// RFC 4861 7.2.4 answer to the solicitation `ns` (a decoded NS frame) for a target we hold:
+// from the target, O=1, target link-layer option `src`; unicast with S=1 to the NS's
+// source (to its source link-layer option, else its Ethernet source), or, to a DAD NS
+// (source ::), to ff02::1 with S=0. Reads only value fields of `ns`, so `out` may be the
+// buffer `ns` was decoded from. 0 when `ns` is not an NS.
+std::size_t encode_na_answer(const frame& ns, const mac_addr& src, std::span<std::byte> out) noexcept;
+// Neighbour solicitation with every field from `m` (type 135), the source link-layer option
+// when m.has_lladdr. Refuses (0) what RFC 4861 7.1.1 makes a receiver drop: hop limit not
+// 255, a multicast target or source, a DAD NS (source ::) with a link-layer option or not
+// to a solicited-node group. The first form sends to m.dst's multicast MAC (0 when m.dst is
+// unicast); a unicast NS (neighbour unreachability probe) names its MAC with the second.
+std::size_t encode_ns(const mac_addr& src, const nd_msg& m, std::span<std::byte> out) noexcept;
+std::size_t encode_ns(const mac_addr& dst, const mac_addr& src, const nd_msg& m, std::span<std::byte> out) noexcept;
+// RFC 4862 5.4.2 duplicate address detection probe for `target`: from ::, to its
+// solicited-node group (33:33:ff + low 24 bits), no link-layer option.
+std::size_t encode_dad_ns(const mac_addr& src, const ipv6_addr& target, std::span<std::byte> out) noexcept;
+// Echo request or reply with the ICMPv6 checksum filled in (traffic class and flow label 0).
+// Refuses a multicast source. The payload may point into `out` (a reply built in place).
+std::size_t encode_icmp6_echo(const mac_addr& dst, const mac_addr& src, const icmp6_echo& m,
+                              std::span<std::byte> out) noexcept;
+
+// RFC 4862 5.4.3 / 5.4.4: while `tentative` is being checked, does `f` say another node
+// uses it? An NA whose target it is, or another node's DAD NS for it (ours come back on a
+// tap or a looped multicast: they carry our Ethernet source `self`, and are not a conflict).
+bool is_dad_conflict(const frame& f, const ipv6_addr& tentative, const mac_addr& self) noexcept;
+
 // RFC 1071 Internet checksum over `data` (returns the value to store, host order).
 std::uint16_t inet_checksum(std::span<const std::byte> data) noexcept;
+// ICMPv6 checksum (RFC 8200 8.1): over the pseudo-header and `icmp`, whose checksum field
+// holds 0 when computing and the stored value when verifying (then the result is 0).
+std::uint16_t icmp6_checksum(const ipv6_addr& src, const ipv6_addr& dst, std::span<const std::byte> icmp) noexcept;
 
 // ---------------------------------------------------------------- big-endian helpers
 inline std::uint16_t load_be16(const std::byte* p) noexcept {

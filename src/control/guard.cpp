@@ -72,11 +72,11 @@ void release_addresses(const std::vector<address_release>& release, pid_t engine
         netlink nl;
         unsigned removed = 0;
         for (const auto& r : release) {
-            const bool held = nl.has_address(r.ifname, r.prefix.addr) == 1;
-            const int rc = nl.del_address(r.ifname, r.prefix);
+            const bool held = (r.v6 ? nl.has_address(r.ifname, r.prefix6.addr) : nl.has_address(r.ifname, r.prefix.addr)) == 1;
+            const int rc = r.v6 ? nl.del_address(r.ifname, r.prefix6) : nl.del_address(r.ifname, r.prefix);
             if (rc != 0 && rc != -ENODEV) {
-                std::snprintf(line, sizeof line, "heartwired guard: removing %s from %s: %s\n", r.prefix.to_string().c_str(),
-                              r.ifname.c_str(), std::strerror(-rc));
+                std::snprintf(line, sizeof line, "heartwired guard: removing %s from %s: %s\n",
+                              (r.v6 ? r.prefix6.to_string() : r.prefix.to_string()).c_str(), r.ifname.c_str(), std::strerror(-rc));
                 say(line);
             } else if (held && rc == 0) {
                 ++removed;

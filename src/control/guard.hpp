@@ -29,6 +29,8 @@ namespace heartwire::control {
 struct address_release {
     std::string ifname;
     ipv4_prefix prefix;
+    bool v6{false};          // then prefix6, not prefix
+    ipv6_prefix prefix6{};
 };
 
 struct guard_options {

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <libmnl/libmnl.h>
 #include <linux/if_addr.h>
@@ -60,13 +61,15 @@ struct addr_query {
     unsigned ifindex;
     std::uint32_t addr_be;
     bool found;
+    int family{AF_INET};
+    const ipv6_addr* addr6{nullptr};
 };
 
 int match_address(const nlmsghdr* nlh, void* arg) {
     auto* q = static_cast<addr_query*>(arg);
     if (nlh->nlmsg_type != RTM_NEWADDR) return 1;
     const auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
-    if (ifa->ifa_family != AF_INET || ifa->ifa_index != q->ifindex) return 1;
+    if (ifa->ifa_family != q->family || ifa->ifa_index != q->ifindex) return 1;
     // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on point-to-point
     // links and equal to IFA_LOCAL otherwise. Prefer LOCAL, as `ip addr` does.
     const nlattr* local = nullptr;
@@ -75,12 +78,14 @@ int match_address(const nlmsghdr* nlh, void* arg) {
     for (auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(ifaddrmsg)));
          mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)));
          a = mnl_attr_next(a)) {
-        if (mnl_attr_get_payload_len(a) != 4) continue;
+        if (mnl_attr_get_payload_len(a) != (q->family == AF_INET ? 4u : 16u)) continue;
         if (mnl_attr_get_type(a) == IFA_LOCAL) local = a;
         else if (mnl_attr_get_type(a) == IFA_ADDRESS) address = a;
     }
     const nlattr* use = local ? local : address;
-    if (use && mnl_attr_get_u32(use) == q->addr_be) {
+    const bool same = use && (q->family == AF_INET ? mnl_attr_get_u32(use) == q->addr_be
+                                                   : std::memcmp(mnl_attr_get_payload(use), q->addr6->b.data(), 16) == 0);
+    if (same) {
         q->found = true;
         return 0;
     }
@@ -156,7 +161,63 @@ nlmsghdr* put_addr_msg(char* buf, std::uint16_t type, std::uint16_t flags, unsig
     return nlh;
 }
 
+nlmsghdr* put_addr6_msg(char* buf, std::uint16_t type, std::uint16_t flags, unsigned seq, unsigned ifindex,
+                        const ipv6_prefix& p) noexcept {
+    nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = type;
+    nlh->nlmsg_flags = flags;
+    nlh->nlmsg_seq = seq;
+    auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+    ifa->ifa_family = AF_INET6;
+    ifa->ifa_prefixlen = p.len;
+    ifa->ifa_flags = IFA_F_NODAD;
+    ifa->ifa_scope = p.addr.is_link_local() ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+    ifa->ifa_index = ifindex;
+    mnl_attr_put(nlh, IFA_LOCAL, 16, p.addr.b.data());
+    mnl_attr_put(nlh, IFA_ADDRESS, 16, p.addr.b.data());
+    mnl_attr_put_u32(nlh, IFA_FLAGS, IFA_F_NODAD);
+    return nlh;
+}
+
 } // namespace
+
+int netlink::add_address(const std::string& ifname, const ipv6_prefix& addr) noexcept {
+    if (addr.len > 128) return -EINVAL;
+    const int idx = if_index(ifname);
+    if (idx < 0) return idx;
+    alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
+    nlmsghdr* nlh = put_addr6_msg(buf, RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, ++seq_,
+                                  static_cast<unsigned>(idx), addr);
+    const int rc = request(nlh);
+    return rc == -EEXIST ? 0 : rc;
+}
+
+int netlink::del_address(const std::string& ifname, const ipv6_prefix& addr) noexcept {
+    if (addr.len > 128) return -EINVAL;
+    const int idx = if_index(ifname);
+    if (idx < 0) return idx;
+    alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
+    nlmsghdr* nlh = put_addr6_msg(buf, RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, ++seq_, static_cast<unsigned>(idx), addr);
+    const int rc = request(nlh);
+    return rc == -EADDRNOTAVAIL ? 0 : rc;
+}
+
+int netlink::has_address(const std::string& ifname, const ipv6_addr& addr) noexcept {
+    const int idx = if_index(ifname);
+    if (idx < 0) return idx;
+    alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
+    nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = RTM_GETADDR;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    nlh->nlmsg_seq = ++seq_;
+    auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+    ifa->ifa_family = AF_INET6;
+    ifa->ifa_index = static_cast<unsigned>(idx);
+    addr_query q{static_cast<unsigned>(idx), 0, false, AF_INET6, &addr};
+    const int rc = transact(sock_, portid_, nlh, match_address, &q);
+    if (rc < 0) return rc;
+    return q.found ? 1 : 0;
+}
 
 int netlink::add_address(const std::string& ifname, ipv4_prefix addr) noexcept {
     if (addr.len > 32) return -EINVAL;

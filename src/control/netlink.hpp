@@ -31,6 +31,13 @@ public:
     int del_address(const std::string& ifname, ipv4_prefix addr) noexcept;
     // 1 when `ifname` holds `addr` (any prefix length), 0 when not, -ENODEV, -errno.
     int has_address(const std::string& ifname, ipv4_addr addr) noexcept;
+    // IPv6, the same contracts. Added with IFA_F_NODAD: heartwire has probed the address
+    // itself (RFC 4862 DAD at discovery) and a takeover must not wait a second of kernel
+    // DAD before the address serves; and IFA_F_NOPREFIXROUTE off, so the prefix route comes
+    // with it as for IPv4.
+    int add_address(const std::string& ifname, const ipv6_prefix& addr) noexcept;
+    int del_address(const std::string& ifname, const ipv6_prefix& addr) noexcept;
+    int has_address(const std::string& ifname, const ipv6_addr& addr) noexcept;
     // 1 when the link is administratively and operationally up (IFF_UP and IFF_RUNNING:
     // carrier, operstate UP or UNKNOWN), 0 when not, -ENODEV, -errno.
     int link_up(const std::string& ifname) noexcept;

@@ -23,6 +23,14 @@ void store_mac(std::byte* p, const mac_addr& m) noexcept { std::memcpy(p, m.b.da
 
 std::uint8_t load_u8(const std::byte* p) noexcept { return std::to_integer<std::uint8_t>(*p); }
 
+ipv6_addr load_ipv6(const std::byte* p) noexcept {
+    ipv6_addr a;
+    std::memcpy(a.b.data(), p, a.b.size());
+    return a;
+}
+
+void store_ipv6(std::byte* p, const ipv6_addr& a) noexcept { std::memcpy(p, a.b.data(), a.b.size()); }
+
 void store_eth(std::byte* p, const mac_addr& dst, const mac_addr& src, std::uint16_t ethertype) noexcept {
     store_mac(p, dst);
     store_mac(p + 6, src);
@@ -54,6 +62,29 @@ constexpr std::uint16_t ip_flag_df = 0x4000;
 constexpr std::uint16_t ip_flag_mf = 0x2000;
 constexpr std::uint16_t ip_frag_offset_mask = 0x1fff;
 constexpr std::size_t ip_max_total_length = 0xffff;
+
+// IPv6 header offsets (RFC 8200 3).
+constexpr std::size_t ip6_ver_tc_flow = 0;
+constexpr std::size_t ip6_payload_length = 4;
+constexpr std::size_t ip6_next_header = 6;
+constexpr std::size_t ip6_hop_limit = 7;
+constexpr std::size_t ip6_src = 8;
+constexpr std::size_t ip6_dst = 24;
+static_assert(ip6_dst + 16 == ipv6_header_size);
+constexpr std::size_t ip6_max_payload_length = 0xffff;
+
+// ICMPv6 offsets (RFC 4443 2.1, 4.1; RFC 4861 4.3, 4.4).
+constexpr std::size_t icmp6_type = 0;
+constexpr std::size_t icmp6_code = 1;
+constexpr std::size_t icmp6_checksum_at = 2;
+constexpr std::size_t icmp6_echo_id = 4;
+constexpr std::size_t icmp6_echo_seq = 6;
+constexpr std::size_t nd_flags = 4;
+constexpr std::size_t nd_target = 8;
+static_assert(nd_target + 16 == nd_min_size);
+// Every IPv6 frame we send is past the Ethernet minimum; the encoders still pad, as the
+// IPv4 ones do, so the rule lives in one place.
+static_assert(eth_header::size() + ipv6_header_size + icmp6_header_size > eth_min_frame);
 
 // heartwire header offsets (the diagram in wire.hpp).
 constexpr std::size_t hb_off_version = 0;
@@ -127,6 +158,101 @@ decode_error decode_ipv4(std::span<const std::byte> in, icmp_echo& e) noexcept {
     e.src = ipv4_addr{load_be32(p + ip_src)};
     e.dst = ipv4_addr{load_be32(p + ip_dst)};
     return decode_icmp(in.subspan(ihl, total - ihl), e);
+}
+
+decode_error decode_echo6(std::span<const std::byte> icmp, icmp6_echo& e) noexcept {
+    const std::byte* p = icmp.data();
+    // RFC 4443 4.1 defines code 0 only; anything else is not an echo we would answer.
+    if (load_u8(p + icmp6_code) != 0) return decode_error::icmp6_unsupported;
+    e.is_reply = load_u8(p + icmp6_type) == icmp6_echo_reply;
+    e.id = load_be16(p + icmp6_echo_id);
+    e.seq = load_be16(p + icmp6_echo_seq);
+    e.payload = icmp.subspan(icmp6_header_size);
+    return decode_error::none;
+}
+
+// RFC 4861 4.6: options fill the rest of the message, each a multiple of 8 bytes and never
+// 0 (a zero length would loop forever). Only the link-layer option this message type
+// carries (`want`) is read, and only its first copy, as Linux does; others are skipped.
+decode_error decode_nd_options(std::span<const std::byte> opts, std::uint8_t want, nd_msg& m) noexcept {
+    while (!opts.empty()) {
+        if (opts.size() < 2) return decode_error::nd_bad_option;
+        const std::size_t len = std::size_t{load_u8(opts.data() + 1)} * 8;
+        if (len == 0 || len > opts.size()) return decode_error::nd_bad_option;
+        if (load_u8(opts.data()) == want) {
+            // An Ethernet link-layer option is 8 bytes (RFC 2464 6); another size names
+            // no MAC we could use, and Linux drops the message for it too.
+            if (len != nd_opt_lladdr_size) return decode_error::nd_bad_option;
+            if (!m.has_lladdr) {
+                m.lladdr = load_mac(opts.data() + 2);
+                m.has_lladdr = true;
+            }
+        }
+        opts = opts.subspan(len);
+    }
+    return decode_error::none;
+}
+
+// RFC 4861 7.1.1 (NS) and 7.1.2 (NA) validity checks, after the checksum.
+decode_error decode_nd(std::span<const std::byte> icmp, nd_msg& m) noexcept {
+    const std::byte* p = icmp.data();
+    m.is_advert = load_u8(p + icmp6_type) == icmp6_neighbor_advert;
+    if (m.hop_limit != nd_hop_limit) return decode_error::nd_bad_hop_limit;
+    if (load_u8(p + icmp6_code) != 0) return decode_error::nd_bad_code;
+    if (icmp.size() < nd_min_size) return decode_error::nd_truncated;
+    m.target = load_ipv6(p + nd_target);
+    if (m.target.is_multicast()) return decode_error::nd_bad_target;
+    if (m.is_advert) {
+        const std::uint8_t flags = load_u8(p + nd_flags);
+        m.router = (flags & na_flag_router) != 0;
+        m.solicited = (flags & na_flag_solicited) != 0;
+        m.override_ = (flags & na_flag_override) != 0;
+    }
+    const decode_error opt = decode_nd_options(icmp.subspan(nd_min_size),
+                                               m.is_advert ? nd_opt_target_lladdr : nd_opt_source_lladdr, m);
+    if (opt != decode_error::none) return opt;
+    if (m.is_dad()) {
+        // A DAD probe must not teach anyone a mapping for an address nobody holds yet.
+        if (m.has_lladdr) return decode_error::nd_dad_has_lladdr;
+        if (!m.dst.is_solicited_node()) return decode_error::nd_dad_bad_destination;
+    }
+    if (m.is_advert && m.solicited && m.dst.is_multicast()) return decode_error::nd_bad_flags;
+    return decode_error::none;
+}
+
+decode_error decode_ipv6(std::span<const std::byte> in, frame& f, frame_kind& kind) noexcept {
+    if (in.size() < ipv6_header_size) return decode_error::ipv6_truncated;
+    const std::byte* p = in.data();
+    if ((load_u8(p + ip6_ver_tc_flow) >> 4) != 6) return decode_error::ipv6_bad_version;
+    // Anything past the payload length is Ethernet padding and is ignored.
+    const std::size_t len = load_be16(p + ip6_payload_length);
+    if (len > in.size() - ipv6_header_size) return decode_error::ipv6_bad_payload_length;
+    if (load_u8(p + ip6_next_header) != ip_proto_icmpv6) return decode_error::ipv6_not_icmp6;
+    const ipv6_addr src = load_ipv6(p + ip6_src);
+    const ipv6_addr dst = load_ipv6(p + ip6_dst);
+    if (src.is_multicast()) return decode_error::ipv6_multicast_source;
+    const std::uint8_t hop_limit = load_u8(p + ip6_hop_limit);
+    const auto icmp = in.subspan(ipv6_header_size, len);
+    if (icmp.size() < icmp6_header_size) return decode_error::icmp6_truncated;
+    if (icmp6_checksum(src, dst, icmp) != 0) return decode_error::icmp6_bad_checksum;
+    switch (load_u8(icmp.data() + icmp6_type)) {
+    case icmp6_echo_request:
+    case icmp6_echo_reply:
+        kind = frame_kind::icmp6_echo;
+        f.echo6.src = src;
+        f.echo6.dst = dst;
+        f.echo6.hop_limit = hop_limit;
+        return decode_echo6(icmp, f.echo6);
+    case icmp6_neighbor_solicit:
+    case icmp6_neighbor_advert:
+        kind = frame_kind::nd;
+        f.nd.src = src;
+        f.nd.dst = dst;
+        f.nd.hop_limit = hop_limit;
+        return decode_nd(icmp, f.nd);
+    default:
+        return decode_error::icmp6_unsupported;
+    }
 }
 
 // `frame_start`: the frame's first byte (the Ethernet header), where the tag's cover begins.
@@ -207,11 +333,13 @@ std::string_view to_string(decode_error e) noexcept {
 
 // ---------------------------------------------------------------- checksum
 
-std::uint16_t inet_checksum(std::span<const std::byte> data) noexcept {
-    // RFC 1071 sums 16-bit big-endian words; the one's complement sum is byte-order
-    // independent (section 2(B)), so add native 32-bit words and swap once at the end.
-    // A 64-bit accumulator cannot overflow below 2^32 words, far beyond any frame.
-    std::uint64_t sum = 0;
+namespace {
+
+// RFC 1071 sums 16-bit big-endian words; the one's complement sum is byte-order
+// independent (section 2(B)), so add native 32-bit words and swap once at the end.
+// A 64-bit accumulator cannot overflow below 2^32 words, far beyond any frame. Spans
+// summed one after the other must all be of even length but the last.
+std::uint64_t add_words(std::uint64_t sum, std::span<const std::byte> data) noexcept {
     const std::byte* p = data.data();
     std::size_t n = data.size();
     for (; n >= 4; n -= 4, p += 4) {
@@ -233,11 +361,30 @@ std::uint16_t inet_checksum(std::span<const std::byte> data) noexcept {
         std::memcpy(&w, p, 1);
         sum += w;
     }
+    return sum;
+}
+
+std::uint16_t fold(std::uint64_t sum) noexcept {
     while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
     auto folded = static_cast<std::uint16_t>(sum);
     if constexpr (std::endian::native == std::endian::little)
         folded = static_cast<std::uint16_t>((folded >> 8) | (folded << 8));
     return static_cast<std::uint16_t>(~folded);
+}
+
+} // namespace
+
+std::uint16_t inet_checksum(std::span<const std::byte> data) noexcept { return fold(add_words(0, data)); }
+
+std::uint16_t icmp6_checksum(const ipv6_addr& src, const ipv6_addr& dst, std::span<const std::byte> icmp) noexcept {
+    // Pseudo-header tail: upper-layer length (32 bits), three zero bytes, next header.
+    std::byte tail[8]{};
+    store_be32(tail, static_cast<std::uint32_t>(icmp.size()));
+    tail[7] = std::byte{ip_proto_icmpv6};
+    std::uint64_t sum = add_words(0, std::as_bytes(std::span(src.b)));
+    sum = add_words(sum, std::as_bytes(std::span(dst.b)));
+    sum = add_words(sum, tail);
+    return fold(add_words(sum, icmp));
 }
 
 // ---------------------------------------------------------------- decode
@@ -267,6 +414,9 @@ frame decode(std::span<const std::byte> in) noexcept {
         case ethertype_ipv4:
             err = decode_ipv4(body, f.echo);
             kind = frame_kind::icmp_echo;
+            break;
+        case ethertype_ipv6:
+            err = decode_ipv6(body, f, kind);
             break;
         case ethertype_vlan:
             err = decode_error::vlan_unsupported;
@@ -394,6 +544,148 @@ std::size_t encode_heartbeat(const mac_addr& dst, const mac_addr& src, const hb_
     std::memset(h + hb_off_reserved, 0, hb_header_size - hb_off_reserved);
     if (tag != 0) std::memset(h + hb_header_size + m.payload.size(), 0, tag);
     return pad_to_min(out, len);
+}
+
+// ---------------------------------------------------------------- encode: IPv6
+
+namespace {
+
+void store_ipv6_header(std::byte* ip, std::size_t payload_length, std::uint8_t hop_limit, const ipv6_addr& src,
+                       const ipv6_addr& dst) noexcept {
+    store_be32(ip + ip6_ver_tc_flow, 0x6000'0000u); // version 6, traffic class 0, flow label 0
+    store_be16(ip + ip6_payload_length, static_cast<std::uint16_t>(payload_length));
+    ip[ip6_next_header] = std::byte{ip_proto_icmpv6};
+    ip[ip6_hop_limit] = std::byte{hop_limit};
+    store_ipv6(ip + ip6_src, src);
+    store_ipv6(ip + ip6_dst, dst);
+}
+
+// NS and NA share a layout (wire.hpp diagram): only the type, the flags and the option
+// type differ. Checks common to both: RFC 4861 7.1.1 / 7.1.2, as the decoder applies them.
+std::size_t encode_nd(std::uint8_t type, const mac_addr& dst, const mac_addr& src, const nd_msg& m,
+                      std::span<std::byte> out) noexcept {
+    if (m.hop_limit != nd_hop_limit || m.target.is_multicast() || m.src.is_multicast()) return 0;
+    const bool advert = type == icmp6_neighbor_advert;
+    const std::size_t icmp_len = nd_min_size + (m.has_lladdr ? nd_opt_lladdr_size : 0);
+    const std::size_t len = eth_header::size() + ipv6_header_size + icmp_len;
+    if (out.size() < wire_size(len)) return 0;
+
+    std::byte* p = out.data();
+    std::byte* ip = p + eth_header::size();
+    std::byte* icmp = ip + ipv6_header_size;
+    store_eth(p, dst, src, ethertype_ipv6);
+    store_ipv6_header(ip, icmp_len, m.hop_limit, m.src, m.dst);
+    icmp[icmp6_type] = std::byte{type};
+    icmp[icmp6_code] = std::byte{0};
+    store_be16(icmp + icmp6_checksum_at, 0);
+    std::uint8_t flags = 0;
+    if (advert) {
+        if (m.router) flags |= na_flag_router;
+        if (m.solicited) flags |= na_flag_solicited;
+        if (m.override_) flags |= na_flag_override;
+    }
+    store_be32(icmp + nd_flags, std::uint32_t{flags} << 24); // flags, then reserved (0)
+    store_ipv6(icmp + nd_target, m.target);
+    if (m.has_lladdr) {
+        std::byte* opt = icmp + nd_min_size;
+        opt[0] = std::byte{advert ? nd_opt_target_lladdr : nd_opt_source_lladdr};
+        opt[1] = std::byte{nd_opt_lladdr_size / 8};
+        store_mac(opt + 2, m.lladdr);
+    }
+    store_be16(icmp + icmp6_checksum_at, icmp6_checksum(m.src, m.dst, {icmp, icmp_len}));
+    return pad_to_min(out, len);
+}
+
+} // namespace
+
+std::size_t encode_na(const mac_addr& dst, const mac_addr& src, const nd_msg& m, std::span<std::byte> out) noexcept {
+    if (m.solicited && m.dst.is_multicast()) return 0;
+    return encode_nd(icmp6_neighbor_advert, dst, src, m, out);
+}
+
+std::size_t encode_unsolicited_na(const mac_addr& src, const ipv6_addr& addr, std::span<std::byte> out) noexcept {
+    // RFC 4861 7.2.6: S=0 (nobody asked), O=1 (replace what caches hold), to all nodes.
+    nd_msg m;
+    m.is_advert = true;
+    m.src = addr;
+    m.dst = ipv6_addr::all_nodes();
+    m.target = addr;
+    m.override_ = true;
+    m.lladdr = src;
+    m.has_lladdr = true;
+    return encode_na(m.dst.multicast_mac(), src, m, out);
+}
+
+std::size_t encode_na_answer(const frame& ns, const mac_addr& src, std::span<std::byte> out) noexcept {
+    if (ns.kind != frame_kind::nd || ns.nd.is_advert) return 0;
+    nd_msg m;
+    m.is_advert = true;
+    m.src = ns.nd.target;
+    m.target = ns.nd.target;
+    m.override_ = true; // not an anycast address: the answer may replace a cached MAC
+    m.lladdr = src;
+    m.has_lladdr = true; // MUST for a multicast NS, harmless for a unicast one (7.2.4)
+    mac_addr dst;
+    if (ns.nd.src.is_zero()) {
+        // A DAD prober has no address to answer to yet: tell every node, unsolicited.
+        m.dst = ipv6_addr::all_nodes();
+        dst = m.dst.multicast_mac();
+    } else {
+        m.dst = ns.nd.src;
+        m.solicited = true;
+        dst = ns.nd.has_lladdr ? ns.nd.lladdr : ns.eth.src;
+    }
+    return encode_na(dst, src, m, out);
+}
+
+std::size_t encode_ns(const mac_addr& dst, const mac_addr& src, const nd_msg& m, std::span<std::byte> out) noexcept {
+    // m.src, not m.is_dad(): the type is this function's, whatever m.is_advert says.
+    if (m.src.is_zero() && (m.has_lladdr || !m.dst.is_solicited_node())) return 0;
+    return encode_nd(icmp6_neighbor_solicit, dst, src, m, out);
+}
+
+std::size_t encode_ns(const mac_addr& src, const nd_msg& m, std::span<std::byte> out) noexcept {
+    if (!m.dst.is_multicast()) return 0;
+    return encode_ns(m.dst.multicast_mac(), src, m, out);
+}
+
+std::size_t encode_dad_ns(const mac_addr& src, const ipv6_addr& target, std::span<std::byte> out) noexcept {
+    // RFC 4862 5.4.2: from ::, to the target's solicited-node group, no link-layer option.
+    nd_msg m;
+    m.dst = target.solicited_node();
+    m.target = target;
+    return encode_ns(src, m, out);
+}
+
+std::size_t encode_icmp6_echo(const mac_addr& dst, const mac_addr& src, const icmp6_echo& m,
+                              std::span<std::byte> out) noexcept {
+    if (m.src.is_multicast() || m.payload.size() > ip6_max_payload_length - icmp6_header_size) return 0;
+    const std::size_t icmp_len = icmp6_header_size + m.payload.size();
+    const std::size_t len = eth_header::size() + ipv6_header_size + icmp_len;
+    if (out.size() < wire_size(len)) return 0;
+
+    std::byte* p = out.data();
+    std::byte* ip = p + eth_header::size();
+    std::byte* icmp = ip + ipv6_header_size;
+    // Payload first, with memmove: a reply is often built in place over the request.
+    if (!m.payload.empty()) std::memmove(icmp + icmp6_header_size, m.payload.data(), m.payload.size());
+    store_eth(p, dst, src, ethertype_ipv6);
+    store_ipv6_header(ip, icmp_len, m.hop_limit, m.src, m.dst);
+    icmp[icmp6_type] = std::byte{m.is_reply ? icmp6_echo_reply : icmp6_echo_request};
+    icmp[icmp6_code] = std::byte{0};
+    store_be16(icmp + icmp6_checksum_at, 0);
+    store_be16(icmp + icmp6_echo_id, m.id);
+    store_be16(icmp + icmp6_echo_seq, m.seq);
+    store_be16(icmp + icmp6_checksum_at, icmp6_checksum(m.src, m.dst, {icmp, icmp_len}));
+    return pad_to_min(out, len);
+}
+
+bool is_dad_conflict(const frame& f, const ipv6_addr& tentative, const mac_addr& self) noexcept {
+    if (f.kind != frame_kind::nd || f.nd.target != tentative || f.eth.src == self) return false;
+    // 5.4.4: any advertisement for it. 5.4.3: a solicitation from :: is another node's DAD
+    // for the same address; one from a real address is resolution by a node that believes
+    // someone holds it, and says nothing about a duplicate.
+    return f.nd.is_advert || f.nd.src.is_zero();
 }
 
 } // namespace heartwire::wire

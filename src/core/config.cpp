@@ -41,6 +41,7 @@ constexpr range ranges[] = {
     {"port.rx_desc", 64, 8192},
     {"port.tx_desc", 64, 8192},
     {"port.mbufs", 511, 1048575},
+    {"port.vlan", 0, 4094},
     {"detect.interval_us", 1, 10'000'000},
     {"detect.miss", 1, 1000},
     {"garp.repeat", 1, 100},
@@ -238,6 +239,39 @@ public:
         out = *p;
     }
 
+    // A role's addresses: one IPv4 string, or an array whose first entry is IPv4 and whose
+    // others are IPv4 or IPv6. Entries are named by position: addresses.primary[2].
+    void address_list(std::string_view k, ipv4_prefix& first, std::vector<ipv4_prefix>& more,
+                      std::vector<ipv6_prefix>& v6, bool required) {
+        const toml::node* n = get(k, required);
+        if (!n) return;
+        if (n->as_string()) return prefix(k, first, required);
+        const auto* a = n->as_array();
+        if (!a) return wrong_type(k, *n, "a string \"a.b.c.d/len\" or an array of address strings");
+        if (a->empty()) return e_.add(key(k), render(*n), "must name at least one address, IPv4 first");
+        for (std::size_t i = 0; i < a->size(); ++i) {
+            const toml::node& el = *a->get(i);
+            const std::string ek = key(k) + "[" + std::to_string(i) + "]";
+            const auto* v = el.as_string();
+            if (!v) {
+                e_.add(ek, render(el), "must be a string, not " + std::string{type_name(el.type())});
+                continue;
+            }
+            if (auto p4 = ipv4_prefix::parse(v->get())) {
+                if (i == 0) first = *p4;
+                else more.push_back(*p4);
+            } else if (auto p6 = ipv6_prefix::parse(v->get())) {
+                if (i == 0)
+                    e_.add(ek, render(el), "the first address must be IPv4: the seeds' discovery probes it by ARP");
+                else
+                    v6.push_back(*p6);
+            } else {
+                e_.add(ek, render(el), "is not an IPv4 or IPv6 address with prefix length, like \"169.254.10.100/24\" "
+                                       "or \"fd00:6877::100/64\"");
+            }
+        }
+    }
+
     template <class E, std::size_t N>
     void enumeration(std::string_view k, E& out, const names_t<E> (&names)[N]) {
         const toml::node* n = get(k, false);
@@ -298,11 +332,13 @@ void read_port(table_reader& r, port_cfg& c) {
     r.uint("rx_desc", c.rx_desc);
     r.uint("tx_desc", c.tx_desc);
     r.uint("mbufs", c.mbufs);
+    r.uint("vlan", c.vlan);
+    r.string("xdp_prog", c.xdp_prog);
 }
 
 void read_addresses(table_reader& r, addresses_cfg& c) {
-    r.prefix("primary", c.primary, true);
-    r.prefix("monitor", c.monitor, true);
+    r.address_list("primary", c.primary, c.primary_more, c.primary6, true);
+    r.address_list("monitor", c.monitor, c.monitor_more, c.monitor6, true);
 }
 
 void read_detect(table_reader& r, detect_cfg& c) {
@@ -499,6 +535,41 @@ public:
         }
     }
 
+    void address6(const std::string& key, const ipv6_prefix& p) {
+        const std::string v = quote(p.to_string());
+        if (p.len < 1 || p.len > 128) return fail(key, v, "prefix length must be between 1 and 128");
+        if (p.addr.is_zero() || p.addr.is_loopback() || p.addr.is_multicast())
+            return fail(key, v, "must be a unicast IPv6 address (not ::, ::1 or multicast)");
+    }
+
+    // The addresses after a role's first: checked as addresses, and at most
+    // max_role_addresses in all. Entry i of the array is key[i] (the first is [0]).
+    void more_addresses(const std::string& key, const std::vector<ipv4_prefix>& more, const std::vector<ipv6_prefix>& v6) {
+        for (std::size_t i = 0; i < more.size(); ++i) address(key + " (IPv4 #" + std::to_string(i + 2) + ")", more[i]);
+        for (std::size_t i = 0; i < v6.size(); ++i) address6(key + " (IPv6 #" + std::to_string(i + 1) + ")", v6[i]);
+        const std::size_t n = 1 + more.size() + v6.size();
+        if (n > max_role_addresses)
+            fail(key, std::to_string(n) + " addresses", "at most " + std::to_string(max_role_addresses) + " per role");
+    }
+
+    // No address in two places: two roles (or one role twice) claiming it would fight.
+    void distinct_addresses(const addresses_cfg& a) {
+        std::vector<ipv4_addr> seen4{a.primary.addr, a.monitor.addr};
+        for (const auto* l : {&a.primary_more, &a.monitor_more})
+            for (const auto& p : *l) {
+                if (std::find(seen4.begin(), seen4.end(), p.addr) != seen4.end())
+                    fail("addresses", quote(p.to_string()), "is listed twice: every address belongs to one role once");
+                seen4.push_back(p.addr);
+            }
+        std::vector<ipv6_addr> seen6;
+        for (const auto* l : {&a.primary6, &a.monitor6})
+            for (const auto& p : *l) {
+                if (std::find(seen6.begin(), seen6.end(), p.addr) != seen6.end())
+                    fail("addresses", quote(p.to_string()), "is listed twice: every address belongs to one role once");
+                seen6.push_back(p.addr);
+            }
+    }
+
     template <class Range> void member_of(const std::string& key, const std::string& v, const Range& allowed) {
         if (std::find(std::begin(allowed), std::end(allowed), v) == std::end(allowed))
             fail(key, quote(v), one_of(allowed));
@@ -601,6 +672,15 @@ std::string config_error::to_string() const {
     return key + " = " + value + ": " + message;
 }
 
+std::vector<ipv4_prefix> role_v4(const addresses_cfg& a, bool primary) {
+    std::vector<ipv4_prefix> v{primary ? a.primary : a.monitor};
+    const auto& more = primary ? a.primary_more : a.monitor_more;
+    v.insert(v.end(), more.begin(), more.end());
+    return v;
+}
+
+const std::vector<ipv6_prefix>& role_v6(const addresses_cfg& a, bool primary) { return primary ? a.primary6 : a.monitor6; }
+
 parse_result parse(std::string_view toml_text) { return parse_text(toml_text, {}); }
 
 parse_result load_file(const std::string& path) {
@@ -639,6 +719,9 @@ std::vector<config_error> validate(const config& c) {
     k.descriptors("port.rx_desc", c.port.rx_desc);
     k.descriptors("port.tx_desc", c.port.tx_desc);
     k.in_range("port.mbufs", c.port.mbufs);
+    k.in_range("port.vlan", c.port.vlan);
+    if (!c.port.xdp_prog.empty() && c.port.xdp_prog != "none" && c.port.xdp_prog.front() != '/')
+        k.fail("port.xdp_prog", quote(c.port.xdp_prog), "must be an absolute path to a BPF object, or \"none\"");
     // The RX ring holds rx_desc mbufs at all times; TX and one burst in flight need the rest.
     const std::uint64_t need = std::uint64_t{c.port.rx_desc} + c.port.tx_desc + c.engine.burst;
     if (c.port.mbufs >= find_range("port.mbufs")->lo && c.port.mbufs < need)
@@ -651,6 +734,9 @@ std::vector<config_error> validate(const config& c) {
     if (c.addresses.primary.addr == c.addresses.monitor.addr)
         k.fail("addresses.monitor", quote(c.addresses.monitor.to_string()),
                "must differ from addresses.primary: the two roles need two addresses");
+    k.more_addresses("addresses.primary", c.addresses.primary_more, c.addresses.primary6);
+    k.more_addresses("addresses.monitor", c.addresses.monitor_more, c.addresses.monitor6);
+    k.distinct_addresses(c.addresses);
 
     // [detect], [garp]
     k.in_range("detect.interval_us", c.detect.interval_us);

@@ -113,6 +113,12 @@ void on_heartbeat(state& s, const wire::frame& f, std::uint64_t now, action_sink
 void init(state& s, const params& p) noexcept {
     s = state{};
     s.p = p;
+    // The role address is always the first of its list (a params filled by hand may have
+    // set only addr[]).
+    for (std::size_t i = 0; i < address_count; ++i) {
+        s.p.addrs[i].v4[0] = s.p.addr[i];
+        if (s.p.addrs[i].n4 == 0) s.p.addrs[i].n4 = 1;
+    }
     detector::params dp;
     dp.interval_ns = p.interval_ns;
     dp.miss = p.miss;
@@ -174,6 +180,12 @@ void step(state& s, const event& ev, std::uint64_t now, action_sink& out) noexce
         return;
     case wire::frame_kind::icmp_echo:
         on_icmp(s, f, now, out);
+        return;
+    case wire::frame_kind::nd:
+        if (s.r != role::init) on_nd(s, f, now, out);
+        return;
+    case wire::frame_kind::icmp6_echo:
+        on_icmp6(s, f, out);
         return;
     case wire::frame_kind::invalid:
         return;

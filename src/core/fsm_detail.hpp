@@ -23,6 +23,8 @@ wire::hb_msg make_hb(state& s, wire::hb_type t, std::uint64_t now) noexcept;
 void send_hb(action_sink& out, const mac_addr& dst, const wire::hb_msg& m) noexcept;
 void announce(state& s, std::uint64_t now, action_sink& out) noexcept;
 void emit_addr(action_sink& out, action_kind k, address_id which, ipv4_addr addr) noexcept;
+void emit_addr6(action_sink& out, action_kind k, address_id which, const ipv6_addr& addr) noexcept;
+void announce_addresses(state& s, address_id which, action_sink& out) noexcept;
 void send_garp(state& s, address_id which, std::uint64_t now, action_sink& out) noexcept;
 void garp_burst(state& s, address_id which, std::uint64_t now, action_sink& out) noexcept;
 void claim(state& s, address_id which, std::uint64_t now, action_sink& out) noexcept;
@@ -66,6 +68,9 @@ void on_engine_down(state& s, const wire::frame& f, peer* pr, std::uint64_t now,
 void on_fence_done(state& s, bool ok, std::uint64_t now, action_sink& out) noexcept;
 void on_arp(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) noexcept;
 void on_icmp(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) noexcept;
+void on_nd(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) noexcept;
+void on_icmp6(state& s, const wire::frame& f, action_sink& out) noexcept;
+void discovery_nd(state& s, const wire::frame& f, std::uint64_t now) noexcept;
 bool is_watched_primary(const state& s, const wire::frame& f, const peer* pr) noexcept;
 
 // ---- fsm_switchover.cpp

@@ -15,6 +15,12 @@ bool tick_discovery(state& s, address_id target, std::uint64_t now, action_sink&
     if (now < s.disc_next_ns) return false;
     if (s.disc_sent < s.p.discovery_probes) {
         emit_addr(out, action_kind::send_arp_probe, target, s.p.addr[idx(target)]);
+        // RFC 4862 5.4: the role's IPv6 addresses are probed alongside, by DAD.
+        const auto& r = s.p.addrs[idx(target)];
+        for (std::size_t k = 0; k < r.n6; ++k) {
+            emit_addr6(out, action_kind::send_dad_ns, target, r.v6[k]);
+            ++s.c.dad_probes_sent;
+        }
         ++s.disc_sent;
         s.disc_next_ns = now + (s.disc_sent < s.p.discovery_probes ? s.p.discovery_interval_ns : s.p.discovery_wait_ns);
         return false;
@@ -117,6 +123,31 @@ void discovery_arp(state& s, const wire::arp_msg& a, std::uint64_t now) noexcept
         }
         s.disc_held = true;
     }
+}
+
+// RFC 4862 5.4.4 at discovery: an advertisement for one of the probed role's IPv6
+// addresses means the role is taken, as an ARP answer for its IPv4 address does. Another
+// node's DAD probe for it is not evidence, as another ARP probe is not: two nodes booting
+// together resolve by rank through their heartbeats (discovery_evidence). Keyed, the
+// monitor role's evidence counts only from a live authenticated peer's MAC, as for ARP.
+void discovery_nd(state& s, const wire::frame& f, std::uint64_t now) noexcept {
+    const auto& n = f.nd;
+    if (!n.is_advert) return;
+    const bool probing_primary = s.r == role::probe_primary;
+    const bool probing_monitor = s.r == role::probe_monitor || s.r == role::standby;
+    if (!probing_primary && !probing_monitor) return;
+    if (!s.p.addrs[probing_primary ? 0 : 1].has(n.target)) return;
+    const mac_addr& who = n.has_lladdr ? n.lladdr : f.eth.src;
+    if (who == s.p.mac) return;
+    if (probing_monitor && s.p.require_auth) {
+        bool known = false;
+        for (const auto& p : s.peers) known = known || (alive(s, p, now) && p.mac == who);
+        if (!known) {
+            ++s.c.drop_unauthenticated;
+            return;
+        }
+    }
+    s.disc_held = true;
 }
 
 // Is there a live standby that should take the monitor address before us? ([0029]: the

@@ -81,6 +81,18 @@ params params::from_config(const cfg::config& c, const mac_addr& mac) noexcept {
     p.mac = mac;
     p.addr[0] = c.addresses.primary.addr;
     p.addr[1] = c.addresses.monitor.addr;
+    const auto fill = [](role_addresses& r, ipv4_addr first, const std::vector<ipv4_prefix>& more,
+                         const std::vector<ipv6_prefix>& v6) {
+        r.v4[0] = first;
+        r.n4 = 1;
+        for (const auto& a : more)
+            if (r.n4 < r.v4.size()) r.v4[r.n4++] = a.addr;
+        r.n6 = 0;
+        for (const auto& a : v6)
+            if (r.n6 < r.v6.size()) r.v6[r.n6++] = a.addr;
+    };
+    fill(p.addrs[0], c.addresses.primary.addr, c.addresses.primary_more, c.addresses.primary6);
+    fill(p.addrs[1], c.addresses.monitor.addr, c.addresses.monitor_more, c.addresses.monitor6);
     p.answer_icmp = c.port.mode == cfg::address_mode::exclusive;
     p.probe = c.detect.probe;
     p.interval_ns = c.detect.interval_us * us;
@@ -180,10 +192,31 @@ void notice(action_sink& out, note n, std::uint32_t arg) noexcept {
     out.emit(a);
 }
 
+// One round of the role's announcements: a GARP for each IPv4 address (the role address
+// first) and an unsolicited neighbour advertisement for each IPv6 one.
+void announce_addresses(state& s, address_id which, action_sink& out) noexcept {
+    const auto& r = s.p.addrs[idx(which)];
+    for (std::size_t k = 0; k < r.n4; ++k) {
+        emit_addr(out, action_kind::send_garp, which, r.v4[k]);
+        ++s.c.garps_sent;
+    }
+    for (std::size_t k = 0; k < r.n6; ++k) {
+        emit_addr6(out, action_kind::send_na, which, r.v6[k]);
+        ++s.c.nas_sent;
+    }
+}
+
+void emit_addr6(action_sink& out, action_kind k, address_id which, const ipv6_addr& addr) noexcept {
+    action a;
+    a.kind = k;
+    a.which = which;
+    a.addr6 = addr;
+    out.emit(a);
+}
+
 void send_garp(state& s, address_id which, std::uint64_t now, action_sink& out) noexcept {
     const auto i = idx(which);
-    emit_addr(out, action_kind::send_garp, which, s.p.addr[i]);
-    ++s.c.garps_sent;
+    announce_addresses(s, which, out);
     if (s.garp_left[i] > 0) --s.garp_left[i];
     if (s.garp_left[i] > 0) {
         s.next_garp_ns[i] = now + s.p.garp_interval_ns;

@@ -344,52 +344,103 @@ void watch_frame(state& s, const wire::frame& f, const admitted& ad, std::uint64
 
 // ------------------------------------------------------------------ ARP and ICMP
 
+namespace {
+
+// RFC 5227 section 2.4 (b) / RFC 4862 5.4.4: another MAC claims an address we hold. Defend
+// it at once with our announcement (GARP, or NA for IPv6), at most once per defend
+// interval per role; a claim that keeps coming is reported once a second.
+template <class Announce>
+void defend(state& s, std::size_t i, std::uint64_t now, action_sink& out, Announce&& announce) noexcept {
+    ++s.c.address_conflicts;
+    if (s.last_defence_ns[i] == 0 || now - s.last_defence_ns[i] >= s.p.defend_interval_ns) {
+        s.last_defence_ns[i] = now;
+        ++s.c.address_defences;
+        announce();
+    }
+    if (now - s.attack_window_ns >= 1'000'000'000) {
+        if (s.attack_count >= 3) notice(out, note::address_attacked, s.attack_count);
+        s.attack_window_ns = now;
+        s.attack_count = 0;
+    }
+    ++s.attack_count;
+}
+
+} // namespace
+
 void on_arp(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) noexcept {
     const auto& a = f.arp;
     for (std::size_t i = 0; i < address_count; ++i) {
         if (!s.holds[i]) continue;
-        const ipv4_addr addr = s.p.addr[i];
+        const auto& held = s.p.addrs[i];
         // Answer who-has for what we hold, RFC 5227 probes included: that is how a
         // discovering node learns the address is taken (seed 002 FIG. 1).
-        if (a.op == wire::arp_op_request && a.tpa == addr && !a.is_gratuitous()) {
+        if (a.op == wire::arp_op_request && held.has(a.tpa) && !a.is_gratuitous()) {
             action r;
             r.kind = action_kind::send_arp_reply;
             r.dst = a.sha;
             r.arp.op = wire::arp_op_reply;
             r.arp.sha = s.p.mac;
-            r.arp.spa = addr;
+            r.arp.spa = a.tpa;
             r.arp.tha = a.sha;
             r.arp.tpa = a.spa;
             out.emit(r);
             ++s.c.arp_replies;
         }
-        // RFC 5227 section 2.4 (b): another MAC claims an address we hold. Defend it at
-        // once with our announcement, at most once per defend interval; a claim that keeps
-        // coming is reported once a second.
-        if (a.spa == addr && a.sha != s.p.mac) {
-            ++s.c.address_conflicts;
-            if (s.last_defence_ns[i] == 0 || now - s.last_defence_ns[i] >= s.p.defend_interval_ns) {
-                s.last_defence_ns[i] = now;
-                ++s.c.address_defences;
-                emit_addr(out, action_kind::send_garp, static_cast<address_id>(i), addr);
+        if (held.has(a.spa) && a.sha != s.p.mac)
+            defend(s, i, now, out, [&] {
+                emit_addr(out, action_kind::send_garp, static_cast<address_id>(i), a.spa);
                 ++s.c.garps_sent;
-            }
-            if (now - s.attack_window_ns >= 1'000'000'000) {
-                if (s.attack_count >= 3) notice(out, note::address_attacked, s.attack_count);
-                s.attack_window_ns = now;
-                s.attack_count = 0;
-            }
-            ++s.attack_count;
-        }
+            });
     }
     discovery_arp(s, a, now);
+}
+
+// IPv6 neighbour discovery for the addresses a role holds: answer solicitations (exclusive
+// mode: the kernel does in shared mode), and defend against another node's advertisement
+// or duplicate address detection for them (RFC 4862 5.4.3, 5.4.4).
+void on_nd(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) noexcept {
+    const auto& n = f.nd;
+    for (std::size_t i = 0; i < address_count; ++i) {
+        if (!s.holds[i] || !s.p.addrs[i].has(n.target)) continue;
+        if (!n.is_advert && !n.is_dad()) {
+            if (s.p.answer_icmp) {
+                action r;
+                r.kind = action_kind::answer_ns;
+                out.emit(r);
+                ++s.c.ns_answered;
+            }
+            continue;
+        }
+        // Another node's NA for our address, or its DAD probe for it: ours, announced again.
+        const mac_addr& who = n.has_lladdr ? n.lladdr : f.eth.src;
+        if (who == s.p.mac) continue;
+        defend(s, i, now, out, [&] {
+            emit_addr6(out, action_kind::send_na, static_cast<address_id>(i), n.target);
+            ++s.c.nas_sent;
+        });
+    }
+    discovery_nd(s, f, now);
+}
+
+void on_icmp6(state& s, const wire::frame& f, action_sink& out) noexcept {
+    const auto& e = f.echo6;
+    if (e.is_reply || !s.p.answer_icmp) return;
+    for (std::size_t i = 0; i < address_count; ++i) {
+        if (s.holds[i] && s.p.addrs[i].has(e.dst)) {
+            action r;
+            r.kind = action_kind::reflect_echo6;
+            out.emit(r);
+            ++s.c.echo6_replies;
+            return;
+        }
+    }
 }
 
 void on_icmp(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) noexcept {
     const auto& e = f.echo;
     if (!e.is_reply) {
         for (std::size_t i = 0; i < address_count; ++i) {
-            if (s.holds[i] && e.dst == s.p.addr[i] && s.p.answer_icmp) {
+            if (s.holds[i] && s.p.addrs[i].has(e.dst) && s.p.answer_icmp) {
                 action r;
                 r.kind = action_kind::reflect_echo;
                 out.emit(r);

@@ -1,7 +1,10 @@
 #include "heartwire/net_types.hpp"
 
+#include <arpa/inet.h>
+
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 
 namespace heartwire {
 
@@ -77,6 +80,42 @@ std::optional<ipv4_prefix> ipv4_prefix::parse(std::string_view s) noexcept {
     auto l = parse_uint(s.substr(slash + 1), 10, 32);
     if (!l) return std::nullopt;
     return ipv4_prefix{*a, static_cast<std::uint8_t>(*l)};
+}
+
+// IPv6 text is parsed and printed by the C library, not on the hot path: the same code that
+// reads `ip -6 addr` input and prints its output, so a config and `ip` agree by construction.
+std::string ipv6_addr::to_string() const {
+    char buf[INET6_ADDRSTRLEN];
+    if (::inet_ntop(AF_INET6, b.data(), buf, sizeof buf) == nullptr) return "?"; // cannot fail for AF_INET6
+    return buf;
+}
+
+std::optional<ipv6_addr> ipv6_addr::parse(std::string_view s) noexcept {
+    // inet_pton reads a C string: a NUL inside the view would make it accept a prefix of
+    // the text, so refuse one; the longest valid text is 45 characters (INET6_ADDRSTRLEN - 1).
+    char buf[INET6_ADDRSTRLEN];
+    if (s.size() >= sizeof buf || s.find('\0') != std::string_view::npos) return std::nullopt;
+    std::memcpy(buf, s.data(), s.size());
+    buf[s.size()] = '\0';
+    ipv6_addr a;
+    if (::inet_pton(AF_INET6, buf, a.b.data()) != 1) return std::nullopt;
+    return a;
+}
+
+std::string ipv6_prefix::to_string() const {
+    std::string s = addr.to_string();
+    s.append("/").append(std::to_string(len));
+    return s;
+}
+
+std::optional<ipv6_prefix> ipv6_prefix::parse(std::string_view s) noexcept {
+    auto slash = s.find('/');
+    auto a = ipv6_addr::parse(s.substr(0, slash));
+    if (!a) return std::nullopt;
+    if (slash == std::string_view::npos) return ipv6_prefix{*a, 128};
+    auto l = parse_uint(s.substr(slash + 1), 10, 128);
+    if (!l) return std::nullopt;
+    return ipv6_prefix{*a, static_cast<std::uint8_t>(*l)};
 }
 
 } // namespace heartwire

@@ -11,6 +11,10 @@
 #include <fstream>
 #include <sstream>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+
 #include <rte_eal.h>
 #include <rte_errno.h>
 
@@ -38,6 +42,23 @@ std::string kernel_interface(const cfg::config& c) {
     return c.port.mode == cfg::address_mode::shared ? c.port.kernel_interface : std::string{};
 }
 
+std::string steering_object() {
+    char exe[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const std::string self = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : std::string{};
+    const std::string build_root = HEARTWIRE_BUILD_ROOT "/";
+    return self.rfind(build_root, 0) == 0 ? HEARTWIRE_XDP_PROG_BUILD : HEARTWIRE_XDP_PROG_INSTALL;
+}
+
+std::string xdp_program(const cfg::config& c) {
+    if (port_name(c.port.device).rfind("net_af_xdp", 0) != 0) return {};
+    const std::string given = vdev_arg(c.port.device, "xdp_prog");
+    if (!given.empty()) return given;
+    if (c.port.xdp_prog == "none") return {};
+    if (!c.port.xdp_prog.empty()) return c.port.xdp_prog;
+    return c.port.mode == cfg::address_mode::shared ? steering_object() : std::string{};
+}
+
 std::vector<std::string> eal_argv(const cfg::config& c, const std::vector<std::string>& extra) {
     std::vector<std::string> v{"heartwired"};
     v.insert(v.end(), c.port.eal_args.begin(), c.port.eal_args.end());
@@ -48,7 +69,9 @@ std::vector<std::string> eal_argv(const cfg::config& c, const std::vector<std::s
     });
     if (!named) {
         if (is_vdev(c.port.device)) {
-            v.push_back("--vdev=" + c.port.device);
+            const std::string prog = xdp_program(c);
+            const bool given = !vdev_arg(c.port.device, "xdp_prog").empty();
+            v.push_back("--vdev=" + c.port.device + (prog.empty() || given ? std::string{} : ",xdp_prog=" + prog));
         } else {
             v.push_back("-a");
             v.push_back(c.port.device);
@@ -98,6 +121,28 @@ void clear_stale_memif_socket(const std::string& device) {
 
 } // namespace
 
+// A heartwired killed with SIGKILL leaves its steering program attached (the PMD attaches it
+// by netlink, not by a link that dies with the process), and the PMD then refuses to attach
+// it again ("XDP program already attached"). Only heartwire's own program is taken off.
+void detach_stale_steering(const std::string& iface) {
+    const int ifindex = static_cast<int>(if_nametoindex(iface.c_str()));
+    if (ifindex == 0) return;
+    for (const std::uint32_t mode : {XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE}) {
+        std::uint32_t id = 0;
+        if (bpf_xdp_query_id(ifindex, static_cast<int>(mode), &id) != 0 || id == 0) continue;
+        const int fd = bpf_prog_get_fd_by_id(id);
+        if (fd < 0) continue;
+        bpf_prog_info info{};
+        std::uint32_t len = sizeof info;
+        const bool ours = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && std::strcmp(info.name, "heartwire_steer") == 0;
+        ::close(fd);
+        if (!ours) continue;
+        if (bpf_xdp_detach(ifindex, static_cast<int>(mode), nullptr) != 0)
+            throw setup_error("a stale heartwire XDP program (id " + std::to_string(id) + ") is attached to " + iface +
+                              " and cannot be detached: run `ip link set dev " + iface + " xdp off`");
+    }
+}
+
 void preflight(const cfg::config& c, const std::vector<std::string>& argv) {
     if (!has_arg(argv, "--no-huge") && meminfo("HugePages_Total") <= 0) {
         throw setup_error(
@@ -120,6 +165,12 @@ void preflight(const cfg::config& c, const std::vector<std::string>& argv) {
                               "net_tap<N> or a PCI address bound with dpdk-devbind.py");
     }
     clear_stale_memif_socket(c.port.device);
+    const std::string prog = xdp_program(c);
+    if (!prog.empty() && ::access(prog.c_str(), R_OK) != 0)
+        throw setup_error("XDP program missing: " + prog + " (" + std::strerror(errno) +
+                          "); it is built into bpf/ and installed with heartwire; set port.xdp_prog to its path, "
+                          "or \"none\" for the PMD's default (then the kernel gets no traffic from the queue)");
+    if (!prog.empty()) detach_stale_steering(vdev_arg(c.port.device, "iface"));
     if (c.port.mode == cfg::address_mode::shared && if_nametoindex(c.port.kernel_interface.c_str()) == 0)
         throw setup_error("interface missing: port.kernel_interface = \"" + c.port.kernel_interface +
                           "\" does not exist in this network namespace");

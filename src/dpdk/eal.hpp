@@ -25,6 +25,15 @@ std::string vdev_arg(const std::string& device, const std::string& key);
 // PCI NIC, net_memif, or net_tap (a tap's kernel side is the DPDK process, not the wire).
 std::string kernel_interface(const cfg::config& c);
 
+// The XDP program the af_xdp PMD is to load (its xdp_prog= devarg), or "" for the PMD's
+// default (which hands the whole queue to DPDK): xdp_prog= in port.device as given;
+// port.xdp_prog when set ("none": the default); heartwire's own steering program in shared
+// mode, so the kernel keeps serving the address; the default in exclusive mode. Not af_xdp: "".
+std::string xdp_program(const cfg::config& c);
+// heartwire's steering object: the build tree's when this heartwired runs from the build
+// tree, else the installed one.
+std::string steering_object();
+
 // argv for rte_eal_init: program name, [port] eal args, then `extra` (after `--` on the
 // command line), then --vdev / -a for the device unless the args already name it.
 std::vector<std::string> eal_argv(const cfg::config& c, const std::vector<std::string>& extra);

@@ -11,6 +11,7 @@
 #include <span>
 
 #include <rte_errno.h>
+#include <rte_ether.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -147,6 +148,27 @@ public:
             put([&](std::span<std::byte> b) { return wire::encode_icmp_echo(cur_->eth.src, me, m, b); });
             return;
         }
+        case action_kind::send_na:
+            put([&](std::span<std::byte> b) { return wire::encode_unsolicited_na(me, a.addr6, b); });
+            flush(); // as a GARP: the takeover's first announcement waits behind nothing
+            return;
+        case action_kind::send_dad_ns:
+            put([&](std::span<std::byte> b) { return wire::encode_dad_ns(me, a.addr6, b); });
+            return;
+        case action_kind::answer_ns:
+            if (!cur_ || cur_->kind != wire::frame_kind::nd) return;
+            put([&](std::span<std::byte> b) { return wire::encode_na_answer(*cur_, me, b); });
+            return;
+        case action_kind::reflect_echo6: {
+            if (!cur_ || cur_->kind != wire::frame_kind::icmp6_echo) return;
+            wire::icmp6_echo m = cur_->echo6;
+            m.is_reply = true;
+            m.src = cur_->echo6.dst;
+            m.dst = cur_->echo6.src;
+            m.hop_limit = 64;
+            put([&](std::span<std::byte> b) { return wire::encode_icmp6_echo(cur_->eth.src, me, m, b); });
+            return;
+        }
         case action_kind::claim_address:
         case action_kind::release_address:
         case action_kind::role_changed:
@@ -192,6 +214,16 @@ private:
         }
         m->data_len = static_cast<std::uint16_t>(len);
         m->pkt_len = static_cast<std::uint32_t>(len);
+        // Tagged after encoding and signing: the tag covers the frame as the receiver sees it
+        // once its tag is stripped, so a switch that retags or untags does not break it.
+        if (e_.vlan_ != 0) {
+            m->vlan_tci = e_.vlan_;
+            if (rte_vlan_insert(&m) != 0) {
+                c_.tx_encode_failed.add();
+                rte_pktmbuf_free(m);
+                return;
+            }
+        }
         tx_[n_++] = m;
         if (n_ == tx_batch) flush();
     }
@@ -215,6 +247,7 @@ engine::engine(const cfg::config& c, port& p, tsc_clock& clk) : cfg_(c), port_(p
     clock_gettime(CLOCK_REALTIME, &rt);
     fp.incarnation = static_cast<std::uint64_t>(rt.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(rt.tv_nsec);
     keyed_ = c.auth.mode == cfg::auth_mode::keyed;
+    vlan_ = static_cast<std::uint16_t>(c.port.vlan);
     fsm::init(fsm_, fp);
     stall_threshold_ns_ = fsm_.det.config().stall_threshold_ns;
     // Worth a log line: a gap that eats half the detection window (at least 250 us).
@@ -242,6 +275,23 @@ engine::~engine() {
 }
 
 const mac_addr& engine::mac() const noexcept { return port_.mac(); }
+
+bool engine::accept_vlan(rte_mbuf* m, lcore_counters& c) const noexcept {
+    std::uint16_t vid = 0;
+    if (m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) {
+        vid = m->vlan_tci & 0xfff; // the NIC or PMD took the tag off already
+    } else if (rte_pktmbuf_data_len(m) >= wire::eth_header::size() + 4 &&
+               wire::load_be16(rte_pktmbuf_mtod_offset(m, const std::byte*, 12)) == wire::ethertype_vlan) {
+        if (rte_vlan_strip(m) != 0) {
+            c.rx_other_vlan.add();
+            return false;
+        }
+        vid = m->vlan_tci & 0xfff; // 0: priority-tagged, which is untagged
+    }
+    if (vid == vlan_) return true;
+    c.rx_other_vlan.add();
+    return false;
+}
 
 std::size_t engine::dequeue_events(control_event* out, std::size_t n) noexcept {
     return rte_ring_sc_dequeue_burst_elem(events_, out, sizeof(control_event), static_cast<unsigned>(n), nullptr);
@@ -378,8 +428,15 @@ void engine::refresh_notice() noexcept {
         m.key_id = signing_key();
         m.auth_alg = static_cast<std::uint8_t>(auth::keyring::algo());
     }
-    const std::size_t n = wire::encode_heartbeat(mac_addr::heartwire_group(), port_.mac(), m, buf);
+    std::size_t n = wire::encode_heartbeat(mac_addr::heartwire_group(), port_.mac(), m, buf);
     if (n != 0 && keyed_) sign({buf, n});
+    if (n != 0 && vlan_ != 0 && n + 4 <= sizeof buf) {
+        // The guard sends it raw on the kernel interface: tag it as the engine's own frames.
+        std::memmove(buf + 16, buf + 12, n - 12);
+        wire::store_be16(buf + 12, wire::ethertype_vlan);
+        wire::store_be16(buf + 14, vlan_);
+        n += 4;
+    }
     notice_->publish({buf, n});
 }
 
@@ -540,6 +597,10 @@ int engine::run_to_completion() noexcept {
         role_c_.rx_packets.add(n); // pipelined: the RX lcore counts them
         const std::uint64_t now = clk_.now_ns();
         for (std::uint16_t i = 0; i < n; ++i) {
+            if (!accept_vlan(burst[i], role_c_)) {
+                rte_pktmbuf_free(burst[i]);
+                continue;
+            }
             wire::frame f = wire::decode(bytes_of(burst[i]));
             if (!f.ok()) {
                 count_drop(role_c_, f.error);
@@ -586,6 +647,10 @@ int engine::run_rx() noexcept {
             const std::uint16_t n = rte_eth_rx_burst(port_.id(), 0, burst, nb);
             rx_c_.rx_packets.add(n);
             for (std::uint16_t i = 0; i < n; ++i) {
+                if (!accept_vlan(burst[i], rx_c_)) {
+                    rte_pktmbuf_free(burst[i]);
+                    continue;
+                }
                 rx_item it{burst[i], polled, wire::decode(bytes_of(burst[i]))};
                 if (!it.f.ok()) {
                     count_drop(rx_c_, it.f.error);

@@ -52,6 +52,7 @@ struct counter {
     X(auth_missing)       /* keyed: a heartbeat without a tag, or with another algorithm's */   \
     X(auth_unknown_key)   /* keyed: signed with a key id we do not hold */                       \
     X(auth_bad_tag)       /* keyed: the tag does not verify (forged or corrupted) */             \
+    X(rx_other_vlan)      /* a frame of another VLAN than port.vlan (or untagged when tagged) */ \
     X(loop_gap_max_ns)    /* the latest such wake */
 
 struct alignas(64) lcore_counters {
@@ -176,6 +177,11 @@ public:
         return role_gen_.load(std::memory_order_acquire) >= gen && (!pipe_ || rx_gen_.load(std::memory_order_acquire) >= gen);
     }
     bool keyed() const noexcept { return keyed_; }
+    // The id of the monitor's ICMP echo probes (fixed at start), for the steering program.
+    std::uint16_t icmp_id() const noexcept { return fsm_.icmp_id; }
+    // 802.1Q (port.vlan): a received frame of our VLAN, its tag stripped (in line, or already
+    // by the NIC); false for another VLAN's, counted. Tagging what we send (tx_sink).
+    bool accept_vlan(rte_mbuf* m, lcore_counters& c) const noexcept;
     // Control thread: refresh the engine-time -> wall-time mapping (see tsc_clock).
     void reanchor_clock() noexcept { clk_.reanchor(); }
     const mac_addr& mac() const noexcept;
@@ -233,6 +239,7 @@ private:
     gap_histogram rx_gaps_;
     // Keys: the bundle offered by the control thread, and the one each lcore is using.
     bool keyed_{false};
+    std::uint16_t vlan_{0};   // port.vlan: 0 untagged
     std::atomic<key_bundle*> offered_{nullptr};
     key_bundle* role_keys_{nullptr};
     key_bundle* rx_keys_{nullptr};

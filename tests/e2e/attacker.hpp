@@ -38,6 +38,7 @@ struct captured {
     bytes frame;
     bool outgoing{false};  // our own transmission, seen by the tap
     std::int64_t ts_ns{0}; // kernel timestamp (CLOCK_REALTIME)
+    std::uint16_t vlan{0}; // 802.1Q id it arrived with (the kernel moves the tag out of line)
 };
 
 // An AF_PACKET socket on eth0 of a namespace this test made. Opened from a thread that
@@ -68,6 +69,7 @@ public:
                 err = "bind to " + std::string(topology::iface) + " in " + ns + ": " + std::strerror(errno);
             const int one = 1, rcvbuf = 8 << 20;
             ::setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+            ::setsockopt(fd_, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one);
             ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
         });
         t.join();
@@ -115,6 +117,16 @@ public:
                 std::memcpy(&ts, CMSG_DATA(h), sizeof ts);
                 c.ts_ns = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
             }
+            if (h->cmsg_level == SOL_PACKET && h->cmsg_type == PACKET_AUXDATA) {
+                tpacket_auxdata aux;
+                std::memcpy(&aux, CMSG_DATA(h), sizeof aux);
+                if (aux.tp_status & TP_STATUS_VLAN_VALID) c.vlan = aux.tp_vlan_tci & 0xfff;
+            }
+        }
+        // A tag still in line (no offload on the way): take it out, as a receiver would.
+        if (c.vlan == 0 && c.frame.size() >= 18 && wire::load_be16(c.frame.data() + 12) == wire::ethertype_vlan) {
+            c.vlan = wire::load_be16(c.frame.data() + 14) & 0xfff;
+            c.frame.erase(c.frame.begin() + 12, c.frame.begin() + 16);
         }
         return c;
     }

@@ -97,10 +97,18 @@ std::string cluster::write_config(const std::string& name, std::uint32_t id, con
     if (o.pmd != "net_memif") t << ", \"--no-huge\", \"-m\", \"256\"";
     else t << ", \"-m\", \"128\", \"--huge-unlink\""; // pages go back when the process dies
     t << "]\ndevice = \"" << device << "\"\nmode = \"" << o.mode << "\"\n";
-    if (o.mode == "shared") t << "kernel_interface = \"eth0\"\n";
+    if (o.mode == "shared") t << "kernel_interface = \"" << o.kernel_interface << "\"\n";
+    if (o.vlan) t << "vlan = " << o.vlan << "\n";
     if (!is_test_address(o.primary) || !is_test_address(o.monitor))
         throw std::invalid_argument("e2e harness: addresses " + o.primary + ", " + o.monitor + " refused: not in 169.254.10.0/24");
-    t << "\n[addresses]\nprimary = \"" << o.primary << "/24\"\nmonitor = \"" << o.monitor << "/24\"\n\n";
+    for (const auto* a : {&o.primary6, &o.monitor6})
+        if (!a->empty() && !is_test_address(*a))
+            throw std::invalid_argument("e2e harness: address " + *a + " refused: not in fd00:6877::/64");
+    const auto role = [](const std::string& v4, const std::string& v6) {
+        return v6.empty() ? "\"" + v4 + "/24\"" : "[\"" + v4 + "/24\", \"" + v6 + "/64\"]";
+    };
+    t << "\n[addresses]\nprimary = " << role(o.primary, o.primary6) << "\nmonitor = " << role(o.monitor, o.monitor6)
+      << "\n\n";
     t << "[detect]\ninterval_us = " << o.interval_us << "\nmiss = " << o.miss << "\nprobe = \"" << o.probe
       << "\"\n\n";
     t << "[engine]\nmode = \"" << o.engine << "\"\nidle = \"adaptive\"\nidle_max_sleep_us = 200\n\n";

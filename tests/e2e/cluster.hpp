@@ -30,9 +30,13 @@ struct node_options {
     // [addresses]: a second pair on the same bridge needs its own (test addresses only).
     std::string primary{primary_ip};
     std::string monitor{monitor_ip};
+    std::string primary6;                // "" none; else an IPv6 address the primary role also holds (/64)
+    std::string monitor6;
     std::string auth{"keyed"};           // [auth] mode; keyed uses key_file
     std::string key_file;                // "" = the cluster's own key file (key_path())
     std::string extra_toml;              // appended verbatim
+    std::uint32_t vlan{0};               // [port] vlan (802.1Q id; 0 untagged)
+    std::string kernel_interface{"eth0"}; // shared mode: where the kernel holds the addresses
     std::string memif_role;              // server | client, for net_memif
     std::string memif_socket;
 };

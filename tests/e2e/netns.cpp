@@ -169,6 +169,17 @@ std::string make_prefix(std::string_view base) {
 bool is_test_address(std::string_view s) {
     const auto slash = s.find('/');
     const std::string addr(s.substr(0, slash));
+    // IPv6: our own ULA, fd00:6877::/64, nothing wider.
+    if (in6_addr a6{}; inet_pton(AF_INET6, addr.c_str(), &a6) == 1) {
+        if (slash != std::string_view::npos) {
+            const std::string len(s.substr(slash + 1));
+            if (len.empty() || len.size() > 3 || !std::all_of(len.begin(), len.end(), ::isdigit)) return false;
+            const int l = std::stoi(len);
+            if (l < 64 || l > 128) return false;
+        }
+        static const unsigned char ula[8] = {0xfd, 0x00, 0x68, 0x77, 0, 0, 0, 0};
+        return std::memcmp(a6.s6_addr, ula, sizeof ula) == 0;
+    }
     if (slash != std::string_view::npos) {
         // A shorter prefix would route more than the test network (169.254.169.254 included).
         const std::string len(s.substr(slash + 1));

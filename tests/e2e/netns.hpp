@@ -40,7 +40,7 @@ exec_result exec(std::string_view ns, std::string_view command);
 std::string make_prefix(std::string_view base = "hwt");
 
 // True for a dotted IPv4 address (optionally "/len") inside 169.254.10.0/24, and not
-// 169.254.169.254.
+// 169.254.169.254; or an IPv6 address (optionally "/len", 64..128) in our ULA fd00:6877::/64.
 bool is_test_address(std::string_view addr_or_cidr);
 
 enum class netem_dir {

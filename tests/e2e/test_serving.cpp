@@ -1,0 +1,247 @@
+// The address heartwire moves carrying real traffic (issue 9): an 802.1Q-tagged pair, and
+// kernel services (TCP and UDP) behind the address on af_xdp with heartwire's steering XDP
+// program, answering after every failover.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "attacker.hpp"
+#include "cluster.hpp"
+
+using namespace heartwire::e2e;
+using heartwire::ipv4_addr;
+using heartwire::mac_addr;
+namespace wire = heartwire::wire;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The kernel here has no 802.1Q module (no VLAN interfaces), so the VLAN client is a raw
+// port: it sends tagged ARP and echo requests built with the product's codec and reads the
+// tags of what comes back (PACKET_AUXDATA, or in line).
+bytes tagged(bytes f, std::uint16_t vid) {
+    const std::byte tag[4] = {std::byte{0x81}, std::byte{0x00}, std::byte(vid >> 8), std::byte(vid & 0xff)};
+    f.insert(f.begin() + 12, std::begin(tag), std::end(tag));
+    return f;
+}
+
+bytes arp_request(const mac_addr& me, const char* target) {
+    wire::arp_msg m;
+    m.op = wire::arp_op_request;
+    m.sha = me;
+    m.spa = *ipv4_addr::parse(topology::client_ip);
+    m.tpa = *ipv4_addr::parse(target);
+    bytes f(64);
+    f.resize(wire::encode_arp(mac_addr::broadcast(), me, m, f));
+    return f;
+}
+
+bytes echo_request(const mac_addr& dst, const mac_addr& me, const char* target) {
+    wire::icmp_echo m;
+    m.src = *ipv4_addr::parse(topology::client_ip);
+    m.dst = *ipv4_addr::parse(target);
+    m.id = 0x7777;
+    m.seq = 1;
+    bytes f(128);
+    f.resize(wire::encode_icmp_echo(dst, me, m, f));
+    return f;
+}
+
+// The first frame within `t` that `want` accepts (decoded by the product's codec).
+template <class Want>
+std::optional<captured> expect_frame(raw_port& p, std::chrono::milliseconds t, Want&& want) {
+    const auto until = std::chrono::steady_clock::now() + t;
+    while (std::chrono::steady_clock::now() < until) {
+        auto c = p.recv(50ms);
+        if (!c || c->outgoing) continue;
+        const wire::frame f = wire::decode(c->frame);
+        if (f.ok() && want(*c, f)) return c;
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+// Heartbeats, ARP, GARP and echo all tagged (port.vlan = 100): the pair forms inside VLAN
+// 100 (both engines drop untagged frames, so forming proves the tagged heartbeats), answers
+// a tagged client, ignores untagged requests (counted), and fails over with a tagged GARP.
+TEST(Serving, TaggedVlanPairServesItsVlanOnlyAndFailsOver) {
+    node_options o;
+    o.pmd = "net_af_packet";
+    o.vlan = 100;
+    cluster c({"a", "b"});
+    for (const auto& [n, core] : {std::pair{"a", "0"}, std::pair{"b", "1"}}) {
+        node_options oi = o;
+        oi.lcores = core;
+        c.write_config(n, n[0] == 'a' ? 1 : 2, oi);
+    }
+    // The client's kernel must not answer or learn anything itself: it keeps no address.
+    ASSERT_TRUE(c.net().exec_on(topology::client, "ip addr flush dev eth0").ok());
+    raw_port client(c.net().client_ns(), ETH_P_ALL);
+    const mac_addr me = *mac_addr::parse(c.net().mac_of(topology::client));
+    const mac_addr mac_a = *mac_addr::parse(c.net().mac_of("a")), mac_b = *mac_addr::parse(c.net().mac_of("b"));
+    const ipv4_addr prim = *ipv4_addr::parse(primary_ip);
+    auto arp_reply_from = [&](const mac_addr& who) {
+        return [&, who](const captured& cap, const wire::frame& f) {
+            return f.kind == wire::frame_kind::arp && f.arp.op == wire::arp_op_reply && f.arp.spa == prim &&
+                   f.arp.sha == who && cap.vlan == 100;
+        };
+    };
+    c.start("a");
+    ASSERT_TRUE(c.wait_role("a", "primary")) << c.logs();
+    c.start("b");
+    ASSERT_TRUE(c.wait_role("b", "monitor")) << "tagged heartbeats form the pair\n" << c.logs();
+
+    client.drain();
+    ASSERT_TRUE(client.send(arp_request(me, primary_ip)));
+    EXPECT_FALSE(expect_frame(client, 300ms, [&](const captured&, const wire::frame& f) {
+        return f.kind == wire::frame_kind::arp && f.arp.op == wire::arp_op_reply && f.arp.spa == prim;
+    })) << "an untagged ARP request must not be answered";
+    EXPECT_GT(c.counter("a", "io_rx_other_vlan"), 0u) << "untagged frames are counted as another VLAN's";
+
+    ASSERT_TRUE(client.send(tagged(arp_request(me, primary_ip), 100)));
+    EXPECT_TRUE(expect_frame(client, 2s, arp_reply_from(mac_a))) << "tagged ARP answered, tagged, by the primary\n" << c.logs();
+    ASSERT_TRUE(client.send(tagged(echo_request(mac_a, me, primary_ip), 100)));
+    EXPECT_TRUE(expect_frame(client, 2s, [&](const captured& cap, const wire::frame& f) {
+        return f.kind == wire::frame_kind::icmp_echo && f.echo.is_reply && f.echo.src == prim && cap.vlan == 100;
+    })) << "tagged echo answered, tagged";
+    // The monitor's tagged heartbeats cross the bridge too (the client sees them flooded).
+    EXPECT_TRUE(expect_frame(client, 2s, [&](const captured& cap, const wire::frame& f) {
+        return f.kind == wire::frame_kind::heartbeat && cap.vlan == 100;
+    })) << "heartbeats on the wire carry VLAN 100";
+
+    client.drain();
+    c.stop("a", SIGKILL);
+    EXPECT_TRUE(expect_frame(client, 5s, [&](const captured& cap, const wire::frame& f) {
+        return f.kind == wire::frame_kind::arp && f.arp.is_gratuitous() && f.arp.spa == prim && f.arp.sha == mac_b &&
+               cap.vlan == 100;
+    })) << "the new primary's GARP is tagged\n" << c.logs();
+    ASSERT_TRUE(c.wait_role("b", "primary")) << c.logs();
+    ASSERT_TRUE(client.send(tagged(arp_request(me, primary_ip), 100)));
+    EXPECT_TRUE(expect_frame(client, 2s, arp_reply_from(mac_b))) << "the new primary answers in VLAN 100";
+    EXPECT_GE(c.counter("b", "takeovers"), 1u);
+}
+
+namespace {
+
+// heartwire-load at the primary address from the client: `args` after the target.
+exec_result load(cluster& c, const std::string& args) {
+    return c.net().exec_on(topology::client,
+                           std::string(LOAD_PATH) + " --target " + primary_ip + " --port 7000 " + args);
+}
+
+} // namespace
+
+// The recommended mode for kernel services: af_xdp with heartwire's steering XDP program.
+// The kernel (and a TCP and UDP service in each node) serves the primary address, the
+// engine sees only its own frames, and after every SIGKILL of the primary the service
+// answers on the new primary, with the dead node's kernel no longer holding the address.
+TEST(Serving, KernelServiceBehindSteeredAfXdpAnswersAfterEveryFailover) {
+    node_options o;
+    o.pmd = "net_af_xdp";
+    o.mode = "shared";
+    cluster c({"a", "b"});
+    for (const auto& [n, core] : {std::pair{"a", "0"}, std::pair{"b", "1"}}) {
+        node_options oi = o;
+        oi.lcores = core;
+        c.write_config(n, n[0] == 'a' ? 1 : 2, oi);
+    }
+    process svc_a(c.net().ns_name("a"), {ECHO_PATH, "--port", "7000"}, c.dir() + "/svc_a.log");
+    process svc_b(c.net().ns_name("b"), {ECHO_PATH, "--port", "7000"}, c.dir() + "/svc_b.log");
+    ASSERT_NO_FATAL_FAILURE(form_pair(c, "a", "b"));
+    {
+        const auto r = load(c, "--requests 20 --tcp-interval-ms 2");
+        ASSERT_TRUE(r.ok()) << "the service answers on the primary address before any failover\n" << r.out << r.err << c.logs();
+    }
+    // What the steering program decided: heartwire's frames to DPDK, the service's to the kernel.
+    const auto st = c.status("a");
+    ASSERT_TRUE(st);
+    EXPECT_GT(std::stoull(json_value(*st, "steered_heartwire").empty() ? "0" : json_value(*st, "steered_heartwire")), 0u) << *st;
+    EXPECT_GT(std::stoull(json_value(*st, "passed").empty() ? "0" : json_value(*st, "passed")), 0u) << *st;
+
+    std::string primary = "a", monitor = "b";
+    for (int round = 1; round <= 3; ++round) {
+        c.stop(primary, SIGKILL);
+        ASSERT_TRUE(c.wait_role(monitor, "primary")) << "round " << round << "\n" << c.logs();
+        // The dead engine's guard took the address off its kernel: only the new primary serves.
+        EXPECT_TRUE(wait_until(
+            [&] { return !c.net().exec_on(primary, "ip -o addr show dev eth0 | grep -q ' " + std::string(primary_ip) + "/'").ok(); },
+            5s))
+            << "round " << round << ": the killed node's kernel still holds " << primary_ip;
+        const auto r = load(c, "--requests 20 --tcp-interval-ms 2 --timeout-ms 2000");
+        EXPECT_TRUE(r.ok()) << "round " << round << ": the service does not answer after the failover\n" << r.out << r.err;
+        EXPECT_TRUE(wait_until([&] { return arp_mac(c.net().client_ns(), primary_ip) == c.net().mac_of(monitor); }, 10s))
+            << "round " << round;
+        c.start(primary);
+        ASSERT_TRUE(c.wait_role(primary, "monitor")) << "round " << round << ": the killed node rejoins\n" << c.logs();
+        std::swap(primary, monitor);
+    }
+}
+
+namespace {
+
+constexpr const char* primary6 = "fd00:6877::100";
+constexpr const char* monitor6 = "fd00:6877::101";
+
+// IPv6 on in a namespace the topology made with it off; `addr` (with /64) on eth0, no DAD.
+void enable_ipv6(cluster& c, const std::string& node, const std::string& addr) {
+    std::string cmd = "echo 0 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && echo 0 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6";
+    if (!addr.empty()) cmd += " && ip -6 addr add " + addr + " dev eth0 nodad";
+    const auto r = c.net().exec_on(node, cmd);
+    ASSERT_TRUE(r.ok()) << node << ": " << r.err;
+}
+
+std::string neigh6_mac(cluster& c) {
+    const auto r = c.net().exec_on(topology::client, std::string("ip -6 neigh show ") + primary6 + " dev eth0");
+    const auto at = r.out.find("lladdr ");
+    return at == std::string::npos ? std::string{} : r.out.substr(at + 7, 17);
+}
+
+int ping6(cluster& c, int count) {
+    const auto r = c.net().exec_on(topology::client, "ping -6 -c " + std::to_string(count) + " -i 0.2 -W 1 " + primary6 +
+                                                         " | grep -o '[0-9]* received' | cut -d' ' -f1");
+    return r.out.empty() ? 0 : std::atoi(r.out.c_str());
+}
+
+} // namespace
+
+// IPv6 addresses move with the role: the pair holds fd00:6877::100 with the primary role.
+// Exclusive: the engine answers the client's neighbour solicitation and ping6 and announces
+// the address by unsolicited NA on a takeover. Shared (af_xdp, steered): the kernel serves
+// it, the engine adds it by netlink and sends the NA. Either way, after a SIGKILL of the
+// primary the client's neighbour cache names the new primary and its ping6 is answered.
+class ServingIpv6 : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ServingIpv6, ClientNeighbourEntryMovesToTheNewPrimaryAndPing6Answers) {
+    node_options o;
+    o.mode = GetParam();
+    o.primary6 = primary6;
+    o.monitor6 = monitor6;
+    cluster c({"a", "b"});
+    for (const auto& [n, core] : {std::pair{"a", "0"}, std::pair{"b", "1"}}) {
+        node_options oi = o;
+        oi.lcores = core;
+        c.write_config(n, n[0] == 'a' ? 1 : 2, oi);
+    }
+    ASSERT_NO_FATAL_FAILURE(enable_ipv6(c, topology::client, "fd00:6877::10/64"));
+    if (o.mode == "shared") {
+        ASSERT_NO_FATAL_FAILURE(enable_ipv6(c, "a", ""));
+        ASSERT_NO_FATAL_FAILURE(enable_ipv6(c, "b", ""));
+    }
+    ASSERT_NO_FATAL_FAILURE(form_pair(c, "a", "b"));
+    EXPECT_GT(ping6(c, 3), 0) << "ping6 to the primary's IPv6 address\n" << c.logs();
+    EXPECT_EQ(neigh6_mac(c), c.net().mac_of("a"));
+    if (o.mode == "shared") {
+        EXPECT_TRUE(c.net().exec_on("a", std::string("ip -6 -o addr show dev eth0 | grep -q ") + primary6).ok())
+            << "the kernel holds the IPv6 address";
+    }
+
+    c.stop("a", SIGKILL);
+    ASSERT_TRUE(c.wait_role("b", "primary")) << c.logs();
+    EXPECT_TRUE(wait_until([&] { return neigh6_mac(c) == c.net().mac_of("b"); }, 10s))
+        << "client's IPv6 neighbour entry: " << neigh6_mac(c) << ", want " << c.net().mac_of("b") << "\n" << c.logs();
+    EXPECT_GT(ping6(c, 3), 0) << "ping6 answered by the new primary\n" << c.logs();
+    EXPECT_GT(c.counter("b", "nas_sent"), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ServingIpv6, ::testing::Values("exclusive", "shared"));
