@@ -85,6 +85,10 @@ int main(int argc, char** argv) {
     app.add_option("-t,--timeout", timeout_ms, "milliseconds to wait for the answer")
         ->check(CLI::Range(1, 600'000))
         ->capture_default_str();
+    long long group = -1;
+    app.add_option("-g,--group", group, "address group id ([[group]] id) a switchover, fault, clear or inflight is for; "
+                                        "default: the first group (switchover) or every group")
+        ->check(CLI::Range(1LL, 4294967295LL));
     app.require_subcommand(1, 1);
 
     std::string line;
@@ -166,6 +170,7 @@ int main(int argc, char** argv) {
         }
     }
 
+    if (group >= 0) line = "group " + std::to_string(group) + " " + line;
     std::string resp;
     try {
         resp = heartwire::control::ctl_request(path, line, std::chrono::milliseconds{timeout_ms});

@@ -105,6 +105,12 @@ control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth
         if (!load_keys(std::move(keys), error)) throw io::setup_error("auth.key_file " + c.auth.key_file + ": " + error);
         next_key_check_ = std::chrono::steady_clock::now() + std::chrono::seconds{1};
     }
+    g_.resize(c.groups.size());
+    for (std::size_t g = 0; g < c.groups.size(); ++g)
+        for (std::size_t i = 0; i < c.health.size(); ++i)
+            if (!c.groups[g].health_given ||
+                std::find(c.groups[g].health.begin(), c.groups[g].health.end(), c.health[i].name) != c.groups[g].health.end())
+                g_[g].checks.push_back(i);
     if (c.port.mode == cfg::address_mode::shared) nl_ = std::make_unique<control::netlink>();
     open_steering();
     if (!c.health.empty()) health_ = std::make_unique<control::health_monitor>(c.health, hooks_);
@@ -134,10 +140,11 @@ void control_loop::open_steering() {
     const std::string iface = io::kernel_interface(c_);
     try {
         steer_ = std::make_unique<io::xdp_steer>(io::xdp_steer::open(iface));
-        for (const bool primary : {true, false}) {
-            for (const auto& p : cfg::role_v4(c_.addresses, primary)) steer_->add(p.addr);
-            for (const auto& p : cfg::role_v6(c_.addresses, primary)) steer_->add(p.addr.b);
-        }
+        for (const auto& g : c_.groups)
+            for (const bool primary : {true, false}) {
+                for (const auto& p : cfg::role_v4(g.addresses, primary)) steer_->add(p.addr);
+                for (const auto& p : cfg::role_v6(g.addresses, primary)) steer_->add(p.addr.b);
+            }
         steer_->set_icmp_id(e_.icmp_id());
     } catch (const std::exception& ex) {
         steer_.reset();
@@ -169,12 +176,14 @@ void control_loop::prepare_kernel_interface() {
         nl_->del_address(ifname, p);
         if (nl_->has_address(ifname, p.addr) == 0) log::write(log::level::warn, "removed stale " + p.to_string() + " from " + ifname);
     };
-    for (const bool primary : {true, false}) {
-        for (const auto& p : cfg::role_v4(c_.addresses, primary)) stale(c_.port.kernel_interface, p);
-        for (const auto& p : cfg::role_v6(c_.addresses, primary)) stale(c_.port.kernel_interface, p);
+    for (const auto& g : c_.groups) {
+        for (const bool primary : {true, false}) {
+            for (const auto& p : cfg::role_v4(g.addresses, primary)) stale(c_.port.kernel_interface, p);
+            for (const auto& p : cfg::role_v6(g.addresses, primary)) stale(c_.port.kernel_interface, p);
+        }
+        for (const auto& p : cfg::role_v4(g.addresses, true)) stale(loopback, ipv4_prefix{p.addr, 32});
+        for (const auto& p : cfg::role_v6(g.addresses, true)) stale(loopback, ipv6_prefix{p.addr, 128});
     }
-    for (const auto& p : cfg::role_v4(c_.addresses, true)) stale(loopback, ipv4_prefix{p.addr, 32});
-    for (const auto& p : cfg::role_v6(c_.addresses, true)) stale(loopback, ipv6_prefix{p.addr, 128});
     const std::string why = quiet_arp_for_lo(c_.port.kernel_interface);
     can_stage_ = why.empty();
     if (!can_stage_)
@@ -314,11 +323,12 @@ void control_loop::turn(std::chrono::milliseconds wait) {
     ctl_->poll(wait);
 }
 
-void control_loop::post(fsm::command_kind k, std::uint32_t arg) {
+void control_loop::post(fsm::command_kind k, std::uint32_t arg, std::uint16_t group) {
     io::engine_command cmd;
     cmd.k = io::engine_command::kind::command;
     cmd.cmd = k;
     cmd.arg = arg;
+    cmd.group = group;
     if (!e_.post(cmd)) log::write(log::level::error, "engine command ring full: command lost");
 }
 
@@ -336,35 +346,67 @@ void control_loop::check_link() {
 }
 
 // The node's fault is the union of its health checks and what the application reported.
+// Each group's fault is the union of its health checks ([[group]] health, default all) and
+// what the application reported (every group).
 void control_loop::check_health() {
     if (!health_) return;
     health_->poll(std::chrono::steady_clock::now());
-    const auto* f = health_->first_failed();
-    const bool failed = f != nullptr;
-    if (failed == health_fault_) return;
-    health_fault_ = failed;
-    if (failed) {
-        fault_detail_ = f->cfg.name + ": " + f->last_detail;
-        log::write(log::level::warn, "health check " + fault_detail_ + ": fault");
-        if (!app_fault_) post(fsm::command_kind::fault, static_cast<std::uint32_t>(f->kind));
-    } else {
-        log::write(log::level::info, "health checks pass again: fault cured");
-        if (!app_fault_) post(fsm::command_kind::fault_cleared);
+    const auto& all = health_->checks();
+    for (std::size_t g = 0; g < g_.size(); ++g) {
+        auto& gc = g_[g];
+        const control::health_monitor::check_state* f = nullptr;
+        for (const std::size_t i : gc.checks)
+            if (i < all.size() && all[i].failed) {
+                f = &all[i];
+                break;
+            }
+        const bool failed = f != nullptr;
+        if (failed == gc.health_fault) continue;
+        gc.health_fault = failed;
+        const auto gi = static_cast<std::uint16_t>(g);
+        if (failed) {
+            gc.health_detail = f->cfg.name + ": " + f->last_detail;
+            log::write(log::level::warn, group_tag(g) + "health check " + gc.health_detail + ": fault");
+            if (!app_fault_) post(fsm::command_kind::fault, static_cast<std::uint32_t>(f->kind), gi);
+        } else {
+            log::write(log::level::info, group_tag(g) + "health checks pass again: fault cured");
+            if (!app_fault_) post(fsm::command_kind::fault_cleared, 0, gi);
+        }
     }
+}
+
+// A role's first address, IPv4 or (an IPv6-only role) IPv6.
+std::string first_address(const cfg::addresses_cfg& a, bool primary) {
+    const auto v4 = cfg::role_v4(a, primary);
+    if (!v4.empty()) return v4.front().to_string();
+    const auto& v6 = cfg::role_v6(a, primary);
+    return v6.empty() ? std::string{} : v6.front().to_string();
+}
+
+std::string control_loop::group_tag(std::size_t g) const {
+    return c_.groups.size() > 1 && g < c_.groups.size() ? fmt("group %u: ", c_.groups[g].id) : std::string{};
+}
+
+std::size_t control_loop::group_index(std::uint32_t id) const {
+    for (std::size_t g = 0; g < c_.groups.size(); ++g)
+        if (c_.groups[g].id == id) return g;
+    return static_cast<std::size_t>(-1);
 }
 
 void control_loop::on_address(const io::control_event& ev) {
     const auto& a = ev.a;
     const bool add = a.kind == fsm::action_kind::claim_address;
     const bool primary = a.which == fsm::address_id::primary;
-    const auto v4 = cfg::role_v4(c_.addresses, primary);
-    const auto& v6 = cfg::role_v6(c_.addresses, primary);
+    const std::size_t g = ev.group < c_.groups.size() ? ev.group : 0;
+    const auto& ga = c_.groups[g].addresses;
+    const auto v4 = cfg::role_v4(ga, primary);
+    const auto& v6 = cfg::role_v6(ga, primary);
     std::string list = v4.front().to_string();
     for (std::size_t i = 1; i < v4.size(); ++i) list.append(", ").append(v4[i].to_string());
     for (const auto& p : v6) list.append(", ").append(p.to_string());
     log::write_at(log::level::info, ev.wall_ns,
-                  fmt("%s %s address%s %s", add ? "claimed" : "released", s(fsm::to_string(a.which)).c_str(),
-                      v4.size() + v6.size() > 1 ? "es" : "", list.c_str()));
+                  group_tag(g) + fmt("%s %s address%s %s", add ? "claimed" : "released", s(fsm::to_string(a.which)).c_str(),
+                                     v4.size() + v6.size() > 1 ? "es" : "", list.c_str()));
     if (!nl_) return;
     int rc = 0;
     const auto apply = [&](const auto& p) {
@@ -380,7 +422,7 @@ void control_loop::on_address(const io::control_event& ev) {
     // source), so the staged copy can go. Before the monitor address is released (the next
     // event): the route to the clients' subnet never lapses. Had the add failed, the copy on
     // lo keeps the kernel serving until the node leaves the primary role.
-    if (add && a.which == fsm::address_id::primary && rc == 0) unstage_primary();
+    if (add && a.which == fsm::address_id::primary && rc == 0) unstage_primary(g);
 }
 
 // Shared mode: the kernel must hold the primary address before the engine's first GARP sends
@@ -400,7 +442,7 @@ void control_loop::on_address(const io::control_event& ev) {
 // EEXIST on a repeated add is success (netlink::add_address).
 // Every primary address, as a host address on lo (IPv6 on lo is never answered for on
 // the interface by neighbour discovery, as IPv4 with quiet_arp_for_lo is not by ARP).
-bool control_loop::stage_all(bool add) {
+bool control_loop::stage_all(bool add, std::size_t g) {
     bool ok = true;
     const auto one = [&](const auto& p) {
         const int rc = add ? nl_->add_address(loopback, p) : nl_->del_address(loopback, p);
@@ -409,49 +451,56 @@ bool control_loop::stage_all(bool add) {
         log::write(log::level::error, fmt("netlink %s %s on %s (%s): %s", add ? "add" : "del", p.to_string().c_str(), loopback,
                                           add ? "staging the primary address" : "the staged primary address", std::strerror(-rc)));
     };
-    for (const auto& p : cfg::role_v4(c_.addresses, true)) one(ipv4_prefix{p.addr, 32});
-    for (const auto& p : cfg::role_v6(c_.addresses, true)) one(ipv6_prefix{p.addr, 128});
+    for (const auto& p : cfg::role_v4(c_.groups[g].addresses, true)) one(ipv4_prefix{p.addr, 32});
+    for (const auto& p : cfg::role_v6(c_.groups[g].addresses, true)) one(ipv6_prefix{p.addr, 128});
     return ok;
 }
 
-void control_loop::stage_primary() {
-    if (!nl_ || !can_stage_ || staged_) return;
-    if (stage_all(true)) staged_ = true;
+void control_loop::stage_primary(std::size_t g) {
+    if (!nl_ || !can_stage_ || g_[g].staged) return;
+    if (stage_all(true, g)) g_[g].staged = true;
 }
 
-void control_loop::unstage_primary() {
-    if (!nl_ || !staged_) return;
-    if (stage_all(false)) staged_ = false; // else still staged: the next role change tries again
+void control_loop::unstage_primary(std::size_t g) {
+    if (!nl_ || !g_[g].staged) return;
+    if (stage_all(false, g)) g_[g].staged = false; // else still staged: the next role change tries again
 }
 
 // Seed 003 claim 4: stop taking new work; done when the drain hook exits, or when the
 // application reports nothing in flight, or (with neither) at once.
-void control_loop::on_drain() {
-    draining_ = true;
+void control_loop::on_drain(std::size_t g) {
+    auto& gc = g_[g];
+    gc.draining = true;
+    const auto gi = static_cast<std::uint16_t>(g);
     if (!c_.hooks.drain.empty()) {
-        drain_hook_id_ = queue_.submit({.kind = "drain", .argv = {c_.hooks.drain}, .env = env()});
+        std::vector<std::string> argv{c_.hooks.drain};
+        if (c_.groups.size() > 1) argv.push_back(std::to_string(c_.groups[g].id));
+        gc.drain_hook_id = queue_.submit({.kind = "drain", .argv = std::move(argv), .env = env(g)});
         return;
     }
     if (app_inflight_ <= 0) {
-        draining_ = false;
-        post(fsm::command_kind::drain_done, 0);
+        gc.draining = false;
+        post(fsm::command_kind::drain_done, 0, gi);
     }
 }
 
 void control_loop::on_event(const io::control_event& ev) {
     const auto& a = ev.a;
     using fsm::action_kind;
+    const std::size_t g = ev.group < g_.size() ? ev.group : 0;
+    const auto gi = static_cast<std::uint16_t>(g);
+    const std::string tag = group_tag(g);
     switch (a.kind) {
     case action_kind::role_changed:
         log::write_at(log::level::info, ev.wall_ns,
-                      fmt("role %s -> %s (epoch %llu)", s(to_string(a.from)).c_str(), s(to_string(a.to)).c_str(),
-                          static_cast<unsigned long long>(a.epoch)));
-        if (a.from == role::draining) draining_ = false;
+                      tag + fmt("role %s -> %s (epoch %llu)", s(to_string(a.from)).c_str(), s(to_string(a.to)).c_str(),
+                                static_cast<unsigned long long>(a.epoch)));
+        if (a.from == role::draining) g_[g].draining = false;
         // The monitor stages the primary address; the primary's claim unstages it (on_address,
         // emitted before this event); every other role holds no copy.
-        if (a.to == role::monitor) stage_primary();
-        else if (a.to != role::primary) unstage_primary();
-        notify(a.to, a.epoch);
+        if (a.to == role::monitor) stage_primary(g);
+        else if (a.to != role::primary) unstage_primary(g);
+        notify(a.to, a.epoch, g);
         break;
     case action_kind::claim_address:
     case action_kind::release_address:
@@ -459,10 +508,10 @@ void control_loop::on_event(const io::control_event& ev) {
         break;
     case action_kind::takeover: {
         const std::uint64_t det = a.decided_ns - a.last_answer_ns;
-        takeovers_.push_back({a.peer_id, ev.wall_ns, det});
+        takeovers_.push_back({a.peer_id, ev.wall_ns, det, c_.groups[g].id});
         if (takeovers_.size() > 64) takeovers_.pop_front();
         log::write_at(log::level::warn, ev.wall_ns,
-                      fmt("primary %u failed: no answer for %.1f us, taking over", a.peer_id, static_cast<double>(det) / 1e3));
+                      tag + fmt("primary %u failed: no answer for %.1f us, taking over", a.peer_id, static_cast<double>(det) / 1e3));
         break;
     }
     case action_kind::run_hook: {
@@ -471,32 +520,36 @@ void control_loop::on_event(const io::control_event& ev) {
                                                                         : c_.hooks.recover;
         if (path.empty()) break; // only recover is optional: the machine asks for the others when set
         log::write_at(log::level::info, ev.wall_ns,
-                      fmt("%s for node %u requested", s(fsm::to_string(a.hook)).c_str(), a.peer_id));
+                      tag + fmt("%s for node %u requested", s(fsm::to_string(a.hook)).c_str(), a.peer_id));
         const std::string peer = std::to_string(a.peer_id);
-        control::hook_request req{.kind = s(fsm::to_string(a.hook)), .argv = {path, peer, a.peer_mac.to_string()}, .env = env()};
+        // One fence or boot for a node, however many groups ask: merged by peer (below); the
+        // answer reaches every group that asked.
+        control::hook_request req{.kind = s(fsm::to_string(a.hook)), .argv = {path, peer, a.peer_mac.to_string()}, .env = env(g)};
         // A fence or boot of this peer still waiting covers this one (a flapping or forged peer).
         if (a.hook != fsm::hook_kind::recover) {
             req.merge = control::hook_merge::same_key;
             req.key = peer;
         }
         const auto id = queue_.submit(std::move(req));
-        if (a.hook != fsm::hook_kind::recover) pending_[id] = a.hook;
+        if (a.hook != fsm::hook_kind::recover) pending_[id] = {a.hook, gi};
         break;
     }
     case action_kind::drain:
-        log::write_at(log::level::info, ev.wall_ns, fmt("switchover: draining for node %u", a.peer_id));
-        on_drain();
+        log::write_at(log::level::info, ev.wall_ns, tag + fmt("switchover: draining for node %u", a.peer_id));
+        on_drain(g);
         break;
     case action_kind::undrain:
         // The handover did not complete: this node stays primary and takes work again.
         log::write_at(log::level::warn, ev.wall_ns,
-                      fmt("primary with the application drained (handover to node %u did not complete, or this node serves again): undraining", a.peer_id));
-        draining_ = false;
-        if (drain_hook_id_ != 0) drain_hook_id_ = 0; // its late exit must not report a drain
-        if (!c_.hooks.undrain.empty())
+                      tag + fmt("primary with the application drained (handover to node %u did not complete, or this node serves again): undraining", a.peer_id));
+        g_[g].draining = false;
+        g_[g].drain_hook_id = 0; // its late exit must not report a drain
+        if (!c_.hooks.undrain.empty()) {
+            std::vector<std::string> argv{c_.hooks.undrain, std::to_string(a.peer_id)};
+            if (c_.groups.size() > 1) argv.push_back(std::to_string(c_.groups[g].id));
             // The drain kind: never concurrent with a drain still running, and after it.
-            queue_.submit({.kind = "drain", .argv = {c_.hooks.undrain, std::to_string(a.peer_id)}, .env = env(),
-                           .merge = control::hook_merge::never});
+            queue_.submit({.kind = "drain", .argv = std::move(argv), .env = env(g), .merge = control::hook_merge::never});
+        }
         break;
     case action_kind::notice: {
         if (a.what == fsm::note::loop_gap) {
@@ -504,7 +557,7 @@ void control_loop::on_event(const io::control_event& ev) {
             log::write_at(log::level::info, ev.wall_ns, fmt("loop gap: the poll loop woke %u us late", a.arg));
             break;
         }
-        std::string text = s(fsm::to_string(a.what));
+        std::string text = tag + s(fsm::to_string(a.what));
         if (a.what == fsm::note::fault_reported || a.what == fsm::note::fault_no_takeover ||
             a.what == fsm::note::fault_takeover_accepted)
             text += " (" + s(fsm::to_string(static_cast<fsm::fault_kind>(a.arg))) + ")";
@@ -518,7 +571,7 @@ void control_loop::on_event(const io::control_event& ev) {
                         "by our GARP", a.arg);
         else if (a.arg)
             text += " (" + std::to_string(a.arg) + ")";
-        if (a.what == fsm::note::switchover_refused || a.what == fsm::note::switchover_started) {
+        if ((a.what == fsm::note::switchover_refused || a.what == fsm::note::switchover_started) && g == switchover_group_) {
             switchover_answered_ = true;
             switchover_note_ = a.what;
             switchover_arg_ = a.arg;
@@ -539,25 +592,28 @@ void control_loop::on_event(const io::control_event& ev) {
     }
 }
 
-std::vector<std::string> control_loop::env() const {
+std::vector<std::string> control_loop::env(std::size_t g) const {
+    const auto& gr = c_.groups[g < c_.groups.size() ? g : 0];
     return {"HEARTWIRE_NODE=" + c_.node.name, "HEARTWIRE_NODE_ID=" + std::to_string(c_.node.id),
-            "HEARTWIRE_PRIMARY=" + c_.addresses.primary.to_string(),
-            "HEARTWIRE_MONITOR=" + c_.addresses.monitor.to_string(), "HEARTWIRE_SOCKET=" + c_.control.socket};
+            "HEARTWIRE_GROUP=" + std::to_string(gr.id), "HEARTWIRE_PRIMARY=" + first_address(gr.addresses, true),
+            "HEARTWIRE_MONITOR=" + first_address(gr.addresses, false), "HEARTWIRE_SOCKET=" + c_.control.socket};
 }
 
-void control_loop::notify(role r, std::uint64_t epoch) {
+void control_loop::notify(role r, std::uint64_t epoch, std::size_t g) {
     const std::string name(to_string(r));
+    // notify <role> <epoch> <node name> <group id>: the group is the fourth argument.
     if (!c_.hooks.notify.empty())
         queue_.submit({.kind = "notify",
-                       .argv = {c_.hooks.notify, name, std::to_string(epoch), c_.node.name},
-                       .env = env(),
+                       .argv = {c_.hooks.notify, name, std::to_string(epoch), c_.node.name, std::to_string(c_.groups[g].id)},
+                       .env = env(g),
                        .merge = control::hook_merge::never}); // every role change, in order
     const std::string* specific = r == role::primary   ? &c_.hooks.on_primary
                                   : r == role::monitor ? &c_.hooks.on_monitor
                                   : r == role::standby ? &c_.hooks.on_standby
                                   : r == role::fault   ? &c_.hooks.on_fault
                                                        : nullptr;
-    if (specific && !specific->empty()) queue_.submit({.kind = "on_" + name, .argv = {*specific, std::to_string(epoch)}, .env = env()});
+    if (specific && !specific->empty())
+        queue_.submit({.kind = "on_" + name, .argv = {*specific, std::to_string(epoch), std::to_string(c_.groups[g].id)}, .env = env(g)});
 }
 
 // Health checks run on the runner directly (each serialises itself): not the queue's.
@@ -579,34 +635,42 @@ void control_loop::on_hook_done(const control::hook_completion& h) {
                             : r.timed_out  ? "timed out"
                                            : ("exit " + std::to_string(r.exit_code)).c_str()) + shared);
     const auto answers = [&](std::uint64_t t) { return std::find(h.tickets.begin(), h.tickets.end(), t) != h.tickets.end(); };
-    if (answers(drain_hook_id_)) {
-        drain_hook_id_ = 0;
-        draining_ = false;
-        post(fsm::command_kind::drain_done, static_cast<std::uint32_t>(std::max<std::int64_t>(app_inflight_, 0)));
+    for (std::size_t g = 0; g < g_.size(); ++g) {
+        if (g_[g].drain_hook_id == 0 || !answers(g_[g].drain_hook_id)) continue;
+        g_[g].drain_hook_id = 0;
+        g_[g].draining = false;
+        post(fsm::command_kind::drain_done, static_cast<std::uint32_t>(std::max<std::int64_t>(app_inflight_, 0)),
+             static_cast<std::uint16_t>(g));
         return;
     }
-    bool waited = false;
-    io::engine_command cmd;
-    cmd.ok = r.ok();
+    // Every group that asked (one merged fence answers them all), once each.
+    std::vector<std::pair<fsm::hook_kind, std::uint16_t>> answer;
     for (const auto t : h.tickets) {
         const auto it = pending_.find(t);
         if (it == pending_.end()) continue;
-        waited = true;
-        cmd.hook = it->second;
+        if (std::find(answer.begin(), answer.end(), it->second) == answer.end()) answer.push_back(it->second);
         pending_.erase(it);
     }
-    if (waited && !e_.post(cmd)) log::write(log::level::error, "engine command ring full: hook result lost");
+    for (const auto& [hook, group] : answer) {
+        io::engine_command cmd;
+        cmd.ok = r.ok();
+        cmd.hook = hook;
+        cmd.group = group;
+        if (!e_.post(cmd)) log::write(log::level::error, "engine command ring full: hook result lost");
+    }
 }
 
 // The machine answers a switchover command with a notice: started (and to whom) or refused
 // (and why). Wait for it, reading the engine's events meanwhile, so heartwirectl reports a
 // refusal as an error instead of "ok".
-std::string control_loop::switchover() {
-    const auto st = e_.status();
-    if (st.r != role::primary && st.r != role::monitor)
-        return "error: switchover needs the primary or the monitor; this node is " + s(to_string(st.r)) + "\n";
+std::string control_loop::switchover(std::size_t g) {
+    const auto all = e_.group_statuses();
+    const role r = all[g].r;
+    if (r != role::primary && r != role::monitor)
+        return "error: " + group_tag(g) + "switchover needs the primary or the monitor; this node is " + s(to_string(r)) + "\n";
     switchover_answered_ = false;
-    post(fsm::command_kind::switchover);
+    switchover_group_ = g;
+    post(fsm::command_kind::switchover, 0, static_cast<std::uint16_t>(g));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
     while (!switchover_answered_ && std::chrono::steady_clock::now() < deadline) {
         e_.poll_events([this](const io::control_event& ev) { on_event(ev); });
@@ -615,8 +679,8 @@ std::string control_loop::switchover() {
     if (!switchover_answered_) return "error: the engine did not answer the switchover request within 2 s\n";
     if (switchover_note_ == fsm::note::switchover_refused)
         return "error: switchover refused: " + s(fsm::to_string(static_cast<fsm::refusal>(switchover_arg_))) + "\n";
-    return fmt("ok: switchover started from the %s with node %u; watch `heartwirectl status`\n",
-               s(to_string(st.r)).c_str(), switchover_arg_);
+    return "ok: " + group_tag(g) + fmt("switchover started from the %s with node %u; watch `heartwirectl status`\n",
+                                       s(to_string(r)).c_str(), switchover_arg_);
 }
 
 // The control socket: one request line, one response (heartwirectl).
@@ -624,13 +688,25 @@ std::string control_loop::handle(std::string_view req) {
     std::istringstream in{std::string(req)};
     std::string cmd;
     in >> cmd;
+    // "group <id> <command ...>": a command for one address group (heartwirectl --group).
+    std::size_t g = 0;
+    bool one_group = false;
+    if (cmd == "group") {
+        long long id = -1;
+        if (!(in >> id) || id < 0) return "error: group needs a group id\n";
+        g = group_index(static_cast<std::uint32_t>(id));
+        if (g == static_cast<std::size_t>(-1)) return fmt("error: no group %lld on this node\n", id);
+        one_group = true;
+        in >> cmd;
+    }
+    const std::uint16_t target = one_group ? static_cast<std::uint16_t>(g) : io::all_groups;
     if (cmd == "status") {
         std::string fmt_arg;
         in >> fmt_arg;
         const status_inputs si{c_, e_, takeovers_, notes_, fault_detail_, app_inflight_, queue_.counters(), steer_.get()};
         return fmt_arg == "json" ? status_json(si) + "\n" : "ok\n" + status_text(si);
     }
-    if (cmd == "switchover") return switchover();
+    if (cmd == "switchover") return switchover(g);
     if (cmd == "fault") {
         std::string type, detail;
         in >> type;
@@ -640,32 +716,50 @@ std::string control_loop::handle(std::string_view req) {
             detail = type + detail; // "fault disk full": free text, an application fault
             k = fsm::fault_kind::application;
         }
+        if (one_group) {
+            log::write(log::level::warn, group_tag(g) + "fault reported through the control socket: " + s(fsm::to_string(k)) + ":" + detail);
+            post(fsm::command_kind::fault, static_cast<std::uint32_t>(k), target);
+            return "ok: " + group_tag(g) + "fault " + s(fsm::to_string(k)) + " reported\n";
+        }
         app_fault_ = true;
         fault_detail_ = s(fsm::to_string(k)) + ":" + detail;
         log::write(log::level::warn, "fault reported through the control socket: " + fault_detail_);
-        if (!health_fault_) post(fsm::command_kind::fault, static_cast<std::uint32_t>(k));
+        for (std::size_t i = 0; i < g_.size(); ++i)
+            if (!g_[i].health_fault) post(fsm::command_kind::fault, static_cast<std::uint32_t>(k), static_cast<std::uint16_t>(i));
         return "ok: fault " + s(fsm::to_string(k)) + " reported\n";
     }
     if (cmd == "clear") {
+        if (one_group) {
+            if (g_[g].health_fault) return "ok: " + group_tag(g) + "a health check still fails\n";
+            post(fsm::command_kind::fault_cleared, 0, target);
+            return "ok: " + group_tag(g) + "fault cleared; the group recovers and rejoins\n";
+        }
         if (!app_fault_) return "ok: no application fault to clear\n";
         app_fault_ = false;
-        if (health_fault_) return "ok: application fault cleared; a health check still fails\n";
         fault_detail_.clear();
-        post(fsm::command_kind::fault_cleared);
+        bool still = false;
+        for (std::size_t i = 0; i < g_.size(); ++i) {
+            if (g_[i].health_fault) still = true;
+            else post(fsm::command_kind::fault_cleared, 0, static_cast<std::uint16_t>(i));
+        }
+        if (still) return "ok: application fault cleared; a health check still fails\n";
         return "ok: fault cleared; the node recovers and rejoins\n";
     }
     if (cmd == "inflight") {
         long long n = -1;
         if (!(in >> n) || n < 0) return "error: inflight needs a count >= 0\n";
         app_inflight_ = n;
-        if (draining_ && drain_hook_id_ == 0 && n == 0) {
-            draining_ = false;
-            post(fsm::command_kind::drain_done, 0);
+        for (std::size_t i = 0; i < g_.size(); ++i) {
+            if (one_group && i != g) continue;
+            if (g_[i].draining && g_[i].drain_hook_id == 0 && n == 0) {
+                g_[i].draining = false;
+                post(fsm::command_kind::drain_done, 0, static_cast<std::uint16_t>(i));
+            }
         }
         return "ok\n";
     }
     return "error: unknown command '" + std::string(req) +
-           "' (status [json], switchover, fault <type> [detail], clear, inflight <n>)\n";
+           "' ([group <id>] status [json], switchover, fault <type> [detail], clear, inflight <n>)\n";
 }
 
 } // namespace heartwire::app

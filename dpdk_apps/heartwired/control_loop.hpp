@@ -35,7 +35,7 @@ public:
     // kernel interface's ARP set up for staging the primary address on lo.
     void prepare_kernel_interface();
     void open_steering();
-    bool stage_all(bool add);
+    bool stage_all(bool add, std::size_t g);
     // Runs until `engine_running` drops, then carries out the engine's last actions.
     void run(const std::atomic<bool>& engine_running);
 
@@ -45,19 +45,21 @@ private:
     void on_hook_done(const control::hook_completion& c);
     void on_other_hook_done(const control::hook_result& r);
     void on_address(const io::control_event& ev);
-    void stage_primary();
-    void unstage_primary();
-    void on_drain();
+    void stage_primary(std::size_t g);
+    void unstage_primary(std::size_t g);
+    void on_drain(std::size_t g);
     void check_health();
     void check_link();
     void report_sched();
     void check_keys();
     bool install_keys(const std::vector<auth::key>& keys, std::string& error);
     bool load_keys(std::vector<auth::key> file_keys, std::string& error);
-    std::string switchover();
-    void post(fsm::command_kind k, std::uint32_t arg = 0);
-    void notify(role r, std::uint64_t epoch);
-    std::vector<std::string> env() const;
+    std::string switchover(std::size_t g);
+    void post(fsm::command_kind k, std::uint32_t arg = 0, std::uint16_t group = io::all_groups);
+    void notify(role r, std::uint64_t epoch, std::size_t g);
+    std::vector<std::string> env(std::size_t g = 0) const;
+    std::string group_tag(std::size_t g) const; // "group 7: " with many groups, else ""
+    std::size_t group_index(std::uint32_t id) const; // npos: no such group
     std::string handle(std::string_view req);
     void remember(std::uint64_t wall_ns, std::string text);
 
@@ -68,17 +70,24 @@ private:
     std::unique_ptr<control::netlink> nl_;
     std::unique_ptr<io::xdp_steer> steer_; // af_xdp with heartwire's steering program
     bool can_stage_{false}; // the kernel interface keeps quiet in ARP about a staged address
-    bool staged_{false};    // the primary address sits on lo, unannounced (stage_primary)
+    // Per address group (cfg.groups order).
+    struct group_ctl {
+        bool staged{false};             // the primary addresses sit on lo, unannounced (stage_primary)
+        bool draining{false};
+        std::uint64_t drain_hook_id{0};
+        bool health_fault{false};
+        std::string health_detail;
+        std::vector<std::size_t> checks; // indexes of the [[health]] checks that fault this group
+    };
+    std::vector<group_ctl> g_;
     std::unique_ptr<control::ctl_server> ctl_;
     std::unique_ptr<control::health_monitor> health_;
     std::deque<takeover_record> takeovers_;
     std::deque<std::string> notes_;                  // recent notices, for status
-    std::map<std::uint64_t, fsm::hook_kind> pending_; // queue tickets whose result the engine waits for
-    std::uint64_t drain_hook_id_{0};
-    bool draining_{false};
+    // queue tickets whose result the engine waits for: which hook, for which group
+    std::map<std::uint64_t, std::pair<fsm::hook_kind, std::uint16_t>> pending_;
     std::int64_t app_inflight_{-1};                  // -1: the application never reported
-    bool app_fault_{false};
-    bool health_fault_{false};
+    bool app_fault_{false};                          // heartwirectl fault: every group
     std::string fault_detail_;
     std::chrono::steady_clock::time_point next_reanchor_{};
     std::string link_if_;                            // the port's kernel interface, "" when none
@@ -108,6 +117,7 @@ private:
     bool switchover_answered_{false};
     fsm::note switchover_note_{};
     std::uint32_t switchover_arg_{};
+    std::size_t switchover_group_{0};
 };
 
 } // namespace heartwire::app

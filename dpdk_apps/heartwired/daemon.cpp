@@ -66,16 +66,17 @@ std::unique_ptr<control::guard> start_guard(const cfg::config& c) {
     if (c.port.mode == cfg::address_mode::shared) {
         // What a dead engine's kernel must stop serving: both addresses, and the primary
         // staged on lo while monitor (control_loop::stage_primary).
-        for (const bool primary : {true, false}) {
-            for (const auto& p : cfg::role_v4(c.addresses, primary)) {
-                o.release.push_back({c.port.kernel_interface, p});
-                if (primary) o.release.push_back({"lo", ipv4_prefix{p.addr, 32}});
+        for (const auto& g : c.groups)
+            for (const bool primary : {true, false}) {
+                for (const auto& p : cfg::role_v4(g.addresses, primary)) {
+                    o.release.push_back({c.port.kernel_interface, p});
+                    if (primary) o.release.push_back({"lo", ipv4_prefix{p.addr, 32}});
+                }
+                for (const auto& p : cfg::role_v6(g.addresses, primary)) {
+                    o.release.push_back({c.port.kernel_interface, {}, true, p});
+                    if (primary) o.release.push_back({"lo", {}, true, ipv6_prefix{p.addr, 128}});
+                }
             }
-            for (const auto& p : cfg::role_v6(c.addresses, primary)) {
-                o.release.push_back({c.port.kernel_interface, {}, true, p});
-                if (primary) o.release.push_back({"lo", {}, true, ipv6_prefix{p.addr, 128}});
-            }
-        }
     }
     if (o.interface.empty()) {
         log::write(log::level::warn, c.port.notice_interface == "none"

@@ -158,6 +158,18 @@ std::string status_text(const status_inputs& in) {
       << in.c.engine.yield_period_us << " us  wake latency " << us(in.e.wake_latency_ns()) << " us\n";
     gaps_text(o, "loop gaps", in.e.gaps());
     if (in.c.engine.mode == cfg::lcore_mode::pipelined) gaps_text(o, "rx gaps  ", in.e.rx_gaps());
+    if (s.groups > 1) {
+        const auto all = in.e.group_statuses();
+        o << "groups    " << all.size() << " (the first in detail above; roles, epochs and peers of the first 50 below)\n";
+        for (std::size_t g = 0; g < all.size() && g < 50; ++g) {
+            const auto& x = all[g];
+            std::snprintf(buf, sizeof buf, "  group %-10u %-13s epoch %-5llu holds %-16s peers %u  takeovers %llu\n", x.id,
+                          std::string(to_string(x.r)).c_str(), static_cast<unsigned long long>(x.epoch),
+                          x.holds[0] && x.holds[1] ? "primary,monitor" : x.holds[0] ? "primary" : x.holds[1] ? "monitor" : "-",
+                          x.peers, static_cast<unsigned long long>(x.takeovers));
+            o << buf;
+        }
+    }
     o << "peers\n";
     for (const auto& p : s.peers) {
         if (!p.valid) continue;
@@ -252,7 +264,7 @@ std::string status_json(const status_inputs& in) {
     first = true;
     for (const auto& t : in.takeovers) {
         o << (first ? "" : ",") << "{\"failed_id\":" << t.failed_id << ",\"wall_ns\":" << t.wall_ns
-          << ",\"detection_ns\":" << t.detection_ns << "}";
+          << ",\"detection_ns\":" << t.detection_ns << ",\"group\":" << t.group << "}";
         first = false;
     }
     o << "],\"notices\":[";
@@ -261,6 +273,16 @@ std::string status_json(const status_inputs& in) {
         const auto sp = n.find(' ');
         o << (first ? "" : ",") << "{\"wall_ns\":" << n.substr(0, sp) << ",\"text\":\"" << json_escape(n.substr(sp + 1))
           << "\"}";
+        first = false;
+    }
+    // Every group, last (tools that read the first "role" find the node's own first).
+    o << "],\"groups\":[";
+    first = true;
+    for (const auto& x : in.e.group_statuses()) {
+        o << (first ? "" : ",") << "{\"id\":" << x.id << ",\"role\":\"" << to_string(x.r) << "\",\"epoch\":" << x.epoch
+          << ",\"holds_primary\":" << (x.holds[0] ? "true" : "false") << ",\"holds_monitor\":" << (x.holds[1] ? "true" : "false")
+          << ",\"detector_armed\":" << (x.detector_armed ? "true" : "false") << ",\"peers\":" << x.peers
+          << ",\"takeovers\":" << x.takeovers << ",\"false_takeovers\":" << x.false_takeovers << "}";
         first = false;
     }
     o << "]}";

@@ -16,6 +16,7 @@ struct takeover_record {
     std::uint32_t failed_id{};
     std::uint64_t wall_ns{};       // decision time, CLOCK_REALTIME
     std::uint64_t detection_ns{};  // last answer -> decision
+    std::uint32_t group{};         // the group that took over
 };
 
 struct status_inputs {

@@ -87,7 +87,8 @@ struct port_cfg {
 
 // A role's addresses: the first, IPv4, is the one the seeds' discovery probes by ARP; the
 // others (IPv4 and IPv6) move with it: claimed, announced (GARP / unsolicited NA), answered
-// and released together.
+// and released together. A role of IPv6 addresses only leaves primary/monitor 0.0.0.0 and
+// is discovered by DAD (RFC 4862) instead.
 inline constexpr std::size_t max_role_addresses = 16;
 
 struct addresses_cfg {
@@ -100,6 +101,21 @@ struct addresses_cfg {
     std::vector<ipv6_prefix> primary6;       // its IPv6 addresses
     std::vector<ipv4_prefix> monitor_more;
     std::vector<ipv6_prefix> monitor6;
+};
+
+// One address group (keepalived's vrrp_instance): its own id on the wire, addresses, rank
+// and VLAN; its own roles, detection and takeovers. One engine serves many.
+inline constexpr std::size_t max_groups = 4096;
+
+struct group_cfg {
+    std::uint32_t id{default_group};   // [[group]] id: carried in every frame (node.group for the one group of [addresses])
+    addresses_cfg addresses;           // [[group]] primary, monitor (as [addresses])
+    std::uint8_t priority{default_priority}; // [[group]] priority (default node.priority)
+    bool preempt{false};               // [[group]] preempt (default protocol.preempt)
+    std::uint32_t vlan{0};             // [[group]] vlan (default port.vlan)
+    // [[group]] health: the [[health]] checks whose failure faults this group; empty = every check.
+    std::vector<std::string> health;
+    bool health_given{false};
 };
 
 // Every IPv4 address of a role (the role address first), and its IPv6 addresses.
@@ -203,6 +219,11 @@ struct config {
     hooks_cfg hooks;
     std::vector<health_check_cfg> health; // [[health]]
     control_cfg control;
+    // [[group]] blocks; without any, parse() makes the one group of [node] group, [addresses],
+    // node.priority, protocol.preempt and port.vlan. Never empty in a parsed config.
+    // `addresses` is always groups[0]'s.
+    std::vector<group_cfg> groups;
+    bool explicit_groups{false}; // the file has [[group]] blocks (errors then name group[i])
 };
 
 struct config_error {

@@ -79,7 +79,9 @@ struct params {
     bool has_boot_peer{false};
     bool has_fence{false};
 
-    static params from_config(const cfg::config& c, const mac_addr& mac) noexcept;
+    // The machine of group `group` (an index into c.groups; a config without groups: its
+    // [addresses] and [node] group).
+    static params from_config(const cfg::config& c, const mac_addr& mac, std::size_t group = 0) noexcept;
 };
 
 // A key-id set: bit i = key id i (1..255).

@@ -66,6 +66,9 @@ constexpr range ranges[] = {
     {"health.interval_ms", 10, 3'600'000},
     {"health.rise", 1, 100},
     {"health.fall", 1, 100},
+    {"group.id", 1, 4294967295u},
+    {"group.priority", 1, 255},
+    {"group.vlan", 0, 4094},
 };
 
 const range* find_range(std::string_view key) noexcept {
@@ -197,6 +200,8 @@ public:
         out = static_cast<T>(x);
     }
 
+    bool has(std::string_view k) const { return t_.get(k) != nullptr; }
+
     void boolean(std::string_view k, bool& out) {
         const toml::node* n = get(k, false);
         if (!n) return;
@@ -259,12 +264,15 @@ public:
             }
             if (auto p4 = ipv4_prefix::parse(v->get())) {
                 if (i == 0) first = *p4;
+                else if (!v6.empty() && first.addr.is_zero())
+                    e_.add(ek, render(el), "IPv4 addresses come first in the list (the first IPv4 one is probed by ARP)");
                 else more.push_back(*p4);
             } else if (auto p6 = ipv6_prefix::parse(v->get())) {
-                if (i == 0)
-                    e_.add(ek, render(el), "the first address must be IPv4: the seeds' discovery probes it by ARP");
-                else
-                    v6.push_back(*p6);
+                // A role of IPv6 addresses only (no IPv4 first): discovered by DAD and
+                // neighbour advertisements instead of ARP.
+                if (i > 0 && first.addr.is_zero() && !more.empty())
+                    e_.add(ek, render(el), "IPv4 addresses come first in the list (the first IPv4 one is probed by ARP)");
+                v6.push_back(*p6);
             } else {
                 e_.add(ek, render(el), "is not an IPv4 or IPv6 address with prefix length, like \"169.254.10.100/24\" "
                                        "or \"fd00:6877::100/64\"");
@@ -410,6 +418,17 @@ void read_health(table_reader& r, health_check_cfg& c) {
     r.uint("fall", c.fall);
 }
 
+void read_group(table_reader& r, group_cfg& g) {
+    r.uint("id", g.id, true);
+    r.address_list("primary", g.addresses.primary, g.addresses.primary_more, g.addresses.primary6, true);
+    r.address_list("monitor", g.addresses.monitor, g.addresses.monitor_more, g.addresses.monitor6, true);
+    r.uint("priority", g.priority);
+    r.boolean("preempt", g.preempt);
+    r.uint("vlan", g.vlan);
+    g.health_given = r.has("health");
+    r.strings("health", g.health);
+}
+
 void read_control(table_reader& r, control_cfg& c) {
     r.string("socket", c.socket);
     r.string("log_level", c.log_level);
@@ -428,13 +447,17 @@ template <class Fn> void read_section(const toml::table& root, std::string_view 
     r.finish();
 }
 
-constexpr std::string_view sections[] = {"node",     "port",   "addresses", "detect", "garp",   "auth",
+constexpr std::string_view sections[] = {"node",     "port",   "addresses", "group", "detect", "garp",   "auth",
                                          "protocol", "engine", "hooks",     "health", "control"};
 
 void read_config(const toml::table& root, config& c, error_list& e) {
     read_section(root, "node", e, [&](table_reader& r) { read_node(r, c.node); });
     read_section(root, "port", e, [&](table_reader& r) { read_port(r, c.port); });
-    read_section(root, "addresses", e, [&](table_reader& r) { read_addresses(r, c.addresses); });
+    // One group from [addresses], or many from [[group]] blocks: not both.
+    const toml::node* groups = root.get("group");
+    if (!groups) read_section(root, "addresses", e, [&](table_reader& r) { read_addresses(r, c.addresses); });
+    else if (root.get("addresses"))
+        e.add("addresses", "", "use either [addresses] (one group) or [[group]] blocks (each with its addresses), not both");
     read_section(root, "detect", e, [&](table_reader& r) { read_detect(r, c.detect); });
     read_section(root, "garp", e, [&](table_reader& r) { read_garp(r, c.garp); });
     read_section(root, "auth", e, [&](table_reader& r) { read_auth(r, c.auth); });
@@ -457,6 +480,36 @@ void read_config(const toml::table& root, config& c, error_list& e) {
             }
         }
     }
+
+    if (groups) {
+        const toml::array* a = groups->as_array();
+        if (!a || a->empty() || !a->is_array_of_tables()) {
+            e.add("group", render(*groups), "must be an array of tables: one [[group]] block per address group");
+        } else {
+            for (std::size_t i = 0; i < a->size(); ++i) {
+                group_cfg g;
+                g.priority = c.node.priority;
+                g.preempt = c.protocol.preempt;
+                g.vlan = c.port.vlan;
+                table_reader r{*a->get(i)->as_table(), "group[" + std::to_string(i) + "]", "group", e};
+                read_group(r, g);
+                r.finish();
+                c.groups.push_back(std::move(g));
+            }
+            c.explicit_groups = true;
+            if (root.get("node") && root.get("node")->as_table() && root.get("node")->as_table()->get("group"))
+                e.add("node.group", "", "with [[group]] blocks each group has its own id: set [[group]] id instead");
+        }
+    } else {
+        group_cfg g;
+        g.id = c.node.group;
+        g.addresses = c.addresses;
+        g.priority = c.node.priority;
+        g.preempt = c.protocol.preempt;
+        g.vlan = c.port.vlan;
+        c.groups.push_back(std::move(g));
+    }
+    if (!c.groups.empty()) c.addresses = c.groups.front().addresses;
 
     for (auto&& [k, n] : root) {
         if (std::find(std::begin(sections), std::end(sections), k.str()) != std::end(sections)) continue;
@@ -673,7 +726,8 @@ std::string config_error::to_string() const {
 }
 
 std::vector<ipv4_prefix> role_v4(const addresses_cfg& a, bool primary) {
-    std::vector<ipv4_prefix> v{primary ? a.primary : a.monitor};
+    std::vector<ipv4_prefix> v;
+    if (const auto& first = primary ? a.primary : a.monitor; !first.addr.is_zero()) v.push_back(first); // IPv6-only: none
     const auto& more = primary ? a.primary_more : a.monitor_more;
     v.insert(v.end(), more.begin(), more.end());
     return v;
@@ -728,15 +782,53 @@ std::vector<config_error> validate(const config& c) {
         k.fail("port.mbufs", std::to_string(c.port.mbufs),
                "must be at least port.rx_desc + port.tx_desc + engine.burst (" + std::to_string(need) + ")");
 
-    // [addresses]
-    k.address("addresses.primary", c.addresses.primary);
-    k.address("addresses.monitor", c.addresses.monitor);
-    if (c.addresses.primary.addr == c.addresses.monitor.addr)
-        k.fail("addresses.monitor", quote(c.addresses.monitor.to_string()),
-               "must differ from addresses.primary: the two roles need two addresses");
-    k.more_addresses("addresses.primary", c.addresses.primary_more, c.addresses.primary6);
-    k.more_addresses("addresses.monitor", c.addresses.monitor_more, c.addresses.monitor6);
-    k.distinct_addresses(c.addresses);
+    // [addresses], or each [[group]]'s
+    const auto check_addresses = [&](const std::string& at, const addresses_cfg& a) {
+        // A role is either IPv4-first or IPv6 only (then its IPv4 is unset, 0.0.0.0).
+        if (!(a.primary.addr.is_zero() && !a.primary6.empty())) k.address(at + "primary", a.primary);
+        if (!(a.monitor.addr.is_zero() && !a.monitor6.empty())) k.address(at + "monitor", a.monitor);
+        if (!a.primary.addr.is_zero() && a.primary.addr == a.monitor.addr)
+            k.fail(at + "monitor", quote(a.monitor.to_string()),
+                   "must differ from " + at + "primary: the two roles need two addresses");
+        k.more_addresses(at + "primary", a.primary_more, a.primary6);
+        k.more_addresses(at + "monitor", a.monitor_more, a.monitor6);
+        k.distinct_addresses(a);
+    };
+    if (!c.explicit_groups) check_addresses("addresses.", c.addresses);
+    if (c.explicit_groups) {
+        if (c.groups.size() > max_groups)
+            k.fail("group", std::to_string(c.groups.size()) + " groups", "at most " + std::to_string(max_groups) + " per engine");
+        std::vector<std::uint32_t> ids;
+        std::vector<ipv4_addr> v4;
+        std::vector<ipv6_addr> v6;
+        for (std::size_t i = 0; i < c.groups.size(); ++i) {
+            const auto& g = c.groups[i];
+            const std::string at = "group[" + std::to_string(i) + "].";
+            k.in_range(at + "id", g.id, "group.id");
+            k.in_range(at + "priority", g.priority, "group.priority");
+            k.in_range(at + "vlan", g.vlan, "group.vlan");
+            if (std::find(ids.begin(), ids.end(), g.id) != ids.end())
+                k.fail(at + "id", std::to_string(g.id), "duplicate: another [[group]] has this id");
+            ids.push_back(g.id);
+            check_addresses(at, g.addresses);
+            // No address in two groups: they would claim it from each other.
+            for (const bool primary : {true, false}) {
+                for (const auto& p : role_v4(g.addresses, primary)) {
+                    if (std::find(v4.begin(), v4.end(), p.addr) != v4.end())
+                        k.fail(at + (primary ? "primary" : "monitor"), quote(p.to_string()), "is also an address of another group");
+                    v4.push_back(p.addr);
+                }
+                for (const auto& p : role_v6(g.addresses, primary)) {
+                    if (std::find(v6.begin(), v6.end(), p.addr) != v6.end())
+                        k.fail(at + (primary ? "primary" : "monitor"), quote(p.to_string()), "is also an address of another group");
+                    v6.push_back(p.addr);
+                }
+            }
+            for (const auto& h : g.health)
+                if (std::none_of(c.health.begin(), c.health.end(), [&](const health_check_cfg& x) { return x.name == h; }))
+                    k.fail(at + "health", quote(h), "names no [[health]] check");
+        }
+    }
 
     // [detect], [garp]
     k.in_range("detect.interval_us", c.detect.interval_us);

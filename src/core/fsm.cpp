@@ -116,8 +116,13 @@ void init(state& s, const params& p) noexcept {
     // The role address is always the first of its list (a params filled by hand may have
     // set only addr[]).
     for (std::size_t i = 0; i < address_count; ++i) {
-        s.p.addrs[i].v4[0] = s.p.addr[i];
-        if (s.p.addrs[i].n4 == 0) s.p.addrs[i].n4 = 1;
+        auto& r = s.p.addrs[i];
+        if (s.p.addr[i].is_zero() && r.n6 > 0) { // an IPv6-only role
+            r.n4 = 0;
+            continue;
+        }
+        r.v4[0] = s.p.addr[i];
+        if (r.n4 == 0) r.n4 = 1;
     }
     detector::params dp;
     dp.interval_ns = p.interval_ns;

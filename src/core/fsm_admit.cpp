@@ -59,7 +59,10 @@ void read_announce(peer& p, std::span<const std::byte> pl) noexcept {
 
 bool admit(state& s, const wire::frame& f, std::uint64_t now, action_sink& out, admitted& a) noexcept {
     const auto& m = f.hb;
-    if (m.group != s.p.group) {
+    // Group 0 is no group's id: it marks a node-wide engine-down notice (an engine serving
+    // many groups), which every group of ours takes as its peer's.
+    const bool node_wide = m.group == 0 && m.type == wire::hb_type::engine_down;
+    if (m.group != s.p.group && !node_wide) {
         ++s.c.drop_other_group;
         return false;
     }
@@ -95,11 +98,13 @@ bool admit(state& s, const wire::frame& f, std::uint64_t now, action_sink& out, 
     }
     // Epochs only ever grow, one takeover at a time: a jump far above the newest we know
     // is a broken or hostile sender (it would pin or wrap every node's epoch).
-    if (s.epoch != 0 && m.epoch > s.epoch && m.epoch - s.epoch > max_epoch_step) {
+    // (A node-wide notice carries another group's epoch: not this group's to judge.)
+    if (!node_wide && s.epoch != 0 && m.epoch > s.epoch && m.epoch - s.epoch > max_epoch_step) {
         ++s.c.drop_epoch_jump;
         return false;
     }
     const bool is_new = !p;
+    if (is_new && node_wide) return false; // a node this group never heard: nothing to act on
     if (is_new) {
         p = free_slot(s, now);
         if (!p) {
@@ -132,10 +137,12 @@ bool admit(state& s, const wire::frame& f, std::uint64_t now, action_sink& out, 
     p->valid = true;
     p->down = false;
     p->id = m.node_id;
-    p->r = static_cast<role>(m.role);
-    p->priority = m.priority;
-    p->epoch = m.epoch;
-    p->flags = m.flags;
+    if (!node_wide) { // its role, rank and flags in this group stay what its own frames said
+        p->r = static_cast<role>(m.role);
+        p->priority = m.priority;
+        p->epoch = m.epoch;
+        p->flags = m.flags;
+    }
     p->key_id = m.key_id;
     p->last_heard_ns = now;
     if (m.type == wire::hb_type::announce) read_announce(*p, m.payload);

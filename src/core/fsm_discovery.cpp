@@ -14,7 +14,7 @@ bool tick_discovery(state& s, address_id target, std::uint64_t now, action_sink&
     if (s.disc_held) return false;
     if (now < s.disc_next_ns) return false;
     if (s.disc_sent < s.p.discovery_probes) {
-        emit_addr(out, action_kind::send_arp_probe, target, s.p.addr[idx(target)]);
+        if (!s.p.addr[idx(target)].is_zero()) emit_addr(out, action_kind::send_arp_probe, target, s.p.addr[idx(target)]);
         // RFC 4862 5.4: the role's IPv6 addresses are probed alongside, by DAD.
         const auto& r = s.p.addrs[idx(target)];
         for (std::size_t k = 0; k < r.n6; ++k) {
@@ -103,12 +103,12 @@ void discovery_evidence(state& s, const wire::frame& f, const peer* pr, std::uin
 
 void discovery_arp(state& s, const wire::arp_msg& a, std::uint64_t now) noexcept {
     // Evidence for discovery: the probed address answered or was announced by someone else.
-    if (a.spa == s.p.addr[0] && a.sha != s.p.mac && !s.holds[0]) s.primary_mac_hint = a.sha;
+    if (!s.p.addr[0].is_zero() && a.spa == s.p.addr[0] && a.sha != s.p.mac && !s.holds[0]) s.primary_mac_hint = a.sha;
     const bool probing_primary = s.r == role::probe_primary;
     const bool probing_monitor = s.r == role::probe_monitor || s.r == role::standby;
     if ((probing_primary || probing_monitor) && a.sha != s.p.mac) {
         const ipv4_addr target = s.p.addr[probing_primary ? 0 : 1];
-        if (a.spa != target) return;
+        if (target.is_zero() || a.spa != target) return; // (an IPv6-only role has no ARP evidence)
         // ARP carries no tag. Keyed, an ARP claim for the monitor address counts only from
         // the MAC of a live authenticated peer: a forged reply must not keep every standby
         // from ever taking the monitor address (issue 8 review). The primary address keeps

@@ -70,29 +70,37 @@ std::string_view to_string(action_kind a) noexcept {
     return "unknown";
 }
 
-params params::from_config(const cfg::config& c, const mac_addr& mac) noexcept {
+params params::from_config(const cfg::config& c, const mac_addr& mac, std::size_t group) noexcept {
     constexpr std::uint64_t us = 1'000, ms = 1'000'000;
+    cfg::group_cfg one;
+    if (c.groups.empty()) {
+        one.id = c.node.group;
+        one.addresses = c.addresses;
+        one.priority = c.node.priority;
+        one.preempt = c.protocol.preempt;
+    }
+    const cfg::group_cfg& g = c.groups.empty() ? one : c.groups[std::min(group, c.groups.size() - 1)];
     params p;
     p.node_id = c.node.id;
-    p.group = c.node.group;
+    p.group = g.id;
     p.require_auth = c.auth.mode != cfg::auth_mode::none;
     p.defend_interval_ns = std::uint64_t{c.garp.defend_interval_ms} * ms;
-    p.priority = c.node.priority;
+    p.priority = g.priority;
     p.mac = mac;
-    p.addr[0] = c.addresses.primary.addr;
-    p.addr[1] = c.addresses.monitor.addr;
+    p.addr[0] = g.addresses.primary.addr;
+    p.addr[1] = g.addresses.monitor.addr;
     const auto fill = [](role_addresses& r, ipv4_addr first, const std::vector<ipv4_prefix>& more,
                          const std::vector<ipv6_prefix>& v6) {
         r.v4[0] = first;
-        r.n4 = 1;
+        r.n4 = first.is_zero() ? 0 : 1; // IPv6 only: no IPv4 at all
         for (const auto& a : more)
             if (r.n4 < r.v4.size()) r.v4[r.n4++] = a.addr;
         r.n6 = 0;
         for (const auto& a : v6)
             if (r.n6 < r.v6.size()) r.v6[r.n6++] = a.addr;
     };
-    fill(p.addrs[0], c.addresses.primary.addr, c.addresses.primary_more, c.addresses.primary6);
-    fill(p.addrs[1], c.addresses.monitor.addr, c.addresses.monitor_more, c.addresses.monitor6);
+    fill(p.addrs[0], g.addresses.primary.addr, g.addresses.primary_more, g.addresses.primary6);
+    fill(p.addrs[1], g.addresses.monitor.addr, g.addresses.monitor_more, g.addresses.monitor6);
     p.answer_icmp = c.port.mode == cfg::address_mode::exclusive;
     p.probe = c.detect.probe;
     p.interval_ns = c.detect.interval_us * us;
@@ -107,7 +115,7 @@ params params::from_config(const cfg::config& c, const mac_addr& mac) noexcept {
     p.announce_interval_ns = c.protocol.announce_interval_ms * ms;
     p.peer_timeout_ns = c.protocol.peer_timeout_ms * ms;
     p.stay_down_interval_ns = c.protocol.stay_down_interval_ms * ms;
-    p.preempt = c.protocol.preempt;
+    p.preempt = g.preempt;
     p.preempt_delay_ns = c.protocol.preempt_delay_ms * ms;
     p.require_fence = c.protocol.require_fence;
     p.drain_timeout_ns = c.protocol.drain_timeout_ms * ms;

@@ -57,7 +57,7 @@ void tick_monitor(state& s, const event& ev, std::uint64_t now, action_sink& out
         s.probe_sent_ns[seq % probe_memory] = now; // the answer must echo it (watch_frame, ack)
         send_hb(out, dst, m);
     }
-    if (s.p.probe != cfg::probe_kind::heartbeat) {
+    if (s.p.probe != cfg::probe_kind::heartbeat && !s.p.addr[0].is_zero()) { // (IPv6-only: heartbeats only)
         action a;
         a.kind = action_kind::send_icmp_probe;
         a.dst = dst.is_multicast() ? mac_addr::broadcast() : dst;
@@ -177,9 +177,15 @@ void on_engine_down(state& s, const wire::frame& f, peer* pr, std::uint64_t now,
     const auto& m = f.hb;
     ++s.c.engine_down_notices;
     notice(out, note::engine_down_heard, m.node_id);
-    const bool held_primary = (m.flags & wire::hb_flag_holds_primary) != 0;
-    const bool held_monitor = (m.flags & wire::hb_flag_holds_monitor) != 0;
-    if (s.r == role::monitor && held_primary && is_watched_primary(s, f, pr) && m.epoch >= s.epoch && !s.fence_pending) {
+    // A node-wide notice (group 0) says nothing of this group: what the peer held and its
+    // epoch are what its last frame of this group said.
+    const bool node_wide = m.group == 0;
+    if (node_wide && !pr) return;
+    const std::uint16_t flags = node_wide ? pr->flags : m.flags;
+    const std::uint64_t epoch = node_wide ? pr->epoch : m.epoch;
+    const bool held_primary = (flags & wire::hb_flag_holds_primary) != 0;
+    const bool held_monitor = (flags & wire::hb_flag_holds_monitor) != 0;
+    if (s.r == role::monitor && held_primary && is_watched_primary(s, f, pr) && epoch >= s.epoch && !s.fence_pending) {
         if (s.watched_id == 0) {
             s.watched_id = m.node_id;
             s.watched_mac = f.eth.src;

@@ -96,9 +96,10 @@ class tx_sink final : public fsm::action_sink {
 public:
     tx_sink(engine& e, lcore_counters& c) : e_(e), c_(c) {}
 
-    void begin(const wire::frame* current, std::uint64_t now) noexcept {
+    void begin(const wire::frame* current, std::uint64_t now, std::size_t group = 0) noexcept {
         cur_ = current;
         now_ = now;
+        group_ = group;
     }
 
     void emit(const fsm::action& a) noexcept override {
@@ -131,9 +132,10 @@ public:
             return;
         case action_kind::send_icmp_probe: {
             wire::icmp_echo m;
-            m.src = e_.fsm_.p.addr[static_cast<std::size_t>(fsm::address_id::monitor)];
+            const fsm::state& st = e_.m_[group_];
+            m.src = st.p.addr[static_cast<std::size_t>(fsm::address_id::monitor)];
             m.dst = a.addr;
-            m.id = e_.fsm_.icmp_id;
+            m.id = st.icmp_id;
             m.seq = a.icmp_seq;
             put([&](std::span<std::byte> b) { return wire::encode_icmp_echo(a.dst, me, m, b); });
             return;
@@ -177,7 +179,7 @@ public:
         case action_kind::drain:
         case action_kind::undrain:
         case action_kind::notice: {
-            control_event ev{a, now_, e_.clk_.wall_ns(now_)};
+            control_event ev{a, now_, e_.clk_.wall_ns(now_), static_cast<std::uint16_t>(group_)};
             if (rte_ring_sp_enqueue_elem(e_.events_, &ev, sizeof ev) != 0) c_.control_full.add();
             return;
         }
@@ -216,8 +218,8 @@ private:
         m->pkt_len = static_cast<std::uint32_t>(len);
         // Tagged after encoding and signing: the tag covers the frame as the receiver sees it
         // once its tag is stripped, so a switch that retags or untags does not break it.
-        if (e_.vlan_ != 0) {
-            m->vlan_tci = e_.vlan_;
+        if (const std::uint16_t vlan = e_.m_vlan_[group_]; vlan != 0) {
+            m->vlan_tci = vlan;
             if (rte_vlan_insert(&m) != 0) {
                 c_.tx_encode_failed.add();
                 rte_pktmbuf_free(m);
@@ -232,6 +234,7 @@ private:
     lcore_counters& c_;
     const wire::frame* cur_{nullptr};
     std::uint64_t now_{0};
+    std::size_t group_{0}; // the machine whose actions these are
     rte_mbuf* tx_[tx_batch]{};
     std::uint16_t n_{0};
 };
@@ -240,16 +243,29 @@ key_bundle::key_bundle() = default;
 key_bundle::~key_bundle() = default;
 
 engine::engine(const cfg::config& c, port& p, tsc_clock& clk) : cfg_(c), port_(p), clk_(clk) {
-    fsm::params fp = fsm::params::from_config(c, p.mac());
     // This boot's incarnation: peers take our frames under it from the first one, and drop
     // anything stamped by an earlier boot. Realtime, so a restart always counts up.
     timespec rt{};
     clock_gettime(CLOCK_REALTIME, &rt);
-    fp.incarnation = static_cast<std::uint64_t>(rt.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(rt.tv_nsec);
+    const std::uint64_t incarnation =
+        static_cast<std::uint64_t>(rt.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(rt.tv_nsec);
     keyed_ = c.auth.mode == cfg::auth_mode::keyed;
-    vlan_ = static_cast<std::uint16_t>(c.port.vlan);
-    fsm::init(fsm_, fp);
-    stall_threshold_ns_ = fsm_.det.config().stall_threshold_ns;
+    const std::size_t n = c.groups.empty() ? 1 : c.groups.size();
+    m_.resize(n);
+    m_vlan_.resize(n);
+    m_wake_.assign(n, 0);
+    for (std::size_t g = 0; g < n; ++g) {
+        fsm::params fp = fsm::params::from_config(c, p.mac(), g);
+        fp.incarnation = incarnation;
+        fsm::init(m_[g], fp);
+        m_vlan_[g] = static_cast<std::uint16_t>(c.groups.empty() ? c.port.vlan : c.groups[g].vlan);
+    }
+    // Up to this many machines are all ticked every turn (as one always was); past it only
+    // the ones whose timers are due, and all of them after a stall of the loop.
+    tick_all_ = n <= 8;
+    gsnap_ = std::make_unique<group_status[]>(n);
+    build_demux();
+    stall_threshold_ns_ = m_.front().det.config().stall_threshold_ns;
     // Worth a log line: a gap that eats half the detection window (at least 250 us).
     report_gap_ns_ = std::max<std::uint64_t>(250'000, std::uint64_t{c.detect.interval_us} * c.detect.miss * 500);
     idle_planner::params ip;
@@ -288,10 +304,38 @@ bool engine::accept_vlan(rte_mbuf* m, lcore_counters& c) const noexcept {
         }
         vid = m->vlan_tci & 0xfff; // 0: priority-tagged, which is untagged
     }
-    if (vid == vlan_) return true;
+    if ((vlans_[vid >> 6] >> (vid & 63)) & 1u) return true;
     c.rx_other_vlan.add();
     return false;
 }
+
+void engine::build_demux() {
+    for (std::size_t g = 0; g < m_.size(); ++g) {
+        const auto gi = static_cast<std::uint16_t>(g);
+        const fsm::state& st = m_[g];
+        by_id_.emplace_back(st.p.group, gi);
+        for (const auto& r : st.p.addrs) {
+            for (std::size_t k = 0; k < r.n4; ++k) by_v4_.emplace_back(r.v4[k].v, gi);
+            for (std::size_t k = 0; k < r.n6; ++k) by_v6_.emplace_back(r.v6[k], gi);
+        }
+        vlans_[m_vlan_[g] >> 6] |= std::uint64_t{1} << (m_vlan_[g] & 63);
+    }
+    std::sort(by_id_.begin(), by_id_.end());
+    std::sort(by_v4_.begin(), by_v4_.end());
+    std::sort(by_v6_.begin(), by_v6_.end());
+}
+
+namespace {
+template <class Table, class Key>
+std::size_t lookup(const Table& t, const Key& k) noexcept {
+    auto it = std::lower_bound(t.begin(), t.end(), k, [](const auto& e, const Key& key) { return e.first < key; });
+    return it != t.end() && it->first == k ? it->second : static_cast<std::size_t>(-1);
+}
+} // namespace
+
+std::size_t engine::group_of_id(std::uint32_t id) const noexcept { return lookup(by_id_, id); }
+std::size_t engine::group_of(ipv4_addr a) const noexcept { return lookup(by_v4_, a.v); }
+std::size_t engine::group_of(const ipv6_addr& a) const noexcept { return lookup(by_v6_, a); }
 
 std::size_t engine::dequeue_events(control_event* out, std::size_t n) noexcept {
     return rte_ring_sc_dequeue_burst_elem(events_, out, sizeof(control_event), static_cast<unsigned>(n), nullptr);
@@ -320,37 +364,100 @@ status_snapshot engine::status() const noexcept {
 }
 
 void engine::publish(std::uint64_t now) noexcept {
-    const std::uint32_t s = snap_seq_.load(std::memory_order_relaxed);
-    snap_seq_.store(s + 1, std::memory_order_relaxed);
+    const std::uint32_t seq = snap_seq_.load(std::memory_order_relaxed);
+    snap_seq_.store(seq + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
-    snap_.r = fsm_.r;
-    snap_.epoch = fsm_.epoch;
-    snap_.holds[0] = fsm_.holds[0];
-    snap_.holds[1] = fsm_.holds[1];
-    snap_.watched_id = fsm_.watched_id;
-    snap_.monitor_alive = fsm_.monitor_alive;
-    snap_.switchover_pending = fsm_.switchover_pending;
-    snap_.detector_armed = fsm_.r == role::monitor && fsm_.det.running() && fsm_.det.armed();
-    snap_.fault = fsm_.fault;
-    snap_.fault_answered = fsm_.fault_answered;
-    snap_.fault_can_take_over = fsm_.fault_can_take_over;
-    snap_.peers = fsm_.peers;
-    snap_.c = fsm_.c;
-    snap_.last_rtt_ns = fsm_.last_rtt_ns;
+    const fsm::state& f = m_.front();
+    snap_.r = f.r;
+    snap_.epoch = f.epoch;
+    snap_.holds[0] = f.holds[0];
+    snap_.holds[1] = f.holds[1];
+    snap_.watched_id = f.watched_id;
+    snap_.monitor_alive = f.monitor_alive;
+    snap_.switchover_pending = f.switchover_pending;
+    snap_.detector_armed = f.r == role::monitor && f.det.running() && f.det.armed();
+    snap_.fault = f.fault;
+    snap_.fault_answered = f.fault_answered;
+    snap_.fault_can_take_over = f.fault_can_take_over;
+    snap_.peers = f.peers;
+    snap_.c = f.c;
+    for (std::size_t g = 1; g < m_.size(); ++g) {
+#define HW_X(name) snap_.c.name += m_[g].c.name;
+        HEARTWIRE_FSM_COUNTERS(HW_X)
+#undef HW_X
+    }
+    snap_.last_rtt_ns = f.last_rtt_ns;
     snap_.now_ns = now;
-    snap_.role_since_ns = fsm_.role_since_ns;
+    snap_.role_since_ns = f.role_since_ns;
     snap_.send_key = signing_key();
-    snap_.preferred_key = fsm_.preferred_key;
-    snap_.accepted_keys = fsm_.my_keys;
-    snap_.incarnation = fsm_.p.incarnation;
-    snap_seq_.store(s + 2, std::memory_order_release);
+    snap_.preferred_key = f.preferred_key;
+    snap_.accepted_keys = f.my_keys;
+    snap_.incarnation = f.p.incarnation;
+    snap_.groups = static_cast<std::uint16_t>(m_.size());
+    if (m_.size() > 1) publish_groups();
+    snap_seq_.store(seq + 2, std::memory_order_release);
     next_publish_ns_ = now + publish_period_ns;
 }
 
+// Inside publish()'s sequence: one summary per group.
+void engine::publish_groups() noexcept {
+    for (std::size_t g = 0; g < m_.size(); ++g) {
+        const fsm::state& st = m_[g];
+        group_status& o = gsnap_[g];
+        o.id = st.p.group;
+        o.r = st.r;
+        o.holds[0] = st.holds[0];
+        o.holds[1] = st.holds[1];
+        o.monitor_alive = st.monitor_alive;
+        o.detector_armed = st.r == role::monitor && st.det.running() && st.det.armed();
+        o.fault = st.fault;
+        o.epoch = st.epoch;
+        o.watched_id = st.watched_id;
+        std::uint32_t live = 0;
+        for (const auto& pr : st.peers) live += pr.valid && !pr.down;
+        o.peers = live;
+        o.takeovers = st.c.takeovers;
+        o.false_takeovers = st.c.false_takeovers;
+        o.role_since_ns = st.role_since_ns;
+    }
+}
+
+std::vector<group_status> engine::group_statuses() const {
+    std::vector<group_status> out(m_.size());
+    for (;;) {
+        const std::uint32_t a = snap_seq_.load(std::memory_order_acquire);
+        if (a & 1u) {
+            rte_pause();
+            continue;
+        }
+        if (m_.size() > 1) std::memcpy(static_cast<void*>(out.data()), gsnap_.get(), sizeof(group_status) * m_.size());
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (snap_seq_.load(std::memory_order_relaxed) == a) break;
+    }
+    if (m_.size() == 1) {
+        const status_snapshot s = status();
+        out[0].id = m_.front().p.group;
+        out[0].r = s.r;
+        out[0].holds[0] = s.holds[0];
+        out[0].holds[1] = s.holds[1];
+        out[0].monitor_alive = s.monitor_alive;
+        out[0].detector_armed = s.detector_armed;
+        out[0].fault = s.fault;
+        out[0].epoch = s.epoch;
+        out[0].watched_id = s.watched_id;
+        for (const auto& pr : s.peers) out[0].peers += pr.valid && !pr.down;
+        out[0].takeovers = s.c.takeovers;
+        out[0].false_takeovers = s.c.false_takeovers;
+        out[0].role_since_ns = s.role_since_ns;
+    }
+    return out;
+}
+
 void engine::record_rtt() noexcept {
-    if (fsm_.c.answers != seen_answers_) {
-        seen_answers_ = fsm_.c.answers;
-        if (fsm_.last_rtt_ns) rtt_.add(fsm_.last_rtt_ns);
+    const fsm::state& f = m_.front();
+    if (f.c.answers != seen_answers_) {
+        seen_answers_ = f.c.answers;
+        if (f.last_rtt_ns) rtt_.add(f.last_rtt_ns);
     }
 }
 
@@ -358,22 +465,83 @@ std::uint64_t engine::machine_event(fsm::event_kind k, tx_sink& tx) noexcept {
     const std::uint64_t now = clk_.now_ns();
     fsm::event ev;
     ev.kind = k;
-    tx.begin(nullptr, now);
-    fsm::step(fsm_, ev, now, tx);
+    for (std::size_t g = 0; g < m_.size(); ++g) {
+        tx.begin(nullptr, now, g);
+        fsm::step(m_[g], ev, now, tx);
+        m_wake_[g] = fsm::next_wakeup(m_[g]);
+    }
     tx.flush();
     publish(now);
     return now;
 }
 
-void engine::handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, tx_sink& tx) noexcept {
-    tx.begin(&f, now);
+void engine::step_group(std::size_t g, const wire::frame& f, std::uint64_t now, tx_sink& tx) noexcept {
+    tx.begin(&f, now, g);
     fsm::event ev;
     ev.kind = fsm::event_kind::frame;
     ev.rx = &f;
-    fsm::step(fsm_, ev, now, tx);
+    fsm::step(m_[g], ev, now, tx);
+    if (!tick_all_) m_wake_[g] = fsm::next_wakeup(m_[g]);
+}
+
+// One group: every frame is its. Many: a heartbeat goes to its group (one of another group
+// to the first, which counts it), a node-wide engine-down notice (group 0) to every group;
+// ARP, neighbour discovery and echo to the group holding the address they name; each only
+// on the group's VLAN.
+void engine::handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, tx_sink& tx) noexcept {
+    if (m_.size() == 1) {
+        step_group(0, f, now, tx);
+    } else {
+        const std::uint16_t vid = (m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) ? (m->vlan_tci & 0xfff) : 0;
+        constexpr std::size_t none = static_cast<std::size_t>(-1);
+        const auto deliver = [&](std::size_t g) {
+            if (g == none) return;
+            if (m_vlan_[g] == vid) step_group(g, f, now, tx);
+            else role_c_.rx_other_vlan.add();
+        };
+        switch (f.kind) {
+        case wire::frame_kind::heartbeat:
+            if (f.hb.group == 0 && f.hb.type == wire::hb_type::engine_down) {
+                for (std::size_t g = 0; g < m_.size(); ++g)
+                    if (m_vlan_[g] == vid) step_group(g, f, now, tx);
+            } else if (const std::size_t g = group_of_id(f.hb.group); g != none) {
+                deliver(g);
+            } else {
+                step_group(0, f, now, tx);
+            }
+            break;
+        case wire::frame_kind::arp: {
+            const std::size_t a = group_of(f.arp.spa), b = group_of(f.arp.tpa);
+            deliver(a);
+            if (b != a) deliver(b);
+            break;
+        }
+        case wire::frame_kind::icmp_echo:
+            deliver(group_of(f.echo.dst));
+            break;
+        case wire::frame_kind::nd:
+            deliver(group_of(f.nd.target));
+            break;
+        case wire::frame_kind::icmp6_echo:
+            deliver(group_of(f.echo6.dst));
+            break;
+        case wire::frame_kind::invalid:
+            break;
+        }
+    }
     record_rtt();
     refresh_notice(); // a step-down in this frame must not leave a "holds primary" notice
     rte_pktmbuf_free(m);
+}
+
+std::uint64_t engine::next_wakeup_all() const noexcept {
+    std::uint64_t t = ~std::uint64_t{0};
+    if (tick_all_) {
+        for (const auto& st : m_) t = std::min(t, fsm::next_wakeup(st));
+    } else {
+        for (const std::uint64_t w : m_wake_) t = std::min(t, w);
+    }
+    return t;
 }
 
 // Timers and control commands, after the RX queue was drained (a monitor that slept must
@@ -389,11 +557,23 @@ void engine::role_turn(const fsm::event& tick, std::uint64_t now, tx_sink& tx) n
         ev.hook_ok = cmds[i].ok;
         ev.cmd = cmds[i].cmd;
         ev.arg = cmds[i].arg;
-        tx.begin(nullptr, now);
-        fsm::step(fsm_, ev, now, tx);
+        for (std::size_t g = 0; g < m_.size(); ++g) {
+            if (cmds[i].group != all_groups && cmds[i].group != g) continue;
+            tx.begin(nullptr, now, g);
+            fsm::step(m_[g], ev, now, tx);
+            m_wake_[g] = fsm::next_wakeup(m_[g]);
+        }
     }
-    tx.begin(nullptr, now);
-    fsm::step(fsm_, tick, now, tx);
+    // Many groups: only the machines whose timers are due, unless the loop itself was late
+    // (a stall every detector must see) or the RX lcore stalled.
+    const bool all = tick_all_ || tick.rx_resume_ns != 0 ||
+                     (tick.intended_ns != 0 && tick.woke_ns > tick.intended_ns + stall_threshold_ns_);
+    for (std::size_t g = 0; g < m_.size(); ++g) {
+        if (!all && m_wake_[g] > now) continue;
+        tx.begin(nullptr, now, g);
+        fsm::step(m_[g], tick, now, tx);
+        if (!tick_all_) m_wake_[g] = fsm::next_wakeup(m_[g]);
+    }
     tx.flush();
     refresh_notice();
     if (now >= next_publish_ns_) publish(now);
@@ -417,24 +597,28 @@ void engine::report_gap(std::uint64_t late, std::uint64_t now) noexcept {
 // key it is signed with changes.
 void engine::refresh_notice() noexcept {
     if (!notice_) return;
-    const std::uint64_t key = (fsm_.epoch << 24) ^ (std::uint64_t{signing_key()} << 16) ^
-                              (std::uint64_t{static_cast<std::uint8_t>(fsm_.r)} << 8) ^ (fsm_.holds[0] ? 1u : 0u) ^
-                              (fsm_.holds[1] ? 2u : 0u) ^ (fsm_.fault != fsm::fault_kind::none ? 4u : 0u);
+    const fsm::state& f = m_.front();
+    const std::uint64_t key = (f.epoch << 24) ^ (std::uint64_t{signing_key()} << 16) ^
+                              (std::uint64_t{static_cast<std::uint8_t>(f.r)} << 8) ^ (f.holds[0] ? 1u : 0u) ^
+                              (f.holds[1] ? 2u : 0u) ^ (f.fault != fsm::fault_kind::none ? 4u : 0u);
     if (key == notice_key_) return;
     notice_key_ = key;
     std::byte buf[death_notice::max_frame];
-    wire::hb_msg m = fsm::engine_down_msg(fsm_);
+    wire::hb_msg m = fsm::engine_down_msg(f);
+    // Many groups: one node-wide notice (group 0); each peer group acts on what it knows of
+    // us (the fsm's node-wide rule), as one frame cannot carry a thousand groups' roles.
+    if (m_.size() > 1) m.group = 0;
     if (keyed_) {
         m.key_id = signing_key();
         m.auth_alg = static_cast<std::uint8_t>(auth::keyring::algo());
     }
     std::size_t n = wire::encode_heartbeat(mac_addr::heartwire_group(), port_.mac(), m, buf);
     if (n != 0 && keyed_) sign({buf, n});
-    if (n != 0 && vlan_ != 0 && n + 4 <= sizeof buf) {
+    if (const std::uint16_t vlan = m_vlan_.front(); n != 0 && vlan != 0 && n + 4 <= sizeof buf) {
         // The guard sends it raw on the kernel interface: tag it as the engine's own frames.
         std::memmove(buf + 16, buf + 12, n - 12);
         wire::store_be16(buf + 12, wire::ethertype_vlan);
-        wire::store_be16(buf + 14, vlan_);
+        wire::store_be16(buf + 14, vlan);
         n += 4;
     }
     notice_->publish({buf, n});
@@ -449,14 +633,17 @@ void engine::take_keys(std::uint64_t now, tx_sink& tx) noexcept {
     if (b != role_keys_ && b) {
         role_keys_ = b;
         notice_key_ = ~0ull; // re-sign the guard's notice: a secret may have changed under its id
-        tx.begin(nullptr, now);
-        fsm::set_keys(fsm_, b->accepted, b->preferred, now, tx);
+        for (std::size_t g = 0; g < m_.size(); ++g) {
+            tx.begin(nullptr, now, g);
+            fsm::set_keys(m_[g], b->accepted, b->preferred, now, tx);
+        }
         role_gen_.store(b->gen, std::memory_order_release);
         if (!pipe_) rx_gen_.store(b->gen, std::memory_order_release);
     }
     // A new ring signs with the file's `send` key until told otherwise: keep it on the key
     // the machine chose, the id the frames carry.
-    if (role_keys_ && role_keys_->tx->send_key() != fsm_.send_key) role_keys_->tx->set_send_key(fsm_.send_key);
+    // Many groups sign with the first group's choice: the groups run between the same nodes.
+    if (role_keys_ && role_keys_->tx->send_key() != m_.front().send_key) role_keys_->tx->set_send_key(m_.front().send_key);
 }
 
 std::uint8_t engine::signing_key() const noexcept { return role_keys_ ? role_keys_->tx->send_key() : 0; }
@@ -474,7 +661,8 @@ bool engine::authenticate(wire::frame& f, auth::keyring* ring, lcore_counters& c
     f.authenticated = false;
     // Another group's frame (under its own key): the machine counts it as another group's,
     // without a MAC computed for it, rather than as a bad tag.
-    if (f.hb.group != cfg_.node.group) return true;
+    const bool node_wide = f.hb.group == 0 && f.hb.type == wire::hb_type::engine_down;
+    if (!node_wide && group_of_id(f.hb.group) == static_cast<std::size_t>(-1)) return true;
     if (f.hb.auth_alg != static_cast<std::uint8_t>(auth::keyring::algo()) || f.hb.tag.size() != wire::hb_tag_size || !ring) {
         c.auth_missing.add();
         return false;
@@ -574,7 +762,7 @@ int engine::role_loop(Pull&& pull) noexcept {
         }
         role_turn(tick, now, tx);
         const std::uint64_t end = clk_.now_ns();
-        intended = rest(role_idle_, role_c_, end, total != 0, fsm::next_wakeup(fsm_));
+        intended = rest(role_idle_, role_c_, end, total != 0, next_wakeup_all());
         wake_latency_ns_.store(role_idle_.latency_ns(), std::memory_order_relaxed);
     }
     machine_event(fsm::event_kind::shutdown, tx);

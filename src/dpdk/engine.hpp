@@ -92,7 +92,10 @@ struct control_event {
     fsm::action a;
     std::uint64_t engine_ns; // when the machine emitted it
     std::uint64_t wall_ns;   // the same instant on CLOCK_REALTIME
+    std::uint16_t group{};   // index into cfg.groups of the machine that emitted it
 };
+
+inline constexpr std::uint16_t all_groups = 0xffff;
 
 // Control thread -> engine.
 struct engine_command {
@@ -100,9 +103,27 @@ struct engine_command {
     fsm::hook_kind hook{fsm::hook_kind::boot_peer};
     bool ok{false};
     fsm::command_kind cmd{fsm::command_kind::switchover};
+    std::uint16_t group{all_groups}; // index into cfg.groups, or every group
     std::uint32_t arg{};
 };
 static_assert(sizeof(engine_command) % 4 == 0);
+
+// One group's summary, for status with many groups (the first group's full detail is in
+// status_snapshot).
+struct group_status {
+    std::uint32_t id{};
+    role r{role::init};
+    bool holds[fsm::address_count]{};
+    bool monitor_alive{};
+    bool detector_armed{};
+    fsm::fault_kind fault{fsm::fault_kind::none};
+    std::uint64_t epoch{};
+    std::uint32_t watched_id{};
+    std::uint32_t peers{};        // live peers
+    std::uint64_t takeovers{};
+    std::uint64_t false_takeovers{};
+    std::uint64_t role_since_ns{};
+};
 
 // The keys the engine signs and verifies with, handed over whole by the control thread
 // (offer_keys). Each poll lcore switches to a new bundle at the top of a turn; the control
@@ -137,6 +158,7 @@ struct status_snapshot {
     std::uint8_t preferred_key{};
     fsm::key_set accepted_keys{};
     std::uint64_t incarnation{};
+    std::uint16_t groups{1};
 };
 
 class engine {
@@ -159,7 +181,9 @@ public:
     template <class F>
     std::size_t poll_events(F&& f);
     bool post(const engine_command& cmd) noexcept;
-    status_snapshot status() const noexcept;
+    status_snapshot status() const noexcept;   // the first group in full; counters summed over groups
+    std::vector<group_status> group_statuses() const; // every group, in cfg.groups order
+    std::size_t group_count() const noexcept { return m_.size(); }
     const lcore_counters& rx_counters() const noexcept { return rx_c_; }
     const lcore_counters& role_counters() const noexcept { return role_c_; }
     const rtt_histogram& rtt() const noexcept { return rtt_; }
@@ -178,9 +202,10 @@ public:
     }
     bool keyed() const noexcept { return keyed_; }
     // The id of the monitor's ICMP echo probes (fixed at start), for the steering program.
-    std::uint16_t icmp_id() const noexcept { return fsm_.icmp_id; }
-    // 802.1Q (port.vlan): a received frame of our VLAN, its tag stripped (in line, or already
-    // by the NIC); false for another VLAN's, counted. Tagging what we send (tx_sink).
+    std::uint16_t icmp_id() const noexcept { return m_.front().icmp_id; }
+    // 802.1Q (port.vlan, group.vlan): a received frame of one of our VLANs, its tag stripped
+    // (in line, or already by the NIC); false for another VLAN's, counted. Tagging what we
+    // send (tx_sink).
     bool accept_vlan(rte_mbuf* m, lcore_counters& c) const noexcept;
     // Control thread: refresh the engine-time -> wall-time mapping (see tsc_clock).
     void reanchor_clock() noexcept { clk_.reanchor(); }
@@ -190,6 +215,13 @@ private:
     friend class tx_sink;
     std::size_t dequeue_events(control_event* out, std::size_t n) noexcept;
     void handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, class tx_sink& tx) noexcept;
+    void step_group(std::size_t g, const wire::frame& f, std::uint64_t now, class tx_sink& tx) noexcept;
+    std::size_t group_of_id(std::uint32_t id) const noexcept;      // npos: none
+    std::size_t group_of(ipv4_addr a) const noexcept;
+    std::size_t group_of(const ipv6_addr& a) const noexcept;
+    void build_demux();
+    void publish_groups() noexcept;
+    std::uint64_t next_wakeup_all() const noexcept;
     std::uint64_t machine_event(fsm::event_kind k, class tx_sink& tx) noexcept;
     template <class Pull>
     int role_loop(Pull&& pull) noexcept;
@@ -210,7 +242,17 @@ private:
     const cfg::config& cfg_;
     port& port_;
     tsc_clock& clk_;
-    fsm::state fsm_{};
+    // One state machine per address group (cfg.groups), and what the engine needs to route
+    // frames to them: by group id (heartbeats), by address (ARP, ND, echo), by VLAN.
+    std::vector<fsm::state> m_;
+    std::vector<std::uint16_t> m_vlan_;
+    std::vector<std::uint64_t> m_wake_;               // each machine's next timer (many groups)
+    std::vector<std::pair<std::uint32_t, std::uint16_t>> by_id_;   // sorted
+    std::vector<std::pair<std::uint32_t, std::uint16_t>> by_v4_;   // sorted, host-order address
+    std::vector<std::pair<ipv6_addr, std::uint16_t>> by_v6_;       // sorted
+    std::array<std::uint64_t, 64> vlans_{};            // bit v: VLAN v is one of ours (0 = untagged)
+    bool tick_all_{true};                              // few groups: every machine ticks every turn
+    std::unique_ptr<group_status[]> gsnap_;
     std::atomic<bool> stop_{false};
     std::atomic<bool> role_done_{false};
     rte_ring* pipe_{};     // RX lcore -> role lcore (pipelined)
@@ -239,7 +281,6 @@ private:
     gap_histogram rx_gaps_;
     // Keys: the bundle offered by the control thread, and the one each lcore is using.
     bool keyed_{false};
-    std::uint16_t vlan_{0};   // port.vlan: 0 untagged
     std::atomic<key_bundle*> offered_{nullptr};
     key_bundle* role_keys_{nullptr};
     key_bundle* rx_keys_{nullptr};

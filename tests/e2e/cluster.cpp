@@ -87,8 +87,9 @@ std::string cluster::write_config(const std::string& name, std::uint32_t id, con
     if (o.pmd == "net_memif")
         device = "net_memif0,role=" + o.memif_role + ",socket=" + o.memif_socket + ",socket-abstract=no,id=0";
     std::ostringstream t;
-    t << "[node]\nname = \"" << name << "\"\nid = " << id << "\npriority = " << int(o.priority) << "\ngroup = " << o.group
-      << "\n\n";
+    t << "[node]\nname = \"" << name << "\"\nid = " << id << "\npriority = " << int(o.priority);
+    if (o.groups_toml.empty()) t << "\ngroup = " << o.group;
+    t << "\n\n";
     t << "[auth]\nmode = \"" << o.auth << "\"\n";
     if (o.auth == "keyed") t << "key_file = \"" << (o.key_file.empty() ? key_path() : o.key_file) << "\"\n";
     t << "\n";
@@ -107,8 +108,11 @@ std::string cluster::write_config(const std::string& name, std::uint32_t id, con
     const auto role = [](const std::string& v4, const std::string& v6) {
         return v6.empty() ? "\"" + v4 + "/24\"" : "[\"" + v4 + "/24\", \"" + v6 + "/64\"]";
     };
-    t << "\n[addresses]\nprimary = " << role(o.primary, o.primary6) << "\nmonitor = " << role(o.monitor, o.monitor6)
-      << "\n\n";
+    if (o.groups_toml.empty())
+        t << "\n[addresses]\nprimary = " << role(o.primary, o.primary6) << "\nmonitor = " << role(o.monitor, o.monitor6)
+          << "\n\n";
+    else
+        t << "\n" << o.groups_toml << "\n";
     t << "[detect]\ninterval_us = " << o.interval_us << "\nmiss = " << o.miss << "\nprobe = \"" << o.probe
       << "\"\n\n";
     t << "[engine]\nmode = \"" << o.engine << "\"\nidle = \"adaptive\"\nidle_max_sleep_us = 200\n\n";

@@ -31,6 +31,7 @@ struct node_options {
     std::string primary{primary_ip};
     std::string monitor{monitor_ip};
     std::string primary6;                // "" none; else an IPv6 address the primary role also holds (/64)
+    std::string groups_toml;             // "": [addresses] from primary/monitor; else these [[group]] blocks instead
     std::string monitor6;
     std::string auth{"keyed"};           // [auth] mode; keyed uses key_file
     std::string key_file;                // "" = the cluster's own key file (key_path())

@@ -3,6 +3,8 @@
 // program, answering after every failover.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <thread>
 
 #include "attacker.hpp"
@@ -245,3 +247,63 @@ TEST_P(ServingIpv6, ClientNeighbourEntryMovesToTheNewPrimaryAndPing6Answers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, ServingIpv6, ::testing::Values("exclusive", "shared"));
+
+namespace {
+
+// The role of group `id` in a node's status ("groups":[{"id":10,"role":"primary",...}]).
+std::string group_role(cluster& c, const std::string& node, unsigned id) {
+    const auto st = c.status(node);
+    if (!st) return {};
+    const std::string key = "{\"id\":" + std::to_string(id) + ",\"role\":\"";
+    const auto at = st->find(key);
+    if (at == std::string::npos) return {};
+    const auto from = at + key.size();
+    return st->substr(from, st->find('"', from) - from);
+}
+
+} // namespace
+
+// Two address groups on one engine, each with its own addresses, roles and health: a's
+// application check for group 20 fails, and only group 20 moves to b; group 10 stays on a.
+TEST(Serving, TwoGroupsOnOneEngineFailOverIndependently) {
+    cluster c({"a", "b"});
+    const std::string groups =
+        "[[group]]\nid = 10\nprimary = \"169.254.10.100/24\"\nmonitor = \"169.254.10.101/24\"\nhealth = []\n\n"
+        "[[group]]\nid = 20\nprimary = \"169.254.10.110/24\"\nmonitor = \"169.254.10.111/24\"\nhealth = [\"app20\"]\n";
+    for (const auto& [n, core] : {std::pair{"a", "0"}, std::pair{"b", "1"}}) {
+        node_options o;
+        o.lcores = core;
+        o.groups_toml = groups;
+        const std::string ok = c.dir() + "/" + n + "-app20.ok";
+        std::ofstream(ok) << "up\n";
+        const std::string check = write_script(c.dir() + "/" + n + "-app20.sh", "test -f " + ok);
+        o.extra_toml = "[[health]]\nname = \"app20\"\nkind = \"script\"\ntarget = \"" + check +
+                       "\"\ninterval_ms = 50\nrise = 2\nfall = 2\n";
+        c.write_config(n, n[0] == 'a' ? 1 : 2, o);
+    }
+    c.start("a");
+    ASSERT_TRUE(wait_until([&] { return group_role(c, "a", 10) == "primary" && group_role(c, "a", 20) == "primary"; }, 10s))
+        << c.logs();
+    c.start("b");
+    ASSERT_TRUE(wait_until([&] { return group_role(c, "b", 10) == "monitor" && group_role(c, "b", 20) == "monitor"; }, 10s))
+        << c.logs();
+    ASSERT_GT(ping(c.net().client_ns(), "169.254.10.100", 2, 5s), 0) << c.logs();
+    ASSERT_GT(ping(c.net().client_ns(), "169.254.10.110", 2, 5s), 0) << c.logs();
+    EXPECT_EQ(arp_mac(c.net().client_ns(), "169.254.10.110"), c.net().mac_of("a"));
+
+    std::remove((c.dir() + "/a-app20.ok").c_str()); // a's application for group 20 fails
+    EXPECT_TRUE(wait_until([&] { return group_role(c, "b", 20) == "primary"; }, 10s)) << "group 20 moves to b\n" << c.logs();
+    EXPECT_TRUE(wait_until([&] { return group_role(c, "a", 20) == "fault"; }, 10s)) << c.logs();
+    EXPECT_EQ(group_role(c, "a", 10), "primary") << "group 10 stays on a";
+    EXPECT_EQ(group_role(c, "b", 10), "monitor");
+    EXPECT_GT(ping(c.net().client_ns(), "169.254.10.110", 2, 5s), 0);
+    EXPECT_TRUE(wait_until([&] { return arp_mac(c.net().client_ns(), "169.254.10.110") == c.net().mac_of("b"); }, 10s))
+        << "group 20's address now at b";
+    EXPECT_GT(ping(c.net().client_ns(), "169.254.10.100", 2, 5s), 0);
+    EXPECT_EQ(arp_mac(c.net().client_ns(), "169.254.10.100"), c.net().mac_of("a")) << "group 10's address stays at a";
+
+    // And a SIGKILL moves what a still holds: group 10 to b, by the node-wide engine-down notice.
+    c.stop("a", SIGKILL);
+    EXPECT_TRUE(wait_until([&] { return group_role(c, "b", 10) == "primary"; }, 10s)) << c.logs();
+    EXPECT_GT(ping(c.net().client_ns(), "169.254.10.100", 2, 5s), 0);
+}
