@@ -401,9 +401,13 @@ void control_loop::on_address(const io::control_event& ev) {
     const auto& ga = c_.groups[g].addresses;
     const auto v4 = cfg::role_v4(ga, primary);
     const auto& v6 = cfg::role_v6(ga, primary);
-    std::string list = v4.front().to_string();
-    for (std::size_t i = 1; i < v4.size(); ++i) list.append(", ").append(v4[i].to_string());
-    for (const auto& p : v6) list.append(", ").append(p.to_string());
+    std::string list;
+    const auto named = [&](const std::string& a) {
+        if (!list.empty()) list.append(", ");
+        list.append(a);
+    };
+    for (const auto& p : v4) named(p.to_string());
+    for (const auto& p : v6) named(p.to_string());
     log::write_at(log::level::info, ev.wall_ns,
                   group_tag(g) + fmt("%s %s address%s %s", add ? "claimed" : "released", s(fsm::to_string(a.which)).c_str(),
                                      v4.size() + v6.size() > 1 ? "es" : "", list.c_str()));

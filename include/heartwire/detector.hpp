@@ -43,6 +43,10 @@ public:
         std::uint32_t miss{3};
         std::uint64_t stall_threshold_ns{0}; // 0: max(interval, 100 us)
         std::uint64_t startup_grace_ns{0};   // 0: no grace (failure rule applies from start)
+        // Probes on a grid of `interval_ns` from time 0, not from the start of the watch:
+        // an engine serving many groups sends all their probes in the same turn, so their
+        // answers (and, when the primary dies, their deadlines) fall together.
+        bool align{false};
     };
 
     detector() = default;

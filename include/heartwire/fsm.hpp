@@ -62,6 +62,7 @@ struct params {
     std::uint64_t interval_ns{10'000};
     std::uint32_t miss{3};
     std::uint64_t stall_threshold_ns{0};
+    bool align_probes{false}; // probes on a common grid (an engine with many groups)
     std::uint32_t garp_repeat{3};
     std::uint64_t garp_interval_ns{100'000};
     std::uint64_t garp_refresh_ns{1'000'000'000};

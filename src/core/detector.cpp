@@ -51,6 +51,10 @@ std::uint64_t detector::on_probe_sent(std::uint64_t now) noexcept {
     ++seq_;
     ++since_answer_;
     // Keep the cadence, but never try to catch up on probes we did not send.
+    if (p_.align) {
+        next_probe_ns_ = (now / p_.interval_ns + 1) * p_.interval_ns;
+        return seq_;
+    }
     next_probe_ns_ += p_.interval_ns;
     if (next_probe_ns_ <= now) next_probe_ns_ = now + p_.interval_ns;
     return seq_;

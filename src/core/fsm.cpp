@@ -129,6 +129,7 @@ void init(state& s, const params& p) noexcept {
     dp.miss = p.miss;
     dp.stall_threshold_ns = p.stall_threshold_ns;
     dp.startup_grace_ns = p.peer_timeout_ns;
+    dp.align = p.align_probes;
     s.det.configure(dp);
     s.icmp_id = static_cast<std::uint16_t>(0x4857 ^ p.node_id);
 }

@@ -430,7 +430,7 @@ void on_nd(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) 
 
 void on_icmp6(state& s, const wire::frame& f, action_sink& out) noexcept {
     const auto& e = f.echo6;
-    if (e.is_reply || !s.p.answer_icmp) return;
+    if (e.is_reply || !s.p.answer_icmp || e.src.is_zero()) return; // (a reply to :: would go nowhere)
     for (std::size_t i = 0; i < address_count; ++i) {
         if (s.holds[i] && s.p.addrs[i].has(e.dst)) {
             action r;

@@ -124,8 +124,9 @@ public:
             return;
         case action_kind::send_garp:
             put([&](std::span<std::byte> b) { return wire::encode_garp(me, a.addr, b); });
-            // The first GARP of a takeover must not wait behind anything: send now.
-            flush();
+            // The first GARP of a takeover must not wait behind anything: send now. The
+            // rest of a turn's announcements (many groups taking over at once) go in bursts.
+            first_announcement();
             return;
         case action_kind::send_arp_reply:
             put([&](std::span<std::byte> b) { return wire::encode_arp(a.dst, me, a.arp, b); });
@@ -152,7 +153,7 @@ public:
         }
         case action_kind::send_na:
             put([&](std::span<std::byte> b) { return wire::encode_unsolicited_na(me, a.addr6, b); });
-            flush(); // as a GARP: the takeover's first announcement waits behind nothing
+            first_announcement(); // as a GARP
             return;
         case action_kind::send_dad_ns:
             put([&](std::span<std::byte> b) { return wire::encode_dad_ns(me, a.addr6, b); });
@@ -186,20 +187,57 @@ public:
         }
     }
 
+    // What the TX ring cannot take now waits, in order, for the next flush (every turn), so
+    // a burst larger than the ring (a thousand groups' GARPs in one takeover) is paced by
+    // the ring instead of dropped. Only a full backlog drops.
     void flush() noexcept {
+        if (held_ != 0) {
+            while (held_ != 0) {
+                const std::size_t at = head_ % backlog_size;
+                const auto run = static_cast<std::uint16_t>(std::min<std::size_t>({held_, backlog_size - at, 512}));
+                const std::uint16_t sent = rte_eth_tx_burst(e_.port_.id(), 0, backlog_ + at, run);
+                c_.tx_packets.add(sent);
+                head_ += sent;
+                held_ -= sent;
+                if (sent < run) break; // the ring is still full
+            }
+        }
         if (n_ == 0) return;
-        const std::uint16_t sent = rte_eth_tx_burst(e_.port_.id(), 0, tx_, n_);
-        c_.tx_packets.add(sent);
-        if (sent < n_) {
-            c_.tx_dropped.add(n_ - sent);
-            rte_pktmbuf_free_bulk(tx_ + sent, n_ - sent);
+        std::uint16_t sent = 0;
+        if (held_ == 0) {
+            sent = rte_eth_tx_burst(e_.port_.id(), 0, tx_, n_);
+            c_.tx_packets.add(sent);
+        }
+        for (std::uint16_t i = sent; i < n_; ++i) {
+            if (held_ == backlog_size) {
+                c_.tx_dropped.add(n_ - i);
+                rte_pktmbuf_free_bulk(tx_ + i, n_ - i);
+                break;
+            }
+            backlog_[(head_ + held_) % backlog_size] = tx_[i];
+            ++held_;
+            c_.tx_deferred.add();
         }
         n_ = 0;
     }
 
-    bool pending() const noexcept { return n_ != 0; }
+    bool pending() const noexcept { return n_ != 0 || held_ != 0; }
+
+    // A new turn of the role loop: its first announcement is sent at once again.
+    void new_turn() noexcept { announced_ = false; }
+
+    ~tx_sink() {
+        flush();
+        for (; held_ != 0; --held_, ++head_) rte_pktmbuf_free(backlog_[head_ % backlog_size]);
+    }
 
 private:
+    void first_announcement() noexcept {
+        if (announced_) return;
+        announced_ = true;
+        flush();
+    }
+
     template <class Encode>
     void put(Encode&& enc) noexcept {
         rte_mbuf* m = rte_pktmbuf_alloc(e_.port_.pool());
@@ -237,6 +275,11 @@ private:
     std::size_t group_{0}; // the machine whose actions these are
     rte_mbuf* tx_[tx_batch]{};
     std::uint16_t n_{0};
+    bool announced_{false}; // this turn's first GARP/NA has gone out
+    static constexpr std::size_t backlog_size = 8192;
+    rte_mbuf* backlog_[backlog_size]{};
+    std::size_t head_{0};
+    std::size_t held_{0};
 };
 
 key_bundle::key_bundle() = default;
@@ -257,12 +300,15 @@ engine::engine(const cfg::config& c, port& p, tsc_clock& clk) : cfg_(c), port_(p
     for (std::size_t g = 0; g < n; ++g) {
         fsm::params fp = fsm::params::from_config(c, p.mac(), g);
         fp.incarnation = incarnation;
+        fp.align_probes = n > 8;
         fsm::init(m_[g], fp);
         m_vlan_[g] = static_cast<std::uint16_t>(c.groups.empty() ? c.port.vlan : c.groups[g].vlan);
     }
     // Up to this many machines are all ticked every turn (as one always was); past it only
     // the ones whose timers are due, and all of them after a stall of the loop.
     tick_all_ = n <= 8;
+    heap_.reserve(8 * n + 16);
+    due_.reserve(n);
     gsnap_ = std::make_unique<group_status[]>(n);
     build_demux();
     stall_threshold_ns_ = m_.front().det.config().stall_threshold_ns;
@@ -380,11 +426,17 @@ void engine::publish(std::uint64_t now) noexcept {
     snap_.fault_answered = f.fault_answered;
     snap_.fault_can_take_over = f.fault_can_take_over;
     snap_.peers = f.peers;
-    snap_.c = f.c;
-    for (std::size_t g = 1; g < m_.size(); ++g) {
+    // Many groups: their summaries and summed counters every 16th publish (16 ms): a
+    // thousand groups' peer tables are not walked every millisecond.
+    const bool whole = m_.size() == 1 || (publishes_++ % 16) == 0;
+    if (m_.size() == 1) snap_.c = f.c;
+    if (whole && m_.size() > 1) {
+        snap_.c = f.c;
+        for (std::size_t g = 1; g < m_.size(); ++g) {
 #define HW_X(name) snap_.c.name += m_[g].c.name;
-        HEARTWIRE_FSM_COUNTERS(HW_X)
+            HEARTWIRE_FSM_COUNTERS(HW_X)
 #undef HW_X
+        }
     }
     snap_.last_rtt_ns = f.last_rtt_ns;
     snap_.now_ns = now;
@@ -394,7 +446,7 @@ void engine::publish(std::uint64_t now) noexcept {
     snap_.accepted_keys = f.my_keys;
     snap_.incarnation = f.p.incarnation;
     snap_.groups = static_cast<std::uint16_t>(m_.size());
-    if (m_.size() > 1) publish_groups();
+    if (whole && m_.size() > 1) publish_groups();
     snap_seq_.store(seq + 2, std::memory_order_release);
     next_publish_ns_ = now + publish_period_ns;
 }
@@ -470,6 +522,7 @@ std::uint64_t engine::machine_event(fsm::event_kind k, tx_sink& tx) noexcept {
         fsm::step(m_[g], ev, now, tx);
         m_wake_[g] = fsm::next_wakeup(m_[g]);
     }
+    rebuild_heap();
     tx.flush();
     publish(now);
     return now;
@@ -481,7 +534,36 @@ void engine::step_group(std::size_t g, const wire::frame& f, std::uint64_t now, 
     ev.kind = fsm::event_kind::frame;
     ev.rx = &f;
     fsm::step(m_[g], ev, now, tx);
-    if (!tick_all_) m_wake_[g] = fsm::next_wakeup(m_[g]);
+    if (!tick_all_) set_wake(g);
+}
+
+std::uint64_t engine::next_wakeup_all() noexcept {
+    if (tick_all_) {
+        std::uint64_t t = ~std::uint64_t{0};
+        for (const auto& st : m_) t = std::min(t, fsm::next_wakeup(st));
+        return t;
+    }
+    const auto later = std::greater<>{};
+    while (!heap_.empty() && m_wake_[heap_.front().second] != heap_.front().first) {
+        std::pop_heap(heap_.begin(), heap_.end(), later);
+        heap_.pop_back();
+    }
+    return heap_.empty() ? ~std::uint64_t{0} : heap_.front().first;
+}
+
+void engine::set_wake(std::size_t g) noexcept {
+    const std::uint64_t t = fsm::next_wakeup(m_[g]);
+    if (t == m_wake_[g]) return;
+    m_wake_[g] = t;
+    if (heap_.size() == heap_.capacity()) return rebuild_heap();
+    heap_.emplace_back(t, static_cast<std::uint16_t>(g));
+    std::push_heap(heap_.begin(), heap_.end(), std::greater<>{});
+}
+
+void engine::rebuild_heap() noexcept {
+    heap_.clear();
+    for (std::size_t g = 0; g < m_.size(); ++g) heap_.emplace_back(m_wake_[g], static_cast<std::uint16_t>(g));
+    std::make_heap(heap_.begin(), heap_.end(), std::greater<>{});
 }
 
 // One group: every frame is its. Many: a heartbeat goes to its group (one of another group
@@ -534,16 +616,6 @@ void engine::handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, 
     rte_pktmbuf_free(m);
 }
 
-std::uint64_t engine::next_wakeup_all() const noexcept {
-    std::uint64_t t = ~std::uint64_t{0};
-    if (tick_all_) {
-        for (const auto& st : m_) t = std::min(t, fsm::next_wakeup(st));
-    } else {
-        for (const std::uint64_t w : m_wake_) t = std::min(t, w);
-    }
-    return t;
-}
-
 // Timers and control commands, after the RX queue was drained (a monitor that slept must
 // read the answers waiting for it before it judges the primary).
 void engine::role_turn(const fsm::event& tick, std::uint64_t now, tx_sink& tx) noexcept {
@@ -561,18 +633,37 @@ void engine::role_turn(const fsm::event& tick, std::uint64_t now, tx_sink& tx) n
             if (cmds[i].group != all_groups && cmds[i].group != g) continue;
             tx.begin(nullptr, now, g);
             fsm::step(m_[g], ev, now, tx);
-            m_wake_[g] = fsm::next_wakeup(m_[g]);
+            if (!tick_all_) set_wake(g);
         }
     }
     // Many groups: only the machines whose timers are due, unless the loop itself was late
     // (a stall every detector must see) or the RX lcore stalled.
     const bool all = tick_all_ || tick.rx_resume_ns != 0 ||
                      (tick.intended_ns != 0 && tick.woke_ns > tick.intended_ns + stall_threshold_ns_);
-    for (std::size_t g = 0; g < m_.size(); ++g) {
-        if (!all && m_wake_[g] > now) continue;
-        tx.begin(nullptr, now, g);
-        fsm::step(m_[g], tick, now, tx);
-        if (!tick_all_) m_wake_[g] = fsm::next_wakeup(m_[g]);
+    if (all) {
+        for (std::size_t g = 0; g < m_.size(); ++g) {
+            tx.begin(nullptr, now, g);
+            fsm::step(m_[g], tick, now, tx);
+            if (!tick_all_) m_wake_[g] = fsm::next_wakeup(m_[g]);
+        }
+        if (!tick_all_) rebuild_heap();
+    } else {
+        // The due machines: popped from the heap (each once), ticked, their next timers pushed.
+        due_.clear();
+        const auto later = std::greater<>{};
+        while (!heap_.empty() && heap_.front().first <= now) {
+            const auto [t, g] = heap_.front();
+            std::pop_heap(heap_.begin(), heap_.end(), later);
+            heap_.pop_back();
+            if (m_wake_[g] != t) continue; // stale
+            m_wake_[g] = ~std::uint64_t{0};
+            due_.push_back(g);
+        }
+        for (const std::uint16_t g : due_) {
+            tx.begin(nullptr, now, g);
+            fsm::step(m_[g], tick, now, tx);
+            set_wake(g);
+        }
     }
     tx.flush();
     refresh_notice();
@@ -747,6 +838,7 @@ int engine::role_loop(Pull&& pull) noexcept {
         record_gap(gaps_, role_c_, late);
         if (late > report_gap_ns_) report_gap(late, woke);
         std::size_t total = 0;
+        tx.new_turn();
         const std::uint64_t capped = turn.capped;
         fsm::event tick = drain_turn(
             turn, [&](std::size_t max, std::uint64_t& drained) { return pull(tx, static_cast<unsigned>(max), drained); },
@@ -762,7 +854,8 @@ int engine::role_loop(Pull&& pull) noexcept {
         }
         role_turn(tick, now, tx);
         const std::uint64_t end = clk_.now_ns();
-        intended = rest(role_idle_, role_c_, end, total != 0, next_wakeup_all());
+        // Frames waiting for TX room: back at once.
+        intended = rest(role_idle_, role_c_, end, total != 0 || tx.pending(), tx.pending() ? end : next_wakeup_all());
         wake_latency_ns_.store(role_idle_.latency_ns(), std::memory_order_relaxed);
     }
     machine_event(fsm::event_kind::shutdown, tx);

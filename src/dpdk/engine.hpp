@@ -40,7 +40,8 @@ struct counter {
     X(rx_packets)                                                                                \
     X(rx_invalid)         /* decode failed: see drops[] by reason */                             \
     X(tx_packets)                                                                                \
-    X(tx_dropped)         /* the PMD did not take them */                                        \
+    X(tx_dropped)         /* the PMD did not take them and the backlog was full */              \
+    X(tx_deferred)        /* waited for room in the TX ring (a large burst), sent later */       \
     X(tx_nombuf)          /* mempool empty */                                                    \
     X(tx_encode_failed)   /* frame did not fit (an echo too large) */                            \
     X(pipe_full)          /* pipelined: RX -> role ring full */                                  \
@@ -221,7 +222,9 @@ private:
     std::size_t group_of(const ipv6_addr& a) const noexcept;
     void build_demux();
     void publish_groups() noexcept;
-    std::uint64_t next_wakeup_all() const noexcept;
+    std::uint64_t next_wakeup_all() noexcept;
+    void set_wake(std::size_t g) noexcept;
+    void rebuild_heap() noexcept;
     std::uint64_t machine_event(fsm::event_kind k, class tx_sink& tx) noexcept;
     template <class Pull>
     int role_loop(Pull&& pull) noexcept;
@@ -247,6 +250,11 @@ private:
     std::vector<fsm::state> m_;
     std::vector<std::uint16_t> m_vlan_;
     std::vector<std::uint64_t> m_wake_;               // each machine's next timer (many groups)
+    // Many groups: a min-heap of (wake, machine), stale entries skipped, capacity reserved
+    // at start (never allocates in the loop); the due machines of a turn.
+    std::vector<std::pair<std::uint64_t, std::uint16_t>> heap_;
+    std::vector<std::uint16_t> due_;
+    std::uint32_t publishes_{0};
     std::vector<std::pair<std::uint32_t, std::uint16_t>> by_id_;   // sorted
     std::vector<std::pair<std::uint32_t, std::uint16_t>> by_v4_;   // sorted, host-order address
     std::vector<std::pair<ipv6_addr, std::uint16_t>> by_v6_;       // sorted

@@ -215,3 +215,23 @@ TEST(Detector, OnceAnsweredTheMicrosecondWindowApplies) {
     }
     EXPECT_EQ(t, 5 * us + 30 * us) << "the window counts from the answer";
 }
+
+// Many groups (align): probes fall on a grid of the interval from time 0, whenever each
+// watch started, so the groups' probes share turns and their deadlines fall together.
+TEST(Detector, AlignedProbesFallOnTheIntervalGridWhateverTheStart) {
+    detector::params p;
+    p.interval_ns = 1000;
+    p.miss = 3;
+    p.align = true;
+    for (const std::uint64_t start : {5'000u, 5'321u, 5'999u}) {
+        detector d(p);
+        d.start(start);
+        EXPECT_TRUE(d.probe_due(start));
+        d.on_probe_sent(start);
+        EXPECT_EQ(d.next_probe_ns(), 6'000u) << "start " << start;
+        d.on_probe_sent(6'003);
+        EXPECT_EQ(d.next_probe_ns(), 7'000u);
+        d.on_probe_sent(9'500); // late: no catching up, back on the grid
+        EXPECT_EQ(d.next_probe_ns(), 10'000u);
+    }
+}
