@@ -183,7 +183,11 @@ static __always_inline int on_arp(struct xdp_md* ctx, const void* l3, const void
      * (or answering the kernel) names itself and is passed. */
     if (!watched4(a->spa)) return pass();
     const __u32 tpa = load_u32(a->tpa), spa = load_u32(a->spa);
-    if (a->op == bpf_htons(1) || tpa == 0 || tpa == spa) return steer(ctx, HW_STEER_steered_arp);
+    /* Announcements (target = sender), answers to probes (target 0.0.0.0), and ARP between
+     * watched addresses. A holder's kernel asking for an ordinary address ("who has the
+     * standby's address, tell the primary address") is for that host's kernel: passed, so
+     * kernels of the nodes still talk IP to each other. */
+    if (tpa == spa || tpa == 0 || watched4(a->tpa)) return steer(ctx, HW_STEER_steered_arp);
     return pass();
 }
 
@@ -206,6 +210,8 @@ static __always_inline int is_unspecified(const struct hw_steer_in6* a) {
     return (w[0] | w[1]) == 0;
 }
 
+static __always_inline int is_multicast6(const struct hw_steer_in6* a) { return ((const __u8*)a)[0] == 0xff; }
+
 static __always_inline int on_ipv6(struct xdp_md* ctx, const void* l3, const void* end) {
     const struct ipv6hdr* ip6 = l3;
     if ((const void*)(ip6 + 1) > end) return pass();
@@ -224,6 +230,12 @@ static __always_inline int on_ipv6(struct xdp_md* ctx, const void* l3, const voi
     /* A solicitation from a node that has an address is the kernel's business (it answers);
      * one from :: is a duplicate address detection probe: someone wants a watched address. */
     if (nd->type == ICMP6_ND_SOLICIT && !is_unspecified((const struct hw_steer_in6*)&ip6->saddr)) return pass();
+    /* A solicited advertisement answers whoever solicited it: to an address of ours, the
+     * engine's (it never solicits otherwise); to an ordinary address, this host's kernel,
+     * which asked (a standby reaching the service), as for ARP replies. */
+    if (nd->type == ICMP6_ND_ADVERT && (nd->flags & bpf_htonl(0x40000000)) &&
+        !is_multicast6((const struct hw_steer_in6*)&ip6->daddr) && !watched6((const struct hw_steer_in6*)&ip6->daddr))
+        return pass();
     return watched6(&nd->target) ? steer(ctx, HW_STEER_steered_nd) : pass();
 }
 

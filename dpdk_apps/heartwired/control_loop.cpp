@@ -329,7 +329,17 @@ void control_loop::post(fsm::command_kind k, std::uint32_t arg, std::uint16_t gr
     cmd.cmd = k;
     cmd.arg = arg;
     cmd.group = group;
-    if (!e_.post(cmd)) log::write(log::level::error, "engine command ring full: command lost");
+    post_cmd(cmd);
+}
+
+// The command ring is sized for a command to every group; a burst larger than that waits
+// for the engine to take some (it does every turn) rather than losing one.
+void control_loop::post_cmd(const io::engine_command& cmd) {
+    for (int tries = 0; tries < 200; ++tries) {
+        if (e_.post(cmd)) return;
+        std::this_thread::sleep_for(std::chrono::microseconds{500});
+    }
+    log::write(log::level::error, "engine command ring full for 100 ms: command lost");
 }
 
 void control_loop::remember(std::uint64_t wall_ns, std::string text) {
@@ -367,10 +377,10 @@ void control_loop::check_health() {
         if (failed) {
             gc.health_detail = f->cfg.name + ": " + f->last_detail;
             log::write(log::level::warn, group_tag(g) + "health check " + gc.health_detail + ": fault");
-            if (!app_fault_) post(fsm::command_kind::fault, static_cast<std::uint32_t>(f->kind), gi);
+            if (!app_fault_ && !gc.app_fault) post(fsm::command_kind::fault, static_cast<std::uint32_t>(f->kind), gi);
         } else {
             log::write(log::level::info, group_tag(g) + "health checks pass again: fault cured");
-            if (!app_fault_) post(fsm::command_kind::fault_cleared, 0, gi);
+            if (!app_fault_ && !gc.app_fault) post(fsm::command_kind::fault_cleared, 0, gi);
         }
     }
 }
@@ -660,7 +670,7 @@ void control_loop::on_hook_done(const control::hook_completion& h) {
         cmd.ok = r.ok();
         cmd.hook = hook;
         cmd.group = group;
-        if (!e_.post(cmd)) log::write(log::level::error, "engine command ring full: hook result lost");
+        post_cmd(cmd);
     }
 }
 
@@ -722,27 +732,35 @@ std::string control_loop::handle(std::string_view req) {
         }
         if (one_group) {
             log::write(log::level::warn, group_tag(g) + "fault reported through the control socket: " + s(fsm::to_string(k)) + ":" + detail);
-            post(fsm::command_kind::fault, static_cast<std::uint32_t>(k), target);
+            g_[g].app_fault = true;
+            if (!g_[g].health_fault) post(fsm::command_kind::fault, static_cast<std::uint32_t>(k), target);
             return "ok: " + group_tag(g) + "fault " + s(fsm::to_string(k)) + " reported\n";
         }
         app_fault_ = true;
         fault_detail_ = s(fsm::to_string(k)) + ":" + detail;
         log::write(log::level::warn, "fault reported through the control socket: " + fault_detail_);
         for (std::size_t i = 0; i < g_.size(); ++i)
-            if (!g_[i].health_fault) post(fsm::command_kind::fault, static_cast<std::uint32_t>(k), static_cast<std::uint16_t>(i));
+            if (!g_[i].health_fault && !g_[i].app_fault)
+                post(fsm::command_kind::fault, static_cast<std::uint32_t>(k), static_cast<std::uint16_t>(i));
         return "ok: fault " + s(fsm::to_string(k)) + " reported\n";
     }
     if (cmd == "clear") {
         if (one_group) {
+            g_[g].app_fault = false;
             if (g_[g].health_fault) return "ok: " + group_tag(g) + "a health check still fails\n";
+            if (app_fault_) return "ok: " + group_tag(g) + "the node-wide application fault still holds (clear without --group)\n";
             post(fsm::command_kind::fault_cleared, 0, target);
             return "ok: " + group_tag(g) + "fault cleared; the group recovers and rejoins\n";
         }
-        if (!app_fault_) return "ok: no application fault to clear\n";
+        // Every application fault: the node-wide one and each group's.
+        bool any = app_fault_;
+        for (auto& gc : g_) any = any || gc.app_fault;
+        if (!any) return "ok: no application fault to clear\n";
         app_fault_ = false;
         fault_detail_.clear();
         bool still = false;
         for (std::size_t i = 0; i < g_.size(); ++i) {
+            g_[i].app_fault = false;
             if (g_[i].health_fault) still = true;
             else post(fsm::command_kind::fault_cleared, 0, static_cast<std::uint16_t>(i));
         }

@@ -56,6 +56,7 @@ private:
     bool load_keys(std::vector<auth::key> file_keys, std::string& error);
     std::string switchover(std::size_t g);
     void post(fsm::command_kind k, std::uint32_t arg = 0, std::uint16_t group = io::all_groups);
+    void post_cmd(const io::engine_command& cmd);
     void notify(role r, std::uint64_t epoch, std::size_t g);
     std::vector<std::string> env(std::size_t g = 0) const;
     std::string group_tag(std::size_t g) const; // "group 7: " with many groups, else ""
@@ -76,6 +77,7 @@ private:
         bool draining{false};
         std::uint64_t drain_hook_id{0};
         bool health_fault{false};
+        bool app_fault{false};          // heartwirectl --group N fault
         std::string health_detail;
         std::vector<std::size_t> checks; // indexes of the [[health]] checks that fault this group
     };

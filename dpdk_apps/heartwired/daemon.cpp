@@ -1,13 +1,18 @@
 #include "daemon.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sched.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <cstdio>
@@ -95,6 +100,35 @@ std::unique_ptr<control::guard> start_guard(const cfg::config& c) {
     }
 }
 
+// One heartwired per port: a second one started by mistake on the same interface would
+// take the running one's XDP program off (stale-program cleanup) or fight it for the
+// queue. The lock lives as long as the process (its fd is never closed), in
+// /run/heartwire, named by the network namespace and the port.
+int lock_port(const cfg::config& c, std::string& error) {
+    struct stat netns{};
+    if (::stat("/proc/self/ns/net", &netns) != 0) netns.st_ino = 0;
+    std::string port = io::vdev_arg(c.port.device, "iface");
+    if (port.empty()) port = c.port.device;
+    for (char& ch : port)
+        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.') ch = '_';
+    ::mkdir("/run/heartwire", 0755);
+    const std::string path = "/run/heartwire/port-" + std::to_string(netns.st_ino) + "-" + port + ".lock";
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return -1; // no /run/heartwire (read-only /run): no lock, as before
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        [[maybe_unused]] auto n = ::pread(fd, pid, sizeof pid - 1, 0);
+        error = "another heartwired (pid " + std::string(pid[0] ? pid : "?") + ") already uses " + c.port.device +
+                " in this network namespace (" + path + " is locked)";
+        ::close(fd);
+        return -2;
+    }
+    const std::string me = std::to_string(::getpid());
+    [[maybe_unused]] auto t = ::ftruncate(fd, 0);
+    [[maybe_unused]] auto w = ::pwrite(fd, me.data(), me.size(), 0);
+    return fd;
+}
+
 // The control thread must not sit on an engine core: give it every CPU we started with.
 void unpin(const cpu_set_t& original) { pthread_setaffinity_np(pthread_self(), sizeof original, &original); }
 
@@ -174,6 +208,8 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
     io::tsc_clock clock;
     io::idle_filler filler; // stopped when run_daemon returns, after the loops
     try {
+        std::string lock_error;
+        if (lock_port(c, lock_error) == -2) throw io::setup_error(lock_error);
         const auto argv = io::eal_argv(c, extra);
         io::preflight(c, argv);
         io::eal_init(argv);

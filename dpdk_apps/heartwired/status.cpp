@@ -127,7 +127,8 @@ std::string status_text(const status_inputs& in) {
     const auto& rc = in.e.role_counters();
     std::ostringstream o;
     o << "node      " << in.c.node.name << " (id " << in.c.node.id << ", priority " << int(in.c.node.priority)
-      << ", group " << in.c.node.group << ")\n";
+      << (in.c.groups.size() > 1 ? ", " + std::to_string(in.c.groups.size()) + " groups" : ", group " + std::to_string(in.c.groups.front().id))
+      << ")\n";
     o << "role      " << to_string(s.r) << "  epoch " << s.epoch << "  holds " << holds_list(s) << "\n";
     o << "addresses primary " << role_list(in.c, true, ", ") << "  monitor " << role_list(in.c, false, ", ");
     if (in.c.port.vlan) o << "  vlan " << in.c.port.vlan;

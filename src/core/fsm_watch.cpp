@@ -355,14 +355,17 @@ namespace {
 // RFC 5227 section 2.4 (b) / RFC 4862 5.4.4: another MAC claims an address we hold. Defend
 // it at once with our announcement (GARP, or NA for IPv6), at most once per defend
 // interval per role; a claim that keeps coming is reported once a second.
+// A DAD probe is a node asking, not claiming: answered the same way, not counted as a
+// conflict or an attack (a peer's normal boot sends them).
 template <class Announce>
-void defend(state& s, std::size_t i, std::uint64_t now, action_sink& out, Announce&& announce) noexcept {
-    ++s.c.address_conflicts;
+void defend(state& s, std::size_t i, std::uint64_t now, action_sink& out, Announce&& announce, bool claim = true) noexcept {
+    if (claim) ++s.c.address_conflicts;
     if (s.last_defence_ns[i] == 0 || now - s.last_defence_ns[i] >= s.p.defend_interval_ns) {
         s.last_defence_ns[i] = now;
         ++s.c.address_defences;
         announce();
     }
+    if (!claim) return;
     if (now - s.attack_window_ns >= 1'000'000'000) {
         if (s.attack_count >= 3) notice(out, note::address_attacked, s.attack_count);
         s.attack_window_ns = now;
@@ -420,10 +423,13 @@ void on_nd(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) 
         // Another node's NA for our address, or its DAD probe for it: ours, announced again.
         const mac_addr& who = n.has_lladdr ? n.lladdr : f.eth.src;
         if (who == s.p.mac) continue;
-        defend(s, i, now, out, [&] {
-            emit_addr6(out, action_kind::send_na, static_cast<address_id>(i), n.target);
-            ++s.c.nas_sent;
-        });
+        defend(
+            s, i, now, out,
+            [&] {
+                emit_addr6(out, action_kind::send_na, static_cast<address_id>(i), n.target);
+                ++s.c.nas_sent;
+            },
+            n.is_advert);
     }
     discovery_nd(s, f, now);
 }

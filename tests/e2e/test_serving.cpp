@@ -303,7 +303,10 @@ TEST(Serving, TwoGroupsOnOneEngineFailOverIndependently) {
     EXPECT_EQ(arp_mac(c.net().client_ns(), "169.254.10.100"), c.net().mac_of("a")) << "group 10's address stays at a";
 
     // And a SIGKILL moves what a still holds: group 10 to b, by the node-wide engine-down notice.
+    const auto notices = c.counter("b", "notice_takeovers");
     c.stop("a", SIGKILL);
     EXPECT_TRUE(wait_until([&] { return group_role(c, "b", 10) == "primary"; }, 10s)) << c.logs();
     EXPECT_GT(ping(c.net().client_ns(), "169.254.10.100", 2, 5s), 0);
+    EXPECT_TRUE(wait_until([&] { return c.counter("b", "notice_takeovers") > notices; }, 2s))
+        << "group 10 moved on the node-wide engine-down notice, not the window";
 }

@@ -142,6 +142,12 @@ struct frame_case {
 
 constexpr std::uint16_t tpid_q = 0x8100, tpid_ad = 0x88a8;
 
+// An NA with the solicited flag set (S and O).
+bytes solicited(bytes nd) {
+    nd[4] = 0x60;
+    return nd;
+}
+
 bytes heartwire_payload() { return bytes(40, 0x5a); }
 
 std::vector<frame_case> cases() {
@@ -182,8 +188,10 @@ std::vector<frame_case> cases() {
         {"ARP reply from the holder to a probe, padded to 60 bytes as a NIC sends it",
          cat(cat(eth(0x0806, node_mac, other_mac), arp(2, other_mac, primary4, node_mac, 0)), bytes(18, 0)), S_arp,
          42},
-        {"ARP request from the holder of the monitor address (its announcement or a claim)",
-         cat(eth(0x0806, bcast, other_mac), arp(1, other_mac, monitor4, mac{}, client4)), S_arp, 42},
+        {"ARP request from the holder of the monitor address for an ordinary address (its kernel resolving a neighbour: this host's kernel answers)",
+         cat(eth(0x0806, bcast, other_mac), arp(1, other_mac, monitor4, mac{}, client4)), P},
+        {"ARP request from the holder of the monitor address for the primary address",
+         cat(eth(0x0806, bcast, other_mac), arp(1, other_mac, monitor4, mac{}, primary4)), S_arp, 42},
         {"client's ARP request for the primary address (the kernel answers)",
          cat(eth(0x0806, bcast, client_mac), arp(1, client_mac, client4, mac{}, primary4)), P},
         {"client's ARP reply to the kernel's request (the kernel's neighbour cache)",
@@ -215,6 +223,11 @@ std::vector<frame_case> cases() {
          cat(eth(0x86dd, bcast, other_mac, {tpid_q}),
              ipv6(58, link_local(2), v6(0x1), icmp6_nd(136, v6(0x100), other_mac))),
          S_nd, 82},
+        {"solicited NA for a watched target to an ordinary address (this host's kernel asked)",
+         cat(eth(0x86dd, node_mac, other_mac), ipv6(58, v6(0x100), v6(0x10), solicited(icmp6_nd(136, v6(0x100), other_mac)))), P},
+        {"solicited NA for a watched target to a watched address (the engine's)",
+         cat(eth(0x86dd, node_mac, other_mac), ipv6(58, v6(0x100), v6(0x101), solicited(icmp6_nd(136, v6(0x100), other_mac)))),
+         S_nd, 78},
         {"neighbour advertisement for another target",
          cat(eth(0x86dd, node_mac, other_mac), ipv6(58, link_local(2), v6(0x101), icmp6_nd(136, v6(0x50), other_mac))),
          P},
