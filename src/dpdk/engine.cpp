@@ -110,12 +110,19 @@ public:
             put([&](std::span<std::byte> b) {
                 // Keyed: the frame carries our send key's id and a tag over all of it.
                 wire::hb_msg m = a.hb;
+                // Many groups: each signs with the key its own machine chose (it moves to a
+                // new key once that group's peers accept it), then the ring is back on the
+                // first group's (the guard's notice is signed with it).
+                auth::keyring* ring = e_.role_keys_ ? e_.role_keys_->tx.get() : nullptr;
+                const std::uint8_t own = e_.m_[group_].send_key;
+                const bool switched = ring && group_ != 0 && own != 0 && own != ring->send_key() && ring->set_send_key(own);
                 if (e_.keyed_) {
                     m.key_id = e_.signing_key();
                     m.auth_alg = static_cast<std::uint8_t>(auth::keyring::algo());
                 }
                 const std::size_t n = wire::encode_heartbeat(a.dst, me, m, b);
                 if (n != 0 && e_.keyed_) e_.sign(b.first(n));
+                if (switched) ring->set_send_key(e_.m_.front().send_key);
                 return n;
             });
             return;
@@ -180,6 +187,9 @@ public:
         case action_kind::drain:
         case action_kind::undrain:
         case action_kind::notice: {
+            if (a.kind == action_kind::role_changed || a.kind == action_kind::claim_address ||
+                a.kind == action_kind::release_address)
+                ++e_.changes_; // embedded: the node reads the machines only when this moves
             control_event ev{a, now_, e_.clk_.wall_ns(now_), static_cast<std::uint16_t>(group_)};
             if (rte_ring_sp_enqueue_elem(e_.events_, &ev, sizeof ev) != 0) c_.control_full.add();
             return;
@@ -190,24 +200,24 @@ public:
     // What the TX ring cannot take now waits, in order, for the next flush (every turn), so
     // a burst larger than the ring (a thousand groups' GARPs in one takeover) is paced by
     // the ring instead of dropped. Only a full backlog drops.
+    // This turn's frames go first (heartbeats that peers' monitors wait for must not queue
+    // behind a thousand groups' GARPs), then the backlog in its order.
     void flush() noexcept {
-        if (held_ != 0) {
-            while (held_ != 0) {
-                const std::size_t at = head_ % backlog_size;
-                const auto run = static_cast<std::uint16_t>(std::min<std::size_t>({held_, backlog_size - at, 512}));
-                const std::uint16_t sent = rte_eth_tx_burst(e_.port_.id(), 0, backlog_ + at, run);
-                c_.tx_packets.add(sent);
-                head_ += sent;
-                held_ -= sent;
-                if (sent < run) break; // the ring is still full
-            }
-        }
-        if (n_ == 0) return;
         std::uint16_t sent = 0;
-        if (held_ == 0) {
-            sent = rte_eth_tx_burst(e_.port_.id(), 0, tx_, n_);
+        if (n_ != 0) {
+            sent = rte_eth_tx_burst(e_.port_.id(), e_.port_.tx_queue(), tx_, n_);
             c_.tx_packets.add(sent);
         }
+        while (held_ != 0) {
+            const std::size_t at = head_ % backlog_size;
+            const auto run = static_cast<std::uint16_t>(std::min<std::size_t>({held_, backlog_size - at, 512}));
+            const std::uint16_t out = rte_eth_tx_burst(e_.port_.id(), e_.port_.tx_queue(), backlog_ + at, run);
+            c_.tx_packets.add(out);
+            head_ += out;
+            held_ -= out;
+            if (out < run) break; // the ring is still full
+        }
+        if (n_ == 0) return;
         for (std::uint16_t i = sent; i < n_; ++i) {
             if (held_ == backlog_size) {
                 c_.tx_dropped.add(n_ - i);
@@ -226,8 +236,16 @@ public:
     // A new turn of the role loop: its first announcement is sent at once again.
     void new_turn() noexcept { announced_ = false; }
 
+    // The role loop's end (its release frames in this turn): what waits gets up to 100 ms
+    // of ring room before it is freed.
     ~tx_sink() {
         flush();
+        const std::uint64_t until = e_.clk_.now_ns() + 100'000'000;
+        while (held_ != 0 && e_.clk_.now_ns() < until) {
+            rte_pause();
+            flush();
+        }
+        if (held_ != 0) c_.tx_dropped.add(held_);
         for (; held_ != 0; --held_, ++head_) rte_pktmbuf_free(backlog_[head_ % backlog_size]);
     }
 
@@ -321,8 +339,10 @@ engine::engine(const cfg::config& c, port& p, tsc_clock& clk) : cfg_(c), port_(p
     ip.yield_period_ns = std::uint64_t{c.engine.yield_period_us} * 1000;
     role_idle_.configure(ip);
     rx_idle_.configure(ip);
-    events_ = make_ring("hw_ev", sizeof(control_event), 4096);
-    commands_ = make_ring("hw_cmd", sizeof(engine_command), 256);
+    // A takeover of every group at once emits ~7 control events a group, and a command for
+    // every group fans out into one each: both rings scale with the groups.
+    events_ = make_ring("hw_ev", sizeof(control_event), std::bit_ceil<unsigned>(std::max<unsigned>(4096, 16 * static_cast<unsigned>(n))));
+    commands_ = make_ring("hw_cmd", sizeof(engine_command), std::bit_ceil<unsigned>(std::max<unsigned>(256, 4 * static_cast<unsigned>(n))));
     if (c.engine.mode == cfg::lcore_mode::pipelined) pipe_ = make_ring("hw_pipe", sizeof(rx_item), pipe_size);
 }
 
@@ -584,8 +604,9 @@ void engine::handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, 
         switch (f.kind) {
         case wire::frame_kind::heartbeat:
             if (f.hb.group == 0 && f.hb.type == wire::hb_type::engine_down) {
-                for (std::size_t g = 0; g < m_.size(); ++g)
-                    if (m_vlan_[g] == vid) step_group(g, f, now, tx);
+                // Node-wide: every group, whatever its VLAN (the notice is tagged with the
+                // first group's; the tag covers no group's traffic).
+                for (std::size_t g = 0; g < m_.size(); ++g) step_group(g, f, now, tx);
             } else if (const std::size_t g = group_of_id(f.hb.group); g != none) {
                 deliver(g);
             } else {
@@ -877,23 +898,7 @@ int engine::run_to_completion() noexcept {
         if (n == 0) return 0;
         role_c_.rx_packets.add(n); // pipelined: the RX lcore counts them
         const std::uint64_t now = clk_.now_ns();
-        for (std::uint16_t i = 0; i < n; ++i) {
-            if (!accept_vlan(burst[i], role_c_)) {
-                rte_pktmbuf_free(burst[i]);
-                continue;
-            }
-            wire::frame f = wire::decode(bytes_of(burst[i]));
-            if (!f.ok()) {
-                count_drop(role_c_, f.error);
-                rte_pktmbuf_free(burst[i]);
-                continue;
-            }
-            if (!authenticate(f, role_keys_ ? role_keys_->tx.get() : nullptr, role_c_)) {
-                rte_pktmbuf_free(burst[i]); // counted by reason; never reaches a rule
-                continue;
-            }
-            handle_frame(burst[i], f, now, tx);
-        }
+        for (std::uint16_t i = 0; i < n; ++i) rx_frame(burst[i], now, tx);
         return n;
     });
 }
@@ -986,6 +991,74 @@ int engine::run_role() noexcept {
         if (n < nb) drained = mark != 0 ? mark : 1;
         return n;
     });
+}
+
+void engine::rx_frame(rte_mbuf* m, std::uint64_t now, tx_sink& tx) noexcept {
+    if (!accept_vlan(m, role_c_)) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    wire::frame f = wire::decode(bytes_of(m));
+    if (!f.ok()) {
+        count_drop(role_c_, f.error);
+        rte_pktmbuf_free(m);
+        return;
+    }
+    if (!authenticate(f, role_keys_ ? role_keys_->tx.get() : nullptr, role_c_)) {
+        rte_pktmbuf_free(m); // counted by reason; never reaches a rule
+        return;
+    }
+    handle_frame(m, f, now, tx);
+}
+
+// Embedded: the application's lcore runs what role_loop would, a turn at a time. Its
+// scheduling stays the application's (no apply_sched).
+void engine::start_embedded() noexcept {
+    if (embed_tx_) return;
+    embed_tx_ = std::make_unique<tx_sink>(*this, role_c_);
+    take_keys(clk_.now_ns(), *embed_tx_);
+    machine_event(fsm::event_kind::start, *embed_tx_);
+}
+
+void engine::deliver(rte_mbuf* const* pkts, std::uint16_t n, std::uint64_t now) noexcept {
+    if (!embed_tx_) {
+        rte_pktmbuf_free_bulk(const_cast<rte_mbuf**>(pkts), n);
+        return;
+    }
+    role_c_.rx_packets.add(n);
+    embed_tx_->new_turn(); // an application turn is rx() then poll(): each may announce at once
+    for (std::uint16_t i = 0; i < n; ++i) rx_frame(pkts[i], now, *embed_tx_);
+    embed_tx_->flush(); // answers (probe acks, ARP) leave now, not at the next turn
+}
+
+std::uint64_t engine::turn(std::uint64_t intended_ns) noexcept {
+    if (!embed_tx_) return 0;
+    const std::uint64_t now = clk_.now_ns();
+    role_c_.loops.add();
+    embed_tx_->new_turn();
+    fsm::event tick;
+    tick.kind = fsm::event_kind::tick;
+    if (intended_ns != 0) {
+        // The application handed over what it received before this turn: judged up to now.
+        const std::uint64_t intended = std::min(now, intended_ns);
+        record_gap(gaps_, role_c_, now - intended);
+        if (now - intended > report_gap_ns_) report_gap(now - intended, now);
+        tick.woke_ns = now;
+        tick.intended_ns = intended;
+        tick.judged_ns = now;
+    }
+    role_turn(tick, now, *embed_tx_);
+    return embed_tx_->pending() ? now : next_wakeup_all(); // frames waiting for TX room: at once
+}
+
+void engine::stop_embedded() noexcept {
+    if (!embed_tx_ || role_done_.load(std::memory_order_acquire)) return;
+    machine_event(fsm::event_kind::shutdown, *embed_tx_);
+    if (notice_) {
+        notice_->clean_exit.store(true, std::memory_order_release);
+        notice_->disarm();
+    }
+    role_done_.store(true, std::memory_order_release);
 }
 
 } // namespace heartwire::io

@@ -297,6 +297,32 @@ private:
 
     alignas(64) std::atomic<std::uint32_t> snap_seq_{0};
     status_snapshot snap_{};
+
+public:
+    // Embedded (heartwire/embed.hpp): the application owns the port and the poll loop, and
+    // calls these on its lcore: start_embedded() once (what role_loop does before its loop),
+    // then every turn deliver() the frames its RX loop found to be heartwire's (the steps
+    // run_to_completion takes per frame) and turn() (commands, timers, TX flush; returns when
+    // the engine next has work), and stop_embedded() after the last turn (the shutdown event:
+    // the release frame, the addresses released). `intended_ns`: when the application was to
+    // be back: only lateness past it counts as our stall; 0 is a busy loop's tick. The
+    // *_now accessors read the machines directly: that lcore only. changes_now() moves
+    // whenever a machine emitted a role or address action.
+    void start_embedded() noexcept;
+    void deliver(rte_mbuf* const* pkts, std::uint16_t n, std::uint64_t now) noexcept;
+    std::uint64_t turn(std::uint64_t intended_ns = 0) noexcept;
+    void stop_embedded() noexcept;
+    role role_now(std::size_t g) const noexcept { return m_[g].r; }
+    bool holds_now(std::size_t g, fsm::address_id a) const noexcept { return m_[g].holds[static_cast<std::size_t>(a)]; }
+    std::uint64_t epoch_now(std::size_t g) const noexcept { return m_[g].epoch; }
+    std::uint64_t changes_now() const noexcept { return changes_; }
+
+private:
+    // One received frame, as run_to_completion and deliver take it: VLAN, decode,
+    // authenticate, the machine. Frees the mbuf.
+    void rx_frame(rte_mbuf* m, std::uint64_t now, class tx_sink& tx) noexcept;
+    std::unique_ptr<class tx_sink> embed_tx_; // embedded: the sink deliver and turn use
+    std::uint64_t changes_{0};                // role_changed, claim_address, release_address emitted
 };
 
 template <class F>

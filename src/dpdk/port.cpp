@@ -89,6 +89,25 @@ port::port(const port_options& o) {
     for (int i = 0; i < 6; ++i) mac_.b[i] = a.addr_bytes[i];
 }
 
+port::port(const port_attach& a) : id_(a.id), tx_queue_(a.tx_queue), mac_(a.mac), pool_(a.pool) {
+    if (!rte_eth_dev_is_valid_port(a.id))
+        throw setup_error("unknown port id " + std::to_string(a.id) + ": DPDK has no such port (ports: " + known_ports() +
+                          "; after rte_eal_init, once the port is probed)");
+    const std::string dev = "port " + std::to_string(a.id);
+    rte_eth_dev_info info{};
+    check(rte_eth_dev_info_get(id_, &info), "rte_eth_dev_info_get", dev);
+    driver_ = info.driver_name ? info.driver_name : "?";
+    if (a.tx_queue >= info.nb_tx_queues)
+        throw setup_error("TX queue " + std::to_string(a.tx_queue) + " of " + dev + " (" + driver_ + ") does not exist: it has " +
+                          std::to_string(info.nb_tx_queues) + " (configure one for heartwire, or share the lcore's own)");
+    if (!pool_) throw setup_error("no mempool given for the frames heartwire sends on " + dev);
+    if (mac_.is_zero()) {
+        rte_ether_addr e{};
+        check(rte_eth_macaddr_get(id_, &e), "rte_eth_macaddr_get", dev);
+        for (int i = 0; i < 6; ++i) mac_.b[i] = e.addr_bytes[i];
+    }
+}
+
 void port::stop_link_events() noexcept {
     if (!lsc_) return;
     // -EAGAIN: the callback is running right now; wait for it to finish.

@@ -18,16 +18,30 @@ struct port_options {
     std::uint16_t rx_queues{1};
 };
 
+// A port the application owns (heartwire/embed.hpp): configured, started and stopped by
+// it. heartwire transmits on `tx_queue` with mbufs from `pool`.
+struct port_attach {
+    std::uint16_t id{};
+    std::uint16_t tx_queue{};
+    rte_mempool* pool{};
+    mac_addr mac;           // all-zero: read from the port
+};
+
 class port {
 public:
     // Finds, configures and starts the port. Throws setup_error ("unknown device ..." when
     // DPDK has no port by that name, listing the ports it has).
     explicit port(const port_options& o);
+    // Wraps an application's port without configuring, starting or stopping it (stop() and
+    // the destructor leave it alone; no link callback is registered). Throws setup_error for
+    // a port id DPDK does not have, a TX queue the port was not configured with, or no pool.
+    explicit port(const port_attach& a);
     ~port();
     port(const port&) = delete;
     port& operator=(const port&) = delete;
 
     std::uint16_t id() const noexcept { return id_; }
+    std::uint16_t tx_queue() const noexcept { return tx_queue_; } // the queue the engine sends on
     const mac_addr& mac() const noexcept { return mac_; }
     rte_mempool* pool() const noexcept { return pool_; }
     const std::string& driver() const noexcept { return driver_; }
@@ -45,6 +59,7 @@ public:
 
 private:
     std::uint16_t id_{};
+    std::uint16_t tx_queue_{0};
     mac_addr mac_;
     rte_mempool* pool_{};
     std::string driver_;
