@@ -1,9 +1,9 @@
 // heartwire-load: the client side of the serving demo and tests. Sends a stream of UDP
 // requests and a stream of TCP requests (one connection per request: connect, send, read
 // the echo, close) to a service behind the address heartwire moves, and reports, per
-// protocol, the requests sent, answered and lost, and the longest gap: the longest time
-// between the sending of two answered requests with only unanswered ones between them,
-// which is the outage a client saw.
+// protocol, the requests sent, answered and lost; the longest gap: the longest time between
+// the sending of two answered requests (the client's own scheduling gaps included); and the
+// longest outage: from the first of a run of unanswered requests to the next answered one.
 //
 // A UDP request is lost when no answer came within --timeout-ms. A TCP request is lost when
 // its connection failed (refused, reset: the old primary died with it) or took longer
@@ -52,6 +52,23 @@ struct stream {
     std::vector<request> reqs;
     std::uint64_t answered() const {
         return static_cast<std::uint64_t>(std::count_if(reqs.begin(), reqs.end(), [](const request& r) { return r.answered; }));
+    }
+    // The longest outage: from the first of a run of unanswered requests to the next answered
+    // one (0 when nothing was lost). Unlike the gap, a client that could not send for a while
+    // (its CPU taken) does not make one.
+    std::uint64_t longest_outage_ns() const {
+        std::uint64_t worst = 0;
+        const request* first_lost = nullptr;
+        for (const auto& r : reqs) {
+            if (!r.answered) {
+                if (!first_lost) first_lost = &r;
+                continue;
+            }
+            if (first_lost) worst = std::max(worst, r.sent_ns - first_lost->sent_ns);
+            first_lost = nullptr;
+        }
+        if (first_lost && !reqs.empty()) worst = std::max(worst, reqs.back().sent_ns - first_lost->sent_ns);
+        return worst;
     }
     std::uint64_t longest_gap_ns() const {
         std::uint64_t gap = 0;
@@ -269,14 +286,16 @@ private:
         auto line = [&](const char* name, const stream& s, bool last) {
             const std::uint64_t sent = s.reqs.size(), ok = s.answered();
             if (o_.json)
-                std::printf("\"%s\":{\"sent\":%llu,\"answered\":%llu,\"lost\":%llu,\"longest_gap_us\":%.1f}%s", name,
-                            static_cast<unsigned long long>(sent), static_cast<unsigned long long>(ok),
+                std::printf("\"%s\":{\"sent\":%llu,\"answered\":%llu,\"lost\":%llu,\"longest_gap_us\":%.1f,"
+                            "\"longest_outage_us\":%.1f}%s",
+                            name, static_cast<unsigned long long>(sent), static_cast<unsigned long long>(ok),
                             static_cast<unsigned long long>(sent - ok), static_cast<double>(s.longest_gap_ns()) / 1000.0,
-                            last ? "" : ",");
+                            static_cast<double>(s.longest_outage_ns()) / 1000.0, last ? "" : ",");
             else
-                std::printf("%s: %llu requests, %llu answered, %llu lost, longest gap %.1f ms\n", name,
+                std::printf("%s: %llu requests, %llu answered, %llu lost, longest gap %.1f ms, longest outage %.1f ms\n", name,
                             static_cast<unsigned long long>(sent), static_cast<unsigned long long>(ok),
-                            static_cast<unsigned long long>(sent - ok), static_cast<double>(s.longest_gap_ns()) / 1e6);
+                            static_cast<unsigned long long>(sent - ok), static_cast<double>(s.longest_gap_ns()) / 1e6,
+                            static_cast<double>(s.longest_outage_ns()) / 1e6);
         };
         if (o_.json) std::printf("{");
         if (o_.udp) line("udp", udp_, !o_.tcp);
