@@ -310,3 +310,58 @@ TEST(Serving, TwoGroupsOnOneEngineFailOverIndependently) {
     EXPECT_TRUE(wait_until([&] { return c.counter("b", "notice_takeovers") > notices; }, 2s))
         << "group 10 moved on the node-wide engine-down notice, not the window";
 }
+
+// A VLAN per group: group 10 in VLAN 100, group 20 in VLAN 200, on one engine each. Each
+// group's heartbeats, ARP answers and GARPs carry its own tag; an address is not answered
+// in the other group's VLAN; a SIGKILL moves both, each announced in its VLAN.
+TEST(Serving, EachGroupInItsOwnVlan) {
+    cluster c({"a", "b"});
+    const std::string groups =
+        "[[group]]\nid = 10\nprimary = \"169.254.10.100/24\"\nmonitor = \"169.254.10.101/24\"\nvlan = 100\n\n"
+        "[[group]]\nid = 20\nprimary = \"169.254.10.110/24\"\nmonitor = \"169.254.10.111/24\"\nvlan = 200\n";
+    for (const auto& [n, core] : {std::pair{"a", "0"}, std::pair{"b", "1"}}) {
+        node_options o;
+        o.pmd = "net_af_packet";
+        o.lcores = core;
+        o.groups_toml = groups;
+        c.write_config(n, n[0] == 'a' ? 1 : 2, o);
+    }
+    ASSERT_TRUE(c.net().exec_on(topology::client, "ip addr flush dev eth0").ok());
+    raw_port client(c.net().client_ns(), ETH_P_ALL);
+    const mac_addr me = *mac_addr::parse(c.net().mac_of(topology::client));
+    const mac_addr mac_a = *mac_addr::parse(c.net().mac_of("a")), mac_b = *mac_addr::parse(c.net().mac_of("b"));
+    c.start("a");
+    ASSERT_TRUE(wait_until([&] { return group_role(c, "a", 10) == "primary" && group_role(c, "a", 20) == "primary"; }, 10s))
+        << c.logs();
+    c.start("b");
+    ASSERT_TRUE(wait_until([&] { return group_role(c, "b", 10) == "monitor" && group_role(c, "b", 20) == "monitor"; }, 10s))
+        << "each group's tagged heartbeats form it\n" << c.logs();
+    auto reply = [&](const char* addr, const mac_addr& who, std::uint16_t vid) {
+        return [&, addr, who, vid](const captured& cap, const wire::frame& f) {
+            return f.kind == wire::frame_kind::arp && f.arp.op == wire::arp_op_reply && f.arp.spa == *ipv4_addr::parse(addr) &&
+                   f.arp.sha == who && cap.vlan == vid;
+        };
+    };
+    client.drain();
+    ASSERT_TRUE(client.send(tagged(arp_request(me, "169.254.10.110"), 100)));
+    EXPECT_FALSE(expect_frame(client, 300ms, [&](const captured&, const wire::frame& f) {
+        return f.kind == wire::frame_kind::arp && f.arp.op == wire::arp_op_reply && f.arp.spa == *ipv4_addr::parse("169.254.10.110");
+    })) << "group 20's address is not answered in group 10's VLAN";
+    ASSERT_TRUE(client.send(tagged(arp_request(me, "169.254.10.100"), 100)));
+    EXPECT_TRUE(expect_frame(client, 2s, reply("169.254.10.100", mac_a, 100))) << c.logs();
+    ASSERT_TRUE(client.send(tagged(arp_request(me, "169.254.10.110"), 200)));
+    EXPECT_TRUE(expect_frame(client, 2s, reply("169.254.10.110", mac_a, 200))) << c.logs();
+
+    client.drain();
+    c.stop("a", SIGKILL);
+    bool garp100 = false, garp200 = false;
+    expect_frame(client, 5s, [&](const captured& cap, const wire::frame& f) {
+        if (f.kind != wire::frame_kind::arp || !f.arp.is_gratuitous() || f.arp.sha != mac_b) return false;
+        if (f.arp.spa == *ipv4_addr::parse("169.254.10.100") && cap.vlan == 100) garp100 = true;
+        if (f.arp.spa == *ipv4_addr::parse("169.254.10.110") && cap.vlan == 200) garp200 = true;
+        return garp100 && garp200;
+    });
+    EXPECT_TRUE(garp100) << "group 10's GARP from b, tagged 100\n" << c.logs();
+    EXPECT_TRUE(garp200) << "group 20's GARP from b, tagged 200";
+    EXPECT_TRUE(wait_until([&] { return group_role(c, "b", 10) == "primary" && group_role(c, "b", 20) == "primary"; }, 10s));
+}
