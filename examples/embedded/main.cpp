@@ -157,8 +157,13 @@ int serve(std::uint16_t port, rte_mempool* pool, const options& o) {
     rte_mbuf* mine[burst_size];
     rte_mbuf* out[burst_size];
     std::uint64_t answered = 0, dropped = 0;
+    std::uint64_t rx_empty = hw.now_ns();
     while (!quit) {
+        const std::uint64_t polled = hw.now_ns();
         const std::uint16_t n = rte_eth_rx_burst(port, 0, pkts, burst_size);
+        // The queue was empty at `polled`: heartwire judges silence up to there, not past
+        // frames still waiting behind a full burst.
+        if (n < burst_size) rx_empty = polled;
         std::uint16_t nh = 0, nt = 0;
         for (std::uint16_t i = 0; i < n; ++i) {
             if (hw.is_heartwire(pkts[i])) mine[nh++] = pkts[i];
@@ -174,7 +179,7 @@ int serve(std::uint16_t port, rte_mempool* pool, const options& o) {
                 rte_pktmbuf_free_bulk(out + sent, nt - sent);
             }
         }
-        const std::uint64_t next = hw.poll();
+        const std::uint64_t next = hw.poll(rx_empty);
         if (n == 0 && o.idle_ns != 0) {
             const std::uint64_t now = hw.now_ns();
             if (next > now) {

@@ -142,10 +142,14 @@ public:
     void rx(rte_mbuf* const* pkts, std::uint16_t n) noexcept;
     // One engine turn: control commands, timers, detection, the TX flush; then the change
     // callback if the role or the addresses moved. Call it every loop turn, on the lcore
-    // that calls rx(), after handing over what that turn received (silence is judged up to
-    // now). Returns when heartwire next has something to do, on now_ns()'s clock: the
-    // application may sleep until then if it has nothing else to do.
-    std::uint64_t poll() noexcept;
+    // that calls rx(), after handing over what that turn received. `rx_empty_ns` (now_ns()'s
+    // clock): when the application last found its RX queue empty (an rx_burst that
+    // returned fewer than it asked for). The monitor judges the primary's silence only up
+    // to then, so answers still queued behind the application's own traffic never count as
+    // silence. 0 means "now": the application drained its queue this turn. Returns when
+    // heartwire next has something to do, on now_ns()'s clock: the application may sleep
+    // until then if it has nothing else to do.
+    std::uint64_t poll(std::uint64_t rx_empty_ns = 0) noexcept;
     // heartwire's clock (TSC, in ns).
     std::uint64_t now_ns() const noexcept;
 

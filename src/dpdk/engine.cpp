@@ -200,14 +200,9 @@ public:
     // What the TX ring cannot take now waits, in order, for the next flush (every turn), so
     // a burst larger than the ring (a thousand groups' GARPs in one takeover) is paced by
     // the ring instead of dropped. Only a full backlog drops.
-    // This turn's frames go first (heartbeats that peers' monitors wait for must not queue
-    // behind a thousand groups' GARPs), then the backlog in its order.
+    // In order: what waits first, then this turn's frames (only once nothing waits, or a
+    // release could overtake the GARPs before it).
     void flush() noexcept {
-        std::uint16_t sent = 0;
-        if (n_ != 0) {
-            sent = rte_eth_tx_burst(e_.port_.id(), e_.port_.tx_queue(), tx_, n_);
-            c_.tx_packets.add(sent);
-        }
         while (held_ != 0) {
             const std::size_t at = head_ % backlog_size;
             const auto run = static_cast<std::uint16_t>(std::min<std::size_t>({held_, backlog_size - at, 512}));
@@ -218,6 +213,11 @@ public:
             if (out < run) break; // the ring is still full
         }
         if (n_ == 0) return;
+        std::uint16_t sent = 0;
+        if (held_ == 0) {
+            sent = rte_eth_tx_burst(e_.port_.id(), e_.port_.tx_queue(), tx_, n_);
+            c_.tx_packets.add(sent);
+        }
         for (std::uint16_t i = sent; i < n_; ++i) {
             if (held_ == backlog_size) {
                 c_.tx_dropped.add(n_ - i);
@@ -236,17 +236,22 @@ public:
     // A new turn of the role loop: its first announcement is sent at once again.
     void new_turn() noexcept { announced_ = false; }
 
-    // The role loop's end (its release frames in this turn): what waits gets up to 100 ms
-    // of ring room before it is freed.
-    ~tx_sink() {
+    // The loop's end (its release frames in this turn), on the poll lcore: what waits gets up
+    // to 100 ms of ring room.
+    void drain() noexcept {
         flush();
         const std::uint64_t until = e_.clk_.now_ns() + 100'000'000;
         while (held_ != 0 && e_.clk_.now_ns() < until) {
             rte_pause();
             flush();
         }
+    }
+
+    // Whatever still waits is freed, never sent from another thread.
+    ~tx_sink() {
         if (held_ != 0) c_.tx_dropped.add(held_);
         for (; held_ != 0; --held_, ++head_) rte_pktmbuf_free(backlog_[head_ % backlog_size]);
+        if (n_ != 0) rte_pktmbuf_free_bulk(tx_, n_);
     }
 
 private:
@@ -880,6 +885,7 @@ int engine::role_loop(Pull&& pull) noexcept {
         wake_latency_ns_.store(role_idle_.latency_ns(), std::memory_order_relaxed);
     }
     machine_event(fsm::event_kind::shutdown, tx);
+    tx.drain();
     drop_sched();
     if (notice_) {
         notice_->clean_exit.store(true, std::memory_order_release);
@@ -1031,7 +1037,7 @@ void engine::deliver(rte_mbuf* const* pkts, std::uint16_t n, std::uint64_t now) 
     embed_tx_->flush(); // answers (probe acks, ARP) leave now, not at the next turn
 }
 
-std::uint64_t engine::turn(std::uint64_t intended_ns) noexcept {
+std::uint64_t engine::turn(std::uint64_t intended_ns, std::uint64_t rx_empty_ns) noexcept {
     if (!embed_tx_) return 0;
     const std::uint64_t now = clk_.now_ns();
     role_c_.loops.add();
@@ -1045,8 +1051,10 @@ std::uint64_t engine::turn(std::uint64_t intended_ns) noexcept {
         if (now - intended > report_gap_ns_) report_gap(now - intended, now);
         tick.woke_ns = now;
         tick.intended_ns = intended;
-        tick.judged_ns = now;
     }
+    // Silence is judged up to the last time the application found its RX queue empty
+    // (drain-then-judge, turn.hpp): not past answers still queued behind its traffic.
+    tick.judged_ns = rx_empty_ns != 0 ? std::min(rx_empty_ns, now) : now;
     role_turn(tick, now, *embed_tx_);
     return embed_tx_->pending() ? now : next_wakeup_all(); // frames waiting for TX room: at once
 }
@@ -1054,6 +1062,7 @@ std::uint64_t engine::turn(std::uint64_t intended_ns) noexcept {
 void engine::stop_embedded() noexcept {
     if (!embed_tx_ || role_done_.load(std::memory_order_acquire)) return;
     machine_event(fsm::event_kind::shutdown, *embed_tx_);
+    embed_tx_->drain();
     if (notice_) {
         notice_->clean_exit.store(true, std::memory_order_release);
         notice_->disarm();

@@ -310,7 +310,7 @@ public:
     // whenever a machine emitted a role or address action.
     void start_embedded() noexcept;
     void deliver(rte_mbuf* const* pkts, std::uint16_t n, std::uint64_t now) noexcept;
-    std::uint64_t turn(std::uint64_t intended_ns = 0) noexcept;
+    std::uint64_t turn(std::uint64_t intended_ns = 0, std::uint64_t rx_empty_ns = 0) noexcept;
     void stop_embedded() noexcept;
     role role_now(std::size_t g) const noexcept { return m_[g].r; }
     bool holds_now(std::size_t g, fsm::address_id a) const noexcept { return m_[g].holds[static_cast<std::size_t>(a)]; }

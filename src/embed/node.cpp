@@ -294,11 +294,15 @@ void node::rx(rte_mbuf* const* pkts, std::uint16_t n) noexcept {
     i.observe(); // a step-down in these frames: holds_primary() drops now, the callback in poll()
 }
 
-std::uint64_t node::poll() noexcept {
+std::uint64_t node::poll(std::uint64_t rx_empty_ns) noexcept {
     auto& i = *p_;
     if (i.stopped) return i.clock.c.now_ns() + 1'000'000'000;
     i.start();
-    const std::uint64_t next = i.engine.turn(i.intended_ns);
+    const std::uint64_t next = i.engine.turn(i.intended_ns, rx_empty_ns);
+    // No control side (start_control/run_control never called): nothing reads the events, so
+    // they are dropped here instead of filling the ring and being replayed, hours old, by
+    // stop()'s last control turn (a stale claim would put an address back on the kernel).
+    if (!i.ctl_running.load(std::memory_order_acquire)) i.engine.poll_events([](const io::control_event&) {});
     // The application may be away until heartwire's next timer, and no longer: a timer due
     // already (or one the machine does not move on) means back at once.
     i.intended_ns = std::max(i.clock.c.now_ns(), next);
