@@ -257,6 +257,15 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
         }
         control = std::make_unique<control_loop>(c, *engine, std::move(keys));
         control->prepare_kernel_interface();
+        // A port with neither link interrupts nor a kernel interface (memif: its link comes
+        // up only once the peer process has connected, a few tens of ms after start). Its
+        // link down says "no peer yet", not "cable cut", so it is not the engine's link
+        // state; but discovery on a port that carries nothing yet would claim what the peer
+        // already holds. Wait for the link up to 1 s, then start either way (a lone node).
+        if (!port->has_lsc() && io::kernel_interface(c).empty()) {
+            for (int i = 0; i < 200 && !port->link_up(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds{5});
+            if (!port->link_up()) log::write(log::level::info, "link of " + c.port.device + " not up after 1 s (no peer connected yet): starting");
+        }
         if (c.engine.mode == cfg::lcore_mode::pipelined && rte_lcore_count() < 2)
             throw io::setup_error("engine.mode = \"pipelined\" needs two lcores: give [port] eal \"-l\", \"0,1\"");
     } catch (const std::exception& ex) {
