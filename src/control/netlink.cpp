@@ -161,8 +161,8 @@ nlmsghdr* put_addr_msg(char* buf, std::uint16_t type, std::uint16_t flags, unsig
     return nlh;
 }
 
-nlmsghdr* put_addr6_msg(char* buf, std::uint16_t type, std::uint16_t flags, unsigned seq, unsigned ifindex,
-                        const ipv6_prefix& p) noexcept {
+nlmsghdr* put_addr_msg(char* buf, std::uint16_t type, std::uint16_t flags, unsigned seq, unsigned ifindex,
+                       const ipv6_prefix& p) noexcept {
     nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
     nlh->nlmsg_type = type;
     nlh->nlmsg_flags = flags;
@@ -179,30 +179,41 @@ nlmsghdr* put_addr6_msg(char* buf, std::uint16_t type, std::uint16_t flags, unsi
     return nlh;
 }
 
+// /31 and /32 have no broadcast address (RFC 3021); below that, the kernel would not fill
+// it in for us, and ARP-based clients on the segment expect it. IPv6 has none.
+void put_broadcast(nlmsghdr* nlh, ipv4_prefix p) noexcept {
+    if (p.len >= 31) return;
+    const std::uint32_t host_mask = p.len == 0 ? 0xffffffffu : (1u << (32 - p.len)) - 1;
+    mnl_attr_put_u32(nlh, IFA_BROADCAST, htonl(p.addr.v | host_mask));
+}
+void put_broadcast(nlmsghdr*, const ipv6_prefix&) noexcept {}
+
+constexpr unsigned max_len(const ipv4_prefix&) noexcept { return 32; }
+constexpr unsigned max_len(const ipv6_prefix&) noexcept { return 128; }
+
+addr_query query_of(unsigned idx, ipv4_addr a) noexcept { return {idx, be(a), false}; }
+addr_query query_of(unsigned idx, const ipv6_addr& a) noexcept { return {idx, 0, false, AF_INET6, &a}; }
+
 } // namespace
 
-int netlink::add_address(const std::string& ifname, const ipv6_prefix& addr) noexcept {
-    if (addr.len > 128) return -EINVAL;
+// Add or remove one address, IPv4 or IPv6: the state asked for counts as success (EEXIST
+// on an add, EADDRNOTAVAIL on a removal).
+template <class Prefix>
+int netlink::change_address(const std::string& ifname, bool add, const Prefix& p) noexcept {
+    if (p.len > max_len(p)) return -EINVAL;
     const int idx = if_index(ifname);
     if (idx < 0) return idx;
     alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
-    nlmsghdr* nlh = put_addr6_msg(buf, RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, ++seq_,
-                                  static_cast<unsigned>(idx), addr);
+    nlmsghdr* nlh = add ? put_addr_msg(buf, RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, ++seq_,
+                                       static_cast<unsigned>(idx), p)
+                        : put_addr_msg(buf, RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, ++seq_, static_cast<unsigned>(idx), p);
+    if (add) put_broadcast(nlh, p);
     const int rc = request(nlh);
-    return rc == -EEXIST ? 0 : rc;
+    return rc == (add ? -EEXIST : -EADDRNOTAVAIL) ? 0 : rc;
 }
 
-int netlink::del_address(const std::string& ifname, const ipv6_prefix& addr) noexcept {
-    if (addr.len > 128) return -EINVAL;
-    const int idx = if_index(ifname);
-    if (idx < 0) return idx;
-    alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
-    nlmsghdr* nlh = put_addr6_msg(buf, RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, ++seq_, static_cast<unsigned>(idx), addr);
-    const int rc = request(nlh);
-    return rc == -EADDRNOTAVAIL ? 0 : rc;
-}
-
-int netlink::has_address(const std::string& ifname, const ipv6_addr& addr) noexcept {
+template <class Addr>
+int netlink::find_address(const std::string& ifname, int family, const Addr& addr) noexcept {
     const int idx = if_index(ifname);
     if (idx < 0) return idx;
     alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -211,59 +222,21 @@ int netlink::has_address(const std::string& ifname, const ipv6_addr& addr) noexc
     nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     nlh->nlmsg_seq = ++seq_;
     auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
-    ifa->ifa_family = AF_INET6;
-    ifa->ifa_index = static_cast<unsigned>(idx);
-    addr_query q{static_cast<unsigned>(idx), 0, false, AF_INET6, &addr};
-    const int rc = transact(sock_, portid_, nlh, match_address, &q);
-    if (rc < 0) return rc;
-    return q.found ? 1 : 0;
-}
-
-int netlink::add_address(const std::string& ifname, ipv4_prefix addr) noexcept {
-    if (addr.len > 32) return -EINVAL;
-    const int idx = if_index(ifname);
-    if (idx < 0) return idx;
-    alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
-    nlmsghdr* nlh = put_addr_msg(buf, RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-                                 ++seq_, static_cast<unsigned>(idx), addr);
-    // /31 and /32 have no broadcast address (RFC 3021); below that, the kernel would not
-    // fill it in for us, and ARP-based clients on the segment expect it.
-    if (addr.len < 31) {
-        const std::uint32_t host_mask = addr.len == 0 ? 0xffffffffu : (1u << (32 - addr.len)) - 1;
-        mnl_attr_put_u32(nlh, IFA_BROADCAST, htonl(addr.addr.v | host_mask));
-    }
-    const int rc = request(nlh);
-    return rc == -EEXIST ? 0 : rc;
-}
-
-int netlink::del_address(const std::string& ifname, ipv4_prefix addr) noexcept {
-    if (addr.len > 32) return -EINVAL;
-    const int idx = if_index(ifname);
-    if (idx < 0) return idx;
-    alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
-    nlmsghdr* nlh = put_addr_msg(buf, RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, ++seq_,
-                                 static_cast<unsigned>(idx), addr);
-    const int rc = request(nlh);
-    return rc == -EADDRNOTAVAIL ? 0 : rc;
-}
-
-int netlink::has_address(const std::string& ifname, ipv4_addr addr) noexcept {
-    const int idx = if_index(ifname);
-    if (idx < 0) return idx;
-    alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
-    nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-    nlh->nlmsg_type = RTM_GETADDR;
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    nlh->nlmsg_seq = ++seq_;
-    auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
-    ifa->ifa_family = AF_INET;
+    ifa->ifa_family = static_cast<unsigned char>(family);
     ifa->ifa_index = static_cast<unsigned>(idx); // a filter only under strict checking; match_address filters too
-    addr_query q{static_cast<unsigned>(idx), be(addr), false};
+    addr_query q = query_of(static_cast<unsigned>(idx), addr);
     // The dump is read to NLMSG_DONE even after a match, so no stale batch is left queued.
     const int rc = transact(sock_, portid_, nlh, match_address, &q);
     if (rc < 0) return rc;
     return q.found ? 1 : 0;
 }
+
+int netlink::add_address(const std::string& ifname, ipv4_prefix addr) noexcept { return change_address(ifname, true, addr); }
+int netlink::del_address(const std::string& ifname, ipv4_prefix addr) noexcept { return change_address(ifname, false, addr); }
+int netlink::has_address(const std::string& ifname, ipv4_addr addr) noexcept { return find_address(ifname, AF_INET, addr); }
+int netlink::add_address(const std::string& ifname, const ipv6_prefix& addr) noexcept { return change_address(ifname, true, addr); }
+int netlink::del_address(const std::string& ifname, const ipv6_prefix& addr) noexcept { return change_address(ifname, false, addr); }
+int netlink::has_address(const std::string& ifname, const ipv6_addr& addr) noexcept { return find_address(ifname, AF_INET6, addr); }
 
 int netlink::link_up(const std::string& ifname) noexcept {
     const int idx = if_index(ifname);

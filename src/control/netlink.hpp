@@ -44,6 +44,8 @@ public:
 
 private:
     int request(void* nlh) noexcept; // sends one request, waits for its ACK; 0 or -errno
+    template <class Prefix> int change_address(const std::string& ifname, bool add, const Prefix& p) noexcept;
+    template <class Addr> int find_address(const std::string& ifname, int family, const Addr& addr) noexcept;
     ::mnl_socket* sock_{};
     unsigned seq_{};
     unsigned portid_{};

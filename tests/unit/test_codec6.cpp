@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include "hex_bytes.hpp"
+
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -47,40 +49,8 @@ using bytes = std::vector<std::byte>;
 
 // ---------------------------------------------------------------- helpers
 
-bytes hex(std::string_view s) {
-    bytes out;
-    int hi = -1;
-    for (char c : s) {
-        int v;
-        if (c >= '0' && c <= '9') v = c - '0';
-        else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
-        else if (c == ' ' || c == '\n' || c == '|') continue;
-        else {
-            ADD_FAILURE() << "bad hex character '" << c << "'";
-            continue;
-        }
-        if (hi < 0) hi = v;
-        else {
-            out.push_back(std::byte(hi << 4 | v));
-            hi = -1;
-        }
-    }
-    EXPECT_LT(hi, 0) << "odd number of hex digits";
-    return out;
-}
-
-std::string to_hex(std::span<const std::byte> b) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string s;
-    for (std::size_t i = 0; i < b.size(); ++i) {
-        if (i != 0 && i % 2 == 0) s += ' ';
-        const auto v = std::to_integer<unsigned>(b[i]);
-        s += digits[v >> 4];
-        s += digits[v & 15];
-    }
-    return s;
-}
+using hwtest::hex;
+using hwtest::to_hex;
 
 // Concatenation by append: GCC 12 at -O3 warns falsely (-Wrestrict, PR 105651) on chains of
 // std::string operator+.
