@@ -255,6 +255,29 @@ decode_error decode_ipv6(std::span<const std::byte> in, frame& f, frame_kind& ki
     }
 }
 
+// Every entry once, so the receiver's walk over them needs no error path.
+decode_error check_bundle(const hb_msg& b) noexcept {
+    if (b.payload.empty()) return decode_error::hb_bad_bundle;
+    std::size_t count = 0;
+    for (std::size_t off = 0; off < b.payload.size(); ++count) {
+        if (count == hb_bundle_max_entries || b.payload.size() - off < hb_header_size) return decode_error::hb_bad_bundle;
+        const std::byte* e = b.payload.data() + off;
+        const std::uint8_t type = load_u8(e + hb_off_type);
+        const std::size_t len = load_be16(e + hb_off_payload_length);
+        const bool rides = type == static_cast<std::uint8_t>(hb_type::announce)
+                               ? len <= hb_bundle_entry_max_payload
+                               : len == 0 && (type == static_cast<std::uint8_t>(hb_type::probe) ||
+                                              type == static_cast<std::uint8_t>(hb_type::ack));
+        if (load_u8(e + hb_off_version) != heartwire_version || !rides || load_u8(e + hb_off_role) > max_wire_role ||
+            load_be32(e + hb_off_node_id) != b.node_id || load_be64(e + hb_off_incarnation) != b.incarnation ||
+            load_u8(e + hb_off_key_id) != 0 || load_u8(e + hb_off_auth_alg) != 0 ||
+            b.payload.size() - off - hb_header_size < len)
+            return decode_error::hb_bad_bundle;
+        off += hb_header_size + len;
+    }
+    return decode_error::none;
+}
+
 // `frame_start`: the frame's first byte (the Ethernet header), where the tag's cover begins.
 decode_error decode_hb(const std::byte* frame_start, std::span<const std::byte> in, hb_msg& h) noexcept {
     if (in.size() < hb_header_size) return decode_error::hb_truncated;
@@ -266,7 +289,8 @@ decode_error decode_hb(const std::byte* frame_start, std::span<const std::byte> 
     h.role = load_u8(p + hb_off_role);
     if (h.role > max_wire_role) return decode_error::hb_bad_role;
     const std::size_t len = load_be16(p + hb_off_payload_length);
-    if (len > hb_max_payload || len > in.size() - hb_header_size) return decode_error::hb_bad_payload_length;
+    const std::size_t limit = h.type == hb_type::bundle ? hb_max_bundle_payload : hb_max_payload;
+    if (len > limit || len > in.size() - hb_header_size) return decode_error::hb_bad_payload_length;
     h.priority = load_u8(p + hb_off_priority);
     h.node_id = load_be32(p + hb_off_node_id);
     h.epoch = load_be64(p + hb_off_epoch);
@@ -287,6 +311,7 @@ decode_error decode_hb(const std::byte* frame_start, std::span<const std::byte> 
         h.tag = in.subspan(end, hb_tag_size);
     }
     h.covered = std::span<const std::byte>(frame_start, static_cast<std::size_t>(p - frame_start) + end);
+    if (h.type == hb_type::bundle) return check_bundle(h);
     return decode_error::none;
 }
 
@@ -510,21 +535,9 @@ std::size_t encode_icmp_echo(const mac_addr& dst, const mac_addr& src, const icm
     return pad_to_min(out, len);
 }
 
-std::size_t encode_heartbeat(const mac_addr& dst, const mac_addr& src, const hb_msg& m,
-                             std::span<std::byte> out) noexcept {
-    // Refuse what every receiver would drop (see decode_hb), so a bad frame is caught at
-    // the sender instead of looking like packet loss.
-    if (!is_valid_hb_type(static_cast<std::uint8_t>(m.type)) || m.role > max_wire_role ||
-        m.payload.size() > hb_max_payload)
-        return 0;
-    const std::size_t tag = m.auth_alg != 0 ? hb_tag_size : 0;
-    const std::size_t len = eth_header::size() + hb_header_size + m.payload.size() + tag;
-    if (out.size() < wire_size(len)) return 0;
+namespace {
 
-    std::byte* p = out.data();
-    std::byte* h = p + eth_header::size();
-    if (!m.payload.empty()) std::memmove(h + hb_header_size, m.payload.data(), m.payload.size());
-    store_eth(p, dst, src, ethertype_heartwire);
+void store_hb_header(std::byte* h, const hb_msg& m, std::size_t payload_length) noexcept {
     h[hb_off_version] = std::byte{heartwire_version};
     h[hb_off_type] = std::byte{static_cast<std::uint8_t>(m.type)};
     h[hb_off_role] = std::byte{m.role};
@@ -536,14 +549,91 @@ std::size_t encode_heartbeat(const mac_addr& dst, const mac_addr& src, const hb_
     store_be64(h + hb_off_ts, m.ts_ns);
     store_be64(h + hb_off_ts_echo, m.ts_echo_ns);
     store_be16(h + hb_off_flags, m.flags);
-    store_be16(h + hb_off_payload_length, static_cast<std::uint16_t>(m.payload.size()));
+    store_be16(h + hb_off_payload_length, static_cast<std::uint16_t>(payload_length));
     store_be32(h + hb_off_group, m.group);
     store_be64(h + hb_off_incarnation, m.incarnation);
     h[hb_off_key_id] = std::byte{m.key_id};
     h[hb_off_auth_alg] = std::byte{m.auth_alg};
     std::memset(h + hb_off_reserved, 0, hb_header_size - hb_off_reserved);
+}
+
+} // namespace
+
+std::size_t encode_heartbeat(const mac_addr& dst, const mac_addr& src, const hb_msg& m,
+                             std::span<std::byte> out) noexcept {
+    // Refuse what every receiver would drop (see decode_hb), so a bad frame is caught at
+    // the sender instead of looking like packet loss.
+    if (!is_valid_hb_type(static_cast<std::uint8_t>(m.type)) || m.role > max_wire_role ||
+        m.payload.size() > (m.type == hb_type::bundle ? hb_max_bundle_payload : hb_max_payload) ||
+        (m.type == hb_type::bundle && check_bundle(m) != decode_error::none))
+        return 0;
+    const std::size_t tag = m.auth_alg != 0 ? hb_tag_size : 0;
+    const std::size_t len = eth_header::size() + hb_header_size + m.payload.size() + tag;
+    if (out.size() < wire_size(len)) return 0;
+
+    std::byte* p = out.data();
+    std::byte* h = p + eth_header::size();
+    if (!m.payload.empty()) std::memmove(h + hb_header_size, m.payload.data(), m.payload.size());
+    store_eth(p, dst, src, ethertype_heartwire);
+    store_hb_header(h, m, m.payload.size());
     if (tag != 0) std::memset(h + hb_header_size + m.payload.size(), 0, tag);
     return pad_to_min(out, len);
+}
+
+std::size_t encode_bundle(const mac_addr& dst, const mac_addr& src, const hb_msg& outer, std::span<const hb_msg> entries,
+                          std::span<std::byte> out) noexcept {
+    if (entries.empty() || entries.size() > hb_bundle_max_entries || outer.role > max_wire_role) return 0;
+    std::size_t payload = 0;
+    for (const hb_msg& m : entries) {
+        if (!bundlable(m) || m.role > max_wire_role) return 0;
+        payload += bundle_entry_size(m);
+    }
+    if (payload > hb_max_bundle_payload) return 0;
+    const std::size_t tag = outer.auth_alg != 0 ? hb_tag_size : 0;
+    const std::size_t len = eth_header::size() + hb_header_size + payload + tag;
+    if (out.size() < wire_size(len)) return 0;
+    std::byte* p = out.data();
+    std::byte* h = p + eth_header::size();
+    std::byte* e = h + hb_header_size;
+    for (const hb_msg& m : entries) {
+        hb_msg x = m;
+        x.node_id = outer.node_id;
+        x.incarnation = outer.incarnation;
+        x.key_id = 0;
+        x.auth_alg = 0;
+        if (!m.payload.empty()) std::memmove(e + hb_header_size, m.payload.data(), m.payload.size());
+        store_hb_header(e, x, m.payload.size());
+        e += bundle_entry_size(m);
+    }
+    hb_msg b = outer;
+    b.type = hb_type::bundle;
+    store_eth(p, dst, src, ethertype_heartwire);
+    store_hb_header(h, b, payload);
+    if (tag != 0) std::memset(e, 0, tag);
+    return pad_to_min(out, len);
+}
+
+std::size_t next_bundle_entry(const hb_msg& b, std::size_t off, hb_msg& h) noexcept {
+    const std::byte* p = b.payload.data() + off;
+    h = hb_msg{};
+    h.type = static_cast<hb_type>(load_u8(p + hb_off_type));
+    h.role = load_u8(p + hb_off_role);
+    h.priority = load_u8(p + hb_off_priority);
+    h.node_id = b.node_id;
+    h.epoch = load_be64(p + hb_off_epoch);
+    h.seq = load_be64(p + hb_off_seq);
+    h.ack_seq = load_be64(p + hb_off_ack_seq);
+    h.ts_ns = load_be64(p + hb_off_ts);
+    h.ts_echo_ns = load_be64(p + hb_off_ts_echo);
+    h.flags = load_be16(p + hb_off_flags);
+    h.group = load_be32(p + hb_off_group);
+    h.incarnation = b.incarnation;
+    h.key_id = b.key_id;
+    h.auth_alg = b.auth_alg;
+    h.payload = b.payload.subspan(off + hb_header_size, load_be16(p + hb_off_payload_length));
+    h.covered = b.covered;
+    h.tag = b.tag;
+    return off + hb_header_size + h.payload.size();
 }
 
 // ---------------------------------------------------------------- encode: IPv6

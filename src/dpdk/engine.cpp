@@ -107,23 +107,11 @@ public:
         const mac_addr& me = e_.port_.mac();
         switch (a.kind) {
         case action_kind::send_heartbeat:
+            if (e_.m_.size() > 1 && wire::bundlable(a.hb)) return bundle(a.hb, a.dst);
             put([&](std::span<std::byte> b) {
-                // Keyed: the frame carries our send key's id and a tag over all of it.
-                wire::hb_msg m = a.hb;
-                // Many groups: each signs with the key its own machine chose (it moves to a
-                // new key once that group's peers accept it), then the ring is back on the
-                // first group's (the guard's notice is signed with it).
-                auth::keyring* ring = e_.role_keys_ ? e_.role_keys_->tx.get() : nullptr;
-                const std::uint8_t own = e_.m_[group_].send_key;
-                const bool switched = ring && group_ != 0 && own != 0 && own != ring->send_key() && ring->set_send_key(own);
-                if (e_.keyed_) {
-                    m.key_id = e_.signing_key();
-                    m.auth_alg = static_cast<std::uint8_t>(auth::keyring::algo());
-                }
-                const std::size_t n = wire::encode_heartbeat(a.dst, me, m, b);
-                if (n != 0 && e_.keyed_) e_.sign(b.first(n));
-                if (switched) ring->set_send_key(e_.m_.front().send_key);
-                return n;
+                return signed_frame(b, [&](const wire::hb_msg& m, std::span<std::byte> out) {
+                    return wire::encode_heartbeat(a.dst, me, m, out);
+                }, a.hb);
             });
             return;
         case action_kind::send_arp_probe:
@@ -203,6 +191,7 @@ public:
     // In order: what waits first, then this turn's frames (only once nothing waits, or a
     // release could overtake the GARPs before it).
     void flush() noexcept {
+        close_bundle();
         while (held_ != 0) {
             const std::size_t at = head_ % backlog_size;
             const auto run = static_cast<std::uint16_t>(std::min<std::size_t>({held_, backlog_size - at, 512}));
@@ -231,7 +220,7 @@ public:
         n_ = 0;
     }
 
-    bool pending() const noexcept { return n_ != 0 || held_ != 0; }
+    bool pending() const noexcept { return n_ != 0 || held_ != 0 || nb_ != 0; }
 
     // A new turn of the role loop: its first announcement is sent at once again.
     void new_turn() noexcept { announced_ = false; }
@@ -261,8 +250,79 @@ private:
         flush();
     }
 
+    // Many groups: the periodic heartbeats of one turn to one peer (same VLAN, same signing
+    // key) go in bundles of up to hb_bundle_max_entries (wire.hpp). Anything else sent
+    // closes the open bundle first, so frames still leave in the order they were made.
+    void bundle(const wire::hb_msg& m, const mac_addr& dst) noexcept {
+        const std::uint16_t vlan = e_.m_vlan_[group_];
+        const std::uint8_t key = key_of(group_);
+        if (nb_ != 0 && (dst != bdst_ || vlan != bvlan_ || key != bkey_ || nb_ == wire::hb_bundle_max_entries ||
+                         bbytes_ + wire::bundle_entry_size(m) > wire::hb_max_bundle_payload))
+            close_bundle();
+        if (nb_ == 0) {
+            bdst_ = dst;
+            bvlan_ = vlan;
+            bkey_ = key;
+            bgroup_ = group_;
+            bbytes_ = 0;
+        }
+        bundle_[nb_++] = m; // an announce's payload stays in its machine's state until then
+        bbytes_ += wire::bundle_entry_size(m);
+    }
+
+    // The key a group signs with: its own machine's choice (it moves to a new key once that
+    // group's peers accept it), else the ring's (the first group's; the guard's notice is
+    // signed with it).
+    std::uint8_t key_of(std::size_t g) const noexcept {
+        const auth::keyring* ring = e_.role_keys_ ? e_.role_keys_->tx.get() : nullptr;
+        if (!ring) return 0;
+        const std::uint8_t own = e_.m_[g].send_key;
+        return g != 0 && own != 0 ? own : ring->send_key();
+    }
+
+    void close_bundle() noexcept {
+        if (nb_ == 0) return;
+        const std::size_t n = nb_;
+        nb_ = 0;
+        const std::size_t g = group_;
+        group_ = bgroup_; // its VLAN and key
+        emit_frame([&](std::span<std::byte> b) {
+            wire::hb_msg outer;
+            outer.type = wire::hb_type::bundle;
+            outer.node_id = bundle_[0].node_id;
+            outer.incarnation = bundle_[0].incarnation;
+            return signed_frame(b, [&](const wire::hb_msg& o, std::span<std::byte> out) {
+                return wire::encode_bundle(bdst_, e_.port_.mac(), o, {bundle_, n}, out);
+            }, outer);
+        });
+        group_ = g;
+        c_.tx_bundled.add(n);
+    }
+
+    // Keyed: the frame carries the group's signing key's id and a tag over all of it.
+    template <class Encode>
+    std::size_t signed_frame(std::span<std::byte> b, Encode&& enc, wire::hb_msg m) noexcept {
+        auth::keyring* ring = e_.role_keys_ ? e_.role_keys_->tx.get() : nullptr;
+        const std::uint8_t own = e_.m_[group_].send_key;
+        const bool switched = ring && group_ != 0 && own != 0 && own != ring->send_key() && ring->set_send_key(own);
+        if (e_.keyed_) {
+            m.key_id = e_.signing_key();
+            m.auth_alg = static_cast<std::uint8_t>(auth::keyring::algo());
+        }
+        const std::size_t n = enc(m, b);
+        if (n != 0 && e_.keyed_) e_.sign(b.first(n));
+        if (switched) ring->set_send_key(e_.m_.front().send_key);
+        return n;
+    }
+
     template <class Encode>
     void put(Encode&& enc) noexcept {
+        close_bundle();
+        emit_frame(enc);
+    }
+
+    template <class Encode>
+    void emit_frame(Encode&& enc) noexcept {
         rte_mbuf* m = rte_pktmbuf_alloc(e_.port_.pool());
         if (!m) {
             c_.tx_nombuf.add();
@@ -296,6 +356,13 @@ private:
     const wire::frame* cur_{nullptr};
     std::uint64_t now_{0};
     std::size_t group_{0}; // the machine whose actions these are
+    wire::hb_msg bundle_[wire::hb_bundle_max_entries]; // the open bundle (bundle())
+    std::size_t nb_{0};
+    std::size_t bbytes_{0};
+    mac_addr bdst_;
+    std::uint16_t bvlan_{0};
+    std::uint8_t bkey_{0};
+    std::size_t bgroup_{0};
     rte_mbuf* tx_[tx_batch]{};
     std::uint16_t n_{0};
     bool announced_{false}; // this turn's first GARP/NA has gone out
@@ -596,6 +663,24 @@ void engine::rebuild_heap() noexcept {
 // ARP, neighbour discovery and echo to the group holding the address they name; each only
 // on the group's VLAN.
 void engine::handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, tx_sink& tx) noexcept {
+    if (f.kind == wire::frame_kind::heartbeat && f.hb.type == wire::hb_type::bundle) {
+        // Each entry as a frame of its own (decode checked them all), under the bundle's
+        // Ethernet header, key and authentication.
+        wire::frame sub = f;
+        for (std::size_t off = 0; off < f.hb.payload.size();) {
+            off = wire::next_bundle_entry(f.hb, off, sub.hb);
+            role_c_.rx_bundled.add();
+            route_frame(m, sub, now, tx);
+        }
+    } else {
+        route_frame(m, f, now, tx);
+    }
+    record_rtt();
+    refresh_notice(); // a step-down in this frame must not leave a "holds primary" notice
+    rte_pktmbuf_free(m);
+}
+
+void engine::route_frame(const rte_mbuf* m, const wire::frame& f, std::uint64_t now, tx_sink& tx) noexcept {
     if (m_.size() == 1) {
         step_group(0, f, now, tx);
     } else {
@@ -637,9 +722,6 @@ void engine::handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, 
             break;
         }
     }
-    record_rtt();
-    refresh_notice(); // a step-down in this frame must not leave a "holds primary" notice
-    rte_pktmbuf_free(m);
 }
 
 // Timers and control commands, after the RX queue was drained (a monitor that slept must
@@ -777,8 +859,9 @@ bool engine::authenticate(wire::frame& f, auth::keyring* ring, lcore_counters& c
     if (f.kind != wire::frame_kind::heartbeat || !keyed_) return true;
     f.authenticated = false;
     // Another group's frame (under its own key): the machine counts it as another group's,
-    // without a MAC computed for it, rather than as a bad tag.
-    const bool node_wide = f.hb.group == 0 && f.hb.type == wire::hb_type::engine_down;
+    // without a MAC computed for it, rather than as a bad tag. Group 0 is a node's: its
+    // engine-down notice, or a bundle of its groups' heartbeats (one tag for all of them).
+    const bool node_wide = f.hb.group == 0 && (f.hb.type == wire::hb_type::engine_down || f.hb.type == wire::hb_type::bundle);
     if (!node_wide && group_of_id(f.hb.group) == static_cast<std::size_t>(-1)) return true;
     if (f.hb.auth_alg != static_cast<std::uint8_t>(auth::keyring::algo()) || f.hb.tag.size() != wire::hb_tag_size || !ring) {
         c.auth_missing.add();

@@ -54,6 +54,8 @@ struct counter {
     X(auth_unknown_key)   /* keyed: signed with a key id we do not hold */                       \
     X(auth_bad_tag)       /* keyed: the tag does not verify (forged or corrupted) */             \
     X(rx_other_vlan)      /* a frame of another VLAN than port.vlan (or untagged when tagged) */ \
+    X(rx_bundled)         /* heartbeats that arrived in bundles (many groups), each counted */   \
+    X(tx_bundled)         /* heartbeats sent in bundles, each counted (tx_packets: frames) */    \
     X(loop_gap_max_ns)    /* the latest such wake */
 
 struct alignas(64) lcore_counters {
@@ -216,6 +218,7 @@ private:
     friend class tx_sink;
     std::size_t dequeue_events(control_event* out, std::size_t n) noexcept;
     void handle_frame(rte_mbuf* m, const wire::frame& f, std::uint64_t now, class tx_sink& tx) noexcept;
+    void route_frame(const rte_mbuf* m, const wire::frame& f, std::uint64_t now, class tx_sink& tx) noexcept;
     void step_group(std::size_t g, const wire::frame& f, std::uint64_t now, class tx_sink& tx) noexcept;
     std::size_t group_of_id(std::uint32_t id) const noexcept;      // npos: none
     std::size_t group_of(ipv4_addr a) const noexcept;
