@@ -106,6 +106,7 @@ control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth
         next_key_check_ = std::chrono::steady_clock::now() + std::chrono::seconds{1};
     }
     g_.resize(c.groups.size());
+    last_takeover_.resize(c.groups.size());
     for (std::size_t g = 0; g < c.groups.size(); ++g)
         for (std::size_t i = 0; i < c.health.size(); ++i)
             if (!c.groups[g].health_given ||
@@ -523,6 +524,7 @@ void control_loop::on_event(const io::control_event& ev) {
     case action_kind::takeover: {
         const std::uint64_t det = a.decided_ns - a.last_answer_ns;
         takeovers_.push_back({a.peer_id, ev.wall_ns, det, c_.groups[g].id});
+        last_takeover_[g] = takeovers_.back();
         if (takeovers_.size() > 64) takeovers_.pop_front();
         log::write_at(log::level::warn, ev.wall_ns,
                       tag + fmt("primary %u failed: no answer for %.1f us, taking over", a.peer_id, static_cast<double>(det) / 1e3));
@@ -717,7 +719,8 @@ std::string control_loop::handle(std::string_view req) {
     if (cmd == "status") {
         std::string fmt_arg;
         in >> fmt_arg;
-        const status_inputs si{c_, e_, takeovers_, notes_, fault_detail_, app_inflight_, queue_.counters(), steer_.get()};
+        const status_inputs si{c_, e_, takeovers_, notes_, fault_detail_, app_inflight_, queue_.counters(), steer_.get(),
+                               &last_takeover_};
         return fmt_arg == "json" ? status_json(si) + "\n" : "ok\n" + status_text(si);
     }
     if (cmd == "switchover") return switchover(g);

@@ -85,6 +85,7 @@ private:
     std::unique_ptr<control::ctl_server> ctl_;
     std::unique_ptr<control::health_monitor> health_;
     std::deque<takeover_record> takeovers_;
+    std::vector<takeover_record> last_takeover_; // per group: its latest (the deque keeps 64 of all)
     std::deque<std::string> notes_;                  // recent notices, for status
     // queue tickets whose result the engine waits for: which hook, for which group
     std::map<std::uint64_t, std::pair<fsm::hook_kind, std::uint16_t>> pending_;

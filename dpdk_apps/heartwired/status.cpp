@@ -279,11 +279,19 @@ std::string status_json(const status_inputs& in) {
     // Every group, last (tools that read the first "role" find the node's own first).
     o << "],\"groups\":[";
     first = true;
-    for (const auto& x : in.e.group_statuses()) {
+    const auto all_groups = in.e.group_statuses();
+    for (std::size_t i = 0; i < all_groups.size(); ++i) {
+        const auto& x = all_groups[i];
         o << (first ? "" : ",") << "{\"id\":" << x.id << ",\"role\":\"" << to_string(x.r) << "\",\"epoch\":" << x.epoch
           << ",\"holds_primary\":" << (x.holds[0] ? "true" : "false") << ",\"holds_monitor\":" << (x.holds[1] ? "true" : "false")
           << ",\"detector_armed\":" << (x.detector_armed ? "true" : "false") << ",\"peers\":" << x.peers
-          << ",\"takeovers\":" << x.takeovers << ",\"false_takeovers\":" << x.false_takeovers << "}";
+          << ",\"takeovers\":" << x.takeovers << ",\"false_takeovers\":" << x.false_takeovers;
+        // Its latest takeover: when it was decided (CLOCK_REALTIME) and how long the
+        // primary had been silent then.
+        if (in.last_takeover && i < in.last_takeover->size() && (*in.last_takeover)[i].wall_ns != 0)
+            o << ",\"last_takeover\":{\"wall_ns\":" << (*in.last_takeover)[i].wall_ns
+              << ",\"detection_ns\":" << (*in.last_takeover)[i].detection_ns << "}";
+        o << "}";
         first = false;
     }
     o << "]}";

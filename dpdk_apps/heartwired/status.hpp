@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <vector>
 #include <string>
 
 #include "control/hook_queue.hpp"
@@ -28,6 +29,7 @@ struct status_inputs {
     std::int64_t app_inflight;              // -1: never reported
     control::hook_queue_counters hooks;     // the control loop's hook queue
     const io::xdp_steer* steer{nullptr};    // af_xdp steering program, when heartwire's
+    const std::vector<takeover_record>* last_takeover{nullptr}; // per group (cfg.groups order); wall_ns 0: none
 };
 
 std::string status_text(const status_inputs& in);
