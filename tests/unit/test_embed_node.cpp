@@ -191,6 +191,86 @@ TEST(EmbedNode, StoppedPrimaryHandsOverAtOnceAndReportsTheLoss) {
     EXPECT_TRUE(b.gained_primary());
 }
 
+// Many groups (issue 9): a node's heartbeats to a peer ride in bundles (one frame, one tag
+// for up to 19 groups' probes, acks and announces), each entry judged by its own group's
+// machine: every group forms, and a silent primary is taken over in every group.
+TEST(EmbedNode, ManyGroupsRideInBundlesUnderOneTagAndAllTakeOver) {
+    drain_ports();
+    constexpr unsigned n = 40;
+    std::string groups;
+    for (unsigned g = 1; g <= n; ++g)
+        groups += "[[group]]\nid = " + std::to_string(g) + "\nprimary = \"169.254.10." + std::to_string(10 + g) +
+                  "/24\"\nmonitor = \"169.254.10." + std::to_string(100 + g) + "/24\"\n";
+    const auto text = [&](const std::string& name, unsigned id) {
+        std::string t = config(name, id);
+        const auto at = t.find("[addresses]");
+        const auto end = t.find("[detect]");
+        return t.substr(0, at) + groups + t.substr(end);
+    };
+    const auto make = [&](const std::string& name, unsigned id, std::uint16_t p) {
+        return embed::node(embed::config_text{text(name, id)},
+                           {.port_id = p, .tx_queue = 0, .mempool = g_ports.pool,
+                            .mac = {{0x02, 0x68, 0x77, 0, 0, static_cast<std::uint8_t>(id)}}});
+    };
+    struct many {
+        embed::node node;
+        std::uint16_t port;
+        bool polling{true};
+        void turn() {
+            rte_mbuf* pkts[32];
+            const std::uint16_t k = rte_eth_rx_burst(port, 0, pkts, 32);
+            if (!polling) {
+                rte_pktmbuf_free_bulk(pkts, k);
+                return;
+            }
+            if (k) node.rx(pkts, k); // everything on this wire is heartwire's
+            node.poll();
+        }
+    };
+    many a{make("a", 1, g_ports.a), g_ports.a}, b{make("b", 2, g_ports.b), g_ports.b};
+    ASSERT_EQ(a.node.group_count(), n);
+    const auto all = [&](auto&& pred) {
+        for (std::size_t g = 0; g < n; ++g)
+            if (!pred(g)) return false;
+        return true;
+    };
+    const auto until = [&](auto&& done, std::chrono::milliseconds t) {
+        const auto end = std::chrono::steady_clock::now() + t;
+        while (std::chrono::steady_clock::now() < end) {
+            a.turn();
+            b.turn();
+            if (done()) return true;
+        }
+        return false;
+    };
+    b.polling = false; // a first: it becomes primary in every group, then b monitor
+    ASSERT_TRUE(until([&] { return all([&](std::size_t g) { return a.node.holds_primary(g); }); }, 10s));
+    b.polling = true;
+    ASSERT_TRUE(until([&] { return all([&](std::size_t g) { return b.node.holds_monitor(g); }); }, 10s))
+        << "b is monitor in every group";
+    // Let the probes run a while: every group's answers through bundles.
+    until([] { return false; }, 300ms);
+    const auto counter = [](const std::string& js, const std::string& name) -> std::uint64_t {
+        const auto at = js.find("\"" + name + "\":");
+        return at == std::string::npos ? 0 : std::stoull(js.substr(at + name.size() + 3));
+    };
+    const std::string ja = a.node.status_json(), jb = b.node.status_json();
+    const auto bundled = counter(ja, "io_tx_bundled"), frames = counter(ja, "io_tx_packets");
+    std::printf("a sent %llu heartbeats in bundles, %llu frames in all\n", static_cast<unsigned long long>(bundled),
+                static_cast<unsigned long long>(frames));
+    EXPECT_GT(bundled, 10u * n) << ja;
+    EXPECT_LT(frames * 4, bundled) << "a bundle carries many groups' heartbeats";
+    EXPECT_GT(counter(jb, "io_rx_bundled"), 10u * n) << jb;
+    EXPECT_EQ(counter(jb, "io_auth_bad_tag"), 0u);
+    EXPECT_EQ(counter(jb, "io_auth_missing"), 0u);
+    EXPECT_EQ(counter(jb, "drop_replay"), 0u) << "each entry's seq is its group's";
+    EXPECT_EQ(counter(jb, "drop_unauthenticated"), 0u) << "a bundle's tag authenticates every entry";
+
+    a.polling = false;
+    ASSERT_TRUE(until([&] { return all([&](std::size_t g) { return b.node.holds_primary(g); }); }, 10s))
+        << "b takes over every group of the silent primary";
+}
+
 TEST(EmbedNode, AttachErrorsNameTheCause) {
     const auto error_of = [](std::uint16_t port, std::uint16_t queue, rte_mempool* pool, const std::string& cfg) {
         try {
