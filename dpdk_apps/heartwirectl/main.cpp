@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
     app.add_option("-g,--group", group, "address group id ([[group]] id) a switchover, fault, clear or inflight is for; "
                                         "default: the first group (switchover) or every group")
         ->check(CLI::Range(1LL, 4294967295LL));
+    app.set_version_flag("-V,--version", std::string("heartwirectl ") + HEARTWIRE_VERSION);
     app.require_subcommand(1, 1);
 
     std::string line;

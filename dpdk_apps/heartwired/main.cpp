@@ -7,9 +7,14 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <rte_version.h>
 
 #include "daemon.hpp"
 #include "heartwire/config.hpp"
+
+namespace {
+constexpr int exit_usage = 64; // sysexits.h EX_USAGE
+} // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"heartwired: kernel-bypass high-availability heartbeat engine.\n"
@@ -22,11 +27,15 @@ int main(int argc, char** argv) {
     app.add_option("-c,--config", config_path, "TOML configuration file")->required();
     app.add_flag("--check", check_only, "validate the configuration and exit");
     app.add_option("eal", eal_extra, "extra EAL arguments, after --");
+    app.set_version_flag("-V,--version", std::string("heartwired ") + HEARTWIRE_VERSION + " (" + rte_version() + ")");
     app.allow_extras(false);
+    app.footer("Exit status: 0 ok (a clean stop), 2 configuration error, 1 setup or run-time failure\n"
+               "(EAL, port, hugepages, a lost engine), 64 bad usage.");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // --help and --version are CLI11's "errors" too, with exit code 0.
+        return app.exit(e) == 0 ? 0 : exit_usage;
     }
 
     auto r = heartwire::cfg::load_file(config_path);

@@ -128,7 +128,7 @@ std::string status_text(const status_inputs& in) {
     std::ostringstream o;
     o << "node      " << in.c.node.name << " (id " << in.c.node.id << ", priority " << int(in.c.node.priority)
       << (in.c.groups.size() > 1 ? ", " + std::to_string(in.c.groups.size()) + " groups" : ", group " + std::to_string(in.c.groups.front().id))
-      << ")\n";
+      << ")  heartwired " HEARTWIRE_VERSION "\n";
     o << "role      " << to_string(s.r) << "  epoch " << s.epoch << "  holds " << holds_list(s) << "\n";
     o << "addresses primary " << role_list(in.c, true, ", ") << "  monitor " << role_list(in.c, false, ", ");
     if (in.c.port.vlan) o << "  vlan " << in.c.port.vlan;
@@ -199,7 +199,7 @@ std::string status_json(const status_inputs& in) {
     const auto& rc = in.e.role_counters();
     const auto& xc = in.e.rx_counters();
     std::ostringstream o;
-    o << "{\"node\":{\"name\":\"" << in.c.node.name << "\",\"id\":" << in.c.node.id
+    o << "{\"version\":\"" HEARTWIRE_VERSION "\",\"node\":{\"name\":\"" << in.c.node.name << "\",\"id\":" << in.c.node.id
       << ",\"priority\":" << int(in.c.node.priority) << ",\"group\":" << in.c.node.group
       << ",\"incarnation\":" << s.incarnation << "},";
     o << "\"auth\":{\"mode\":\"" << cfg::to_string(in.c.auth.mode) << "\",\"algorithm\":\""
