@@ -181,6 +181,7 @@ void report_core_layout(const cpu_set_t& original) {
 int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
     log::level lvl;
     if (log::parse_level(c.control.log_level, lvl)) log::set_level(lvl);
+    log::use_journal_if_connected(); // under systemd: journal entries with priority and fields
     cpu_set_t original;
     CPU_ZERO(&original);
     sched_getaffinity(0, sizeof original, &original);

@@ -1,10 +1,16 @@
 #include "control/log.hpp"
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
-#include <unistd.h>
 
 namespace heartwire::log {
 
@@ -27,7 +33,98 @@ constexpr std::string_view name_of(level l) noexcept {
 // log reader.
 constexpr std::size_t line_max = 4096;
 
+// syslog(3) priorities, which journald keeps as PRIORITY.
+constexpr int priority_of(level l) noexcept {
+    switch (l) {
+    case level::debug: return 7;
+    case level::info: return 6;
+    case level::warn: return 4;
+    case level::error: return 3;
+    }
+    return 6;
+}
+
+std::atomic<int> g_journal{-1}; // connected datagram socket, or -1
+
+// Appends KEY=value\n (values here never hold a newline: messages are one line).
+struct entry {
+    char buf[line_max + 512];
+    std::size_t len{0};
+    void add(std::string_view key, std::string_view value) noexcept {
+        if (len + key.size() + value.size() + 2 > sizeof buf) return;
+        std::memcpy(buf + len, key.data(), key.size());
+        len += key.size();
+        buf[len++] = '=';
+        std::memcpy(buf + len, value.data(), value.size());
+        len += value.size();
+        buf[len++] = '\n';
+    }
+    void add(std::string_view key, std::uint64_t v) noexcept {
+        char n[24];
+        const int k = std::snprintf(n, sizeof n, "%llu", static_cast<unsigned long long>(v));
+        if (k > 0) add(key, std::string_view(n, static_cast<std::size_t>(k)));
+    }
+};
+
+bool send_journal(level l, std::uint64_t wall_ns, std::string_view msg, const fields& f) noexcept {
+    const int fd = g_journal.load(std::memory_order_acquire);
+    if (fd < 0) return false;
+    entry e;
+    char pri[2] = {static_cast<char>('0' + priority_of(l)), 0};
+    e.add("PRIORITY", std::string_view(pri, 1));
+    e.add("SYSLOG_IDENTIFIER", program_invocation_short_name);
+    if (f.group) e.add("HEARTWIRE_GROUP", f.group);
+    if (!f.role.empty()) e.add("HEARTWIRE_ROLE", f.role);
+    if (f.epoch) e.add("HEARTWIRE_EPOCH", f.epoch);
+    if (f.peer) e.add("HEARTWIRE_PEER", f.peer);
+    // When it happened (the journal's own timestamp is when it was written).
+    e.add("HEARTWIRE_EVENT_USEC", wall_ns / 1000);
+    // The message last, one line, cut like the stderr line.
+    char m[line_max];
+    std::size_t n = 0;
+    for (const char c : msg) {
+        if (n == sizeof m) break;
+        m[n++] = (c == '\n' || c == '\r') ? ' ' : c;
+    }
+    e.add("MESSAGE", std::string_view(m, n));
+    for (;;) {
+        if (::send(fd, e.buf, e.len, MSG_NOSIGNAL) >= 0) return true;
+        if (errno != EINTR) return false;
+    }
+}
+
 } // namespace
+
+bool use_journal(const std::string& socket_path) noexcept {
+    const int old = g_journal.exchange(-1, std::memory_order_acq_rel);
+    if (old >= 0) ::close(old);
+    if (socket_path.empty()) return true;
+    sockaddr_un a{};
+    if (socket_path.size() >= sizeof a.sun_path) return false;
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, socket_path.data(), socket_path.size());
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return false;
+    }
+    g_journal.store(fd, std::memory_order_release);
+    return true;
+}
+
+bool use_journal_if_connected() noexcept {
+    const char* js = std::getenv("JOURNAL_STREAM");
+    if (!js) return false;
+    unsigned long long dev = 0, ino = 0;
+    struct stat st{};
+    if (std::sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) != 0 ||
+        static_cast<unsigned long long>(st.st_dev) != dev || static_cast<unsigned long long>(st.st_ino) != ino)
+        return false; // stderr was redirected since: the caller wants its lines there
+    return use_journal("/run/systemd/journal/socket");
+}
+
+bool journal_on() noexcept { return g_journal.load(std::memory_order_acquire) >= 0; }
 
 void set_level(level l) noexcept { g_level.store(l, std::memory_order_relaxed); }
 
@@ -47,8 +144,11 @@ void write(level l, std::string_view msg) noexcept {
              msg);
 }
 
-void write_at(level l, std::uint64_t wall_ns, std::string_view msg) noexcept {
+void write_at(level l, std::uint64_t wall_ns, std::string_view msg) noexcept { write_at(l, wall_ns, msg, fields{}); }
+
+void write_at(level l, std::uint64_t wall_ns, std::string_view msg, const fields& f) noexcept {
     if (l < g_level.load(std::memory_order_relaxed)) return;
+    if (send_journal(l, wall_ns, msg, f)) return;
 
     timespec ts{};
     ts.tv_sec = static_cast<time_t>(wall_ns / 1'000'000'000ull);
