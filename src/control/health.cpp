@@ -1,8 +1,10 @@
 #include "control/health.hpp"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 
 #include "control/netlink.hpp"
 
@@ -22,15 +24,53 @@ health_monitor::health_monitor(const std::vector<cfg::health_check_cfg>& checks,
 
 health_monitor::~health_monitor() = default;
 
-bool health_monitor::process_running(const std::string& name) {
+namespace {
+
+std::string read_all(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+} // namespace
+
+// How a [[health]] process target names a process (docs/configuration.md):
+//  - with a space: its whole command line (argv joined by spaces) is that, or begins with
+//    it and a space;
+//  - an absolute path: the process's executable (/proc/PID/exe) or its argv[0] is that path;
+//  - else a name: its comm (the kernel keeps 15 characters of it) or the last component of
+//    its argv[0], so a name longer than 15 characters still matches.
+bool health_monitor::process_matches(const std::string& target, const std::string& comm, const std::string& exe,
+                                     const std::string& cmdline) {
+    const std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
+    if (target.find(' ') != std::string::npos) {
+        std::string line = cmdline;
+        while (!line.empty() && line.back() == '\0') line.pop_back();
+        for (char& ch : line)
+            if (ch == '\0') ch = ' ';
+        return line == target || (line.size() > target.size() && line.compare(0, target.size(), target) == 0 &&
+                                  line[target.size()] == ' ');
+    }
+    if (!target.empty() && target.front() == '/') return exe == target || argv0 == target;
+    const auto slash = argv0.rfind('/');
+    return comm == target || (slash == std::string::npos ? argv0 : argv0.substr(slash + 1)) == target;
+}
+
+bool health_monitor::process_running(const std::string& target) {
     DIR* d = opendir("/proc");
     if (!d) return false;
     bool found = false;
     while (dirent* e = readdir(d)) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        std::ifstream comm(std::string("/proc/") + e->d_name + "/comm");
-        std::string c;
-        if (std::getline(comm, c) && c == name) {
+        const std::string dir = std::string("/proc/") + e->d_name;
+        std::string comm = read_all(dir + "/comm");
+        if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+        std::string exe;
+        if (!target.empty() && target.front() == '/' && target.find(' ') == std::string::npos) {
+            char buf[4096];
+            const ssize_t n = readlink((dir + "/exe").c_str(), buf, sizeof buf);
+            if (n > 0) exe.assign(buf, static_cast<std::size_t>(n));
+        }
+        if (process_matches(target, comm, exe, read_all(dir + "/cmdline"))) {
             found = true;
             break;
         }

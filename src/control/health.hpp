@@ -42,8 +42,11 @@ public:
     const check_state* first_failed() const noexcept;
     const std::vector<check_state>& checks() const noexcept { return checks_; }
 
-    // Exposed for tests: does a process with this exact name (comm) run?
-    static bool process_running(const std::string& name);
+    // Does a process that the target names run (process_matches)? Public for tests.
+    static bool process_running(const std::string& target);
+    // One process against a target (comm, /proc/PID/exe, /proc/PID/cmdline as read).
+    static bool process_matches(const std::string& target, const std::string& comm, const std::string& exe,
+                                const std::string& cmdline);
 
 private:
     void record(check_state& c, bool ok, std::string detail);

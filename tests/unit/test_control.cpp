@@ -712,3 +712,48 @@ TEST(ControlHealth, MissingInterfaceFailsTheInterfaceCheck) {
     EXPECT_EQ(h.first_failed()->kind, heartwire::fsm::fault_kind::interface);
     EXPECT_EQ(h.first_failed()->last_detail, "missing");
 }
+
+// [[health]] kind = "process" (issue 11 item 7): by name (comm, or argv[0]'s last part so a
+// name past the kernel's 15 characters still matches), by executable path, or by the whole
+// command line; against real processes of the test's own.
+TEST(ControlHealth, ProcessChecksMatchByNamePathOrCommandLine) {
+    using heartwire::control::health_monitor;
+    // The rule on its own (a command line as /proc/PID/cmdline has it: NUL after each word).
+    constexpr char raw[] = "/usr/bin/python3\0/opt/app/server.py\0--port\0" "8080\0";
+    const std::string line(raw, sizeof raw - 1);
+    EXPECT_TRUE(health_monitor::process_matches("python3", "python3", "", line));
+    EXPECT_TRUE(health_monitor::process_matches("/usr/bin/python3", "python3", "/usr/bin/python3.11", line));
+    EXPECT_TRUE(health_monitor::process_matches("/usr/bin/python3.11", "python3", "/usr/bin/python3.11", line));
+    EXPECT_TRUE(health_monitor::process_matches("/usr/bin/python3 /opt/app/server.py", "python3", "", line));
+    EXPECT_TRUE(health_monitor::process_matches("/usr/bin/python3 /opt/app/server.py --port 8080", "python3", "", line));
+    EXPECT_FALSE(health_monitor::process_matches("/usr/bin/python3 /opt/app/serv", "python3", "", line)) << "a prefix of a word";
+    EXPECT_FALSE(health_monitor::process_matches("server.py", "python3", "", line));
+    EXPECT_FALSE(health_monitor::process_matches("/opt/app/server.py", "python3", "/usr/bin/python3.11", line));
+
+    // Real processes: a copy of sleep under a 24-character name (its comm is cut to 15).
+    char dir[] = "/tmp/hw-proc-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string longname = "heartwire-app-server-xyz";
+    const std::string exe = std::string(dir) + "/" + longname;
+    std::filesystem::copy_file("/bin/sleep", exe);
+    std::filesystem::permissions(exe, std::filesystem::perms::owner_all);
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        execl(exe.c_str(), exe.c_str(), "37.5", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    // Until the child has exec'd (its comm changes).
+    for (int i = 0; i < 200 && !health_monitor::process_running(longname.substr(0, 15)); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_TRUE(health_monitor::process_running(longname.substr(0, 15))) << "comm, as the kernel keeps it";
+    EXPECT_TRUE(health_monitor::process_running(longname)) << "the whole name, from argv[0]";
+    EXPECT_TRUE(health_monitor::process_running(exe)) << "the executable's path";
+    EXPECT_TRUE(health_monitor::process_running(exe + " 37.5")) << "the command line";
+    EXPECT_FALSE(health_monitor::process_running(exe + " 38")) << "another command line";
+    EXPECT_FALSE(health_monitor::process_running(std::string(dir) + "/other")) << "another path";
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    EXPECT_FALSE(health_monitor::process_running(longname)) << "gone";
+    std::filesystem::remove_all(dir);
+}
