@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <rte_version.h>
 
+#include "check.hpp"
 #include "daemon.hpp"
 #include "heartwire/config.hpp"
 
@@ -49,6 +50,19 @@ int main(int argc, char** argv) {
         }
         return 2;
     }
+    // What would only fail at run time: files, timing, EAL arguments (check.hpp).
+    auto problems = heartwire::app::runtime_problems(*r.cfg, eal_extra);
+    if (check_only) {
+        const auto floor = heartwire::app::stall_floor_problems(*r.cfg);
+        problems.insert(problems.end(), floor.begin(), floor.end());
+    }
+    bool failed = false;
+    for (const auto& p : problems) {
+        std::fprintf(stderr, "heartwired: %s in %s: %s: %s\n", p.error ? "config error" : "warning", config_path.c_str(),
+                     p.key.c_str(), p.what.c_str());
+        failed = failed || p.error;
+    }
+    if (failed) return 2;
     if (check_only) {
         std::printf("%s: ok\n", config_path.c_str());
         return 0;
