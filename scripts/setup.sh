@@ -44,6 +44,21 @@ hw_build() {
     fi
 }
 
+# Debian packages whose files the tests read but which must never run here: keepalived's
+# sample configurations (the converter's test) and Prometheus's promtool (the metrics
+# test). Downloaded and unpacked into $HW_BUILD/fetched, never installed (installing them
+# would start their daemons).
+hw_fetch() {
+    local dir="$HW_BUILD/fetched" p
+    mkdir -p "$dir"
+    for p in keepalived prometheus; do
+        [ -d "$dir/$p" ] && continue
+        ( cd "$dir" && rm -f "${p}"_*.deb && apt-get download "$p" >/dev/null 2>&1 ) ||
+            { echo "heartwire: apt-get download $p failed" >&2; return 1; }
+        dpkg-deb -x "$dir/${p}"_*.deb "$dir/$p.tmp" && mv "$dir/$p.tmp" "$dir/$p" && rm -f "$dir/${p}"_*.deb
+    done
+}
+
 # Hugepages for memif (2 MiB pages); returns non-zero when the machine cannot give them.
 hw_hugepages() {
     local want=${1:-256}

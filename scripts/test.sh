@@ -7,6 +7,7 @@ set -euo pipefail
 hw_need_root
 hw_install
 hw_build
+hw_fetch
 hw_hugepages 256 || echo "heartwire: no hugepages here; the memif tests will be skipped"
 
 rc=0

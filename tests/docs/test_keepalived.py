@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """keepalived2heartwire on keepalived's own sample configurations, as Debian ships them
-(the keepalived package's /usr/share/doc/keepalived/samples, fetched with apt-get download
-and unpacked, never installed: nothing of keepalived runs), and on small configurations
+(the keepalived package's /usr/share/doc/keepalived/samples, unpacked by the test
+command's setup, never installed: nothing of keepalived runs), and on small configurations
 of the test's own for each mapping.
 
 - every sample in the supported subset converts, and `heartwired --check` accepts it;
@@ -47,19 +47,10 @@ def check(out):
 
 
 def samples(work):
-    cache = os.path.join(build, "keepalived-deb")
-    debs = glob.glob(os.path.join(cache, "keepalived_*.deb"))
-    if not debs:
-        os.makedirs(cache, exist_ok=True)
-        r = run("apt-get", "download", "keepalived", cwd=cache)
-        debs = glob.glob(os.path.join(cache, "keepalived_*.deb"))
-        if not debs:
-            fail("apt-get download keepalived: %s" % r.stderr.strip()[-300:])
-            return []
-    x = os.path.join(work, "x")
-    r = run("dpkg-deb", "-x", debs[0], x)
-    if r.returncode != 0:
-        fail("dpkg-deb -x: %s" % r.stderr)
+    # Debian's keepalived package, unpacked by scripts/setup.sh (hw_fetch), never installed.
+    x = os.path.join(build, "fetched", "keepalived")
+    if not os.path.isdir(x):
+        fail("%s missing: scripts/test.sh fetches it (hw_fetch)" % x)
         return []
     found = sorted(glob.glob(os.path.join(x, "usr/share/doc/keepalived/samples/keepalived.conf.*")))
     found += glob.glob(os.path.join(x, "etc/keepalived/keepalived.conf.sample"))
