@@ -256,7 +256,11 @@ void watch_frame(state& s, const wire::frame& f, const admitted& ad, std::uint64
     }
     // A partition healed, or the old primary stepped down on hearing us: the clients on its
     // side still point at it. Re-announce whether or not we hear it claim (issue 8 item 7).
-    if (s.holds[0] && (ad.reappeared || ad.left_primary) && !peer_holds_primary) {
+    // Not for a standby that appears: it never held the address, so no client points at it
+    // (with many standbys and groups, every new one would otherwise cost a burst per group).
+    const bool plain_standby = static_cast<role>(m.role) == role::standby &&
+                               (m.flags & (wire::hb_flag_holds_primary | wire::hb_flag_holds_monitor)) == 0;
+    if (s.holds[0] && ((ad.reappeared && !plain_standby) || ad.left_primary) && !peer_holds_primary) {
         ++s.c.address_conflicts;
         garp_burst(s, address_id::primary, now, out);
     }

@@ -984,3 +984,21 @@ TEST(Trust, ForgedArpForTheMonitorAddressDoesNotKeepANodeFromTakingIt) {
     EXPECT_EQ(n.s.r, role::monitor) << "the forged claim was not believed";
     EXPECT_GT(n.s.c.drop_unauthenticated, 0u);
 }
+
+// Many standbys (issue 9, the 64-peer benchmark): a standby that appears never held the
+// address, so no client points at it and the primary does not re-announce (with 62
+// standbys and 1,000 groups that was ~50,000 NAs); a peer that reappears as an ex-primary
+// (fenced, or holding nothing after a partition) still gets the burst (issue 8 item 7).
+TEST(Trust, ANewStandbyCostsNoReannouncementAReturningExPrimaryDoes) {
+    auto n = lone_primary();
+    n.tick_until(n.now + 10 * ms);
+    n.out.clear();
+    const auto conflicts = n.s.c.address_conflicts;
+    for (std::uint32_t id = 5; id < 10; ++id)
+        n.rx(hb_frame(mac_of(id), mac_addr::heartwire_group(), msg(hb_type::announce, role::standby, id, 1)));
+    EXPECT_EQ(n.out.count(action_kind::send_garp), 0u) << "five new standbys: no burst";
+    EXPECT_EQ(n.s.c.address_conflicts, conflicts);
+    n.rx(hb_frame(mac_of(20), mac_addr::heartwire_group(), msg(hb_type::announce, role::fenced, 20, 1)));
+    EXPECT_GE(n.out.count(action_kind::send_garp), 1u) << "a node that stepped down from primary appears: re-announce";
+    EXPECT_EQ(n.s.c.address_conflicts, conflicts + 1);
+}
