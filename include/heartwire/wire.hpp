@@ -208,6 +208,10 @@ inline constexpr std::uint16_t hb_flag_fault = 1u << 2;
 inline constexpr std::uint16_t hb_flag_can_take_over = 1u << 3;
 inline constexpr std::uint16_t hb_flag_in_sync = 1u << 4;
 inline constexpr std::uint16_t hb_flag_monitor_missing = 1u << 5; // primary: my monitor went silent
+// Announces: the sender hears a live primary (another node's). A node in discovery that
+// hears it does not claim the primary address even when its probes got no answer (a lost
+// answer must not displace a live primary at the epoch the standbys taught it).
+inline constexpr std::uint16_t hb_flag_primary_alive = 1u << 6;
 
 struct hb_msg {
     hb_type type{hb_type::probe};

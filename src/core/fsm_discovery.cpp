@@ -88,7 +88,11 @@ void discovery_evidence(state& s, const wire::frame& f, const peer* pr, std::uin
     const bool holds_monitor = (m.flags & wire::hb_flag_holds_monitor) != 0;
     if (s.r == role::probe_primary || s.r == role::probe_monitor) {
         const bool same_target = static_cast<role>(m.role) == s.r;
-        const bool held = s.r == role::probe_primary ? holds_primary : holds_monitor;
+        // A peer that hears a live primary is evidence too: our probes' answers may have
+        // been lost (a busy boot), and a claim at the epoch the peers taught us would
+        // outrank that primary.
+        const bool held = s.r == role::probe_primary ? holds_primary || (m.flags & wire::hb_flag_primary_alive) != 0
+                                                     : holds_monitor;
         if (held || (same_target && pr && outranks(*pr, s))) s.disc_held = true;
     }
     if (s.r == role::standby && holds_monitor) s.disc_held = true;

@@ -173,6 +173,12 @@ void send_hb(action_sink& out, const mac_addr& dst, const wire::hb_msg& m) noexc
 // Announces carry the key ids we accept, so a peer moves its send key only once we take it.
 void announce(state& s, std::uint64_t now, action_sink& out) noexcept {
     auto m = make_hb(s, hb_type::announce, now);
+    for (const auto& p : s.peers) {
+        if (p.valid && !p.down && (p.flags & wire::hb_flag_holds_primary) && alive(s, p, now)) {
+            m.flags |= wire::hb_flag_primary_alive;
+            break;
+        }
+    }
     auto& pl = s.announce_payload;
     pl[0] = std::byte{tlv_accepted_keys};
     pl[1] = std::byte{32};
