@@ -278,6 +278,19 @@ decode_error check_bundle(const hb_msg& b) noexcept {
     return decode_error::none;
 }
 
+// What a frame's header and a bundle entry's have alike (not type, role, node id,
+// incarnation or key: checked or taken from the bundle).
+void load_hb_fields(const std::byte* p, hb_msg& h) noexcept {
+    h.priority = load_u8(p + hb_off_priority);
+    h.epoch = load_be64(p + hb_off_epoch);
+    h.seq = load_be64(p + hb_off_seq);
+    h.ack_seq = load_be64(p + hb_off_ack_seq);
+    h.ts_ns = load_be64(p + hb_off_ts);
+    h.ts_echo_ns = load_be64(p + hb_off_ts_echo);
+    h.flags = load_be16(p + hb_off_flags);
+    h.group = load_be32(p + hb_off_group);
+}
+
 // `frame_start`: the frame's first byte (the Ethernet header), where the tag's cover begins.
 decode_error decode_hb(const std::byte* frame_start, std::span<const std::byte> in, hb_msg& h) noexcept {
     if (in.size() < hb_header_size) return decode_error::hb_truncated;
@@ -291,15 +304,8 @@ decode_error decode_hb(const std::byte* frame_start, std::span<const std::byte> 
     const std::size_t len = load_be16(p + hb_off_payload_length);
     const std::size_t limit = h.type == hb_type::bundle ? hb_max_bundle_payload : hb_max_payload;
     if (len > limit || len > in.size() - hb_header_size) return decode_error::hb_bad_payload_length;
-    h.priority = load_u8(p + hb_off_priority);
+    load_hb_fields(p, h);
     h.node_id = load_be32(p + hb_off_node_id);
-    h.epoch = load_be64(p + hb_off_epoch);
-    h.seq = load_be64(p + hb_off_seq);
-    h.ack_seq = load_be64(p + hb_off_ack_seq);
-    h.ts_ns = load_be64(p + hb_off_ts);
-    h.ts_echo_ns = load_be64(p + hb_off_ts_echo);
-    h.flags = load_be16(p + hb_off_flags);
-    h.group = load_be32(p + hb_off_group);
     h.incarnation = load_be64(p + hb_off_incarnation);
     h.key_id = load_u8(p + hb_off_key_id);
     h.auth_alg = load_u8(p + hb_off_auth_alg);
@@ -618,15 +624,8 @@ std::size_t next_bundle_entry(const hb_msg& b, std::size_t off, hb_msg& h) noexc
     h = hb_msg{};
     h.type = static_cast<hb_type>(load_u8(p + hb_off_type));
     h.role = load_u8(p + hb_off_role);
-    h.priority = load_u8(p + hb_off_priority);
+    load_hb_fields(p, h);
     h.node_id = b.node_id;
-    h.epoch = load_be64(p + hb_off_epoch);
-    h.seq = load_be64(p + hb_off_seq);
-    h.ack_seq = load_be64(p + hb_off_ack_seq);
-    h.ts_ns = load_be64(p + hb_off_ts);
-    h.ts_echo_ns = load_be64(p + hb_off_ts_echo);
-    h.flags = load_be16(p + hb_off_flags);
-    h.group = load_be32(p + hb_off_group);
     h.incarnation = b.incarnation;
     h.key_id = b.key_id;
     h.auth_alg = b.auth_alg;
