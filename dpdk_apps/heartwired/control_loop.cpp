@@ -113,6 +113,23 @@ control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth
                 std::find(c.groups[g].health.begin(), c.groups[g].health.end(), c.health[i].name) != c.groups[g].health.end())
                 g_[g].checks.push_back(i);
     if (c.port.mode == cfg::address_mode::shared) nl_ = std::make_unique<control::netlink>();
+    for (std::size_t g = 0; g < c.groups.size(); ++g) {
+        g_[g].iface = c.groups[g].interface;
+        const std::string from = io::announce_interface(c, g);
+        if (from.empty()) continue;
+        auto& a = announcers_[from];
+        if (!a) {
+            try {
+                a = std::make_unique<control::announcer>(from);
+            } catch (const std::exception& ex) {
+                throw io::setup_error(ex.what());
+            }
+            log::write(log::level::info, "the addresses on " + from + " are announced (GARP, NA) from " + from +
+                                             " with its MAC once the kernel holds them, not from the heartbeat port " +
+                                             c.port.device);
+        }
+        g_[g].announcer = a.get();
+    }
     open_steering();
     if (!c.health.empty()) health_ = std::make_unique<control::health_monitor>(c.health, hooks_);
     ctl_ = std::make_unique<control::ctl_server>(c.control.socket, [this](std::string_view req) { return handle(req); });
@@ -161,14 +178,19 @@ void control_loop::open_steering() {
 
 void control_loop::prepare_kernel_interface() {
     if (!nl_) return;
+    std::vector<std::string> ifaces; // every interface that carries a group's addresses, once
+    for (const auto& gc : g_)
+        if (std::find(ifaces.begin(), ifaces.end(), gc.iface) == ifaces.end()) ifaces.push_back(gc.iface);
     // Both addresses share a subnet: without promotion, releasing the monitor address (the
     // subnet's first) would make the kernel drop the primary address with it.
-    const std::string promote = "/proc/sys/net/ipv4/conf/" + c_.port.kernel_interface + "/promote_secondaries";
-    if (FILE* f = std::fopen(promote.c_str(), "w")) {
-        std::fputs("1", f);
-        std::fclose(f);
-    } else {
-        log::write(log::level::warn, "cannot set " + promote + ": releasing the monitor address may drop the primary one");
+    for (const auto& ifname : ifaces) {
+        const std::string promote = "/proc/sys/net/ipv4/conf/" + ifname + "/promote_secondaries";
+        if (FILE* f = std::fopen(promote.c_str(), "w")) {
+            std::fputs("1", f);
+            std::fclose(f);
+        } else {
+            log::write(log::level::warn, "cannot set " + promote + ": releasing the monitor address may drop the primary one");
+        }
     }
     // A previous run killed with SIGKILL may have left our addresses on the interface, and
     // the staged primary on lo.
@@ -177,19 +199,28 @@ void control_loop::prepare_kernel_interface() {
         nl_->del_address(ifname, p);
         if (nl_->has_address(ifname, p.addr) == 0) log::write(log::level::warn, "removed stale " + p.to_string() + " from " + ifname);
     };
-    for (const auto& g : c_.groups) {
+    for (std::size_t g = 0; g < g_.size(); ++g) {
+        const auto& ga = c_.groups[g].addresses;
         for (const bool primary : {true, false}) {
-            for (const auto& p : cfg::role_v4(g.addresses, primary)) stale(c_.port.kernel_interface, p);
-            for (const auto& p : cfg::role_v6(g.addresses, primary)) stale(c_.port.kernel_interface, p);
+            for (const auto& p : cfg::role_v4(ga, primary)) stale(g_[g].iface, p);
+            for (const auto& p : cfg::role_v6(ga, primary)) stale(g_[g].iface, p);
         }
-        for (const auto& p : cfg::role_v4(g.addresses, true)) stale(loopback, ipv4_prefix{p.addr, 32});
-        for (const auto& p : cfg::role_v6(g.addresses, true)) stale(loopback, ipv6_prefix{p.addr, 128});
+        for (const auto& p : cfg::role_v4(ga, true)) stale(loopback, ipv4_prefix{p.addr, 32});
+        for (const auto& p : cfg::role_v6(ga, true)) stale(loopback, ipv6_prefix{p.addr, 128});
     }
-    const std::string why = quiet_arp_for_lo(c_.port.kernel_interface);
-    can_stage_ = why.empty();
-    if (!can_stage_)
-        log::write(log::level::warn, "not staging the primary address on the monitor: " + why +
-                                         "; the first requests after a takeover may be lost until the kernel holds it");
+    // Staging is for the groups the engine announces from the port: its GARP may go out
+    // before netlink has added the address. A group announced from its own interface is
+    // announced only once the kernel holds the address, and needs none.
+    for (const auto& ifname : ifaces) {
+        const bool stages = std::any_of(g_.begin(), g_.end(), [&](const group_ctl& gc) { return gc.iface == ifname && !gc.announcer; });
+        if (!stages) continue;
+        const std::string why = quiet_arp_for_lo(ifname);
+        if (!why.empty())
+            log::write(log::level::warn, "not staging the primary address on the monitor: " + why +
+                                             "; the first requests after a takeover may be lost until the kernel holds it");
+        for (auto& gc : g_)
+            if (gc.iface == ifname && !gc.announcer) gc.can_stage = why.empty();
+    }
 }
 
 void control_loop::run(const std::atomic<bool>& engine_running) {
@@ -423,21 +454,47 @@ void control_loop::on_address(const io::control_event& ev) {
                   group_tag(g) + fmt("%s %s address%s %s", add ? "claimed" : "released", s(fsm::to_string(a.which)).c_str(),
                                      v4.size() + v6.size() > 1 ? "es" : "", list.c_str()));
     if (!nl_) return;
+    auto& gc = g_[g];
+    const std::string& ifname = gc.iface;
     int rc = 0;
-    const auto apply = [&](const auto& p) {
-        const int r = add ? nl_->add_address(c_.port.kernel_interface, p) : nl_->del_address(c_.port.kernel_interface, p);
+    const auto apply = [&](const auto& p, auto& held) {
+        const int r = add ? nl_->add_address(ifname, p) : nl_->del_address(ifname, p);
         if (r != 0)
             log::write(log::level::error, fmt("netlink %s %s on %s: %s", add ? "add" : "del", p.to_string().c_str(),
-                                              c_.port.kernel_interface.c_str(), std::strerror(-r)));
+                                              ifname.c_str(), std::strerror(-r)));
         if (r != 0 && rc == 0) rc = r;
+        // What the kernel holds is what may be announced (on_announce): the address once its
+        // add succeeded, never once the role let it go.
+        if (!gc.announcer) return;
+        const auto at = std::find(held.begin(), held.end(), p.addr);
+        if (add && r == 0 && at == held.end()) held.push_back(p.addr);
+        if (!add && at != held.end()) held.erase(at);
     };
-    for (const auto& p : v4) apply(p);
-    for (const auto& p : v6) apply(p);
+    for (const auto& p : v4) apply(p, gc.held4);
+    for (const auto& p : v6) apply(p, gc.held6);
     // A takeover: the interface now holds the address (the kernel answers ARP and picks it as
     // source), so the staged copy can go. Before the monitor address is released (the next
     // event): the route to the clients' subnet never lapses. Had the add failed, the copy on
     // lo keeps the kernel serving until the node leaves the primary role.
     if (add && a.which == fsm::address_id::primary && rc == 0) unstage_primary(g);
+}
+
+// A group announced from its own kernel interface: the engine hands us its GARPs and NAs
+// (claims, the burst's repeats, refreshes, defences) in the order it made them, after the
+// claim that precedes them. Kernel first (issue 9 item 7): only an address whose netlink
+// add succeeded is announced, so every client the announcement moves finds it served.
+void control_loop::on_announce(const io::control_event& ev) {
+    auto& gc = g_[ev.group < g_.size() ? ev.group : 0];
+    const bool v6 = ev.a.kind == fsm::action_kind::send_na;
+    const bool held = v6 ? std::find(gc.held6.begin(), gc.held6.end(), ev.a.addr6) != gc.held6.end()
+                         : std::find(gc.held4.begin(), gc.held4.end(), ev.a.addr) != gc.held4.end();
+    if (!held) {
+        ++gc.not_held; // the failed netlink add was logged as an error
+        return;
+    }
+    // Failures are counted and logged by the announcer, once per failing spell.
+    if (v6) gc.announcer->na(ev.a.addr6);
+    else gc.announcer->garp(ev.a.addr);
 }
 
 // Shared mode: the kernel must hold the primary address before the engine's first GARP sends
@@ -472,7 +529,7 @@ bool control_loop::stage_all(bool add, std::size_t g) {
 }
 
 void control_loop::stage_primary(std::size_t g) {
-    if (!nl_ || !can_stage_ || g_[g].staged) return;
+    if (!nl_ || !g_[g].can_stage || g_[g].staged) return;
     if (stage_all(true, g)) g_[g].staged = true;
 }
 
@@ -520,6 +577,10 @@ void control_loop::on_event(const io::control_event& ev) {
     case action_kind::claim_address:
     case action_kind::release_address:
         on_address(ev);
+        break;
+    case action_kind::send_garp:
+    case action_kind::send_na:
+        on_announce(ev);
         break;
     case action_kind::takeover: {
         const std::uint64_t det = a.decided_ns - a.last_answer_ns;
@@ -719,8 +780,11 @@ std::string control_loop::handle(std::string_view req) {
     if (cmd == "status") {
         std::string fmt_arg;
         in >> fmt_arg;
+        std::vector<announce_view> announce;
+        announce.reserve(g_.size());
+        for (const auto& gc : g_) announce.push_back({gc.announcer, gc.not_held});
         const status_inputs si{c_, e_, takeovers_, notes_, fault_detail_, app_inflight_, queue_.counters(), steer_.get(),
-                               &last_takeover_};
+                               &last_takeover_, &announce};
         return fmt_arg == "json" ? status_json(si) + "\n" : "ok\n" + status_text(si);
     }
     if (cmd == "switchover") return switchover(g);

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "control/announcer.hpp"
 #include "control/ctl_socket.hpp"
 #include "control/health.hpp"
 #include "control/hook_queue.hpp"
@@ -45,6 +46,7 @@ private:
     void on_hook_done(const control::hook_completion& c);
     void on_other_hook_done(const control::hook_result& r);
     void on_address(const io::control_event& ev);
+    void on_announce(const io::control_event& ev);
     void stage_primary(std::size_t g);
     void unstage_primary(std::size_t g);
     void on_drain(std::size_t g);
@@ -70,9 +72,17 @@ private:
     control::hook_queue queue_; // every hook but health checks: one run per kind at a time
     std::unique_ptr<control::netlink> nl_;
     std::unique_ptr<io::xdp_steer> steer_; // af_xdp with heartwire's steering program
-    bool can_stage_{false}; // the kernel interface keeps quiet in ARP about a staged address
     // Per address group (cfg.groups order).
     struct group_ctl {
+        std::string iface;              // the kernel interface that carries its addresses (shared mode)
+        // Its announcements, when they leave from `iface` (io::announce_interface), not from
+        // the DPDK port; one announcer per interface (announcers_). The addresses the kernel
+        // holds there (netlink add succeeded): only these are announced (kernel first).
+        control::announcer* announcer{nullptr};
+        std::vector<ipv4_addr> held4;
+        std::vector<ipv6_addr> held6;
+        std::uint64_t not_held{0};      // announcements not sent: the kernel did not hold the address
+        bool can_stage{false};          // staging applies (the engine announces) and `iface` keeps quiet in ARP about lo
         bool staged{false};             // the primary addresses sit on lo, unannounced (stage_primary)
         bool draining{false};
         std::uint64_t drain_hook_id{0};
@@ -82,6 +92,7 @@ private:
         std::vector<std::size_t> checks; // indexes of the [[health]] checks that fault this group
     };
     std::vector<group_ctl> g_;
+    std::map<std::string, std::unique_ptr<control::announcer>> announcers_; // by interface
     std::unique_ptr<control::ctl_server> ctl_;
     std::unique_ptr<control::health_monitor> health_;
     std::deque<takeover_record> takeovers_;

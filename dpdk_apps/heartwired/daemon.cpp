@@ -74,11 +74,11 @@ std::unique_ptr<control::guard> start_guard(const cfg::config& c) {
         for (const auto& g : c.groups)
             for (const bool primary : {true, false}) {
                 for (const auto& p : cfg::role_v4(g.addresses, primary)) {
-                    o.release.push_back({c.port.kernel_interface, p});
+                    o.release.push_back({g.interface, p});
                     if (primary) o.release.push_back({"lo", ipv4_prefix{p.addr, 32}});
                 }
                 for (const auto& p : cfg::role_v6(g.addresses, primary)) {
-                    o.release.push_back({c.port.kernel_interface, {}, true, p});
+                    o.release.push_back({g.interface, {}, true, p});
                     if (primary) o.release.push_back({"lo", {}, true, ipv6_prefix{p.addr, 128}});
                 }
             }
@@ -226,6 +226,11 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
         po.rx_desc = c.port.rx_desc;
         po.tx_desc = c.port.tx_desc;
         po.mbufs = c.port.mbufs;
+        po.flow_isolate = c.port.flow_isolate;
+        if (po.flow_isolate) // one steering rule for each VLAN the groups' heartbeats use
+            for (const auto& g : c.groups)
+                if (std::find(po.flow_vlans.begin(), po.flow_vlans.end(), g.vlan) == po.flow_vlans.end())
+                    po.flow_vlans.push_back(static_cast<std::uint16_t>(g.vlan));
         port = std::make_unique<io::port>(po);
         engine = std::make_unique<io::engine>(c, *port, clock);
         if (guard) engine->set_death_notice(guard->notice());

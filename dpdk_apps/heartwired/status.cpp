@@ -3,6 +3,7 @@
 #include "heartwire/auth.hpp"
 
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 
 namespace heartwire::app {
@@ -110,6 +111,37 @@ std::string steer_text(const io::xdp_steer& x) {
     return out;
 }
 
+// Group g's announcements: from its own kernel interface (and how that went), or from the
+// DPDK port.
+const announce_view* announce_of(const status_inputs& in, std::size_t g) {
+    return in.announce && g < in.announce->size() ? &(*in.announce)[g] : nullptr;
+}
+
+std::string announce_text(const status_inputs& in, std::size_t g) {
+    const announce_view* a = announce_of(in, g);
+    if (!a || !a->kernel) return "from the DPDK port " + in.c.port.device + " (mac " + in.e.mac().to_string() + ")";
+    const auto& k = *a->kernel;
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "from %s (kernel interface, mac %s)  sent %llu  failed %llu%s%s  not held %llu",
+                  k.ifname().c_str(), k.mac().to_string().c_str(), static_cast<unsigned long long>(k.sent()),
+                  static_cast<unsigned long long>(k.failed()), k.last_error() ? ": " : "",
+                  k.last_error() ? std::strerror(-k.last_error()) : "", static_cast<unsigned long long>(a->not_held));
+    return buf;
+}
+
+void announce_json(std::ostringstream& o, const status_inputs& in, std::size_t g) {
+    const announce_view* a = announce_of(in, g);
+    o << ",\"interface\":\"" << json_escape(g < in.c.groups.size() ? in.c.groups[g].interface : std::string{}) << "\",\"announce\":{";
+    if (!a || !a->kernel) {
+        o << "\"by\":\"port\",\"from\":\"" << json_escape(in.c.port.device) << "\",\"mac\":\"" << in.e.mac().to_string() << "\"}";
+        return;
+    }
+    const auto& k = *a->kernel;
+    o << "\"by\":\"kernel\",\"from\":\"" << json_escape(k.ifname()) << "\",\"mac\":\"" << k.mac().to_string() << "\",\"sent\":" << k.sent()
+      << ",\"failed\":" << k.failed() << ",\"last_error\":\"" << (k.last_error() ? std::strerror(-k.last_error()) : "")
+      << "\",\"not_held\":" << a->not_held << "}";
+}
+
 } // namespace
 
 std::string key_ids(const fsm::key_set& k) {
@@ -136,6 +168,7 @@ std::string status_text(const status_inputs& in) {
     o << "port      " << in.c.port.device << "  mac " << in.e.mac().to_string() << "  mode "
       << cfg::to_string(in.c.port.mode) << "  engine " << cfg::to_string(in.c.engine.mode) << "/"
       << cfg::to_string(in.c.engine.idle) << "\n";
+    o << "announce  " << announce_text(in, 0) << "\n";
     if (s.fault != fsm::fault_kind::none) {
         o << "fault     " << fsm::to_string(s.fault) << (in.fault_detail.empty() ? "" : " (" + in.fault_detail + ")");
         if (s.r == role::primary)
@@ -150,7 +183,7 @@ std::string status_text(const status_inputs& in) {
     o << "detect    interval " << in.c.detect.interval_us << " us  miss " << in.c.detect.miss << "  probe "
       << cfg::to_string(in.c.detect.probe) << "\n";
     const auto& h = in.e.rtt();
-    char buf[160];
+    char buf[200];
     std::snprintf(buf, sizeof buf, "rtt       samples %llu  p50 <= %.1f us  p99 <= %.1f us  max %.1f us\n",
                   static_cast<unsigned long long>(h.samples.get()), us(h.percentile(50)), us(h.percentile(99)),
                   us(h.max_ns.get()));
@@ -164,10 +197,12 @@ std::string status_text(const status_inputs& in) {
         o << "groups    " << all.size() << " (the first in detail above; roles, epochs and peers of the first 50 below)\n";
         for (std::size_t g = 0; g < all.size() && g < 50; ++g) {
             const auto& x = all[g];
-            std::snprintf(buf, sizeof buf, "  group %-10u %-13s epoch %-5llu holds %-16s peers %u  takeovers %llu\n", x.id,
-                          std::string(to_string(x.r)).c_str(), static_cast<unsigned long long>(x.epoch),
+            const announce_view* a = announce_of(in, g);
+            std::snprintf(buf, sizeof buf, "  group %-10u %-13s epoch %-5llu holds %-16s peers %u  takeovers %llu  announce from %s\n",
+                          x.id, std::string(to_string(x.r)).c_str(), static_cast<unsigned long long>(x.epoch),
                           x.holds[0] && x.holds[1] ? "primary,monitor" : x.holds[0] ? "primary" : x.holds[1] ? "monitor" : "-",
-                          x.peers, static_cast<unsigned long long>(x.takeovers));
+                          x.peers, static_cast<unsigned long long>(x.takeovers),
+                          a && a->kernel ? a->kernel->ifname().c_str() : "the port");
             o << buf;
         }
     }
@@ -286,6 +321,7 @@ std::string status_json(const status_inputs& in) {
           << ",\"holds_primary\":" << (x.holds[0] ? "true" : "false") << ",\"holds_monitor\":" << (x.holds[1] ? "true" : "false")
           << ",\"detector_armed\":" << (x.detector_armed ? "true" : "false") << ",\"peers\":" << x.peers
           << ",\"takeovers\":" << x.takeovers << ",\"false_takeovers\":" << x.false_takeovers;
+        announce_json(o, in, i);
         // Its latest takeover: when it was decided (CLOCK_REALTIME) and how long the
         // primary had been silent then.
         if (in.last_takeover && i < in.last_takeover->size() && (*in.last_takeover)[i].wall_ns != 0)

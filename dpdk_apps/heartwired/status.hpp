@@ -6,6 +6,7 @@
 #include <vector>
 #include <string>
 
+#include "control/announcer.hpp"
 #include "control/hook_queue.hpp"
 #include "dpdk/engine.hpp"
 #include "dpdk/xdp_steer.hpp"
@@ -20,6 +21,12 @@ struct takeover_record {
     std::uint32_t group{};         // the group that took over
 };
 
+// Where one group's announcements (GARP, NA) leave from.
+struct announce_view {
+    const control::announcer* kernel{nullptr}; // its kernel interface's; null: the engine sends them from the DPDK port
+    std::uint64_t not_held{0};                 // not sent: the kernel did not hold the address
+};
+
 struct status_inputs {
     const cfg::config& c;
     const io::engine& e;
@@ -30,6 +37,7 @@ struct status_inputs {
     control::hook_queue_counters hooks;     // the control loop's hook queue
     const io::xdp_steer* steer{nullptr};    // af_xdp steering program, when heartwire's
     const std::vector<takeover_record>* last_takeover{nullptr}; // per group (cfg.groups order); wall_ns 0: none
+    const std::vector<announce_view>* announce{nullptr};        // per group (cfg.groups order)
 };
 
 std::string status_text(const status_inputs& in);

@@ -68,7 +68,11 @@ struct port_cfg {
     std::vector<std::string> eal_args;   // [port] eal = ["-l", "0", "--no-huge", ...]
     std::string device;                  // [port] device = "net_af_xdp0,iface=eth0" (vdev) or a PCI address
     address_mode mode{address_mode::exclusive}; // [port] mode = "exclusive" | "shared"
-    std::string kernel_interface;        // [port] kernel_interface: required in shared mode
+    // [port] kernel_interface: in shared mode, the kernel's interface on the DPDK port's own
+    // wire (af_xdp/af_packet: the iface= netdev; a bifurcated NIC: its netdev), and the
+    // default of every group's `interface`. Required in shared mode unless every group
+    // names its interface.
+    std::string kernel_interface;
     // [port] notice_interface: the kernel interface the guard sends the engine-down notice
     // on. "" = the vdev's iface= (af_xdp, af_packet); a PCI port or memif needs it set, or
     // the notice is off. "none" turns it off.
@@ -83,6 +87,10 @@ struct port_cfg {
     // program in shared mode (only heartwire's frames to DPDK, the rest to the kernel), the
     // PMD's default in exclusive mode; "none" = the PMD's default; or a path to an object.
     std::string xdp_prog;
+    // [port] flow_isolate: rte_flow isolated mode (a bifurcated NIC, mlx5): the port
+    // receives only what heartwire's rules steer to its queue (EtherType 0x88B5, in each of
+    // the groups' VLANs); everything else stays with the kernel. Shared mode only.
+    bool flow_isolate{false};
 };
 
 // A role's addresses: the first, IPv4, is the one the seeds' discovery probes by ARP; the
@@ -113,6 +121,10 @@ struct group_cfg {
     std::uint8_t priority{default_priority}; // [[group]] priority (default node.priority)
     bool preempt{false};               // [[group]] preempt (default protocol.preempt)
     std::uint32_t vlan{0};             // [[group]] vlan (default port.vlan)
+    // [[group]] interface: shared mode, the kernel interface that carries the group's
+    // addresses (default port.kernel_interface). Another interface than the DPDK port's own
+    // (a dedicated heartbeat port) is also where the group's GARPs / NAs leave from.
+    std::string interface;
     // [[group]] health: the [[health]] checks whose failure faults this group; empty = every check.
     std::vector<std::string> health;
     bool health_given{false};

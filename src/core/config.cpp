@@ -342,6 +342,7 @@ void read_port(table_reader& r, port_cfg& c) {
     r.uint("mbufs", c.mbufs);
     r.uint("vlan", c.vlan);
     r.string("xdp_prog", c.xdp_prog);
+    r.boolean("flow_isolate", c.flow_isolate);
 }
 
 void read_addresses(table_reader& r, addresses_cfg& c) {
@@ -425,6 +426,7 @@ void read_group(table_reader& r, group_cfg& g) {
     r.uint("priority", g.priority);
     r.boolean("preempt", g.preempt);
     r.uint("vlan", g.vlan);
+    r.string("interface", g.interface);
     g.health_given = r.has("health");
     r.strings("health", g.health);
 }
@@ -491,6 +493,7 @@ void read_config(const toml::table& root, config& c, error_list& e) {
                 g.priority = c.node.priority;
                 g.preempt = c.protocol.preempt;
                 g.vlan = c.port.vlan;
+                if (c.port.mode == address_mode::shared) g.interface = c.port.kernel_interface;
                 table_reader r{*a->get(i)->as_table(), "group[" + std::to_string(i) + "]", "group", e};
                 read_group(r, g);
                 r.finish();
@@ -507,6 +510,7 @@ void read_config(const toml::table& root, config& c, error_list& e) {
         g.priority = c.node.priority;
         g.preempt = c.protocol.preempt;
         g.vlan = c.port.vlan;
+        if (c.port.mode == address_mode::shared) g.interface = c.port.kernel_interface;
         c.groups.push_back(std::move(g));
     }
     if (!c.groups.empty()) c.addresses = c.groups.front().addresses;
@@ -765,7 +769,8 @@ std::vector<config_error> validate(const config& c) {
 
     // [port]
     if (c.port.device.empty()) k.fail("port.device", "", "must not be empty (a vdev like \"net_af_xdp0,iface=eth0\" or a PCI address)");
-    if (c.port.mode == address_mode::shared && c.port.kernel_interface.empty())
+    // With [[group]] blocks each group may name its own interface instead (checked below).
+    if (c.port.mode == address_mode::shared && c.port.kernel_interface.empty() && !c.explicit_groups)
         k.fail("port.kernel_interface", "", "is required when port.mode = \"shared\" (the kernel keeps the address there)");
     if (!c.port.kernel_interface.empty() && !valid_ifname(c.port.kernel_interface))
         k.fail("port.kernel_interface", quote(c.port.kernel_interface),
@@ -776,6 +781,16 @@ std::vector<config_error> validate(const config& c) {
     k.in_range("port.vlan", c.port.vlan);
     if (!c.port.xdp_prog.empty() && c.port.xdp_prog != "none" && c.port.xdp_prog.front() != '/')
         k.fail("port.xdp_prog", quote(c.port.xdp_prog), "must be an absolute path to a BPF object, or \"none\"");
+    // An isolated port receives heartwire's own frames and nothing else: the kernel must be
+    // the one that answers ARP and serves the addresses, and echo replies never reach the port.
+    if (c.port.flow_isolate && c.port.mode != address_mode::shared)
+        k.fail("port.flow_isolate", "true",
+               "needs port.mode = \"shared\": an isolated port receives only heartwire's frames, so the kernel must "
+               "serve the addresses (ARP, the service)");
+    if (c.port.flow_isolate && c.detect.probe != probe_kind::heartbeat)
+        k.fail("detect.probe", quote(to_string(c.detect.probe)),
+               "cannot be used with port.flow_isolate = true: echo replies are not steered to the port (the kernel "
+               "gets them); use \"heartbeat\"");
     // The RX ring holds rx_desc mbufs at all times; TX and one burst in flight need the rest.
     const std::uint64_t need = std::uint64_t{c.port.rx_desc} + c.port.tx_desc + c.engine.burst;
     if (c.port.mbufs >= find_range("port.mbufs")->lo && c.port.mbufs < need)
@@ -827,6 +842,17 @@ std::vector<config_error> validate(const config& c) {
             for (const auto& h : g.health)
                 if (std::none_of(c.health.begin(), c.health.end(), [&](const health_check_cfg& x) { return x.name == h; }))
                     k.fail(at + "health", quote(h), "names no [[health]] check");
+            if (!g.interface.empty() && !valid_ifname(g.interface))
+                k.fail(at + "interface", quote(g.interface),
+                       "is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)");
+            if (c.port.mode == address_mode::shared && g.interface.empty())
+                k.fail(at + "interface", "",
+                       "is required when port.mode = \"shared\" and port.kernel_interface is not set (the kernel "
+                       "interface that carries the group's addresses)");
+            if (c.port.mode != address_mode::shared && !g.interface.empty())
+                k.fail(at + "interface", quote(g.interface),
+                       "needs port.mode = \"shared\": in exclusive mode the engine serves the addresses on the DPDK "
+                       "port itself, and no kernel interface carries them");
         }
     }
 

@@ -42,6 +42,12 @@ std::string kernel_interface(const cfg::config& c) {
     return c.port.mode == cfg::address_mode::shared ? c.port.kernel_interface : std::string{};
 }
 
+std::string announce_interface(const cfg::config& c, std::size_t g) {
+    if (c.port.mode != cfg::address_mode::shared || g >= c.groups.size()) return {};
+    const std::string& iface = c.groups[g].interface;
+    return iface == kernel_interface(c) ? std::string{} : iface;
+}
+
 std::string steering_object() {
     char exe[4096];
     const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -119,6 +125,24 @@ void clear_stale_memif_socket(const std::string& device) {
     if (!alive) unlink(path.c_str());
 }
 
+// The PCI function a kernel netdev belongs to (/sys/class/net/<ifname>/device links to it),
+// or "" for a virtual interface (veth, bond, VLAN, bridge).
+std::string pci_function_of(const std::string& ifname) {
+    char target[4096];
+    const std::string link = "/sys/class/net/" + ifname + "/device";
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0) return {};
+    const std::string t(target, static_cast<std::size_t>(n));
+    return t.substr(t.rfind('/') + 1);
+}
+
+// "3b:00.1" and "0000:3B:00.1" name the same function (DPDK takes both for -a).
+std::string full_pci_address(std::string a) {
+    a = port_name(a); // devargs after a comma are not part of it
+    std::transform(a.begin(), a.end(), a.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    return std::count(a.begin(), a.end(), ':') == 1 ? "0000:" + a : a;
+}
+
 } // namespace
 
 // A heartwired killed with SIGKILL leaves its steering program attached (the PMD attaches it
@@ -151,11 +175,13 @@ void preflight(const cfg::config& c, const std::vector<std::string>& argv) {
             "[port] eal for af_packet/af_xdp ports");
     }
     if (is_vdev(c.port.device)) {
-        const std::string iface = vdev_arg(c.port.device, "iface");
+        // af_xdp and af_packet bind to an interface that must exist; net_tap makes its own.
+        const std::string drv = port_name(c.port.device);
+        const bool binds = drv.rfind("net_af_xdp", 0) == 0 || drv.rfind("net_af_packet", 0) == 0;
+        const std::string iface = binds ? vdev_arg(c.port.device, "iface") : std::string{};
         if (!iface.empty() && if_nametoindex(iface.c_str()) == 0)
             throw setup_error("interface missing: " + iface + " (port.device = \"" + c.port.device +
                               "\") does not exist in this network namespace");
-        const std::string drv = port_name(c.port.device);
         static const char* known[] = {"net_af_xdp", "net_af_packet", "net_memif", "net_tap", "net_ring", "net_null",
                                       "net_pcap"};
         if (std::none_of(std::begin(known), std::end(known),
@@ -171,9 +197,31 @@ void preflight(const cfg::config& c, const std::vector<std::string>& argv) {
                           "); it is built into bpf/ and installed with heartwire; set port.xdp_prog to its path, "
                           "or \"none\" for the PMD's default (then the kernel gets no traffic from the queue)");
     if (!prog.empty()) detach_stale_steering(vdev_arg(c.port.device, "iface"));
-    if (c.port.mode == cfg::address_mode::shared && if_nametoindex(c.port.kernel_interface.c_str()) == 0)
-        throw setup_error("interface missing: port.kernel_interface = \"" + c.port.kernel_interface +
+    if (c.port.mode != cfg::address_mode::shared) return;
+    const std::string& kif = c.port.kernel_interface;
+    if (!kif.empty() && if_nametoindex(kif.c_str()) == 0)
+        throw setup_error("interface missing: port.kernel_interface = \"" + kif +
                           "\" does not exist in this network namespace");
+    // A PCI port's kernel_interface is taken for the port's own netdev (a bifurcated NIC):
+    // the engine sends the GARPs from the port. Any other interface there would get them
+    // from the wrong port with the wrong MAC (a dedicated heartbeat port): refused.
+    if (!kif.empty() && !is_vdev(c.port.device) && pci_function_of(kif) != full_pci_address(c.port.device))
+        throw setup_error("port.kernel_interface = \"" + kif + "\" is not the kernel netdev of PCI port " +
+                          port_name(c.port.device) +
+                          " (a bifurcated NIC's): with a dedicated heartbeat port, name the service interface in "
+                          "each [[group]] as interface = \"" + kif + "\" and leave port.kernel_interface unset");
+    for (std::size_t g = 0; g < c.groups.size(); ++g) {
+        const std::string& gif = c.groups[g].interface;
+        if (gif != kif && if_nametoindex(gif.c_str()) == 0)
+            throw setup_error("interface missing: group[" + std::to_string(g) + "].interface = \"" + gif +
+                              "\" does not exist in this network namespace");
+        // The monitor's echo probes leave from the port and reach the primary's kernel on the
+        // heartbeat link, which does not serve the address there: they would prove nothing.
+        if (c.detect.probe != cfg::probe_kind::heartbeat && !announce_interface(c, g).empty())
+            throw setup_error("detect.probe = \"" + std::string(cfg::to_string(c.detect.probe)) + "\" cannot probe group " +
+                              std::to_string(c.groups[g].id) + ": its addresses are on " + gif +
+                              ", not on the DPDK port's segment (a dedicated heartbeat port); use \"heartbeat\"");
+    }
 }
 
 void eal_init(const std::vector<std::string>& argv) {

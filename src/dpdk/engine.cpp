@@ -118,6 +118,7 @@ public:
             put([&](std::span<std::byte> b) { return wire::encode_arp_probe(me, a.addr, b); });
             return;
         case action_kind::send_garp:
+            if (e_.m_kernel_announces_[group_]) return to_control(a);
             put([&](std::span<std::byte> b) { return wire::encode_garp(me, a.addr, b); });
             // The first GARP of a takeover must not wait behind anything: send now. The
             // rest of a turn's announcements (many groups taking over at once) go in bursts.
@@ -147,6 +148,7 @@ public:
             return;
         }
         case action_kind::send_na:
+            if (e_.m_kernel_announces_[group_]) return to_control(a);
             put([&](std::span<std::byte> b) { return wire::encode_unsolicited_na(me, a.addr6, b); });
             first_announcement(); // as a GARP
             return;
@@ -178,8 +180,7 @@ public:
             if (a.kind == action_kind::role_changed || a.kind == action_kind::claim_address ||
                 a.kind == action_kind::release_address)
                 ++e_.changes_; // embedded: the node reads the machines only when this moves
-            control_event ev{a, now_, e_.clk_.wall_ns(now_), static_cast<std::uint16_t>(group_)};
-            if (rte_ring_sp_enqueue_elem(e_.events_, &ev, sizeof ev) != 0) c_.control_full.add();
+            to_control(a);
             return;
         }
         }
@@ -244,6 +245,11 @@ public:
     }
 
 private:
+    void to_control(const fsm::action& a) noexcept {
+        control_event ev{a, now_, e_.clk_.wall_ns(now_), static_cast<std::uint16_t>(group_)};
+        if (rte_ring_sp_enqueue_elem(e_.events_, &ev, sizeof ev) != 0) c_.control_full.add();
+    }
+
     void first_announcement() noexcept {
         if (announced_) return;
         announced_ = true;
@@ -386,6 +392,7 @@ engine::engine(const cfg::config& c, port& p, tsc_clock& clk) : cfg_(c), port_(p
     const std::size_t n = c.groups.empty() ? 1 : c.groups.size();
     m_.resize(n);
     m_vlan_.resize(n);
+    m_kernel_announces_.resize(n);
     m_wake_.assign(n, 0);
     for (std::size_t g = 0; g < n; ++g) {
         fsm::params fp = fsm::params::from_config(c, p.mac(), g);
@@ -393,6 +400,7 @@ engine::engine(const cfg::config& c, port& p, tsc_clock& clk) : cfg_(c), port_(p
         fp.align_probes = n > 8;
         fsm::init(m_[g], fp);
         m_vlan_[g] = static_cast<std::uint16_t>(c.groups.empty() ? c.port.vlan : c.groups[g].vlan);
+        m_kernel_announces_[g] = !announce_interface(c, g).empty();
     }
     // Up to this many machines are all ticked every turn (as one always was); past it only
     // the ones whose timers are due, and all of them after a stall of the loop.

@@ -252,6 +252,10 @@ private:
     // frames to them: by group id (heartbeats), by address (ARP, ND, echo), by VLAN.
     std::vector<fsm::state> m_;
     std::vector<std::uint16_t> m_vlan_;
+    // Per machine: its GARPs / NAs go to the control thread, which sends them from the
+    // group's own kernel interface once the kernel holds the address (io::announce_interface:
+    // a dedicated heartbeat port), instead of from this port with this port's MAC.
+    std::vector<std::uint8_t> m_kernel_announces_;
     std::vector<std::uint64_t> m_wake_;               // each machine's next timer (many groups)
     // Many groups: a min-heap of (wake, machine), stale entries skipped, capacity reserved
     // at start (never allocates in the loop); the due machines of a turn.

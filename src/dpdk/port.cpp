@@ -4,10 +4,12 @@
 
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_flow.h>
 #include <rte_mbuf.h>
 #include <rte_pause.h>
 
 #include "dpdk/eal.hpp"
+#include "heartwire/wire.hpp"
 
 namespace heartwire::io {
 
@@ -25,6 +27,52 @@ std::string known_ports() {
 
 void check(int rc, const char* what, const std::string& dev) {
     if (rc < 0) throw setup_error(std::string(what) + " failed on " + dev + ": " + rte_strerror(-rc));
+}
+
+// rte_flow's account of a refusal: the PMD's message when it gave one, and the errno.
+std::string flow_reason(const rte_flow_error& e, int rc) {
+    const std::string errno_text = rte_strerror(-rc);
+    if (!e.message || !*e.message || errno_text == e.message) return errno_text; // rte_flow's own default
+    return std::string(e.message) + " (" + errno_text + ")";
+}
+
+// The bifurcated layout's one rule per VLAN: heartwire's EtherType to RX queue 0 (isolated,
+// nothing else comes). ARP and ND stay with the kernel, which serves the addresses; the
+// engine's discovery learns who holds what from the peers' announces.
+void steer_heartwire(std::uint16_t port_id, std::uint16_t vid, const std::string& dev) {
+    rte_flow_attr attr{};
+    attr.ingress = 1;
+    rte_flow_item_eth eth{}, eth_mask{};
+    rte_flow_item_vlan vlan{}, vlan_mask{};
+    rte_flow_item pattern[3]{};
+    pattern[0].type = RTE_FLOW_ITEM_TYPE_ETH;
+    if (vid == 0) {
+        eth.type = rte_cpu_to_be_16(wire::ethertype_heartwire);
+        eth_mask.type = 0xffff;
+        pattern[0].spec = &eth;
+        pattern[0].mask = &eth_mask;
+        pattern[1].type = RTE_FLOW_ITEM_TYPE_END;
+    } else {
+        vlan.tci = rte_cpu_to_be_16(vid);
+        vlan_mask.tci = rte_cpu_to_be_16(0x0fff);
+        vlan.inner_type = rte_cpu_to_be_16(wire::ethertype_heartwire);
+        vlan_mask.inner_type = 0xffff;
+        pattern[1].type = RTE_FLOW_ITEM_TYPE_VLAN;
+        pattern[1].spec = &vlan;
+        pattern[1].mask = &vlan_mask;
+        pattern[2].type = RTE_FLOW_ITEM_TYPE_END;
+    }
+    rte_flow_action_queue queue{};
+    queue.index = 0;
+    rte_flow_action actions[2]{};
+    actions[0].type = RTE_FLOW_ACTION_TYPE_QUEUE;
+    actions[0].conf = &queue;
+    actions[1].type = RTE_FLOW_ACTION_TYPE_END;
+    rte_flow_error err{};
+    if (rte_flow_create(port_id, &attr, pattern, actions, &err) == nullptr)
+        throw setup_error("port.flow_isolate: " + dev + " refused the rte_flow rule steering EtherType 0x88B5" +
+                          (vid ? " in VLAN " + std::to_string(vid) : std::string{}) + " to its RX queue: " +
+                          flow_reason(err, -rte_errno));
 }
 
 } // namespace
@@ -65,6 +113,17 @@ port::port(const port_options& o) {
         throw setup_error("mbuf pool of " + std::to_string(o.mbufs) + " failed: " + rte_strerror(rte_errno) +
                           " (not enough memory: raise -m or hugepages, or lower port.mbufs)");
 
+    // Isolated before the port is configured, as rte_flow asks (rte_flow_isolate()): the
+    // PMD may otherwise have set up default rules that conflict.
+    if (o.flow_isolate) {
+        rte_flow_error err{};
+        const int rc = rte_flow_isolate(id_, 1, &err);
+        if (rc != 0)
+            throw setup_error("port.flow_isolate: " + o.device_name + " (" + driver_ +
+                              ") cannot enter rte_flow isolated mode: " + flow_reason(err, rc) +
+                              "; it needs a PMD that steers by rte_flow and leaves the rest to the kernel (a bifurcated "
+                              "NIC such as mlx5), or port.flow_isolate = false");
+    }
     rte_eth_conf conf{};
     // A NIC that interrupts on link changes tells us at once; vdevs over a kernel interface
     // are watched through the kernel's carrier instead (control/link_watch).
@@ -80,6 +139,16 @@ port::port(const port_options& o) {
           o.device_name);
     check(rte_eth_dev_start(id_), "rte_eth_dev_start", o.device_name);
     started_ = true;
+    // After the start: a PMD need not keep rules across a stop and start (FLOW_RULE_KEEP).
+    // A refused rule closes the port (and the rules made before it) before the error.
+    if (o.flow_isolate) {
+        try {
+            for (const std::uint16_t vid : o.flow_vlans) steer_heartwire(id_, vid, o.device_name + " (" + driver_ + ")");
+        } catch (...) {
+            stop();
+            throw;
+        }
+    }
     // The heartwire group address is multicast; not every PMD can filter, so ask for all.
     rte_eth_promiscuous_enable(id_);
     rte_eth_allmulticast_enable(id_);

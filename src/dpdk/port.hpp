@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "heartwire/net_types.hpp"
 
@@ -16,6 +17,11 @@ struct port_options {
     std::uint32_t tx_desc{1024};
     std::uint32_t mbufs{4095};
     std::uint16_t rx_queues{1};
+    // rte_flow isolated mode (port.flow_isolate): only frames of EtherType 0x88B5 reach RX
+    // queue 0, one rule per VLAN in `flow_vlans` (0: untagged); the rest stays with the
+    // kernel (a bifurcated NIC). A PMD that cannot is a setup_error naming its reason.
+    bool flow_isolate{false};
+    std::vector<std::uint16_t> flow_vlans{};
 };
 
 // A port the application owns (heartwire/embed.hpp): configured, started and stopped by
@@ -30,7 +36,8 @@ struct port_attach {
 class port {
 public:
     // Finds, configures and starts the port. Throws setup_error ("unknown device ..." when
-    // DPDK has no port by that name, listing the ports it has).
+    // DPDK has no port by that name, listing the ports it has; "port.flow_isolate: ..." with
+    // rte_flow's message when the PMD refuses isolated mode or a steering rule).
     explicit port(const port_options& o);
     // Wraps an application's port without configuring, starting or stopping it (stop() and
     // the destructor leave it alone; no link callback is registered). Throws setup_error for

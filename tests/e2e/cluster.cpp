@@ -86,6 +86,7 @@ std::string cluster::write_config(const std::string& name, std::uint32_t id, con
     std::string device = o.pmd + "0,iface=eth0";
     if (o.pmd == "net_memif")
         device = "net_memif0,role=" + o.memif_role + ",socket=" + o.memif_socket + ",socket-abstract=no,id=0";
+    if (!o.device.empty()) device = o.device;
     std::ostringstream t;
     t << "[node]\nname = \"" << name << "\"\nid = " << id << "\npriority = " << int(o.priority);
     if (o.groups_toml.empty()) t << "\ngroup = " << o.group;
@@ -100,6 +101,7 @@ std::string cluster::write_config(const std::string& name, std::uint32_t id, con
     t << "]\ndevice = \"" << device << "\"\nmode = \"" << o.mode << "\"\n";
     if (o.mode == "shared") t << "kernel_interface = \"" << o.kernel_interface << "\"\n";
     if (o.vlan) t << "vlan = " << o.vlan << "\n";
+    t << o.port_toml;
     if (!is_test_address(o.primary) || !is_test_address(o.monitor))
         throw std::invalid_argument("e2e harness: addresses " + o.primary + ", " + o.monitor + " refused: not in 169.254.10.0/24");
     for (const auto* a : {&o.primary6, &o.monitor6})

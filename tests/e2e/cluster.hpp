@@ -38,6 +38,8 @@ struct node_options {
     std::string extra_toml;              // appended verbatim
     std::uint32_t vlan{0};               // [port] vlan (802.1Q id; 0 untagged)
     std::string kernel_interface{"eth0"}; // shared mode: where the kernel holds the addresses
+    std::string device;                  // "": <pmd>0,iface=eth0 (or the memif below)
+    std::string port_toml;               // appended to [port] verbatim
     std::string memif_role;              // server | client, for net_memif
     std::string memif_socket;
 };

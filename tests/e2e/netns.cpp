@@ -25,6 +25,7 @@ namespace heartwire::e2e {
 namespace {
 
 constexpr const char* bridge_name = "br0";
+constexpr const char* service_bridge = "br1";
 
 std::string join(const std::vector<std::string>& argv) {
     std::string s;
@@ -274,12 +275,30 @@ std::string topology::bridge_port(std::string_view node) const {
     return port;
 }
 
-std::string topology::mac_of(std::string_view node) const {
-    auto r = must({"ip", "-n", ns_name(node), "-o", "link", "show", iface});
+std::string topology::mac_of(std::string_view node, std::string_view ifname) const {
+    auto r = must({"ip", "-n", ns_name(node), "-o", "link", "show", std::string(ifname)});
     auto words = split_ws(r.out);
     for (std::size_t i = 0; i + 1 < words.size(); ++i)
         if (words[i] == "link/ether") return words[i + 1];
-    throw std::runtime_error("e2e harness: no MAC in `ip -o link show eth0` of " + ns_name(node) + ": " + r.out);
+    throw std::runtime_error("e2e harness: no MAC in `ip -o link show " + std::string(ifname) + "` of " + ns_name(node) +
+                             ": " + r.out);
+}
+
+void topology::add_service_segment() {
+    must({"ip", "-n", bridge_ns_, "link", "add", service_bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0"});
+    must({"ip", "-n", bridge_ns_, "link", "set", service_bridge, "up"});
+    std::vector<std::string> hosts = nodes_;
+    hosts.push_back(client);
+    for (const auto& h : hosts) {
+        const std::string port = "s" + bridge_port(h).substr(1), ns = ns_name(h); // s0, s1, ..., sc
+        must({"ip", "-n", bridge_ns_, "link", "add", port, "type", "veth", "peer", "name", service_iface, "netns", ns});
+        must_exec(bridge_ns_, "echo 1 > /proc/sys/net/ipv6/conf/" + port + "/disable_ipv6 && ip link set " + port +
+                                  " master " + service_bridge + " && ip link set " + port + " up");
+        std::string cmd = std::string("echo 1 > /proc/sys/net/ipv6/conf/") + service_iface + "/disable_ipv6";
+        if (h == client) cmd += std::string(" && ip addr flush dev ") + iface + " && ip addr add " + client_cidr + " dev " + service_iface;
+        cmd += std::string(" && ip link set ") + service_iface + " up";
+        must_exec(ns, cmd);
+    }
 }
 
 void topology::add_address(std::string_view node, std::string_view cidr) {

@@ -5,6 +5,10 @@
 //   <prefix>-<node>   one per node, eth0 (promisc, no address unless add_address)
 //   <prefix>-client   the client, eth0 = 169.254.10.10/24; its ARP cache and ping are the checks
 //
+// add_service_segment() adds a second segment, a service LAN beside the heartbeat link (a
+// dedicated heartbeat port): br1 in the bridge namespace and svc0 in every host; the
+// client's address moves to its svc0, and its eth0 only watches the heartbeat link.
+//
 // The bridge-side veth ends live only in the bridge namespace, so their names ("v0", "v1",
 // "vc") never collide with another test run; only the namespace names carry the prefix.
 // IPv6 is disabled everywhere so the wire carries only what the test sends. Every address
@@ -55,6 +59,7 @@ public:
     static constexpr const char* client_ip = "169.254.10.10";
     static constexpr const char* client_cidr = "169.254.10.10/24";
     static constexpr const char* iface = "eth0"; // the interface name inside every namespace
+    static constexpr const char* service_iface = "svc0"; // add_service_segment()'s, in every namespace
 
     // Node names: [a-z0-9_-], 1..20 chars, unique, not "client" or "br".
     topology(std::string prefix, std::vector<std::string> nodes);
@@ -68,7 +73,11 @@ public:
     const std::string& client_ns() const noexcept { return client_ns_; }
     const std::string& bridge_ns() const noexcept { return bridge_ns_; }
     std::string bridge_port(std::string_view node) const; // bridge-side veth name
-    std::string mac_of(std::string_view node) const;      // eth0 MAC, lowercase "aa:bb:..."
+    std::string mac_of(std::string_view node, std::string_view ifname = iface) const; // lowercase "aa:bb:..."
+
+    // The service segment: br1, a veth per host to it (svc0 inside, up, no address on the
+    // nodes), the client's 169.254.10.10/24 moved from eth0 to svc0. Call it once.
+    void add_service_segment();
 
     void add_address(std::string_view node, std::string_view cidr);
     void del_address(std::string_view node, std::string_view cidr);

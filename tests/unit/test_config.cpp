@@ -229,6 +229,8 @@ TEST(ConfigParse, DefaultsApplyWhenKeysAreAbsent) {
     EXPECT_TRUE(c.port.eal_args.empty());
     EXPECT_EQ(c.port.mode, cfg::address_mode::exclusive);
     EXPECT_EQ(c.port.kernel_interface, "");
+    EXPECT_FALSE(c.port.flow_isolate);
+    EXPECT_EQ(c.groups.at(0).interface, "") << "exclusive: no kernel interface carries the addresses";
     EXPECT_EQ(c.port.rx_desc, cfg::default_rx_desc);
     EXPECT_EQ(c.port.tx_desc, cfg::default_tx_desc);
     EXPECT_EQ(c.port.mbufs, cfg::default_mbufs);
@@ -481,6 +483,12 @@ std::vector<error_case> error_cases() {
          "is required when port.mode = \"shared\""},
         {"kernel interface name too long", "port.kernel_interface = \"a-very-long-ifname\"",
          "port.kernel_interface", "not a valid interface name"},
+        {"flow isolation in exclusive mode", "port.flow_isolate = true", "port.flow_isolate",
+         "needs port.mode = \"shared\""},
+        {"flow isolation with echo probes",
+         "port.mode = \"shared\"\nport.kernel_interface = \"ens1f1\"\nport.flow_isolate = true\ndetect.probe = \"both\"",
+         "detect.probe", "cannot be used with port.flow_isolate = true"},
+        {"flow isolation not a boolean", "port.flow_isolate = 1", "port.flow_isolate", "must be a boolean"},
         {"rx_desc below 64", "port.rx_desc = 32", "port.rx_desc", "power of two between 64 and 8192"},
         {"rx_desc not a power of two", "port.rx_desc = 1000", "port.rx_desc", "power of two"},
         {"tx_desc above 8192", "port.tx_desc = 16384", "port.tx_desc", "power of two between 64 and 8192"},
@@ -630,6 +638,7 @@ INSTANTIATE_TEST_SUITE_P(
                       "node.priority = 255", "port.rx_desc = 64\nport.tx_desc = 64\nport.mbufs = 511",
                       "port.rx_desc = 8192\nport.tx_desc = 8192\nport.mbufs = 1048575",
                       "port.mode = \"shared\"\nport.kernel_interface = \"veth-a\"",
+                      "port.mode = \"shared\"\nport.kernel_interface = \"ens1f1\"\nport.flow_isolate = true",
                       "detect.interval_us = 1\ndetect.miss = 1", "detect.interval_us = 10000000\ndetect.miss = 1000",
                       "garp.repeat = 1\ngarp.interval_us = 1\ngarp.refresh_ms = 0",
                       "garp.repeat = 100\ngarp.interval_us = 1000000\ngarp.refresh_ms = 3600000",

@@ -166,6 +166,88 @@ TEST(GroupsConfig, AddressListLimitsAndDuplicates) {
     EXPECT_FALSE(mc.cfg) << "a multicast IPv6 address is refused";
 }
 
+// Shared mode: each group's addresses live on a kernel interface, port.kernel_interface
+// unless the group names its own (a dedicated heartbeat port: the service on another one).
+TEST(GroupsConfig, EachGroupNamesTheInterfaceThatCarriesItsAddresses) {
+    const auto r = parse(R"(
+mode = "shared"
+kernel_interface = "eth0"
+[[group]]
+id = 10
+primary = "169.254.10.100/24"
+monitor = "169.254.10.101/24"
+[[group]]
+id = 20
+primary = "169.254.10.110/24"
+monitor = "169.254.10.111/24"
+interface = "svc0.20"
+)");
+    ASSERT_TRUE(r.cfg) << errors(r);
+    EXPECT_EQ(r.cfg->groups[0].interface, "eth0") << "port.kernel_interface is the default";
+    EXPECT_EQ(r.cfg->groups[1].interface, "svc0.20");
+    const auto one = parse("mode = \"shared\"\nkernel_interface = \"svc0\"\n[addresses]\nprimary = \"169.254.10.100/24\"\n"
+                           "monitor = \"169.254.10.101/24\"\n");
+    ASSERT_TRUE(one.cfg) << errors(one);
+    EXPECT_EQ(one.cfg->groups[0].interface, "svc0") << "the one group of [addresses] takes port.kernel_interface";
+    // Without port.kernel_interface every group names its own.
+    const auto own = parse(R"(
+mode = "shared"
+[[group]]
+id = 10
+primary = "169.254.10.100/24"
+monitor = "169.254.10.101/24"
+interface = "svc0"
+)");
+    ASSERT_TRUE(own.cfg) << errors(own);
+    EXPECT_EQ(own.cfg->groups[0].interface, "svc0");
+    EXPECT_TRUE(own.cfg->port.kernel_interface.empty());
+}
+
+TEST(GroupsConfig, AGroupInterfaceIsSharedModeOnlyAndAValidName) {
+    const auto exclusive = parse(R"(
+[[group]]
+id = 10
+primary = "169.254.10.100/24"
+monitor = "169.254.10.101/24"
+interface = "svc0"
+)");
+    EXPECT_TRUE(has_error(exclusive, "group[0].interface", "needs port.mode = \"shared\"")) << errors(exclusive);
+    const auto missing = parse(R"(
+mode = "shared"
+[[group]]
+id = 10
+primary = "169.254.10.100/24"
+monitor = "169.254.10.101/24"
+interface = "svc0"
+[[group]]
+id = 20
+primary = "169.254.10.110/24"
+monitor = "169.254.10.111/24"
+)");
+    EXPECT_TRUE(has_error(missing, "group[1].interface", "port.kernel_interface is not set")) << errors(missing);
+    EXPECT_FALSE(has_error(missing, "group[0].interface", "")) << errors(missing);
+    const auto bad = parse(R"(
+mode = "shared"
+kernel_interface = "eth0"
+[[group]]
+id = 10
+primary = "169.254.10.100/24"
+monitor = "169.254.10.101/24"
+interface = "svc 0"
+)");
+    EXPECT_TRUE(has_error(bad, "group[0].interface", "\"svc 0\": is not a valid interface name")) << errors(bad);
+    const auto wrong = parse(R"(
+mode = "shared"
+kernel_interface = "eth0"
+[[group]]
+id = 10
+primary = "169.254.10.100/24"
+monitor = "169.254.10.101/24"
+interface = 7
+)");
+    EXPECT_TRUE(has_error(wrong, "group[0].interface", "must be a string")) << errors(wrong);
+}
+
 // ---------------------------------------------------------------- IPv6 in the state machine
 
 TEST(GroupsIpv6, ClaimAnnouncesEveryAddressOfTheRole) {
