@@ -1,5 +1,6 @@
 #include "check.hpp"
 
+#include <net/if.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -86,6 +87,23 @@ std::vector<problem> runtime_problems(const cfg::config& c, const std::vector<st
             k.target.find(' ') == std::string::npos)
             out.push_back({true, key, "\"" + k.target + "\": a relative path never matches: give a name, an absolute path or a command line"});
     }
+
+    // Interfaces this network namespace must have: the vdev's own (net_tap makes its own),
+    // the kernel interface, every group's, the notice interface.
+    const auto missing = [&](const std::string& key, const std::string& name) {
+        if (!name.empty() && name != "none" && if_nametoindex(name.c_str()) == 0)
+            out.push_back({true, key, "interface \"" + name + "\" does not exist in this network namespace"});
+    };
+    if (const auto at = c.port.device.find(",iface="); at != std::string::npos && driver_of(c.port.device).rfind("net_tap", 0) != 0)
+        missing("port.device", c.port.device.substr(at + 7, c.port.device.find(',', at + 7) - at - 7));
+    if (c.port.mode == cfg::address_mode::shared) {
+        missing("port.kernel_interface", c.port.kernel_interface);
+        for (std::size_t g = 0; g < c.groups.size(); ++g)
+            if (c.groups[g].interface != c.port.kernel_interface)
+                missing((c.explicit_groups ? "group[" + std::to_string(g) + "]" : std::string("group")) + ".interface",
+                        c.groups[g].interface);
+    }
+    missing("port.notice_interface", c.port.notice_interface);
 
     // Timing. An adaptive engine sleeps up to idle_max_sleep_us once its port has gone
     // quiet and no timer of its own is due sooner; a primary has none for most of the time,

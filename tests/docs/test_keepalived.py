@@ -12,6 +12,7 @@ of the test's own for each mapping.
 
 usage: test_keepalived.py BUILD_ROOT SOURCE_ROOT
 """
+import atexit
 import glob
 import os
 import subprocess
@@ -42,8 +43,21 @@ def convert(conf_path, out, *extra):
     return run(sys.executable, conv, conf_path, "-o", out, "--node-name", "n1", "--node-id", "1", *extra)
 
 
+# --check looks for the interfaces the file names: the samples' eth0 and eth1 exist in a
+# namespace of the test's own (a veth pair), created and removed here.
+NS = "hw%dnkeepalived" % os.getpid()
+
+
 def check(out):
-    return run(heartwired, "--check", "-c", os.path.join(out, "heartwired.toml"))
+    return run("ip", "netns", "exec", NS, heartwired, "--check", "-c", os.path.join(out, "heartwired.toml"))
+
+
+def make_ns():
+    for cmd in (["ip", "netns", "add", NS], ["ip", "-n", NS, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"],
+                ["ip", "-n", NS, "link", "set", "eth0", "up"], ["ip", "-n", NS, "link", "set", "eth1", "up"]):
+        r = run(*cmd)
+        if r.returncode != 0:
+            fail("%s: %s" % (" ".join(cmd), r.stderr.strip()))
 
 
 def samples(work):
@@ -57,6 +71,8 @@ def samples(work):
     return found
 
 
+atexit.register(lambda: run("ip", "netns", "del", NS))
+make_ns()
 with tempfile.TemporaryDirectory() as work:
     got = samples(work)
     if len(got) < 20:

@@ -121,3 +121,28 @@ TEST(Check, AWindowBelowTheStallFloorOfThisHostWarns) {
     c = parsed("[detect]\ninterval_us = 1000000\nmiss = 10\n");
     EXPECT_TRUE(app::stall_floor_problems(c, 50).empty()) << "a 10 s window";
 }
+
+TEST(Check, InterfacesThatAreNotThereAreNamed) {
+    auto c = parsed("");
+    c.port.device = "net_af_xdp0,iface=hw-no-such0";
+    auto ps = app::runtime_problems(c, {});
+    ASSERT_NE(find(ps, "port.device"), nullptr);
+    EXPECT_NE(find(ps, "port.device")->what.find("hw-no-such0"), std::string::npos);
+    c.port.device = "net_tap0,iface=hw-tap-made-by-dpdk";
+    EXPECT_EQ(find(app::runtime_problems(c, {}), "port.device"), nullptr) << "net_tap creates its interface";
+    c.port.device = "net_af_packet0,iface=lo";
+    c.port.mode = cfg::address_mode::shared;
+    c.port.kernel_interface = "hw-no-such1";
+    c.groups[0].interface = "hw-no-such1";
+    c.port.notice_interface = "hw-no-such2";
+    ps = app::runtime_problems(c, {});
+    ASSERT_NE(find(ps, "port.kernel_interface"), nullptr);
+    EXPECT_EQ(find(ps, "group.interface"), nullptr) << "named once";
+    ASSERT_NE(find(ps, "port.notice_interface"), nullptr);
+    c.port.kernel_interface = "lo";
+    c.port.notice_interface = "none";
+    ps = app::runtime_problems(c, {});
+    ASSERT_NE(find(ps, "group.interface"), nullptr);
+    EXPECT_EQ(find(ps, "port.kernel_interface"), nullptr);
+    EXPECT_EQ(find(ps, "port.notice_interface"), nullptr);
+}
