@@ -30,12 +30,6 @@ namespace {
 
 constexpr unsigned max_burst = 512;
 constexpr unsigned tx_batch = 64;
-// Frames of the in-order lane handed to the PMD per turn. A copy-mode af_xdp (veth) or
-// af_packet port sends synchronously in the kick, ~10 us a frame on this VM: 2,000 NAs of
-// a 1,000-group takeover in one burst held the loop ~12 ms, and the groups whose deadlines
-// fell in that time were judged that late. Paced, the loop comes back between bursts
-// (rest() does not sleep while frames wait); on a NIC a burst of 128 costs a few us.
-constexpr unsigned tx_turn_budget = 128;
 constexpr std::uint64_t publish_period_ns = 1'000'000;
 constexpr std::uint64_t loop_gap_threshold_ns = 100'000;
 constexpr unsigned pipe_size = 4096;
@@ -197,34 +191,22 @@ public:
     // the ring instead of dropped. Only a full backlog drops.
     // In order: what waits first, then this turn's frames (only once nothing waits, or a
     // release could overtake the GARPs before it).
-    // Two lanes. Bundles (probes, acks, announces: liveness, which nothing else's order
-    // depends on) go first, never behind a takeover's announcements. Everything else
-    // (GARPs, NAs, answers, control heartbeats such as release) keeps its order, at most
-    // tx_turn_budget frames a turn.
     void flush() noexcept {
         close_bundle();
-        if (np_ != 0) {
-            const std::uint16_t out = rte_eth_tx_burst(e_.port_.id(), e_.port_.tx_queue(), prio_, np_);
-            c_.tx_packets.add(out);
-            if (out != 0 && out < np_) std::memmove(prio_, prio_ + out, (np_ - out) * sizeof prio_[0]);
-            np_ = static_cast<std::uint16_t>(np_ - out); // the rest at the next flush
-        }
-        while (held_ != 0 && budget_ != 0) {
+        while (held_ != 0) {
             const std::size_t at = head_ % backlog_size;
-            const auto run = static_cast<std::uint16_t>(std::min<std::size_t>({held_, backlog_size - at, budget_}));
+            const auto run = static_cast<std::uint16_t>(std::min<std::size_t>({held_, backlog_size - at, 512}));
             const std::uint16_t out = rte_eth_tx_burst(e_.port_.id(), e_.port_.tx_queue(), backlog_ + at, run);
             c_.tx_packets.add(out);
             head_ += out;
             held_ -= out;
-            budget_ -= out;
             if (out < run) break; // the ring is still full
         }
         if (n_ == 0) return;
         std::uint16_t sent = 0;
-        if (held_ == 0 && budget_ != 0) {
-            sent = rte_eth_tx_burst(e_.port_.id(), e_.port_.tx_queue(), tx_, std::min<std::uint16_t>(n_, static_cast<std::uint16_t>(budget_)));
+        if (held_ == 0) {
+            sent = rte_eth_tx_burst(e_.port_.id(), e_.port_.tx_queue(), tx_, n_);
             c_.tx_packets.add(sent);
-            budget_ -= sent;
         }
         for (std::uint16_t i = sent; i < n_; ++i) {
             if (held_ == backlog_size) {
@@ -239,24 +221,18 @@ public:
         n_ = 0;
     }
 
-    bool pending() const noexcept { return n_ != 0 || held_ != 0 || nb_ != 0 || np_ != 0; }
+    bool pending() const noexcept { return n_ != 0 || held_ != 0 || nb_ != 0; }
 
-    // A new turn of the role loop: its first announcement is sent at once again, and the
-    // in-order lane has its budget back.
-    void new_turn() noexcept {
-        announced_ = false;
-        budget_ = tx_turn_budget;
-    }
+    // A new turn of the role loop: its first announcement is sent at once again.
+    void new_turn() noexcept { announced_ = false; }
 
     // The loop's end (its release frames in this turn), on the poll lcore: what waits gets up
     // to 100 ms of ring room.
     void drain() noexcept {
-        new_turn();
         flush();
         const std::uint64_t until = e_.clk_.now_ns() + 100'000'000;
-        while ((held_ != 0 || np_ != 0) && e_.clk_.now_ns() < until) {
+        while (held_ != 0 && e_.clk_.now_ns() < until) {
             rte_pause();
-            new_turn();
             flush();
         }
     }
@@ -266,7 +242,6 @@ public:
         if (held_ != 0) c_.tx_dropped.add(held_);
         for (; held_ != 0; --held_, ++head_) rte_pktmbuf_free(backlog_[head_ % backlog_size]);
         if (n_ != 0) rte_pktmbuf_free_bulk(tx_, n_);
-        if (np_ != 0) rte_pktmbuf_free_bulk(prio_, np_);
     }
 
 private:
@@ -317,7 +292,6 @@ private:
         nb_ = 0;
         const std::size_t g = group_;
         group_ = bgroup_; // its VLAN and key
-        prio_lane_ = true;
         emit_frame([&](std::span<std::byte> b) {
             wire::hb_msg outer;
             outer.type = wire::hb_type::bundle;
@@ -327,7 +301,6 @@ private:
                 return wire::encode_bundle(bdst_, e_.port_.mac(), o, {bundle_, n}, out);
             }, outer);
         });
-        prio_lane_ = false;
         group_ = g;
         c_.tx_bundled.add(n);
     }
@@ -380,17 +353,6 @@ private:
                 return;
             }
         }
-        if (prio_lane_) {
-            if (np_ == tx_batch) flush(); // the ring took none of the last batch: try once more
-            if (np_ == tx_batch) {
-                c_.tx_dropped.add();
-                rte_pktmbuf_free(m);
-                return;
-            }
-            prio_[np_++] = m;
-            if (np_ == tx_batch) flush();
-            return;
-        }
         tx_[n_++] = m;
         if (n_ == tx_batch) flush();
     }
@@ -409,10 +371,6 @@ private:
     std::size_t bgroup_{0};
     rte_mbuf* tx_[tx_batch]{};
     std::uint16_t n_{0};
-    rte_mbuf* prio_[tx_batch]{}; // bundles, sent before the in-order lane
-    std::uint16_t np_{0};
-    bool prio_lane_{false};      // emit_frame: this frame is a bundle
-    std::size_t budget_{tx_turn_budget};
     bool announced_{false}; // this turn's first GARP/NA has gone out
     static constexpr std::size_t backlog_size = 8192;
     rte_mbuf* backlog_[backlog_size]{};
