@@ -225,6 +225,7 @@ void control_loop::prepare_kernel_interface() {
 
 void control_loop::run(const std::atomic<bool>& engine_running) {
     while (engine_running.load(std::memory_order_acquire)) turn(std::chrono::milliseconds{1});
+    sm_.stopping();
     turn(std::chrono::milliseconds{0});
     queue_.wait_all([this](const control::hook_completion& h) { on_hook_done(h); },
                     [this](const control::hook_result& r) { on_other_hook_done(r); });
@@ -339,10 +340,24 @@ void control_loop::check_keys() {
     log::write(log::level::error, "auth.key_file changed but cannot be used, keeping the keys in use: " + error);
 }
 
+// Under systemd: READY=1 once the first group has a role (it serves, watches or stands
+// by: a unit ordered after this one starts once the address has an owner), and the
+// watchdog fed while the poll lcore turns.
+void control_loop::tell_service_manager(std::chrono::steady_clock::time_point now) {
+    if (!sm_.active()) return;
+    sm_.tick(e_.role_counters().loops.get(), now);
+    if (sm_.is_ready() || now < next_ready_check_) return;
+    next_ready_check_ = now + std::chrono::milliseconds{10};
+    const auto st = e_.status();
+    if (st.r == role::primary || st.r == role::monitor || st.r == role::standby || st.r == role::fault)
+        sm_.ready(fmt("%s, epoch %llu", s(to_string(st.r)).c_str(), static_cast<unsigned long long>(st.epoch)));
+}
+
 void control_loop::turn(std::chrono::milliseconds wait) {
     report_sched();
     check_keys();
     const auto now = std::chrono::steady_clock::now();
+    tell_service_manager(now);
     if (now >= next_reanchor_) {
         e_.reanchor_clock();
         next_reanchor_ = now + std::chrono::milliseconds{100};
@@ -566,7 +581,10 @@ void control_loop::on_event(const io::control_event& ev) {
     case action_kind::role_changed:
         log::write_at(log::level::info, ev.wall_ns,
                       tag + fmt("role %s -> %s (epoch %llu)", s(to_string(a.from)).c_str(), s(to_string(a.to)).c_str(),
-                                static_cast<unsigned long long>(a.epoch)));
+                                static_cast<unsigned long long>(a.epoch)),
+                      {.group = c_.groups[g].id, .role = to_string(a.to), .epoch = a.epoch});
+        if (g == 0 && sm_.is_ready())
+            sm_.status(fmt("%s, epoch %llu", s(to_string(a.to)).c_str(), static_cast<unsigned long long>(a.epoch)));
         if (a.from == role::draining) g_[g].draining = false;
         // The monitor stages the primary address; the primary's claim unstages it (on_address,
         // emitted before this event); every other role holds no copy.

@@ -18,6 +18,7 @@
 #include "control/hooks.hpp"
 #include "control/link_watch.hpp"
 #include "control/netlink.hpp"
+#include "control/service_manager.hpp"
 #include "dpdk/engine.hpp"
 #include "dpdk/xdp_steer.hpp"
 #include "heartwire/auth.hpp"
@@ -104,6 +105,9 @@ private:
     bool app_fault_{false};                          // heartwirectl fault: every group
     std::string fault_detail_;
     std::chrono::steady_clock::time_point next_reanchor_{};
+    control::service_manager sm_;                       // systemd: READY, STATUS, watchdog
+    std::chrono::steady_clock::time_point next_ready_check_{};
+    void tell_service_manager(std::chrono::steady_clock::time_point now);
     std::string link_if_;                            // the port's kernel interface, "" when none
     std::unique_ptr<control::link_watch> link_;      // its carrier events, when watched
     bool sched_reported_{false};
