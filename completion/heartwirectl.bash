@@ -10,7 +10,7 @@ _heartwirectl() {
         words=("${COMP_WORDS[@]}")
         cword=$COMP_CWORD
     fi
-    local commands="status switchover fault clear inflight"
+    local commands="status switchover fault clear inflight metrics"
     local options="-h --help -s --socket -n --node -t --timeout -g --group -V --version"
 
     case $prev in

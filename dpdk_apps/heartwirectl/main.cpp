@@ -140,6 +140,11 @@ int main(int argc, char** argv) {
         });
     infl->callback([&] { line = "inflight " + std::to_string(inflight); });
 
+    auto* met = app.add_subcommand("metrics", "print the metrics in Prometheus text format");
+    met->footer("The text the [control] metrics endpoint serves, for node_exporter's textfile collector:\n"
+                "  heartwirectl metrics > /var/lib/prometheus/node-exporter/heartwire.prom.$$ && mv ...");
+    met->callback([&] { line = "metrics"; });
+
     // Set last: subcommands created before it do not inherit it.
     app.footer(
         "Each command sends one line to heartwired and prints its answer.\n"

@@ -1,4 +1,5 @@
 #include "control_loop.hpp"
+#include "metrics_view.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -133,6 +134,10 @@ control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth
     open_steering();
     if (!c.health.empty()) health_ = std::make_unique<control::health_monitor>(c.health, hooks_);
     ctl_ = std::make_unique<control::ctl_server>(c.control.socket, [this](std::string_view req) { return handle(req); });
+    if (!c.control.metrics.empty()) {
+        metrics_ = std::make_unique<control::http_endpoint>(c.control.metrics); // throws, naming the address
+        log::write(log::level::info, "metrics on http://" + c.control.metrics + "/metrics");
+    }
     // A port with a kernel netdev has a carrier the kernel reports: the engine hears of a
     // dead link at once instead of reading it as a dead peer after the silence window.
     link_if_ = io::kernel_interface(c);
@@ -353,11 +358,20 @@ void control_loop::tell_service_manager(std::chrono::steady_clock::time_point no
         sm_.ready(fmt("%s, epoch %llu", s(to_string(st.r)).c_str(), static_cast<unsigned long long>(st.epoch)));
 }
 
+status_inputs control_loop::status_view() {
+    announce_views_.clear();
+    announce_views_.reserve(g_.size());
+    for (const auto& gc : g_) announce_views_.push_back({gc.announcer, gc.not_held});
+    return {c_, e_, takeovers_, notes_, fault_detail_, app_inflight_, queue_.counters(), steer_.get(), &last_takeover_,
+            &announce_views_};
+}
+
 void control_loop::turn(std::chrono::milliseconds wait) {
     report_sched();
     check_keys();
     const auto now = std::chrono::steady_clock::now();
     tell_service_manager(now);
+    if (metrics_) metrics_->serve([this] { return metrics_text(status_view()); });
     if (now >= next_reanchor_) {
         e_.reanchor_clock();
         next_reanchor_ = now + std::chrono::milliseconds{100};
@@ -798,13 +812,10 @@ std::string control_loop::handle(std::string_view req) {
     if (cmd == "status") {
         std::string fmt_arg;
         in >> fmt_arg;
-        std::vector<announce_view> announce;
-        announce.reserve(g_.size());
-        for (const auto& gc : g_) announce.push_back({gc.announcer, gc.not_held});
-        const status_inputs si{c_, e_, takeovers_, notes_, fault_detail_, app_inflight_, queue_.counters(), steer_.get(),
-                               &last_takeover_, &announce};
+        const status_inputs si = status_view();
         return fmt_arg == "json" ? status_json(si) + "\n" : "ok\n" + status_text(si);
     }
+    if (cmd == "metrics") return "ok\n" + metrics_text(status_view());
     if (cmd == "switchover") return switchover(g);
     if (cmd == "fault") {
         std::string type, detail;

@@ -14,6 +14,7 @@
 #include "control/announcer.hpp"
 #include "control/ctl_socket.hpp"
 #include "control/health.hpp"
+#include "control/http_endpoint.hpp"
 #include "control/hook_queue.hpp"
 #include "control/hooks.hpp"
 #include "control/link_watch.hpp"
@@ -106,6 +107,9 @@ private:
     std::string fault_detail_;
     std::chrono::steady_clock::time_point next_reanchor_{};
     control::service_manager sm_;                       // systemd: READY, STATUS, watchdog
+    std::unique_ptr<control::http_endpoint> metrics_;   // [control] metrics: Prometheus
+    status_inputs status_view();
+    std::vector<announce_view> announce_views_; // status_view()'s, kept for the inputs' lifetime
     std::chrono::steady_clock::time_point next_ready_check_{};
     void tell_service_manager(std::chrono::steady_clock::time_point now);
     std::string link_if_;                            // the port's kernel interface, "" when none

@@ -217,6 +217,9 @@ struct health_check_cfg {
 struct control_cfg {
     std::string socket;      // [control] socket path; parse() fills /run/heartwire/<node name>.sock when absent
     std::string log_level{"info"}; // "debug" | "info" | "warn" | "error"
+    // [control] metrics: "ADDR:PORT" of the Prometheus endpoint (GET /metrics, served by
+    // the control side, never the poll lcore): "127.0.0.1:9567", "[::1]:9567". "" = off.
+    std::string metrics;
 };
 
 struct config {

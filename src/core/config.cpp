@@ -434,6 +434,7 @@ void read_group(table_reader& r, group_cfg& g) {
 void read_control(table_reader& r, control_cfg& c) {
     r.string("socket", c.socket);
     r.string("log_level", c.log_level);
+    r.string("metrics", c.metrics);
 }
 
 template <class Fn> void read_section(const toml::table& root, std::string_view name, error_list& e, Fn fn) {
@@ -955,6 +956,19 @@ std::vector<config_error> validate(const config& c) {
                    "is longer than " + std::to_string(sun_path_max) + " bytes, the limit for a unix socket path");
     }
     k.member_of("control.log_level", c.control.log_level, log_levels);
+    if (!c.control.metrics.empty()) {
+        // ADDR:PORT, the address a literal ([v6]:port for IPv6): a name would resolve at start.
+        const std::string& m = c.control.metrics;
+        const bool v6 = m.front() == '[';
+        const auto colon = v6 ? m.find("]:") : m.rfind(':');
+        const std::string addr = colon == std::string::npos ? "" : m.substr(v6 ? 1 : 0, colon - (v6 ? 1 : 0));
+        const std::string port = colon == std::string::npos ? "" : m.substr(colon + (v6 ? 2 : 1));
+        const bool addr_ok = v6 ? ipv6_addr::parse(addr).has_value() : ipv4_addr::parse(addr).has_value();
+        const bool port_ok = !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
+                             std::stoul(port) <= 65535;
+        if (!addr_ok || !port_ok)
+            k.fail("control.metrics", quote(m), "must be ADDR:PORT with an IPv4 or [IPv6] literal, e.g. \"127.0.0.1:9567\"");
+    }
 
     return std::move(k.errors);
 }

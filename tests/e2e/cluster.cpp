@@ -118,7 +118,9 @@ std::string cluster::write_config(const std::string& name, std::uint32_t id, con
     t << "[detect]\ninterval_us = " << o.interval_us << "\nmiss = " << o.miss << "\nprobe = \"" << o.probe
       << "\"\n\n";
     t << "[engine]\nmode = \"" << o.engine << "\"\nidle = \"adaptive\"\nidle_max_sleep_us = 200\n\n";
-    t << "[control]\nsocket = \"" << socket(name) << "\"\nlog_level = \"debug\"\n\n";
+    t << "[control]\nsocket = \"" << socket(name) << "\"\nlog_level = \"debug\"\n";
+    if (!o.metrics.empty()) t << "metrics = \"" << o.metrics << "\"\n";
+    t << "\n";
     t << o.extra_toml << "\n";
     const std::string path = dir_ + "/" + name + ".toml";
     std::ofstream(path) << t.str();

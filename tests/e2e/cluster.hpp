@@ -42,6 +42,7 @@ struct node_options {
     std::string port_toml;               // appended to [port] verbatim
     std::string memif_role;              // server | client, for net_memif
     std::string memif_socket;
+    std::string metrics;                 // [control] metrics, "" off
 };
 
 class cluster {

@@ -9,12 +9,15 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "cluster.hpp"
+#include "netns.hpp"
 
 using namespace heartwire::e2e;
 using namespace std::chrono_literals;
@@ -80,4 +83,82 @@ TEST(Operations, UnderSystemdItIsReadyOnceItHasARoleAndFeedsTheWatchdogWhileTheE
     const auto last = ns.read_until("STOPPING=1", std::chrono::steady_clock::now() + 10s);
     EXPECT_EQ(count(last, "STOPPING=1"), 1u);
     EXPECT_EQ(c.proc("a").wait_exit(5s), 0);
+}
+
+namespace {
+
+// An HTTP GET from inside a node's namespace (the endpoint listens on that namespace's
+// loopback), by a real client: Python's http.client.
+std::string scrape(cluster& c, const std::string& node, int& status) {
+    const std::string cmd = "ip netns exec " + c.net().ns_name(node) +
+                            " python3 -c 'import http.client,sys; h=http.client.HTTPConnection(\"127.0.0.1\", 9567, timeout=5); "
+                            "h.request(\"GET\", \"/metrics\"); r=h.getresponse(); print(r.status); "
+                            "print(r.getheader(\"Content-Type\")); sys.stdout.write(r.read().decode())' 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[65536];
+    for (std::size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    pclose(p);
+    status = std::atoi(out.c_str());
+    return out;
+}
+
+double value_of(const std::string& text, const std::string& series) {
+    const auto at = text.find("\n" + series + " ");
+    return at == std::string::npos ? -1 : std::atof(text.c_str() + at + 1 + series.size() + 1);
+}
+
+} // namespace
+
+TEST(Operations, TheMetricsEndpointServesPrometheusTextAndTheTakeoverCounterMoves) {
+    cluster c({"a", "b"});
+    for (const auto& [n, core] : {std::pair{"a", "0"}, std::pair{"b", "1"}}) {
+        node_options o;
+        o.lcores = core;
+        o.metrics = "127.0.0.1:9567";
+        c.write_config(n, n[0] == 'a' ? 1 : 2, o);
+    }
+    c.start("a");
+    ASSERT_TRUE(c.wait_role("a", "primary")) << c.logs();
+    c.start("b");
+    ASSERT_TRUE(c.wait_role("b", "monitor")) << c.logs();
+    int status = 0;
+    const std::string before = scrape(c, "b", status);
+    ASSERT_EQ(status, 200) << before;
+    EXPECT_NE(before.find("text/plain; version=0.0.4"), std::string::npos);
+    for (const char* family : {"# TYPE heartwire_role gauge", "# TYPE heartwire_takeovers_total counter",
+                               "# TYPE heartwire_probe_rtt_seconds histogram", "# TYPE heartwire_loop_gap_seconds histogram",
+                               "# TYPE heartwire_frames_dropped_total counter", "# TYPE heartwire_io_rx_packets_total counter",
+                               "# TYPE heartwire_build_info gauge"})
+        EXPECT_NE(before.find(family), std::string::npos) << family << "\n" << before.substr(0, 2000);
+    EXPECT_EQ(value_of(before, "heartwire_role{group=\"1\",role=\"monitor\"}"), 1.0);
+    EXPECT_EQ(value_of(before, "heartwire_takeovers_total{group=\"1\"}"), 0.0);
+    EXPECT_GT(value_of(before, "heartwire_probe_rtt_seconds_count"), 0.0) << "b probes a";
+
+    // Prometheus's own parser on what a real scrape got (Debian's promtool, unpacked by the
+    // test command's setup).
+    const std::string promtool = std::string(HEARTWIRE_BUILD_ROOT) + "/fetched/prometheus/usr/bin/promtool";
+    const std::string body = before.substr(before.find('\n', before.find('\n') + 1) + 1);
+    const std::string file = c.dir() + "/scrape.prom";
+    std::ofstream(file) << body;
+    FILE* p = popen((promtool + " check metrics < " + file + " 2>&1").c_str(), "r");
+    std::string lint;
+    char buf[4096];
+    for (std::size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) lint.append(buf, n);
+    EXPECT_EQ(pclose(p), 0) << lint;
+    EXPECT_EQ(lint, "") << "promtool's lint";
+
+    c.stop("a", SIGKILL);
+    ASSERT_TRUE(c.wait_role("b", "primary")) << c.logs();
+    const std::string after = scrape(c, "b", status);
+    ASSERT_EQ(status, 200);
+    EXPECT_EQ(value_of(after, "heartwire_takeovers_total{group=\"1\"}"), 1.0) << "the failover is counted";
+    EXPECT_EQ(value_of(after, "heartwire_role{group=\"1\",role=\"primary\"}"), 1.0);
+    EXPECT_EQ(value_of(after, "heartwire_holds_address{group=\"1\",address=\"primary\"}"), 1.0);
+    // heartwirectl metrics: the same text over the control socket.
+    FILE* q = popen((std::string(HEARTWIRECTL_PATH) + " --socket " + c.socket("b") + " metrics 2>&1").c_str(), "r");
+    std::string ctl;
+    for (std::size_t n; (n = fread(buf, 1, sizeof buf, q)) > 0;) ctl.append(buf, n);
+    EXPECT_EQ(pclose(q), 0) << ctl;
+    EXPECT_EQ(value_of("\n" + ctl, "heartwire_takeovers_total{group=\"1\"}"), 1.0) << ctl.substr(0, 500);
 }
