@@ -133,6 +133,7 @@ control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth
     }
     open_steering();
     if (!c.health.empty()) health_ = std::make_unique<control::health_monitor>(c.health, hooks_);
+    log::parse_level(c.control.log_level, level_);
     ctl_ = std::make_unique<control::ctl_server>(c.control.socket, [this](std::string_view req) { return handle(req); });
     if (!c.control.metrics.empty()) {
         metrics_ = std::make_unique<control::http_endpoint>(c.control.metrics); // throws, naming the address
@@ -358,6 +359,60 @@ void control_loop::tell_service_manager(std::chrono::steady_clock::time_point no
         sm_.ready(fmt("%s, epoch %llu", s(to_string(st.r)).c_str(), static_cast<unsigned long long>(st.epoch)));
 }
 
+void control_loop::on_signals() {
+    const unsigned bits = signals_->exchange(0, std::memory_order_relaxed);
+    if (bits & sig_reload) reload();
+    if (bits & sig_dump) {
+        // SIGUSR1: the status, as heartwirectl status prints it, into the log.
+        std::istringstream text(status_text(status_view()));
+        log::write(log::level::info, "status (SIGUSR1):");
+        for (std::string line; std::getline(text, line);) log::write(log::level::info, "  " + line);
+    }
+    if (bits & sig_debug) {
+        debug_toggled_ = !debug_toggled_;
+        log::set_level(debug_toggled_ ? log::level::debug : level_);
+        log::write(log::level::warn, debug_toggled_ ? "debug logging on (SIGUSR2; again to turn it off)"
+                                                    : "debug logging off (SIGUSR2): back to the configured level");
+    }
+}
+
+// SIGHUP: the file again. A file that does not parse changes nothing; what changed is
+// named: the log level is applied at once, everything else needs a restart for now (the
+// node keeps its role and its running configuration either way).
+void control_loop::reload() {
+    sm_.reloading();
+    if (config_path_.empty()) {
+        log::write(log::level::warn, "reload (SIGHUP): no configuration file to re-read (embedded)");
+        sm_.ready("reload ignored");
+        return;
+    }
+    auto r = cfg::load_file(config_path_);
+    if (!r.errors.empty()) {
+        log::write(log::level::error, fmt("reload (SIGHUP): %s has %zu error(s), the running configuration stays; first: %s",
+                                          config_path_.c_str(), r.errors.size(), r.errors.front().to_string().c_str()));
+        sm_.ready("reload refused: configuration errors");
+        return;
+    }
+    std::string applied, restart;
+    for (const auto& k : cfg::changed_keys(c_, *r.cfg)) {
+        if (k == "control.log_level") {
+            log::level l;
+            if (log::parse_level(r.cfg->control.log_level, l)) {
+                level_ = l;
+                if (!debug_toggled_) log::set_level(l);
+            }
+            applied += (applied.empty() ? "" : ", ") + k + " = " + r.cfg->control.log_level;
+        } else {
+            restart += (restart.empty() ? "" : ", ") + k;
+        }
+    }
+    if (applied.empty() && restart.empty()) log::write(log::level::info, "reload (SIGHUP): nothing changed");
+    if (!applied.empty()) log::write(log::level::info, "reload (SIGHUP): applied " + applied);
+    if (!restart.empty())
+        log::write(log::level::warn, "reload (SIGHUP): changed, not applied (they take effect when heartwired restarts): " + restart);
+    sm_.ready(restart.empty() ? "reloaded" : "reloaded; restart needed for: " + restart);
+}
+
 status_inputs control_loop::status_view() {
     announce_views_.clear();
     announce_views_.reserve(g_.size());
@@ -371,6 +426,7 @@ void control_loop::turn(std::chrono::milliseconds wait) {
     check_keys();
     const auto now = std::chrono::steady_clock::now();
     tell_service_manager(now);
+    if (signals_ && signals_->load(std::memory_order_relaxed) != 0) on_signals();
     if (metrics_) metrics_->serve([this] { return metrics_text(status_view()); });
     if (now >= next_reanchor_) {
         e_.reanchor_clock();

@@ -15,6 +15,7 @@
 #include "control/ctl_socket.hpp"
 #include "control/health.hpp"
 #include "control/http_endpoint.hpp"
+#include "control/log.hpp"
 #include "control/hook_queue.hpp"
 #include "control/hooks.hpp"
 #include "control/link_watch.hpp"
@@ -39,6 +40,12 @@ public:
     void prepare_kernel_interface();
     void open_steering();
     bool stage_all(bool add, std::size_t g);
+    // Signals the daemon's handler records for the control thread to act on.
+    static constexpr unsigned sig_reload = 1, sig_dump = 2, sig_debug = 4;
+    void watch_signals(std::atomic<unsigned>* bits, std::string config_path) {
+        signals_ = bits;
+        config_path_ = std::move(config_path);
+    }
     // Runs until `engine_running` drops, then carries out the engine's last actions.
     void run(const std::atomic<bool>& engine_running);
 
@@ -110,6 +117,12 @@ private:
     std::unique_ptr<control::http_endpoint> metrics_;   // [control] metrics: Prometheus
     status_inputs status_view();
     std::vector<announce_view> announce_views_; // status_view()'s, kept for the inputs' lifetime
+    std::atomic<unsigned>* signals_{nullptr};
+    std::string config_path_;
+    log::level level_{log::level::info};        // the configured level (SIGUSR2 toggles debug over it)
+    bool debug_toggled_{false};
+    void on_signals();
+    void reload();
     std::chrono::steady_clock::time_point next_ready_check_{};
     void tell_service_manager(std::chrono::steady_clock::time_point now);
     std::string link_if_;                            // the port's kernel interface, "" when none

@@ -40,17 +40,27 @@ namespace {
 std::atomic<io::engine*> g_engine{nullptr};
 std::atomic<bool> g_stop{false};
 
-void on_signal(int) {
-    g_stop.store(true, std::memory_order_relaxed);
-    if (auto* e = g_engine.load(std::memory_order_relaxed)) e->request_stop();
+std::atomic<unsigned> g_signals{0}; // control_loop::signal_bits, for the control thread
+
+void on_signal(int sig) {
+    if (sig == SIGHUP) g_signals.fetch_or(control_loop::sig_reload, std::memory_order_relaxed);
+    else if (sig == SIGUSR1) g_signals.fetch_or(control_loop::sig_dump, std::memory_order_relaxed);
+    else if (sig == SIGUSR2) g_signals.fetch_or(control_loop::sig_debug, std::memory_order_relaxed);
+    else {
+        g_stop.store(true, std::memory_order_relaxed);
+        if (auto* e = g_engine.load(std::memory_order_relaxed)) e->request_stop();
+    }
 }
 
+// Every signal an operator sends has an action (heartwired(8)): INT and TERM stop cleanly,
+// HUP re-reads the configuration, USR1 writes the status to the log, USR2 toggles debug
+// logging; PIPE is ignored (a control client that went away).
 void install_signals() {
     struct sigaction sa{};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
+    sa.sa_flags = SA_RESTART;
+    for (const int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) sigaction(s, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -178,7 +188,7 @@ void report_core_layout(const cpu_set_t& original) {
 
 } // namespace
 
-int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
+int run_daemon(const cfg::config& c, const std::vector<std::string>& extra, const std::string& config_path) {
     log::level lvl;
     if (log::parse_level(c.control.log_level, lvl)) log::set_level(lvl);
     log::use_journal_if_connected(); // under systemd: journal entries with priority and fields
@@ -296,6 +306,7 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra) {
     install_signals();
     if (g_stop.load()) engine->request_stop();
 
+    control->watch_signals(&g_signals, config_path);
     std::atomic<bool> running{true};
     std::thread ctl([&] {
         unpin(original);

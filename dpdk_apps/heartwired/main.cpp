@@ -70,5 +70,5 @@ int main(int argc, char** argv) {
     // af_xdp maps its UMEM and loads XDP programs: both count against the locked-memory limit.
     rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
     setrlimit(RLIMIT_MEMLOCK, &unlimited);
-    return heartwire::app::run_daemon(*r.cfg, eal_extra);
+    return heartwire::app::run_daemon(*r.cfg, eal_extra, config_path);
 }

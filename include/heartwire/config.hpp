@@ -62,6 +62,7 @@ struct node_cfg {
     // [node] group 1..2^32-1: like keepalived's VRID. Frames of another group are counted
     // and ignored, so several clusters share one segment.
     std::uint32_t group{default_group};
+    bool operator==(const node_cfg&) const = default;
 };
 
 struct port_cfg {
@@ -91,6 +92,7 @@ struct port_cfg {
     // receives only what heartwire's rules steer to its queue (EtherType 0x88B5, in each of
     // the groups' VLANs); everything else stays with the kernel. Shared mode only.
     bool flow_isolate{false};
+    bool operator==(const port_cfg&) const = default;
 };
 
 // A role's addresses: the first, IPv4, is the one the seeds' discovery probes by ARP; the
@@ -109,6 +111,7 @@ struct addresses_cfg {
     std::vector<ipv6_prefix> primary6;       // its IPv6 addresses
     std::vector<ipv4_prefix> monitor_more;
     std::vector<ipv6_prefix> monitor6;
+    bool operator==(const addresses_cfg&) const = default;
 };
 
 // One address group (keepalived's vrrp_instance): its own id on the wire, addresses, rank
@@ -128,6 +131,7 @@ struct group_cfg {
     // [[group]] health: the [[health]] checks whose failure faults this group; empty = every check.
     std::vector<std::string> health;
     bool health_given{false};
+    bool operator==(const group_cfg&) const = default;
 };
 
 // Every IPv4 address of a role (the role address first), and its IPv6 addresses.
@@ -141,6 +145,7 @@ struct detect_cfg {
     // [detect] stall_threshold_us: unintended lateness of the monitor's loop beyond this is
     // its own stall (a fresh window for the primary). 0 = max(interval, 100 us).
     std::uint32_t stall_threshold_us{0};
+    bool operator==(const detect_cfg&) const = default;
 };
 
 struct garp_cfg {
@@ -150,6 +155,7 @@ struct garp_cfg {
     // [garp] defend_interval_ms: an ARP from another MAC claiming a held address is answered
     // by our GARP at once, at most once per this long per address (RFC 5227 2.4). 0 = always.
     std::uint32_t defend_interval_ms{default_defend_interval_ms};
+    bool operator==(const garp_cfg&) const = default;
 };
 
 struct auth_cfg {
@@ -159,6 +165,7 @@ struct auth_cfg {
     // [auth] key_file: required when keyed. An absolute path to a file of mode 0600 or
     // stricter, or "cred:NAME" for the systemd credential NAME. Re-read when it changes.
     std::string key_file;
+    bool operator==(const auth_cfg&) const = default;
 };
 
 struct protocol_cfg {
@@ -175,6 +182,7 @@ struct protocol_cfg {
     // long when it becomes monitor again: flap damping. 0 disables it.
     std::uint32_t flap_hold_ms{default_flap_hold_ms};
     bool require_fence{false};  // takeover waits for the fence hook to succeed
+    bool operator==(const protocol_cfg&) const = default;
 };
 
 struct engine_cfg {
@@ -188,6 +196,7 @@ struct engine_cfg {
     std::uint32_t yield_period_us{default_yield_period_us}; // ... at least once in this long (0: never)
     bool lock_memory{true};                         // [engine] lock_memory: mlockall at start
     bool idle_filler{true};                         // [engine] idle_filler: keep the poll cores from halting in yields
+    bool operator==(const engine_cfg&) const = default;
 };
 
 struct hooks_cfg {
@@ -203,6 +212,7 @@ struct hooks_cfg {
     std::string recover;     // recover <node id>: the fault is cured; restart what it needs, then rejoin
     std::string undrain;     // undrain <peer id>: a drain was abandoned (switchover timed out): take work again
     std::uint32_t timeout_ms{default_hook_timeout_ms};
+    bool operator==(const hooks_cfg&) const = default;
 };
 
 struct health_check_cfg {
@@ -212,6 +222,7 @@ struct health_check_cfg {
     std::uint32_t interval_ms{default_health_interval_ms};
     std::uint32_t rise{default_health_rise};  // passes in a row that clear the fault
     std::uint32_t fall{default_health_fall};  // failures in a row that raise it
+    bool operator==(const health_check_cfg&) const = default;
 };
 
 struct control_cfg {
@@ -220,6 +231,7 @@ struct control_cfg {
     // [control] metrics: "ADDR:PORT" of the Prometheus endpoint (GET /metrics, served by
     // the control side, never the poll lcore): "127.0.0.1:9567", "[::1]:9567". "" = off.
     std::string metrics;
+    bool operator==(const control_cfg&) const = default;
 };
 
 struct config {
@@ -239,6 +251,7 @@ struct config {
     // `addresses` is always groups[0]'s.
     std::vector<group_cfg> groups;
     bool explicit_groups{false}; // the file has [[group]] blocks (errors then name group[i])
+    bool operator==(const config&) const = default;
 };
 
 struct config_error {
@@ -252,6 +265,12 @@ struct parse_result {
     std::optional<config> cfg;            // set only when errors is empty
     std::vector<config_error> errors;
 };
+
+// What differs between two parsed configurations, as the names of the tables that differ
+// ("node", "port", "groups", "detect", "garp", "auth", "protocol", "engine", "hooks",
+// "health") and, for [control], its keys ("control.log_level", ...): what a reload says it
+// applied and what needs a restart.
+std::vector<std::string> changed_keys(const config& from, const config& to);
 
 // Parses and validates TOML text. Unknown keys are errors (typos must not pass silently).
 parse_result parse(std::string_view toml_text);

@@ -973,6 +973,27 @@ std::vector<config_error> validate(const config& c) {
     return std::move(k.errors);
 }
 
+std::vector<std::string> changed_keys(const config& a, const config& b) {
+    std::vector<std::string> out;
+    const auto add = [&](bool differ, const char* name) {
+        if (differ) out.emplace_back(name);
+    };
+    add(!(a.node == b.node), "node");
+    add(!(a.port == b.port), "port");
+    add(!(a.groups == b.groups) || a.explicit_groups != b.explicit_groups, "groups");
+    add(!(a.detect == b.detect), "detect");
+    add(!(a.garp == b.garp), "garp");
+    add(!(a.auth == b.auth), "auth");
+    add(!(a.protocol == b.protocol), "protocol");
+    add(!(a.engine == b.engine), "engine");
+    add(!(a.hooks == b.hooks), "hooks");
+    add(!(a.health == b.health), "health");
+    add(a.control.log_level != b.control.log_level, "control.log_level");
+    add(a.control.socket != b.control.socket, "control.socket");
+    add(a.control.metrics != b.control.metrics, "control.metrics");
+    return out;
+}
+
 std::string_view to_string(address_mode m) noexcept {
     switch (m) {
     case address_mode::exclusive: return "exclusive";

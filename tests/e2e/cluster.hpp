@@ -61,6 +61,7 @@ public:
     bool running(const std::string& name);
     void stop(const std::string& name, int sig);           // signal and wait for the exit
     std::string socket(const std::string& name) const { return dir_ + "/" + name + ".sock"; }
+    const std::string& config_path(const std::string& name) const { return configs_.at(name); }
     // The key file every node of this cluster uses unless told otherwise: one random key
     // (id 1, send), mode 0600, written by the constructor.
     std::string key_path() const { return dir_ + "/group.key"; }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -161,4 +162,50 @@ TEST(Operations, TheMetricsEndpointServesPrometheusTextAndTheTakeoverCounterMove
     for (std::size_t n; (n = fread(buf, 1, sizeof buf, q)) > 0;) ctl.append(buf, n);
     EXPECT_EQ(pclose(q), 0) << ctl;
     EXPECT_EQ(value_of("\n" + ctl, "heartwire_takeovers_total{group=\"1\"}"), 1.0) << ctl.substr(0, 500);
+}
+
+namespace {
+
+void edit(const std::string& path, const std::string& from, const std::string& to) {
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from << " not in " << path;
+    text.replace(at, from.size(), to);
+    std::ofstream(path) << text;
+}
+
+} // namespace
+
+// Every signal has an action, none of them a role change: HUP re-reads the file (the log
+// level applied, the rest named as needing a restart, a broken file refused), USR1 writes
+// the status to the log, USR2 toggles debug logging.
+TEST(Operations, SignalsReloadDumpAndToggleDebugWithoutARoleChange) {
+    cluster c({"a"});
+    node_options o;
+    o.lcores = "0";
+    c.write_config("a", 1, o);
+    c.start("a");
+    ASSERT_TRUE(c.wait_role("a", "primary")) << c.logs();
+    const auto epoch = json_value(*c.status("a"), "epoch");
+    const auto log_has = [&](const std::string& s) { return wait_until([&] { return c.proc("a").log().find(s) != std::string::npos; }, 5s); };
+
+    edit(c.config_path("a"), "log_level = \"debug\"", "log_level = \"info\"");
+    std::ofstream(c.config_path("a"), std::ios::app) << "\n[garp]\nrefresh_ms = 4321\n";
+    c.proc("a").kill(SIGHUP);
+    EXPECT_TRUE(log_has("reload (SIGHUP): applied control.log_level = info")) << c.proc("a").log();
+    EXPECT_TRUE(log_has("not applied (they take effect when heartwired restarts): garp"));
+    std::ofstream(c.config_path("a"), std::ios::app) << "[nonsense\n";
+    c.proc("a").kill(SIGHUP);
+    EXPECT_TRUE(log_has("the running configuration stays")) << c.proc("a").log();
+    c.proc("a").kill(SIGUSR1);
+    EXPECT_TRUE(log_has("status (SIGUSR1):"));
+    EXPECT_TRUE(log_has("  role      primary"));
+    c.proc("a").kill(SIGUSR2);
+    EXPECT_TRUE(log_has("debug logging on (SIGUSR2"));
+    c.proc("a").kill(SIGUSR2);
+    EXPECT_TRUE(log_has("debug logging off (SIGUSR2)"));
+    EXPECT_TRUE(c.running("a")) << "no signal stopped it";
+    EXPECT_EQ(c.role("a"), "primary");
+    EXPECT_EQ(json_value(*c.status("a"), "epoch"), epoch) << "no role change";
 }
