@@ -35,6 +35,7 @@ import ipaddress
 import os
 import re
 import shlex
+import socket
 import sys
 import zlib
 
@@ -323,7 +324,8 @@ class Converter:
         self.all_addresses.add(net.ip)
 
     def script_check(self, s, health, g):
-        body = self.first(s, "script")
+        sc = s.one("script")
+        body = " ".join(sc.words[1:]) if sc and len(sc.words) > 1 else None  # unquoted: every word is the command
         if body is None:
             self.refuse(s, "no script")
             return
@@ -335,7 +337,7 @@ class Converter:
             elif c.key == "user":
                 self.warn(c, "heartwired runs checks as itself")
         num = lambda k, d: float(self.first(s, k)) if self.first(s, k) and re.match(r"^[0-9.]+$", self.first(s, k)) else d
-        name = s.words[1]
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", s.words[1])[:32]
         target = self.wrapper("checks/%s.sh" % name, body + "\n")
         self.add_check(health, g, name, "script", target, int(num("interval", 1) * 1000), int(num("rise", 1)),
                        int(num("fall", 1)))
@@ -360,9 +362,10 @@ class Converter:
         plen = first.network.prefixlen
         seg = first.network if plen < (31 if first.version == 4 else 127) else \
             ipaddress.ip_interface("%s/%d" % (first.ip, 24 if first.version == 4 else 64)).network
-        # The highest host address no instance uses.
-        cand = seg.broadcast_address - 1 if seg.version == 4 else seg.broadcast_address - 1
-        while (cand in used) and cand > seg.network_address + 1:
+        # The highest host address no instance uses, below the segment's last (.254 on a /24
+        # is where routers sit; so is .1, never reached from the top).
+        cand = seg.broadcast_address - 2
+        while (cand in used) and cand > seg.network_address + 2:
             cand -= 1
         if cand in used or cand <= seg.network_address:
             self.refuse(lead, "--monitor-auto: no spare address in %s; give --monitor %d=ADDR" % (seg, g["id"]))
@@ -374,31 +377,38 @@ class Converter:
 
     def notify_scripts(self, hooks, groups):
         out = {}
-        state = {"notify_master": ("on_primary", "MASTER"), "notify_backup": ("on_standby", "BACKUP"),
-                 "notify_fault": ("on_fault", "FAULT")}
-        # notify_master & co.: on_primary <epoch> <group id> -> the instance's command.
-        for k, (hook, _) in state.items():
+        state = {"notify_master": "on_primary", "notify_backup": "on_standby", "notify_fault": "on_fault"}
+
+        def arms(entries):
+            # One case arm per group: every command given for it (a sync group's own and its
+            # members') runs, in order.
+            by = {}
+            for g, cmd in entries:
+                by.setdefault(g["id"], []).append(cmd)
+            return "".join("    %d) %s ;;\n" % (gid, "; ".join(cmds)) for gid, cmds in by.items())
+
+        # notify_master & co.: on_primary <epoch> <group id> -> the group's commands.
+        for k, hook in state.items():
             if k in hooks:
-                cases = "".join("    %d) %s ;;\n" % (g["id"], cmd) for g, cmd in hooks[k])
-                out[hook] = self.wrapper("hooks/%s.sh" % hook, 'case "$2" in\n%sesac\n' % cases)
+                out[hook] = self.wrapper("hooks/%s.sh" % hook, 'case "$2" in\n%sesac\nexit 0\n' % arms(hooks[k]))
                 if k == "notify_backup":  # a keepalived BACKUP is heartwire's monitor or standby
                     out["on_monitor"] = out[hook]
         # notify and notify_stop: notify <role> <epoch> <node> <group id> -> keepalived's
-        # "INSTANCE name state priority".
+        # "INSTANCE name state priority". Discovery's passing roles (probing) call nothing;
+        # draining is still MASTER, fenced a BACKUP; STOP when heartwired stops (its
+        # machines go back to init then).
         if "notify" in hooks or "notify_stop" in hooks:
-            body = ('case "$1" in\n    primary) st=MASTER ;;\n    monitor|standby) st=BACKUP ;;\n'
-                    '    fault) st=FAULT ;;\n    *) st=STOP ;;\nesac\ncase "$4" in\n')
+            body = ('case "$1" in\n    primary|draining) st=MASTER ;;\n    monitor|standby|fenced) st=BACKUP ;;\n'
+                    '    fault) st=FAULT ;;\n    init) st=STOP ;;\n    *) exit 0 ;;\nesac\ncase "$4" in\n')
             for g in groups:
-                cmds = [c for gg, c in hooks.get("notify", []) if gg is g]
-                stops = [c for gg, c in hooks.get("notify_stop", []) if gg is g]
                 line = ""
-                for c in cmds:
+                for c in [c for gg, c in hooks.get("notify", []) if gg is g]:
                     line += '%s INSTANCE %s "$st" %d; ' % (c, shlex.quote(g["name"]), g["priority"])
-                for c in stops:
-                    line += '[ "$st" = STOP ] && %s; ' % c
+                for c in [c for gg, c in hooks.get("notify_stop", []) if gg is g]:
+                    line += 'if [ "$st" = STOP ]; then %s; fi; ' % c
                 if line:
                     body += "    %d) %s;;\n" % (g["id"], line)
-            body += "esac\n"
+            body += "esac\nexit 0\n"
             out["notify"] = self.wrapper("hooks/notify.sh", body)
         return out
 
@@ -407,8 +417,12 @@ class Converter:
         rid = None
         if self.global_defs:
             rid = self.first(self.global_defs, "router_id")
-        name = self.a.node_name or re.sub(r"[^A-Za-z0-9_.-]", "_", rid or "node")[:32]
+        # keepalived's own default is the host name; so is ours. Two nodes converted from
+        # copies of one file would otherwise share an id (heartwire then lets neither claim).
+        name = self.a.node_name or re.sub(r"[^A-Za-z0-9_.-]", "_", rid or socket.gethostname())[:32]
         node_id = self.a.node_id or (zlib.crc32(name.encode()) or 1)
+        if not self.a.node_id:
+            self.warnings.append("node id %d derived from the name %r: give --node-id, unique in the cluster" % (node_id, name))
         lines = ["# heartwired configuration converted from keepalived.conf by keepalived2heartwire.",
                  "# Review it, then: heartwired --check -c <this file>. docs/keepalived.md explains each choice.",
                  "", "[node]", "name = %s" % q(name), "id = %d" % node_id, "",

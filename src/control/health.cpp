@@ -62,6 +62,10 @@ bool health_monitor::process_running(const std::string& target) {
     while (dirent* e = readdir(d)) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
         const std::string dir = std::string("/proc/") + e->d_name;
+        // A zombie has exited: it serves nothing.
+        const std::string stat = read_all(dir + "/stat");
+        if (const auto close = stat.rfind(')'); close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z')
+            continue;
         std::string comm = read_all(dir + "/comm");
         if (!comm.empty() && comm.back() == '\n') comm.pop_back();
         std::string exe;
@@ -69,6 +73,9 @@ bool health_monitor::process_running(const std::string& target) {
             char buf[4096];
             const ssize_t n = readlink((dir + "/exe").c_str(), buf, sizeof buf);
             if (n > 0) exe.assign(buf, static_cast<std::size_t>(n));
+            // Upgraded in place: the running image's file was replaced, still the same service.
+            constexpr std::string_view deleted = " (deleted)";
+            if (exe.ends_with(deleted)) exe.resize(exe.size() - deleted.size());
         }
         if (process_matches(target, comm, exe, read_all(dir + "/cmdline"))) {
             found = true;

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,7 +28,7 @@ void write_all(int fd, const std::string& s) {
         const ssize_t n = ::send(fd, p, left, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR) continue;
-            return; // the scraper went away
+            return; // the scraper went away, or stopped reading (SO_SNDTIMEO)
         }
         p += n;
         left -= static_cast<std::size_t>(n);
@@ -155,6 +156,10 @@ void http_endpoint::run() {
         if (!(p[0].revents & POLLIN)) continue;
         const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) continue;
+        // A scraper that stops reading must not hold the only serving thread (nor the
+        // daemon's stop, which joins it): each send gives up after 2 s.
+        const timeval send_timeout{2, 0};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
         answer(fd);
         ::close(fd);
     }

@@ -107,7 +107,7 @@ public:
         const mac_addr& me = e_.port_.mac();
         switch (a.kind) {
         case action_kind::send_heartbeat:
-            if (e_.m_.size() > 1 && wire::bundlable(a.hb)) return bundle(a.hb, a.dst);
+            if (e_.bundle_budget_ != 0 && wire::bundlable(a.hb)) return bundle(a.hb, a.dst);
             put([&](std::span<std::byte> b) {
                 return signed_frame(b, [&](const wire::hb_msg& m, std::span<std::byte> out) {
                     return wire::encode_heartbeat(a.dst, me, m, out);
@@ -263,7 +263,7 @@ private:
         const std::uint16_t vlan = e_.m_vlan_[group_];
         const std::uint8_t key = key_of(group_);
         if (nb_ != 0 && (dst != bdst_ || vlan != bvlan_ || key != bkey_ || nb_ == wire::hb_bundle_max_entries ||
-                         bbytes_ + wire::bundle_entry_size(m) > wire::hb_max_bundle_payload))
+                         bbytes_ + wire::bundle_entry_size(m) > e_.bundle_budget_))
             close_bundle();
         if (nb_ == 0) {
             bdst_ = dst;
@@ -299,17 +299,18 @@ private:
             outer.incarnation = bundle_[0].incarnation;
             return signed_frame(b, [&](const wire::hb_msg& o, std::span<std::byte> out) {
                 return wire::encode_bundle(bdst_, e_.port_.mac(), o, {bundle_, n}, out);
-            }, outer);
+            }, outer, bkey_);
         });
         group_ = g;
         c_.tx_bundled.add(n);
     }
 
-    // Keyed: the frame carries the group's signing key's id and a tag over all of it.
+    // Keyed: the frame carries the group's signing key's id and a tag over all of it (a
+    // bundle: the key its entries were grouped by, key_of() when they were added).
     template <class Encode>
-    std::size_t signed_frame(std::span<std::byte> b, Encode&& enc, wire::hb_msg m) noexcept {
+    std::size_t signed_frame(std::span<std::byte> b, Encode&& enc, wire::hb_msg m, std::uint8_t key = 0) noexcept {
         auth::keyring* ring = e_.role_keys_ ? e_.role_keys_->tx.get() : nullptr;
-        const std::uint8_t own = e_.m_[group_].send_key;
+        const std::uint8_t own = key != 0 ? key : e_.m_[group_].send_key;
         const bool switched = ring && group_ != 0 && own != 0 && own != ring->send_key() && ring->set_send_key(own);
         if (e_.keyed_) {
             m.key_id = e_.signing_key();
@@ -419,9 +420,30 @@ engine::engine(const cfg::config& c, port& p, tsc_clock& clk) : cfg_(c), port_(p
     ip.yield_period_ns = std::uint64_t{c.engine.yield_period_us} * 1000;
     role_idle_.configure(ip);
     rx_idle_.configure(ip);
-    // A takeover of every group at once emits ~7 control events a group, and a command for
-    // every group fans out into one each: both rings scale with the groups.
-    events_ = make_ring("hw_ev", sizeof(control_event), std::bit_ceil<unsigned>(std::max<unsigned>(4096, 16 * static_cast<unsigned>(n))));
+    // A takeover of every group at once emits ~7 control events a group, plus, for a group
+    // announced from its own kernel interface, one per GARP / NA (garp.repeat a burst per
+    // address); a command for every group fans out into one each: both rings scale with the
+    // groups (review: a 1,000-group dedicated-port takeover overflowed 16 a group).
+    // Bundles no larger than the port's MTU (a 1,450-byte overlay would drop every full
+    // one, so many groups would see mass heartbeat loss while one group works): the
+    // payload budget is the MTU less the outer header and the tag. None with one group, or
+    // when not even one announce fits.
+    if (n > 1) {
+        std::uint16_t mtu = 1500;
+        if (rte_eth_dev_get_mtu(p.id(), &mtu) != 0) mtu = 1500;
+        const std::size_t room = mtu > wire::hb_header_size + wire::hb_tag_size ? mtu - wire::hb_header_size - wire::hb_tag_size : 0;
+        bundle_budget_ = std::min(room, wire::hb_max_bundle_payload);
+        if (bundle_budget_ < 2 * (wire::hb_header_size + wire::hb_bundle_entry_max_payload)) bundle_budget_ = 0;
+    }
+    std::size_t per_takeover = 0;
+    for (std::size_t g = 0; g < n; ++g) {
+        std::size_t addrs = 0;
+        if (m_kernel_announces_[g])
+            for (const auto& a : m_[g].p.addrs) addrs += a.n4 + a.n6;
+        per_takeover += 16 + 2 * std::size_t{c.garp.repeat} * addrs;
+    }
+    events_ = make_ring("hw_ev", sizeof(control_event),
+                        std::bit_ceil<unsigned>(static_cast<unsigned>(std::min<std::size_t>(std::max<std::size_t>(4096, per_takeover), 1u << 22))));
     commands_ = make_ring("hw_cmd", sizeof(engine_command), std::bit_ceil<unsigned>(std::max<unsigned>(256, 4 * static_cast<unsigned>(n))));
     if (c.engine.mode == cfg::lcore_mode::pipelined) pipe_ = make_ring("hw_pipe", sizeof(rx_item), pipe_size);
 }

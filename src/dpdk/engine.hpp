@@ -256,6 +256,7 @@ private:
     // group's own kernel interface once the kernel holds the address (io::announce_interface:
     // a dedicated heartbeat port), instead of from this port with this port's MAC.
     std::vector<std::uint8_t> m_kernel_announces_;
+    std::size_t bundle_budget_{0}; // bytes of entries a bundle may carry (port MTU); 0: no bundles
     std::vector<std::uint64_t> m_wake_;               // each machine's next timer (many groups)
     // Many groups: a min-heap of (wake, machine), stale entries skipped, capacity reserved
     // at start (never allocates in the loop); the due machines of a turn.

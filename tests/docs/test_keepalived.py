@@ -205,6 +205,10 @@ vrrp_instance VI_C {
             fail("notify standby: %r" % call("notify", "standby", "7", "n1", "10"))
         if call("notify", "fault", "7", "n1", "10") != "INSTANCE VI_A FAULT 150":
             fail("notify fault")
+        if call("notify", "probe_primary", "0", "n1", "10") != "":
+            fail("discovery's passing roles call nothing")
+        if call("notify", "init", "7", "n1", "10") != "INSTANCE VI_A STOP 150":
+            fail("heartwired's stop is keepalived's STOP: %r" % call("notify", "init", "7", "n1", "10"))
         if call("on_primary", "7", "10") != "sync-master":
             fail("the sync group's notify_master on entering primary: %r" % call("on_primary", "7", "10"))
         if call("on_standby", "7", "12") != "c-backup" or call("on_monitor", "7", "12") != "c-backup":
