@@ -19,11 +19,11 @@ void executable(std::vector<problem>& out, const std::string& key, const std::st
     if (path.empty()) return;
     struct stat st{};
     if (::stat(path.c_str(), &st) != 0) {
-        out.push_back({true, key, "\"" + path + "\": " + std::strerror(errno) + std::string(why)});
+        out.push_back({true, false, key, "\"" + path + "\": " + std::strerror(errno) + std::string(why)});
     } else if (!S_ISREG(st.st_mode)) {
-        out.push_back({true, key, "\"" + path + "\": not a regular file"});
+        out.push_back({true, false, key, "\"" + path + "\": not a regular file"});
     } else if (::access(path.c_str(), X_OK) != 0) {
-        out.push_back({true, key, "\"" + path + "\": not executable (" + std::strerror(errno) + "): chmod +x it"});
+        out.push_back({true, false, key, "\"" + path + "\": not executable (" + std::strerror(errno) + "): chmod +x it"});
     }
 }
 
@@ -85,14 +85,14 @@ std::vector<problem> runtime_problems(const cfg::config& c, const std::vector<st
         if (k.kind == "script") executable(out, key, k.target, " (the check would fail at once: the node in fault)");
         if (k.kind == "process" && k.target.find('/') != std::string::npos && k.target.front() != '/' &&
             k.target.find(' ') == std::string::npos)
-            out.push_back({true, key, "\"" + k.target + "\": a relative path never matches: give a name, an absolute path or a command line"});
+            out.push_back({true, false, key, "\"" + k.target + "\": a relative path never matches: give a name, an absolute path or a command line"});
     }
 
     // Interfaces this network namespace must have: the vdev's own (net_tap makes its own),
     // the kernel interface, every group's, the notice interface.
     const auto missing = [&](const std::string& key, const std::string& name) {
         if (!name.empty() && name != "none" && if_nametoindex(name.c_str()) == 0)
-            out.push_back({true, key, "interface \"" + name + "\" does not exist in this network namespace"});
+            out.push_back({true, true, key, "interface \"" + name + "\" does not exist in this network namespace"});
     };
     if (const auto at = c.port.device.find(",iface="); at != std::string::npos && driver_of(c.port.device).rfind("net_tap", 0) != 0)
         missing("port.device", c.port.device.substr(at + 7, c.port.device.find(',', at + 7) - at - 7));
@@ -116,10 +116,10 @@ std::vector<problem> runtime_problems(const cfg::config& c, const std::vector<st
                                  " against the detection window of " + std::to_string(window_us) +
                                  " us (detect.interval_us x detect.miss)";
         if (c.engine.idle_max_sleep_us >= 10 * window_us)
-            out.push_back({true, "engine.idle_max_sleep_us",
+            out.push_back({true, false, "engine.idle_max_sleep_us",
                            what + ": a primary asleep that long misses the whole window; keep the cap under the window"});
         else if (c.engine.idle_max_sleep_us >= window_us)
-            out.push_back({false, "engine.idle_max_sleep_us",
+            out.push_back({false, false, "engine.idle_max_sleep_us",
                            what + ": a primary that falls asleep answers a window late; keep the cap under the window"});
     }
 
@@ -128,17 +128,17 @@ std::vector<problem> runtime_problems(const cfg::config& c, const std::vector<st
     eal.insert(eal.end(), eal_extra.begin(), eal_extra.end());
     const std::string drv = driver_of(c.port.device);
     if (drv.rfind("net_memif", 0) == 0 && has(eal, "--no-huge"))
-        out.push_back({true, "port.eal", "--no-huge with a memif port (" + drv + "): memif shares its rings in hugepages"});
+        out.push_back({true, false, "port.eal", "--no-huge with a memif port (" + drv + "): memif shares its rings in hugepages"});
     for (std::size_t i = 0; i + 1 < eal.size(); ++i)
         if (eal[i] == "--vdev" && driver_of(eal[i + 1]) == drv)
-            out.push_back({true, "port.eal", "--vdev " + eal[i + 1] + " and port.device name the same device: give it once, in port.device"});
+            out.push_back({true, false, "port.eal", "--vdev " + eal[i + 1] + " and port.device name the same device: give it once, in port.device"});
     const std::string lc = lcore_list(eal);
     const auto cores = cores_of(lc);
     const std::size_t need = c.engine.mode == cfg::lcore_mode::pipelined ? 2 : 1;
     if (!lc.empty() && cores.size() < need)
-        out.push_back({true, "port.eal", "-l " + lc + ": engine.mode = \"pipelined\" needs two lcores (RX and role), e.g. -l 0,1"});
+        out.push_back({true, false, "port.eal", "-l " + lc + ": engine.mode = \"pipelined\" needs two lcores (RX and role), e.g. -l 0,1"});
     if (lc.empty() && !has(eal, "-c") && !has(eal, "--lcores"))
-        out.push_back({false, "port.eal", "no -l: EAL takes every CPU for lcores, and the engine the first: name its core"});
+        out.push_back({false, false, "port.eal", "no -l: EAL takes every CPU for lcores, and the engine the first: name its core"});
     return out;
 }
 
@@ -165,7 +165,7 @@ std::vector<problem> stall_floor_problems(const cfg::config& c, unsigned spin_ms
     const auto worst_us = std::chrono::duration_cast<std::chrono::microseconds>(worst).count();
     const std::uint64_t window_us = std::uint64_t{c.detect.interval_us} * c.detect.miss;
     if (static_cast<std::uint64_t>(worst_us) >= window_us)
-        out.push_back({false, "detect.interval_us",
+        out.push_back({false, false, "detect.interval_us",
                        "the window of " + std::to_string(window_us) + " us is below this host's stall floor: a thread spinning " +
                            std::to_string(spin_ms) + " ms" + (pinned ? " on CPU " + std::to_string(cores.back()) : "") +
                            " lost its core for " + std::to_string(worst_us) +

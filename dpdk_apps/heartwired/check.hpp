@@ -12,6 +12,7 @@ namespace heartwire::app {
 
 struct problem {
     bool error{true}; // false: a warning (the daemon runs, but it is probably not what was meant)
+    bool setup{false}; // the host, not the file (an interface that is not there): exit 1, as at start
     std::string key;  // dotted key, as config errors name it
     std::string what;
 };

@@ -60,13 +60,17 @@ int main(int argc, char** argv) {
         const auto floor = heartwire::app::stall_floor_problems(*r.cfg);
         problems.insert(problems.end(), floor.begin(), floor.end());
     }
-    bool failed = false;
+    // The host's own problems (an interface that is not there) are setup errors, exit 1;
+    // at start the daemon's pre-flight reports them itself, with the same code.
+    bool config_failed = false, setup_failed = false;
     for (const auto& p : problems) {
-        std::fprintf(stderr, "heartwired: %s in %s: %s: %s\n", p.error ? "config error" : "warning", config_path.c_str(),
-                     p.key.c_str(), p.what.c_str());
-        failed = failed || p.error;
+        if (p.setup && !check_only) continue;
+        std::fprintf(stderr, "heartwired: %s in %s: %s: %s\n", !p.error ? "warning" : p.setup ? "setup error" : "config error",
+                     config_path.c_str(), p.key.c_str(), p.what.c_str());
+        (p.setup ? setup_failed : config_failed) |= p.error;
     }
-    if (failed) return 2;
+    if (config_failed) return 2;
+    if (setup_failed) return 1;
     if (check_only) {
         std::printf("%s: ok\n", config_path.c_str());
         return 0;
