@@ -445,7 +445,7 @@ class Converter:
             lines += ["[hooks]"] + ["%s = %s" % (k, q(v)) for k, v in sorted(hk.items())] + [""]
         for g in groups:
             prim = g["v4"] + g["v6"]
-            lines += ["# vrrp_instance %s" % g["name"], "[[group]]", "id = %d" % g["id"],
+            lines += ["# vrrp_instance %s" % g["name"], "[[group]]", "id = %d" % g["id"], "name = %s" % q(g["name"]),
                       "primary = [%s]" % ", ".join(q(a) for a in prim),
                       "monitor = %s" % q(g["monitor"]), "priority = %d" % g["priority"],
                       "preempt = %s" % ("true" if g["preempt"] else "false"),

@@ -19,6 +19,7 @@ def esc(s):
 
 
 def inline(s):
+    s = s.replace("\\|", "|")  # a pipe escaped for the Markdown table
     s = esc(s)
     s = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", s)
     s = re.sub(r"`([^`]+)`", lambda m: "\\fB" + m.group(1).replace("-", "\\-") + "\\fR", s)

@@ -766,12 +766,25 @@ std::vector<std::string> control_loop::env(std::size_t g) const {
 
 void control_loop::notify(role r, std::uint64_t epoch, std::size_t g) {
     const std::string name(to_string(r));
-    // notify <role> <epoch> <node name> <group id>: the group is the fourth argument.
-    if (!c_.hooks.notify.empty())
-        queue_.submit({.kind = "notify",
-                       .argv = {c_.hooks.notify, name, std::to_string(epoch), c_.node.name, std::to_string(c_.groups[g].id)},
-                       .env = env(g),
-                       .merge = control::hook_merge::never}); // every role change, in order
+    // notify <role> <epoch> <node name> <group id>: the group is the fourth argument. Or,
+    // keepalived's: notify INSTANCE <name> MASTER|BACKUP|FAULT|STOP <priority>, discovery's
+    // passing roles left out (keepalived has none), the stop (back to init) as STOP.
+    std::vector<std::string> argv;
+    if (c_.hooks.notify_args == "keepalived") {
+        const char* st = r == role::primary || r == role::draining                           ? "MASTER"
+                         : r == role::monitor || r == role::standby || r == role::fenced ? "BACKUP"
+                         : r == role::fault                                              ? "FAULT"
+                         : r == role::init                                               ? "STOP"
+                                                                                         : nullptr;
+        const auto& gc = c_.groups[g];
+        if (st)
+            argv = {c_.hooks.notify, "INSTANCE", gc.name.empty() ? "group" + std::to_string(gc.id) : gc.name, st,
+                    std::to_string(gc.priority)};
+    } else {
+        argv = {c_.hooks.notify, name, std::to_string(epoch), c_.node.name, std::to_string(c_.groups[g].id)};
+    }
+    if (!c_.hooks.notify.empty() && !argv.empty())
+        queue_.submit({.kind = "notify", .argv = argv, .env = env(g), .merge = control::hook_merge::never}); // every role change, in order
     const std::string* specific = r == role::primary   ? &c_.hooks.on_primary
                                   : r == role::monitor ? &c_.hooks.on_monitor
                                   : r == role::standby ? &c_.hooks.on_standby

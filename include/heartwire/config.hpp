@@ -120,6 +120,7 @@ inline constexpr std::size_t max_groups = 4096;
 
 struct group_cfg {
     std::uint32_t id{default_group};   // [[group]] id: carried in every frame (node.group for the one group of [addresses])
+    std::string name;                  // [[group]] name: for hooks and logs ("" = "group<id>"), keepalived's instance name
     addresses_cfg addresses;           // [[group]] primary, monitor (as [addresses])
     std::uint8_t priority{default_priority}; // [[group]] priority (default node.priority)
     bool preempt{false};               // [[group]] preempt (default protocol.preempt)
@@ -201,7 +202,10 @@ struct engine_cfg {
 
 struct hooks_cfg {
     // Each is an executable path ("" = none), run from the control thread, never the poll loop.
-    std::string notify;      // called as: notify <role> <epoch> <node name>, on every role change
+    std::string notify;      // called as: notify <role> <epoch> <node name> <group id>, on every role change
+    // [hooks] notify_args: "heartwire" (the line above) or "keepalived": notify INSTANCE
+    // <group name> MASTER|BACKUP|FAULT|STOP <priority>, as keepalived's notify scripts read it.
+    std::string notify_args{"heartwire"};
     std::string on_primary;  // called on entering primary
     std::string on_monitor;
     std::string on_standby;

@@ -408,6 +408,7 @@ constexpr std::pair<std::string_view, std::string hooks_cfg::*> hook_paths[] = {
 void read_hooks(table_reader& r, hooks_cfg& c) {
     for (const auto& [k, member] : hook_paths) r.string(k, c.*member);
     r.uint("timeout_ms", c.timeout_ms);
+    r.string("notify_args", c.notify_args);
 }
 
 void read_health(table_reader& r, health_check_cfg& c) {
@@ -421,6 +422,7 @@ void read_health(table_reader& r, health_check_cfg& c) {
 
 void read_group(table_reader& r, group_cfg& g) {
     r.uint("id", g.id, true);
+    r.string("name", g.name);
     r.address_list("primary", g.addresses.primary, g.addresses.primary_more, g.addresses.primary6, true);
     r.address_list("monitor", g.addresses.monitor, g.addresses.monitor_more, g.addresses.monitor6, true);
     r.uint("priority", g.priority);
@@ -956,6 +958,8 @@ std::vector<config_error> validate(const config& c) {
                    "is longer than " + std::to_string(sun_path_max) + " bytes, the limit for a unix socket path");
     }
     k.member_of("control.log_level", c.control.log_level, log_levels);
+    constexpr std::string_view notify_styles[] = {"heartwire", "keepalived"};
+    k.member_of("hooks.notify_args", c.hooks.notify_args, notify_styles);
     if (!c.control.metrics.empty()) {
         // ADDR:PORT, the address a literal ([v6]:port for IPv6): a name would resolve at start.
         const std::string& m = c.control.metrics;

@@ -209,3 +209,27 @@ TEST(Operations, SignalsReloadDumpAndToggleDebugWithoutARoleChange) {
     EXPECT_EQ(c.role("a"), "primary");
     EXPECT_EQ(json_value(*c.status("a"), "epoch"), epoch) << "no role change";
 }
+
+// keepalived's notify scripts unchanged (issue 11 item 6): hooks.notify_args = "keepalived"
+// calls notify INSTANCE <group name> MASTER|BACKUP|FAULT|STOP <priority>.
+TEST(Operations, KeepalivedStyleNotifyArgumentsReachTheScript) {
+    cluster c({"a"});
+    const std::string log = c.dir() + "/notify.log";
+    const std::string script = write_script(c.dir() + "/notify.sh", "echo \"$*\" >> " + log);
+    node_options o;
+    o.lcores = "0";
+    o.groups_toml = "[[group]]\nid = 51\nname = \"VI_1\"\npriority = 150\nprimary = \"169.254.10.100/24\"\n"
+                    "monitor = \"169.254.10.101/24\"\n";
+    o.extra_toml = "[hooks]\nnotify = \"" + script + "\"\nnotify_args = \"keepalived\"\n";
+    c.write_config("a", 1, o);
+    c.start("a");
+    const auto lines = [&] {
+        std::ifstream in(log);
+        return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    };
+    EXPECT_TRUE(wait_until([&] { return lines().find("INSTANCE VI_1 MASTER 150") != std::string::npos; }, 20s))
+        << lines() << c.logs();
+    EXPECT_EQ(lines().find("probe"), std::string::npos) << "discovery's roles call nothing: " << lines();
+    c.stop("a", SIGTERM);
+    EXPECT_TRUE(wait_until([&] { return lines().find("INSTANCE VI_1 STOP 150") != std::string::npos; }, 10s)) << lines();
+}

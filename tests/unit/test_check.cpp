@@ -146,3 +146,14 @@ TEST(Check, InterfacesThatAreNotThereAreNamed) {
     EXPECT_EQ(find(ps, "port.kernel_interface"), nullptr);
     EXPECT_EQ(find(ps, "port.notice_interface"), nullptr);
 }
+
+TEST(Check, NotifyArgumentsAreHeartwiresOrKeepalivedsAndAGroupMayBeNamed) {
+    EXPECT_EQ(parsed("").hooks.notify_args, "heartwire");
+    EXPECT_EQ(parsed("[hooks]\nnotify_args = \"keepalived\"\n").hooks.notify_args, "keepalived");
+    const auto r = cfg::parse("[node]\nname = \"a\"\nid = 1\n[auth]\nmode = \"none\"\n[port]\ndevice = \"net_af_packet0,iface=eth0\"\n"
+                              "[hooks]\nnotify_args = \"vrrp\"\n[[group]]\nid = 5\nname = \"VI_5\"\n"
+                              "primary = \"169.254.10.100/24\"\nmonitor = \"169.254.10.101/24\"\n");
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors.front().key, "hooks.notify_args");
+    EXPECT_NE(r.errors.front().to_string().find("keepalived"), std::string::npos) << r.errors.front().to_string();
+}
