@@ -10,7 +10,7 @@ _heartwirectl() {
         words=("${COMP_WORDS[@]}")
         cword=$COMP_CWORD
     fi
-    local commands="status switchover fault clear inflight metrics"
+    local commands="status switchover fault clear inflight metrics log-level"
     local options="-h --help -s --socket -n --node -t --timeout -g --group -V --version"
 
     case $prev in
@@ -29,6 +29,9 @@ _heartwirectl() {
             return ;;
         fault)
             COMPREPLY=($(compgen -W "app disk sync script interface process application" -- "$cur"))
+            return ;;
+        log-level)
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
             return ;;
     esac
 

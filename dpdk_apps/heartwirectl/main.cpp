@@ -140,6 +140,12 @@ int main(int argc, char** argv) {
         });
     infl->callback([&] { line = "inflight " + std::to_string(inflight); });
 
+    std::string level;
+    auto* lvl = app.add_subcommand("log-level", "show the running log level, or set it (debug, info, warn, error)");
+    lvl->add_option("level", level, "the new level; none: print the current one")
+        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+    lvl->callback([&] { line = level.empty() ? "log-level" : "log-level " + level; });
+
     auto* met = app.add_subcommand("metrics", "print the metrics in Prometheus text format");
     met->footer("The text the [control] metrics endpoint serves, for node_exporter's textfile collector:\n"
                 "  heartwirectl metrics > /var/lib/prometheus/node-exporter/heartwire.prom.$$ && mv ...");

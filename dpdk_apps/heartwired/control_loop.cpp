@@ -885,6 +885,19 @@ std::string control_loop::handle(std::string_view req) {
         return fmt_arg == "json" ? status_json(si) + "\n" : "ok\n" + status_text(si);
     }
     if (cmd == "metrics") return "ok\n" + metrics_text(status_view());
+    if (cmd == "log-level") {
+        // The running level, changed without a reload (SIGHUP's file level stays the default).
+        std::string want;
+        in >> want;
+        log::level l;
+        if (want.empty()) return "ok\n" + std::string(log::name_of(log::current_level())) + "\n";
+        if (!log::parse_level(want, l)) return "error: log level \"" + want + "\" is not debug, info, warn or error\n";
+        log::set_level(l);
+        level_ = l;
+        debug_toggled_ = false;
+        log::write(log::level::warn, "log level " + want + " (heartwirectl log-level)");
+        return "ok\n";
+    }
     if (cmd == "switchover") return switchover(g);
     if (cmd == "fault") {
         std::string type, detail;

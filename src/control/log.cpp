@@ -18,7 +18,7 @@ namespace {
 
 std::atomic<level> g_level{level::info};
 
-constexpr std::string_view name_of(level l) noexcept {
+constexpr std::string_view level_name(level l) noexcept {
     switch (l) {
     case level::debug: return "debug";
     case level::info: return "info";
@@ -45,6 +45,29 @@ constexpr int priority_of(level l) noexcept {
 }
 
 std::atomic<int> g_journal{-1}; // connected datagram socket, or -1
+std::string g_journal_path;     // set before other threads log (use_journal)
+
+int connect_journal(const std::string& path) noexcept {
+    sockaddr_un a{};
+    if (path.size() >= sizeof a.sun_path) return -1;
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, path.data(), path.size());
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool reconnect_journal() noexcept {
+    const int fd = connect_journal(g_journal_path);
+    if (fd < 0) return false;
+    const int old = g_journal.exchange(fd, std::memory_order_acq_rel);
+    if (old >= 0) ::close(old);
+    return true;
+}
 
 // Appends KEY=value\n (values here never hold a newline: messages are one line).
 struct entry {
@@ -67,8 +90,7 @@ struct entry {
 };
 
 bool send_journal(level l, std::uint64_t wall_ns, std::string_view msg, const fields& f) noexcept {
-    const int fd = g_journal.load(std::memory_order_acquire);
-    if (fd < 0) return false;
+    if (g_journal.load(std::memory_order_acquire) < 0) return false;
     entry e;
     char pri[2] = {static_cast<char>('0' + priority_of(l)), 0};
     e.add("PRIORITY", std::string_view(pri, 1));
@@ -87,9 +109,14 @@ bool send_journal(level l, std::uint64_t wall_ns, std::string_view msg, const fi
         m[n++] = (c == '\n' || c == '\r') ? ' ' : c;
     }
     e.add("MESSAGE", std::string_view(m, n));
-    for (;;) {
-        if (::send(fd, e.buf, e.len, MSG_NOSIGNAL) >= 0) return true;
-        if (errno != EINTR) return false;
+    for (bool again = true;;) {
+        const int fd = g_journal.load(std::memory_order_acquire);
+        if (fd >= 0 && ::send(fd, e.buf, e.len, MSG_NOSIGNAL) >= 0) return true;
+        if (errno == EINTR) continue;
+        // journald restarted: its socket is a new one. Connect again once, then fall back
+        // to stderr for this line.
+        if (!again || (errno != ECONNREFUSED && errno != ENOTCONN) || !reconnect_journal()) return false;
+        again = false;
     }
 }
 
@@ -98,17 +125,10 @@ bool send_journal(level l, std::uint64_t wall_ns, std::string_view msg, const fi
 bool use_journal(const std::string& socket_path) noexcept {
     const int old = g_journal.exchange(-1, std::memory_order_acq_rel);
     if (old >= 0) ::close(old);
+    g_journal_path = socket_path;
     if (socket_path.empty()) return true;
-    sockaddr_un a{};
-    if (socket_path.size() >= sizeof a.sun_path) return false;
-    a.sun_family = AF_UNIX;
-    std::memcpy(a.sun_path, socket_path.data(), socket_path.size());
-    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const int fd = connect_journal(socket_path);
     if (fd < 0) return false;
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
-        ::close(fd);
-        return false;
-    }
     g_journal.store(fd, std::memory_order_release);
     return true;
 }
@@ -127,6 +147,8 @@ bool use_journal_if_connected() noexcept {
 bool journal_on() noexcept { return g_journal.load(std::memory_order_acquire) >= 0; }
 
 void set_level(level l) noexcept { g_level.store(l, std::memory_order_relaxed); }
+level current_level() noexcept { return g_level.load(std::memory_order_relaxed); }
+std::string_view name_of(level l) noexcept { return level_name(l); }
 
 bool parse_level(std::string_view s, level& out) noexcept {
     if (s == "debug") out = level::debug;
@@ -163,7 +185,7 @@ void write_at(level l, std::uint64_t wall_ns, std::string_view msg, const fields
                           utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
                           utc.tm_min, utc.tm_sec, ts.tv_nsec / 1000,
                           program_invocation_short_name, static_cast<int>(getpid()),
-                          static_cast<int>(name_of(l).size()), name_of(l).data());
+                          static_cast<int>(level_name(l).size()), level_name(l).data());
     if (n < 0) return;
     std::size_t len = static_cast<std::size_t>(n) < sizeof buf ? static_cast<std::size_t>(n)
                                                                 : sizeof buf - 1;

@@ -11,6 +11,8 @@ namespace heartwire::log {
 
 enum class level { debug, info, warn, error };
 void set_level(level l) noexcept;
+level current_level() noexcept;
+std::string_view name_of(level l) noexcept;
 bool parse_level(std::string_view s, level& out) noexcept;
 void write(level l, std::string_view msg) noexcept;
 // The same, stamped with the time the event happened (CLOCK_REALTIME ns), not the time the

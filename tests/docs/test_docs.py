@@ -31,7 +31,7 @@ def options(help_text):
 
 def commands(help_text):
     part = help_text.split("Subcommands:", 1)
-    return set(re.findall(r"^  ([a-z]+) ", part[1], re.M)) if len(part) == 2 else set()
+    return set(re.findall(r"^  ([a-z][a-z-]*) ", part[1], re.M)) if len(part) == 2 else set()
 
 
 pages = {"heartwired.8": "dpdk_apps/heartwired", "heartwirectl.8": "dpdk_apps/heartwirectl", "heartwired.toml.5": None}

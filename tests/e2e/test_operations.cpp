@@ -205,6 +205,17 @@ TEST(Operations, SignalsReloadDumpAndToggleDebugWithoutARoleChange) {
     EXPECT_TRUE(log_has("debug logging on (SIGUSR2"));
     c.proc("a").kill(SIGUSR2);
     EXPECT_TRUE(log_has("debug logging off (SIGUSR2)"));
+    // heartwirectl log-level: the running level, shown and set.
+    const auto ctl = [&](const std::string& args) {
+        FILE* q = popen((std::string(HEARTWIRECTL_PATH) + " --socket " + c.socket("a") + " " + args + " 2>&1").c_str(), "r");
+        std::string out;
+        char buf[512];
+        for (std::size_t n; (n = fread(buf, 1, sizeof buf, q)) > 0;) out.append(buf, n);
+        return std::pair{pclose(q), out};
+    };
+    EXPECT_EQ(ctl("log-level error").first, 0);
+    EXPECT_EQ(ctl("log-level").second, "error\n");
+    EXPECT_NE(ctl("log-level loud").first, 0) << "not a level";
     EXPECT_TRUE(c.running("a")) << "no signal stopped it";
     EXPECT_EQ(c.role("a"), "primary");
     EXPECT_EQ(json_value(*c.status("a"), "epoch"), epoch) << "no role change";

@@ -99,3 +99,27 @@ TEST(Journal, OnlyWhenStderrIsTheJournalsStream) {
     EXPECT_FALSE(log::use_journal("/nonexistent/socket"));
     EXPECT_FALSE(log::journal_on());
 }
+
+// journald restarted: its socket is a new one at the same path. The next entry reconnects
+// (once) instead of falling back to stderr for ever.
+TEST(Journal, AfterJournaldRestartsTheNextEntryReconnects) {
+    auto* j = new fake_journal;
+    const std::string path = j->path;
+    ASSERT_TRUE(log::use_journal(path));
+    log::write(log::level::error, "before");
+    EXPECT_EQ(j->next()["MESSAGE"], "before");
+    ::close(j->fd); // journald goes away ...
+    ::unlink(path.c_str());
+    j->fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0); // ... and comes back
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strcpy(a.sun_path, path.c_str());
+    ASSERT_EQ(::bind(j->fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    timeval tv{2, 0};
+    setsockopt(j->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    log::write(log::level::error, "after");
+    auto e = j->next();
+    EXPECT_EQ(e["MESSAGE"], "after") << "reconnected to the new socket";
+    EXPECT_EQ(e["PRIORITY"], "3");
+    delete j;
+}
