@@ -116,4 +116,13 @@ struct ipv6_prefix {
     static std::optional<ipv6_prefix> parse(std::string_view s) noexcept;
 };
 
+// "ADDR:PORT" with an IPv4 literal, or "[ADDR]:PORT" with an IPv6 one (a listen address:
+// [control] metrics). nullopt when malformed; the port may be 0.
+struct host_port {
+    std::string addr; // the literal, without brackets
+    bool v6{false};
+    std::uint16_t port{};
+};
+std::optional<host_port> parse_host_port(std::string_view s) noexcept;
+
 } // namespace heartwire

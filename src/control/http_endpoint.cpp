@@ -1,5 +1,7 @@
 #include "control/http_endpoint.hpp"
 
+#include "heartwire/net_types.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -44,37 +46,15 @@ std::string response(const char* status, const std::string& type, const std::str
 
 } // namespace
 
-bool http_endpoint::parse_listen(const std::string& listen, std::string& addr, std::uint16_t& port) {
-    std::string p;
-    if (!listen.empty() && listen.front() == '[') {
-        const auto close = listen.find("]:");
-        if (close == std::string::npos) return false;
-        addr = listen.substr(1, close - 1);
-        p = listen.substr(close + 2);
-    } else {
-        const auto colon = listen.rfind(':');
-        if (colon == std::string::npos || listen.find(':') != colon) return false;
-        addr = listen.substr(0, colon);
-        p = listen.substr(colon + 1);
-    }
-    if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
-    const unsigned long v = std::stoul(p);
-    if (v > 65535) return false;
-    port = static_cast<std::uint16_t>(v);
-    in6_addr a6{};
-    in_addr a4{};
-    return inet_pton(AF_INET, addr.c_str(), &a4) == 1 || inet_pton(AF_INET6, addr.c_str(), &a6) == 1;
-}
-
 http_endpoint::http_endpoint(const std::string& listen, std::string path) : path_(std::move(path)) {
-    std::string addr;
-    std::uint16_t port = 0;
-    if (!parse_listen(listen, addr, port))
-        throw std::runtime_error("metrics endpoint \"" + listen + "\": not ADDR:PORT (an IPv4 or [IPv6] literal)");
+    const auto hp = parse_host_port(listen);
+    if (!hp) throw std::runtime_error("metrics endpoint \"" + listen + "\": not ADDR:PORT (an IPv4 or [IPv6] literal)");
+    const std::string& addr = hp->addr;
+    const std::uint16_t port = hp->port;
     sockaddr_storage ss{};
     socklen_t len = 0;
     int family = AF_INET;
-    if (in_addr a4{}; inet_pton(AF_INET, addr.c_str(), &a4) == 1) {
+    if (in_addr a4{}; !hp->v6 && inet_pton(AF_INET, addr.c_str(), &a4) == 1) {
         auto* s = reinterpret_cast<sockaddr_in*>(&ss);
         s->sin_family = AF_INET;
         s->sin_port = htons(port);

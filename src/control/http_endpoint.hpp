@@ -32,8 +32,6 @@ public:
     std::uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
     std::uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
 
-    // Splits "ADDR:PORT"; false when malformed (for config validation).
-    static bool parse_listen(const std::string& listen, std::string& addr, std::uint16_t& port);
 
 private:
     void run();

@@ -960,19 +960,9 @@ std::vector<config_error> validate(const config& c) {
     k.member_of("control.log_level", c.control.log_level, log_levels);
     constexpr std::string_view notify_styles[] = {"heartwire", "keepalived"};
     k.member_of("hooks.notify_args", c.hooks.notify_args, notify_styles);
-    if (!c.control.metrics.empty()) {
-        // ADDR:PORT, the address a literal ([v6]:port for IPv6): a name would resolve at start.
-        const std::string& m = c.control.metrics;
-        const bool v6 = m.front() == '[';
-        const auto colon = v6 ? m.find("]:") : m.rfind(':');
-        const std::string addr = colon == std::string::npos ? "" : m.substr(v6 ? 1 : 0, colon - (v6 ? 1 : 0));
-        const std::string port = colon == std::string::npos ? "" : m.substr(colon + (v6 ? 2 : 1));
-        const bool addr_ok = v6 ? ipv6_addr::parse(addr).has_value() : ipv4_addr::parse(addr).has_value();
-        const bool port_ok = !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
-                             std::stoul(port) <= 65535;
-        if (!addr_ok || !port_ok)
-            k.fail("control.metrics", quote(m), "must be ADDR:PORT with an IPv4 or [IPv6] literal, e.g. \"127.0.0.1:9567\"");
-    }
+    if (!c.control.metrics.empty() && !parse_host_port(c.control.metrics))
+        k.fail("control.metrics", quote(c.control.metrics),
+               "must be ADDR:PORT with an IPv4 or [IPv6] literal, e.g. \"127.0.0.1:9567\"");
 
     return std::move(k.errors);
 }

@@ -118,4 +118,29 @@ std::optional<ipv6_prefix> ipv6_prefix::parse(std::string_view s) noexcept {
     return ipv6_prefix{*a, static_cast<std::uint8_t>(*l)};
 }
 
+std::optional<host_port> parse_host_port(std::string_view s) noexcept {
+    host_port h;
+    std::string_view port;
+    if (!s.empty() && s.front() == '[') {
+        const auto close = s.find("]:");
+        if (close == std::string_view::npos) return std::nullopt;
+        h.v6 = true;
+        h.addr = std::string(s.substr(1, close - 1));
+        port = s.substr(close + 2);
+    } else {
+        const auto colon = s.rfind(':');
+        if (colon == std::string_view::npos || s.find(':') != colon) return std::nullopt;
+        h.addr = std::string(s.substr(0, colon));
+        port = s.substr(colon + 1);
+    }
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+    unsigned long v = 0;
+    for (const char c : port) v = v * 10 + static_cast<unsigned long>(c - '0');
+    if (v > 65535) return std::nullopt;
+    h.port = static_cast<std::uint16_t>(v);
+    const bool ok = h.v6 ? ipv6_addr::parse(h.addr).has_value() : ipv4_addr::parse(h.addr).has_value();
+    if (!ok) return std::nullopt;
+    return h;
+}
+
 } // namespace heartwire

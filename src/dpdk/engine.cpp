@@ -310,8 +310,8 @@ private:
     template <class Encode>
     std::size_t signed_frame(std::span<std::byte> b, Encode&& enc, wire::hb_msg m, std::uint8_t key = 0) noexcept {
         auth::keyring* ring = e_.role_keys_ ? e_.role_keys_->tx.get() : nullptr;
-        const std::uint8_t own = key != 0 ? key : e_.m_[group_].send_key;
-        const bool switched = ring && group_ != 0 && own != 0 && own != ring->send_key() && ring->set_send_key(own);
+        const std::uint8_t want = key != 0 ? key : key_of(group_);
+        const bool switched = ring && want != ring->send_key() && ring->set_send_key(want);
         if (e_.keyed_) {
             m.key_id = e_.signing_key();
             m.auth_alg = static_cast<std::uint8_t>(auth::keyring::algo());

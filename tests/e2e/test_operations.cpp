@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <cstdlib>
@@ -89,19 +88,14 @@ TEST(Operations, UnderSystemdItIsReadyOnceItHasARoleAndFeedsTheWatchdogWhileTheE
 namespace {
 
 // An HTTP GET from inside a node's namespace (the endpoint listens on that namespace's
-// loopback), by a real client: Python's http.client.
+// loopback), by a real client: Python's http.client. Prints the status, the content type,
+// then the body.
 std::string scrape(cluster& c, const std::string& node, int& status) {
-    const std::string cmd = "ip netns exec " + c.net().ns_name(node) +
-                            " python3 -c 'import http.client,sys; h=http.client.HTTPConnection(\"127.0.0.1\", 9567, timeout=5); "
-                            "h.request(\"GET\", \"/metrics\"); r=h.getresponse(); print(r.status); "
-                            "print(r.getheader(\"Content-Type\")); sys.stdout.write(r.read().decode())' 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[65536];
-    for (std::size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-    pclose(p);
-    status = std::atoi(out.c_str());
-    return out;
+    const auto r = c.net().exec_on(node, "python3 -c 'import http.client,sys; h=http.client.HTTPConnection(\"127.0.0.1\", 9567, timeout=5); "
+                                         "h.request(\"GET\", \"/metrics\"); r=h.getresponse(); print(r.status); "
+                                         "print(r.getheader(\"Content-Type\")); sys.stdout.write(r.read().decode())'");
+    status = std::atoi(r.out.c_str());
+    return r.out + r.err;
 }
 
 double value_of(const std::string& text, const std::string& series) {
@@ -142,12 +136,9 @@ TEST(Operations, TheMetricsEndpointServesPrometheusTextAndTheTakeoverCounterMove
     const std::string body = before.substr(before.find('\n', before.find('\n') + 1) + 1);
     const std::string file = c.dir() + "/scrape.prom";
     std::ofstream(file) << body;
-    FILE* p = popen((promtool + " check metrics < " + file + " 2>&1").c_str(), "r");
-    std::string lint;
-    char buf[4096];
-    for (std::size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) lint.append(buf, n);
-    EXPECT_EQ(pclose(p), 0) << lint;
-    EXPECT_EQ(lint, "") << "promtool's lint";
+    const auto lint = run({"sh", "-c", promtool + " check metrics < " + file});
+    EXPECT_EQ(lint.exit_code, 0) << lint.out << lint.err;
+    EXPECT_EQ(lint.out + lint.err, "") << "promtool's lint";
 
     c.stop("a", SIGKILL);
     ASSERT_TRUE(c.wait_role("b", "primary")) << c.logs();
@@ -157,11 +148,9 @@ TEST(Operations, TheMetricsEndpointServesPrometheusTextAndTheTakeoverCounterMove
     EXPECT_EQ(value_of(after, "heartwire_role{group=\"1\",role=\"primary\"}"), 1.0);
     EXPECT_EQ(value_of(after, "heartwire_holds_address{group=\"1\",address=\"primary\"}"), 1.0);
     // heartwirectl metrics: the same text over the control socket.
-    FILE* q = popen((std::string(HEARTWIRECTL_PATH) + " --socket " + c.socket("b") + " metrics 2>&1").c_str(), "r");
-    std::string ctl;
-    for (std::size_t n; (n = fread(buf, 1, sizeof buf, q)) > 0;) ctl.append(buf, n);
-    EXPECT_EQ(pclose(q), 0) << ctl;
-    EXPECT_EQ(value_of("\n" + ctl, "heartwire_takeovers_total{group=\"1\"}"), 1.0) << ctl.substr(0, 500);
+    const auto ctl = run({HEARTWIRECTL_PATH, "--socket", c.socket("b"), "metrics"});
+    EXPECT_EQ(ctl.exit_code, 0) << ctl.err;
+    EXPECT_EQ(value_of("\n" + ctl.out, "heartwire_takeovers_total{group=\"1\"}"), 1.0) << ctl.out.substr(0, 500);
 }
 
 namespace {
@@ -206,16 +195,14 @@ TEST(Operations, SignalsReloadDumpAndToggleDebugWithoutARoleChange) {
     c.proc("a").kill(SIGUSR2);
     EXPECT_TRUE(log_has("debug logging off (SIGUSR2)"));
     // heartwirectl log-level: the running level, shown and set.
-    const auto ctl = [&](const std::string& args) {
-        FILE* q = popen((std::string(HEARTWIRECTL_PATH) + " --socket " + c.socket("a") + " " + args + " 2>&1").c_str(), "r");
-        std::string out;
-        char buf[512];
-        for (std::size_t n; (n = fread(buf, 1, sizeof buf, q)) > 0;) out.append(buf, n);
-        return std::pair{pclose(q), out};
+    const auto ctl = [&](const std::string& level) {
+        std::vector<std::string> argv{HEARTWIRECTL_PATH, "--socket", c.socket("a"), "log-level"};
+        if (!level.empty()) argv.push_back(level);
+        return run(argv);
     };
-    EXPECT_EQ(ctl("log-level error").first, 0);
-    EXPECT_EQ(ctl("log-level").second, "error\n");
-    EXPECT_NE(ctl("log-level loud").first, 0) << "not a level";
+    EXPECT_EQ(ctl("error").exit_code, 0);
+    EXPECT_EQ(ctl("").out, "error\n");
+    EXPECT_NE(ctl("loud").exit_code, 0) << "not a level";
     EXPECT_TRUE(c.running("a")) << "no signal stopped it";
     EXPECT_EQ(c.role("a"), "primary");
     EXPECT_EQ(json_value(*c.status("a"), "epoch"), epoch) << "no role change";

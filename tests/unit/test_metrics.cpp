@@ -19,6 +19,7 @@
 
 #include "control/http_endpoint.hpp"
 #include "control/metrics.hpp"
+#include "heartwire/net_types.hpp"
 
 using namespace heartwire::control;
 using namespace std::chrono_literals;
@@ -133,15 +134,16 @@ TEST(MetricsEndpoint, ServesThePathWithTheControlThreadsBody) {
 }
 
 TEST(MetricsEndpoint, BadListenAddressesAreNamed) {
-    std::string a;
-    std::uint16_t p = 0;
-    EXPECT_TRUE(http_endpoint::parse_listen("127.0.0.1:9567", a, p));
-    EXPECT_EQ(a, "127.0.0.1");
-    EXPECT_EQ(p, 9567);
-    EXPECT_TRUE(http_endpoint::parse_listen("[::1]:9567", a, p));
-    EXPECT_EQ(a, "::1");
+    const auto v4 = heartwire::parse_host_port("127.0.0.1:9567");
+    ASSERT_TRUE(v4);
+    EXPECT_EQ(v4->addr, "127.0.0.1");
+    EXPECT_EQ(v4->port, 9567);
+    const auto v6 = heartwire::parse_host_port("[::1]:9567");
+    ASSERT_TRUE(v6);
+    EXPECT_EQ(v6->addr, "::1");
+    EXPECT_TRUE(v6->v6);
     for (const char* bad : {"localhost:9567", "127.0.0.1", "127.0.0.1:99999", "::1:9567", "[::1]9567", ":80"})
-        EXPECT_FALSE(http_endpoint::parse_listen(bad, a, p)) << bad;
+        EXPECT_FALSE(heartwire::parse_host_port(bad)) << bad;
     try {
         http_endpoint ep("192.0.2.1:9567"); // not an address of this host
         FAIL() << "bound a foreign address";
