@@ -1,5 +1,6 @@
 #include "control_loop.hpp"
 #include "metrics_view.hpp"
+#include "check.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -93,7 +94,7 @@ std::string quiet_arp_for_lo(const std::string& ifname) {
 } // namespace
 
 control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth::key> keys)
-    : c_(c), e_(e), hooks_(std::chrono::milliseconds{c.hooks.timeout_ms}), queue_(hooks_) {
+    : c_(c), e_(e), hooks_(std::chrono::milliseconds{c.hooks.timeout_ms}), queue_(hooks_), gc_(c_, queue_, e_) {
     if (c.auth.mode == cfg::auth_mode::keyed) {
         key_path_ = c.auth.key_file;
         if (key_path_.starts_with("cred:")) {
@@ -108,12 +109,11 @@ control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth
     }
     g_.resize(c.groups.size());
     last_takeover_.resize(c.groups.size());
-    for (std::size_t g = 0; g < c.groups.size(); ++g)
-        for (std::size_t i = 0; i < c.health.size(); ++i)
-            if (!c.groups[g].health_given ||
-                std::find(c.groups[g].health.begin(), c.groups[g].health.end(), c.health[i].name) != c.groups[g].health.end())
-                g_[g].checks.push_back(i);
-    if (c.port.mode == cfg::address_mode::shared) nl_ = std::make_unique<control::netlink>();
+    assign_checks();
+    if (c.port.mode == cfg::address_mode::shared) {
+        nl_ = std::make_unique<control::netlink>();
+        addrs_ = std::make_unique<control::address_keeper>(control::addresses_of(c), *nl_);
+    }
     for (std::size_t g = 0; g < c.groups.size(); ++g) {
         g_[g].iface = c.groups[g].interface;
         const std::string from = io::announce_interface(c, g);
@@ -151,7 +151,7 @@ control_loop::control_loop(const cfg::config& c, io::engine& e, std::vector<auth
     }
     if (link_->state(link_if_) == false) {
         log::write(log::level::warn, "link down on " + link_if_);
-        post(fsm::command_kind::link, 0);
+        gc_.post(fsm::command_kind::link, 0);
     }
 }
 
@@ -198,22 +198,9 @@ void control_loop::prepare_kernel_interface() {
             log::write(log::level::warn, "cannot set " + promote + ": releasing the monitor address may drop the primary one");
         }
     }
-    // A previous run killed with SIGKILL may have left our addresses on the interface, and
-    // the staged primary on lo.
-    const auto stale = [&](const std::string& ifname, const auto& p) {
-        if (nl_->has_address(ifname, p.addr) != 1) return;
-        nl_->del_address(ifname, p);
-        if (nl_->has_address(ifname, p.addr) == 0) log::write(log::level::warn, "removed stale " + p.to_string() + " from " + ifname);
-    };
-    for (std::size_t g = 0; g < g_.size(); ++g) {
-        const auto& ga = c_.groups[g].addresses;
-        for (const bool primary : {true, false}) {
-            for (const auto& p : cfg::role_v4(ga, primary)) stale(g_[g].iface, p);
-            for (const auto& p : cfg::role_v6(ga, primary)) stale(g_[g].iface, p);
-        }
-        for (const auto& p : cfg::role_v4(ga, true)) stale(loopback, ipv4_prefix{p.addr, 32});
-        for (const auto& p : cfg::role_v6(ga, true)) stale(loopback, ipv6_prefix{p.addr, 128});
-    }
+    // A previous run killed with SIGKILL (and its guard with it) may have left our addresses
+    // on the interface, and the staged primary on lo.
+    addrs_->remove_stale();
     // Staging is for the groups the engine announces from the port: its GARP may go out
     // before netlink has added the address. A group announced from its own interface is
     // announced only once the kernel holds the address, and needs none.
@@ -224,8 +211,8 @@ void control_loop::prepare_kernel_interface() {
         if (!why.empty())
             log::write(log::level::warn, "not staging the primary address on the monitor: " + why +
                                              "; the first requests after a takeover may be lost until the kernel holds it");
-        for (auto& gc : g_)
-            if (gc.iface == ifname && !gc.announcer) gc.can_stage = why.empty();
+        for (std::size_t g = 0; g < g_.size(); ++g)
+            if (g_[g].iface == ifname && !g_[g].announcer) addrs_->set_stages(g, why.empty());
     }
 }
 
@@ -314,6 +301,7 @@ control_loop::file_id control_loop::key_file_identity() const {
 // every lcore has moved past them.
 void control_loop::check_keys() {
     while (bundles_.size() > 1 && e_.keys_taken(bundles_.back()->gen)) bundles_.pop_front();
+    while (params_.size() > 1 && e_.params_taken(params_.back()->gen)) params_.pop_front();
     if (key_path_.empty()) return;
     const auto now = std::chrono::steady_clock::now();
     if (now < next_key_check_) return;
@@ -376,9 +364,23 @@ void control_loop::on_signals() {
     }
 }
 
-// SIGHUP: the file again. A file that does not parse changes nothing; what changed is
-// named: the log level is applied at once, everything else needs a restart for now (the
-// node keeps its role and its running configuration either way).
+// Which [[health]] checks fault which group (cfg.groups order).
+void control_loop::assign_checks() {
+    for (std::size_t g = 0; g < c_.groups.size() && g < g_.size(); ++g) {
+        const auto& gr = c_.groups[g];
+        g_[g].checks.clear();
+        for (std::size_t i = 0; i < c_.health.size(); ++i)
+            if (!gr.health_given || std::find(gr.health.begin(), gr.health.end(), c_.health[i].name) != gr.health.end())
+                g_[g].checks.push_back(i);
+    }
+}
+
+// SIGHUP: the file again. A file that does not parse, or whose live part would not run
+// (a hook that is not executable, timing the idle cap cannot meet), changes nothing. Else
+// what can change live is applied without a role change (cfg::plan_reload: hooks, health
+// checks, log level, GARP and timing knobs, priority, preempt; the machines take theirs at
+// the top of the engine's next turn) and what cannot is refused, each key named, the
+// running value kept.
 void control_loop::reload() {
     sm_.reloading();
     if (config_path_.empty()) {
@@ -393,31 +395,76 @@ void control_loop::reload() {
         sm_.ready("reload refused: configuration errors");
         return;
     }
-    std::string applied, restart;
-    for (const auto& k : cfg::changed_keys(c_, *r.cfg)) {
-        if (k == "control.log_level") {
-            log::level l;
-            if (log::parse_level(r.cfg->control.log_level, l)) {
-                level_ = l;
-                if (!debug_toggled_) log::set_level(l);
-            }
-            applied += (applied.empty() ? "" : ", ") + k + " = " + r.cfg->control.log_level;
-        } else {
-            restart += (restart.empty() ? "" : ", ") + k;
+    auto plan = cfg::plan_reload(c_, *r.cfg);
+    std::vector<std::string> problems;
+    for (const auto& e : cfg::validate(plan.result)) problems.push_back(e.to_string());
+    for (const auto& p : runtime_problems(plan.result, eal_extra_))
+        if (p.error && !p.setup) problems.push_back(p.key + ": " + p.what);
+    if (!problems.empty()) {
+        log::write(log::level::error, fmt("reload (SIGHUP): %s would not run, the running configuration stays: %s",
+                                          config_path_.c_str(), problems.front().c_str()));
+        sm_.ready("reload refused: " + problems.front());
+        return;
+    }
+    const auto join = [](const std::vector<std::string>& keys) {
+        std::string out;
+        for (const auto& k : keys) out += (out.empty() ? "" : ", ") + k;
+        return out;
+    };
+    std::string applied;
+    bool machines = false;
+    for (const auto& k : plan.applied) {
+        applied += (applied.empty() ? "" : ", ") + k;
+        if (k == "control.log_level") applied += " = " + plan.result.control.log_level;
+        machines = machines || k.starts_with("detect.") || k.starts_with("garp.") || k.starts_with("protocol.") ||
+                   k == "node.priority" || k.ends_with("].priority") || k.ends_with("].preempt") ||
+                   k == "hooks.fence" || k == "hooks.boot_peer";
+    }
+    const cfg::config before = c_;
+    c_ = std::move(plan.result);
+    if (c_.control.log_level != before.control.log_level) {
+        log::level l;
+        if (log::parse_level(c_.control.log_level, l)) {
+            level_ = l;
+            if (!debug_toggled_) log::set_level(l);
         }
     }
-    if (applied.empty() && restart.empty()) log::write(log::level::info, "reload (SIGHUP): nothing changed");
+    if (c_.hooks.timeout_ms != before.hooks.timeout_ms) hooks_.set_default_timeout(std::chrono::milliseconds{c_.hooks.timeout_ms});
+    if (!(c_.health == before.health) || !(c_.groups == before.groups)) {
+        if (health_) health_->reconfigure(c_.health);
+        else if (!c_.health.empty()) health_ = std::make_unique<control::health_monitor>(c_.health, hooks_);
+        assign_checks(); // a group whose checks are gone has its fault cured at the next check
+    }
+    if (c_.auth.key_file != before.auth.key_file) {
+        key_path_ = c_.auth.key_file;
+        if (key_path_.starts_with("cred:")) {
+            const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+            key_path_ = std::string(dir ? dir : "") + "/" + key_path_.substr(5);
+        }
+        key_id_ = {}; // read at the next check
+        next_key_check_ = {};
+    }
+    if (machines) {
+        auto b = std::make_unique<io::params_bundle>();
+        for (std::size_t g = 0; g < c_.groups.size(); ++g) b->groups.push_back(fsm::params::from_config(c_, e_.mac(), g));
+        b->interval_us = c_.detect.interval_us;
+        b->miss = c_.detect.miss;
+        b->gen = ++params_gen_;
+        e_.offer_params(b.get());
+        params_.push_back(std::move(b));
+    }
+    if (applied.empty() && plan.refused.empty()) log::write(log::level::info, "reload (SIGHUP): nothing changed");
     if (!applied.empty()) log::write(log::level::info, "reload (SIGHUP): applied " + applied);
-    if (!restart.empty())
-        log::write(log::level::warn, "reload (SIGHUP): changed, not applied (they take effect when heartwired restarts): " + restart);
-    sm_.ready(restart.empty() ? "reloaded" : "reloaded; restart needed for: " + restart);
+    if (!plan.refused.empty())
+        log::write(log::level::warn, "reload (SIGHUP): refused, these need a restart (the running values stay): " + join(plan.refused));
+    sm_.ready(plan.refused.empty() ? "reloaded" : "reloaded; refused (restart needed): " + join(plan.refused));
 }
 
 status_inputs control_loop::status_view() {
     announce_views_.clear();
     announce_views_.reserve(g_.size());
     for (const auto& gc : g_) announce_views_.push_back({gc.announcer, gc.not_held});
-    return {c_, e_, takeovers_, notes_, fault_detail_, app_inflight_, queue_.counters(), steer_.get(), &last_takeover_,
+    return {c_, e_, takeovers_, notes_, gc_.fault_detail(), gc_.app_inflight(), queue_.counters(), steer_.get(), &last_takeover_,
             &announce_views_};
 }
 
@@ -433,30 +480,13 @@ void control_loop::turn(std::chrono::milliseconds wait) {
         next_reanchor_ = now + std::chrono::milliseconds{100};
     }
     e_.poll_events([this](const io::control_event& ev) { on_event(ev); });
+    // Level-triggered: the kernel's addresses against the engine's published state.
+    if (addrs_ && addrs_->due(now)) addrs_->reconcile(e_.group_statuses(), now);
     queue_.poll([this](const control::hook_completion& h) { on_hook_done(h); },
                 [this](const control::hook_result& r) { on_other_hook_done(r); });
     check_health();
     check_link();
     ctl_->poll(wait);
-}
-
-void control_loop::post(fsm::command_kind k, std::uint32_t arg, std::uint16_t group) {
-    io::engine_command cmd;
-    cmd.k = io::engine_command::kind::command;
-    cmd.cmd = k;
-    cmd.arg = arg;
-    cmd.group = group;
-    post_cmd(cmd);
-}
-
-// The command ring is sized for a command to every group; a burst larger than that waits
-// for the engine to take some (it does every turn) rather than losing one.
-void control_loop::post_cmd(const io::engine_command& cmd) {
-    for (int tries = 0; tries < 200; ++tries) {
-        if (e_.post(cmd)) return;
-        std::this_thread::sleep_for(std::chrono::microseconds{500});
-    }
-    log::write(log::level::error, "engine command ring full for 100 ms: command lost");
 }
 
 void control_loop::remember(std::uint64_t wall_ns, std::string text) {
@@ -469,7 +499,7 @@ void control_loop::check_link() {
     const auto up = link_->poll(link_if_);
     if (!up) return;
     log::write(log::level::warn, (*up ? "link up on " : "link down on ") + link_if_);
-    post(fsm::command_kind::link, *up ? 1 : 0);
+    gc_.post(fsm::command_kind::link, *up ? 1 : 0);
 }
 
 // The node's fault is the union of its health checks and what the application reported.
@@ -480,38 +510,14 @@ void control_loop::check_health() {
     health_->poll(std::chrono::steady_clock::now());
     const auto& all = health_->checks();
     for (std::size_t g = 0; g < g_.size(); ++g) {
-        auto& gc = g_[g];
         const control::health_monitor::check_state* f = nullptr;
-        for (const std::size_t i : gc.checks)
+        for (const std::size_t i : g_[g].checks)
             if (i < all.size() && all[i].failed) {
                 f = &all[i];
                 break;
             }
-        const bool failed = f != nullptr;
-        if (failed == gc.health_fault) continue;
-        gc.health_fault = failed;
-        const auto gi = static_cast<std::uint16_t>(g);
-        if (failed) {
-            gc.health_detail = f->cfg.name + ": " + f->last_detail;
-            log::write(log::level::warn, group_tag(g) + "health check " + gc.health_detail + ": fault");
-            if (!app_fault_ && !gc.app_fault) post(fsm::command_kind::fault, static_cast<std::uint32_t>(f->kind), gi);
-        } else {
-            log::write(log::level::info, group_tag(g) + "health checks pass again: fault cured");
-            if (!app_fault_ && !gc.app_fault) post(fsm::command_kind::fault_cleared, 0, gi);
-        }
+        gc_.health(g, f != nullptr, f ? f->kind : fsm::fault_kind::none, f ? f->cfg.name + ": " + f->last_detail : std::string{});
     }
-}
-
-// A role's first address, IPv4 or (an IPv6-only role) IPv6.
-std::string first_address(const cfg::addresses_cfg& a, bool primary) {
-    const auto v4 = cfg::role_v4(a, primary);
-    if (!v4.empty()) return v4.front().to_string();
-    const auto& v6 = cfg::role_v6(a, primary);
-    return v6.empty() ? std::string{} : v6.front().to_string();
-}
-
-std::string control_loop::group_tag(std::size_t g) const {
-    return c_.groups.size() > 1 && g < c_.groups.size() ? fmt("group %u: ", c_.groups[g].id) : std::string{};
 }
 
 std::size_t control_loop::group_index(std::uint32_t id) const {
@@ -538,30 +544,7 @@ void control_loop::on_address(const io::control_event& ev) {
     log::write_at(log::level::info, ev.wall_ns,
                   group_tag(g) + fmt("%s %s address%s %s", add ? "claimed" : "released", s(fsm::to_string(a.which)).c_str(),
                                      v4.size() + v6.size() > 1 ? "es" : "", list.c_str()));
-    if (!nl_) return;
-    auto& gc = g_[g];
-    const std::string& ifname = gc.iface;
-    int rc = 0;
-    const auto apply = [&](const auto& p, auto& held) {
-        const int r = add ? nl_->add_address(ifname, p) : nl_->del_address(ifname, p);
-        if (r != 0)
-            log::write(log::level::error, fmt("netlink %s %s on %s: %s", add ? "add" : "del", p.to_string().c_str(),
-                                              ifname.c_str(), std::strerror(-r)));
-        if (r != 0 && rc == 0) rc = r;
-        // What the kernel holds is what may be announced (on_announce): the address once its
-        // add succeeded, never once the role let it go.
-        if (!gc.announcer) return;
-        const auto at = std::find(held.begin(), held.end(), p.addr);
-        if (add && r == 0 && at == held.end()) held.push_back(p.addr);
-        if (!add && at != held.end()) held.erase(at);
-    };
-    for (const auto& p : v4) apply(p, gc.held4);
-    for (const auto& p : v6) apply(p, gc.held6);
-    // A takeover: the interface now holds the address (the kernel answers ARP and picks it as
-    // source), so the staged copy can go. Before the monitor address is released (the next
-    // event): the route to the clients' subnet never lapses. Had the add failed, the copy on
-    // lo keeps the kernel serving until the node leaves the primary role.
-    if (add && a.which == fsm::address_id::primary && rc == 0) unstage_primary(g);
+    if (addrs_) addrs_->apply(g, a.which, add);
 }
 
 // A group announced from its own kernel interface: the engine hands us its GARPs and NAs
@@ -569,10 +552,10 @@ void control_loop::on_address(const io::control_event& ev) {
 // claim that precedes them. Kernel first (issue 9 item 7): only an address whose netlink
 // add succeeded is announced, so every client the announcement moves finds it served.
 void control_loop::on_announce(const io::control_event& ev) {
-    auto& gc = g_[ev.group < g_.size() ? ev.group : 0];
+    const std::size_t g = ev.group < g_.size() ? ev.group : 0;
+    auto& gc = g_[g];
     const bool v6 = ev.a.kind == fsm::action_kind::send_na;
-    const bool held = v6 ? std::find(gc.held6.begin(), gc.held6.end(), ev.a.addr6) != gc.held6.end()
-                         : std::find(gc.held4.begin(), gc.held4.end(), ev.a.addr) != gc.held4.end();
+    const bool held = addrs_ && (v6 ? addrs_->holds(g, ev.a.addr6) : addrs_->holds(g, ev.a.addr));
     if (!held) {
         ++gc.not_held; // the failed netlink add was logged as an error
         return;
@@ -582,70 +565,10 @@ void control_loop::on_announce(const io::control_event& ev) {
     else gc.announcer->garp(ev.a.addr);
 }
 
-// Shared mode: the kernel must hold the primary address before the engine's first GARP sends
-// the clients here, and the engine sends it at the takeover, without waiting for netlink. So
-// the monitor holds it beforehand, unannounced (LVS-DR): a /32 on lo, which the kernel
-// accepts and serves packets for; the interface ignores ARP requests for it and never names
-// it as an ARP sender (quiet_arp_for_lo), so the clients' caches keep pointing at the
-// primary until the GARP. The trade-offs, for as long as a node is monitor:
-//   - its own traffic to the primary address stays local (hooks, health checks, tools run
-//     on the monitor reach the monitor's own services, not the primary's);
-//   - its kernel drops packets whose source is the primary address as martians (a local
-//     source): kernel traffic the primary sends from it to the monitor's subnet address; the
-//     engine's probe replies reach DPDK before the stack and are unaffected. A node address
-//     of its own, first on the interface, is what the kernel picks as source instead;
-//   - a client whose cache still names the monitor (just after a switchover) is served by
-//     the monitor instead of dropped.
-// EEXIST on a repeated add is success (netlink::add_address).
-// Every primary address, as a host address on lo (IPv6 on lo is never answered for on
-// the interface by neighbour discovery, as IPv4 with quiet_arp_for_lo is not by ARP).
-bool control_loop::stage_all(bool add, std::size_t g) {
-    bool ok = true;
-    const auto one = [&](const auto& p) {
-        const int rc = add ? nl_->add_address(loopback, p) : nl_->del_address(loopback, p);
-        if (rc == 0) return;
-        ok = false;
-        log::write(log::level::error, fmt("netlink %s %s on %s (%s): %s", add ? "add" : "del", p.to_string().c_str(), loopback,
-                                          add ? "staging the primary address" : "the staged primary address", std::strerror(-rc)));
-    };
-    for (const auto& p : cfg::role_v4(c_.groups[g].addresses, true)) one(ipv4_prefix{p.addr, 32});
-    for (const auto& p : cfg::role_v6(c_.groups[g].addresses, true)) one(ipv6_prefix{p.addr, 128});
-    return ok;
-}
-
-void control_loop::stage_primary(std::size_t g) {
-    if (!nl_ || !g_[g].can_stage || g_[g].staged) return;
-    if (stage_all(true, g)) g_[g].staged = true;
-}
-
-void control_loop::unstage_primary(std::size_t g) {
-    if (!nl_ || !g_[g].staged) return;
-    if (stage_all(false, g)) g_[g].staged = false; // else still staged: the next role change tries again
-}
-
-// Seed 003 claim 4: stop taking new work; done when the drain hook exits, or when the
-// application reports nothing in flight, or (with neither) at once.
-void control_loop::on_drain(std::size_t g) {
-    auto& gc = g_[g];
-    gc.draining = true;
-    const auto gi = static_cast<std::uint16_t>(g);
-    if (!c_.hooks.drain.empty()) {
-        std::vector<std::string> argv{c_.hooks.drain};
-        if (c_.groups.size() > 1) argv.push_back(std::to_string(c_.groups[g].id));
-        gc.drain_hook_id = queue_.submit({.kind = "drain", .argv = std::move(argv), .env = env(g)});
-        return;
-    }
-    if (app_inflight_ <= 0) {
-        gc.draining = false;
-        post(fsm::command_kind::drain_done, 0, gi);
-    }
-}
-
 void control_loop::on_event(const io::control_event& ev) {
     const auto& a = ev.a;
     using fsm::action_kind;
     const std::size_t g = ev.group < g_.size() ? ev.group : 0;
-    const auto gi = static_cast<std::uint16_t>(g);
     const std::string tag = group_tag(g);
     switch (a.kind) {
     case action_kind::role_changed:
@@ -655,12 +578,11 @@ void control_loop::on_event(const io::control_event& ev) {
                       {.group = c_.groups[g].id, .role = to_string(a.to), .epoch = a.epoch});
         if (g == 0 && sm_.is_ready())
             sm_.status(fmt("%s, epoch %llu", s(to_string(a.to)).c_str(), static_cast<unsigned long long>(a.epoch)));
-        if (a.from == role::draining) g_[g].draining = false;
         // The monitor stages the primary address; the primary's claim unstages it (on_address,
         // emitted before this event); every other role holds no copy.
-        if (a.to == role::monitor) stage_primary(g);
-        else if (a.to != role::primary) unstage_primary(g);
-        notify(a.to, a.epoch, g);
+        if (addrs_ && a.to == role::monitor) addrs_->stage(g, true);
+        else if (addrs_ && a.to != role::primary) addrs_->stage(g, false);
+        gc_.on_role(g, a.from, a.to, a.epoch);
         break;
     case action_kind::claim_address:
     case action_kind::release_address:
@@ -679,42 +601,15 @@ void control_loop::on_event(const io::control_event& ev) {
                       tag + fmt("primary %u failed: no answer for %.1f us, taking over", a.peer_id, static_cast<double>(det) / 1e3));
         break;
     }
-    case action_kind::run_hook: {
-        const std::string& path = a.hook == fsm::hook_kind::fence       ? c_.hooks.fence
-                                  : a.hook == fsm::hook_kind::boot_peer ? c_.hooks.boot_peer
-                                                                        : c_.hooks.recover;
-        if (path.empty()) break; // only recover is optional: the machine asks for the others when set
-        log::write_at(log::level::info, ev.wall_ns,
-                      tag + fmt("%s for node %u requested", s(fsm::to_string(a.hook)).c_str(), a.peer_id));
-        const std::string peer = std::to_string(a.peer_id);
-        // One fence or boot for a node, however many groups ask: merged by peer (below); the
-        // answer reaches every group that asked.
-        control::hook_request req{.kind = s(fsm::to_string(a.hook)), .argv = {path, peer, a.peer_mac.to_string()}, .env = env(g)};
-        // A fence or boot of this peer still waiting covers this one (a flapping or forged peer).
-        if (a.hook != fsm::hook_kind::recover) {
-            req.merge = control::hook_merge::same_key;
-            req.key = peer;
-        }
-        const auto id = queue_.submit(std::move(req));
-        if (a.hook != fsm::hook_kind::recover) pending_[id] = {a.hook, gi};
+    case action_kind::run_hook:
+        gc_.on_run_hook(g, a, ev.wall_ns);
         break;
-    }
     case action_kind::drain:
         log::write_at(log::level::info, ev.wall_ns, tag + fmt("switchover: draining for node %u", a.peer_id));
-        on_drain(g);
+        gc_.on_drain(g);
         break;
     case action_kind::undrain:
-        // The handover did not complete: this node stays primary and takes work again.
-        log::write_at(log::level::warn, ev.wall_ns,
-                      tag + fmt("primary with the application drained (handover to node %u did not complete, or this node serves again): undraining", a.peer_id));
-        g_[g].draining = false;
-        g_[g].drain_hook_id = 0; // its late exit must not report a drain
-        if (!c_.hooks.undrain.empty()) {
-            std::vector<std::string> argv{c_.hooks.undrain, std::to_string(a.peer_id)};
-            if (c_.groups.size() > 1) argv.push_back(std::to_string(c_.groups[g].id));
-            // The drain kind: never concurrent with a drain still running, and after it.
-            queue_.submit({.kind = "drain", .argv = std::move(argv), .env = env(g), .merge = control::hook_merge::never});
-        }
+        gc_.on_undrain(g, a.peer_id, ev.wall_ns);
         break;
     case action_kind::notice: {
         if (a.what == fsm::note::loop_gap) {
@@ -757,86 +652,12 @@ void control_loop::on_event(const io::control_event& ev) {
     }
 }
 
-std::vector<std::string> control_loop::env(std::size_t g) const {
-    const auto& gr = c_.groups[g < c_.groups.size() ? g : 0];
-    return {"HEARTWIRE_NODE=" + c_.node.name, "HEARTWIRE_NODE_ID=" + std::to_string(c_.node.id),
-            "HEARTWIRE_GROUP=" + std::to_string(gr.id), "HEARTWIRE_PRIMARY=" + first_address(gr.addresses, true),
-            "HEARTWIRE_MONITOR=" + first_address(gr.addresses, false), "HEARTWIRE_SOCKET=" + c_.control.socket};
-}
-
-void control_loop::notify(role r, std::uint64_t epoch, std::size_t g) {
-    const std::string name(to_string(r));
-    // notify <role> <epoch> <node name> <group id>: the group is the fourth argument. Or,
-    // keepalived's: notify INSTANCE <name> MASTER|BACKUP|FAULT|STOP <priority>, discovery's
-    // passing roles left out (keepalived has none), the stop (back to init) as STOP.
-    std::vector<std::string> argv;
-    if (c_.hooks.notify_args == "keepalived") {
-        const char* st = r == role::primary || r == role::draining                           ? "MASTER"
-                         : r == role::monitor || r == role::standby || r == role::fenced ? "BACKUP"
-                         : r == role::fault                                              ? "FAULT"
-                         : r == role::init                                               ? "STOP"
-                                                                                         : nullptr;
-        const auto& gc = c_.groups[g];
-        if (st)
-            argv = {c_.hooks.notify, "INSTANCE", gc.name.empty() ? "group" + std::to_string(gc.id) : gc.name, st,
-                    std::to_string(gc.priority)};
-    } else {
-        argv = {c_.hooks.notify, name, std::to_string(epoch), c_.node.name, std::to_string(c_.groups[g].id)};
-    }
-    if (!c_.hooks.notify.empty() && !argv.empty())
-        queue_.submit({.kind = "notify", .argv = argv, .env = env(g), .merge = control::hook_merge::never}); // every role change, in order
-    const std::string* specific = r == role::primary   ? &c_.hooks.on_primary
-                                  : r == role::monitor ? &c_.hooks.on_monitor
-                                  : r == role::standby ? &c_.hooks.on_standby
-                                  : r == role::fault   ? &c_.hooks.on_fault
-                                                       : nullptr;
-    if (specific && !specific->empty())
-        queue_.submit({.kind = "on_" + name, .argv = {*specific, std::to_string(epoch), std::to_string(c_.groups[g].id)}, .env = env(g)});
-}
-
 // Health checks run on the runner directly (each serialises itself): not the queue's.
 void control_loop::on_other_hook_done(const control::hook_result& r) {
     if (health_) health_->on_hook_done(r);
 }
 
-// One run (or dropped request) answers every request merged into it, and so reaches the
-// engine once: a fence flood never floods the command ring.
-void control_loop::on_hook_done(const control::hook_completion& h) {
-    const auto& r = h.result;
-    const auto lvl = r.ok() ? log::level::info : log::level::warn;
-    const std::string shared = h.tickets.size() > 1 ? fmt(" (answers %zu requests)", h.tickets.size()) : "";
-    if (h.dropped)
-        log::write(lvl, fmt("hook %s %s", r.name.c_str(), r.error.c_str()) + shared);
-    else
-        log::write(lvl, fmt("hook %s finished: %s", r.name.c_str(),
-                            r.spawn_failed ? r.error.c_str()
-                            : r.timed_out  ? "timed out"
-                                           : ("exit " + std::to_string(r.exit_code)).c_str()) + shared);
-    const auto answers = [&](std::uint64_t t) { return std::find(h.tickets.begin(), h.tickets.end(), t) != h.tickets.end(); };
-    for (std::size_t g = 0; g < g_.size(); ++g) {
-        if (g_[g].drain_hook_id == 0 || !answers(g_[g].drain_hook_id)) continue;
-        g_[g].drain_hook_id = 0;
-        g_[g].draining = false;
-        post(fsm::command_kind::drain_done, static_cast<std::uint32_t>(std::max<std::int64_t>(app_inflight_, 0)),
-             static_cast<std::uint16_t>(g));
-        return;
-    }
-    // Every group that asked (one merged fence answers them all), once each.
-    std::vector<std::pair<fsm::hook_kind, std::uint16_t>> answer;
-    for (const auto t : h.tickets) {
-        const auto it = pending_.find(t);
-        if (it == pending_.end()) continue;
-        if (std::find(answer.begin(), answer.end(), it->second) == answer.end()) answer.push_back(it->second);
-        pending_.erase(it);
-    }
-    for (const auto& [hook, group] : answer) {
-        io::engine_command cmd;
-        cmd.ok = r.ok();
-        cmd.hook = hook;
-        cmd.group = group;
-        post_cmd(cmd);
-    }
-}
+void control_loop::on_hook_done(const control::hook_completion& h) { gc_.on_hook_done(h); }
 
 // The machine answers a switchover command with a notice: started (and to whom) or refused
 // (and why). Wait for it, reading the engine's events meanwhile, so heartwirectl reports a
@@ -848,7 +669,7 @@ std::string control_loop::switchover(std::size_t g) {
         return "error: " + group_tag(g) + "switchover needs the primary or the monitor; this node is " + s(to_string(r)) + "\n";
     switchover_answered_ = false;
     switchover_group_ = g;
-    post(fsm::command_kind::switchover, 0, static_cast<std::uint16_t>(g));
+    gc_.post(fsm::command_kind::switchover, 0, static_cast<std::uint16_t>(g));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
     while (!switchover_answered_ && std::chrono::steady_clock::now() < deadline) {
         e_.poll_events([this](const io::control_event& ev) { on_event(ev); });
@@ -877,7 +698,6 @@ std::string control_loop::handle(std::string_view req) {
         one_group = true;
         in >> cmd;
     }
-    const std::uint16_t target = one_group ? static_cast<std::uint16_t>(g) : io::all_groups;
     if (cmd == "status") {
         std::string fmt_arg;
         in >> fmt_arg;
@@ -908,54 +728,13 @@ std::string control_loop::handle(std::string_view req) {
             detail = type + detail; // "fault disk full": free text, an application fault
             k = fsm::fault_kind::application;
         }
-        if (one_group) {
-            log::write(log::level::warn, group_tag(g) + "fault reported through the control socket: " + s(fsm::to_string(k)) + ":" + detail);
-            g_[g].app_fault = true;
-            if (!g_[g].health_fault) post(fsm::command_kind::fault, static_cast<std::uint32_t>(k), target);
-            return "ok: " + group_tag(g) + "fault " + s(fsm::to_string(k)) + " reported\n";
-        }
-        app_fault_ = true;
-        fault_detail_ = s(fsm::to_string(k)) + ":" + detail;
-        log::write(log::level::warn, "fault reported through the control socket: " + fault_detail_);
-        for (std::size_t i = 0; i < g_.size(); ++i)
-            if (!g_[i].health_fault && !g_[i].app_fault)
-                post(fsm::command_kind::fault, static_cast<std::uint32_t>(k), static_cast<std::uint16_t>(i));
-        return "ok: fault " + s(fsm::to_string(k)) + " reported\n";
+        return gc_.fault(one_group ? std::optional<std::size_t>{g} : std::nullopt, k, detail);
     }
-    if (cmd == "clear") {
-        if (one_group) {
-            g_[g].app_fault = false;
-            if (g_[g].health_fault) return "ok: " + group_tag(g) + "a health check still fails\n";
-            if (app_fault_) return "ok: " + group_tag(g) + "the node-wide application fault still holds (clear without --group)\n";
-            post(fsm::command_kind::fault_cleared, 0, target);
-            return "ok: " + group_tag(g) + "fault cleared; the group recovers and rejoins\n";
-        }
-        // Every application fault: the node-wide one and each group's.
-        bool any = app_fault_;
-        for (auto& gc : g_) any = any || gc.app_fault;
-        if (!any) return "ok: no application fault to clear\n";
-        app_fault_ = false;
-        fault_detail_.clear();
-        bool still = false;
-        for (std::size_t i = 0; i < g_.size(); ++i) {
-            g_[i].app_fault = false;
-            if (g_[i].health_fault) still = true;
-            else post(fsm::command_kind::fault_cleared, 0, static_cast<std::uint16_t>(i));
-        }
-        if (still) return "ok: application fault cleared; a health check still fails\n";
-        return "ok: fault cleared; the node recovers and rejoins\n";
-    }
+    if (cmd == "clear") return gc_.clear(one_group ? std::optional<std::size_t>{g} : std::nullopt);
     if (cmd == "inflight") {
         long long n = -1;
         if (!(in >> n) || n < 0) return "error: inflight needs a count >= 0\n";
-        app_inflight_ = n;
-        for (std::size_t i = 0; i < g_.size(); ++i) {
-            if (one_group && i != g) continue;
-            if (g_[i].draining && g_[i].drain_hook_id == 0 && n == 0) {
-                g_[i].draining = false;
-                post(fsm::command_kind::drain_done, 0, static_cast<std::uint16_t>(i));
-            }
-        }
+        gc_.inflight(one_group ? std::optional<std::size_t>{g} : std::nullopt, n);
         return "ok\n";
     }
     return "error: unknown command '" + std::string(req) +

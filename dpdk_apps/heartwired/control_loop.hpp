@@ -11,7 +11,9 @@
 #include <string>
 #include <string_view>
 
+#include "control/address_keeper.hpp"
 #include "control/announcer.hpp"
+#include "control/group_control.hpp"
 #include "control/ctl_socket.hpp"
 #include "control/health.hpp"
 #include "control/http_endpoint.hpp"
@@ -39,12 +41,13 @@ public:
     // kernel interface's ARP set up for staging the primary address on lo.
     void prepare_kernel_interface();
     void open_steering();
-    bool stage_all(bool add, std::size_t g);
     // Signals the daemon's handler records for the control thread to act on.
     static constexpr unsigned sig_reload = 1, sig_dump = 2, sig_debug = 4;
-    void watch_signals(std::atomic<unsigned>* bits, std::string config_path) {
+    // `eal_extra`: the command line's EAL arguments, which a reloaded file is checked against.
+    void watch_signals(std::atomic<unsigned>* bits, std::string config_path, std::vector<std::string> eal_extra = {}) {
         signals_ = bits;
         config_path_ = std::move(config_path);
+        eal_extra_ = std::move(eal_extra);
     }
     // Runs until `engine_running` drops, then carries out the engine's last actions.
     void run(const std::atomic<bool>& engine_running);
@@ -56,9 +59,6 @@ private:
     void on_other_hook_done(const control::hook_result& r);
     void on_address(const io::control_event& ev);
     void on_announce(const io::control_event& ev);
-    void stage_primary(std::size_t g);
-    void unstage_primary(std::size_t g);
-    void on_drain(std::size_t g);
     void check_health();
     void check_link();
     void report_sched();
@@ -66,16 +66,14 @@ private:
     bool install_keys(const std::vector<auth::key>& keys, std::string& error);
     bool load_keys(std::vector<auth::key> file_keys, std::string& error);
     std::string switchover(std::size_t g);
-    void post(fsm::command_kind k, std::uint32_t arg = 0, std::uint16_t group = io::all_groups);
-    void post_cmd(const io::engine_command& cmd);
-    void notify(role r, std::uint64_t epoch, std::size_t g);
-    std::vector<std::string> env(std::size_t g = 0) const;
-    std::string group_tag(std::size_t g) const; // "group 7: " with many groups, else ""
+    std::string group_tag(std::size_t g) const { return gc_.group_tag(g); } // "group 7: " with many groups, else ""
     std::size_t group_index(std::uint32_t id) const; // npos: no such group
     std::string handle(std::string_view req);
     void remember(std::uint64_t wall_ns, std::string text);
 
-    const cfg::config& c_;
+    // The running configuration: as started, with what reloads applied (the engine keeps
+    // the one it started with for what never changes live: port, engine, addresses).
+    cfg::config c_;
     io::engine& e_;
     control::hook_runner hooks_;
     control::hook_queue queue_; // every hook but health checks: one run per kind at a time
@@ -85,33 +83,24 @@ private:
     struct group_ctl {
         std::string iface;              // the kernel interface that carries its addresses (shared mode)
         // Its announcements, when they leave from `iface` (io::announce_interface), not from
-        // the DPDK port; one announcer per interface (announcers_). The addresses the kernel
-        // holds there (netlink add succeeded): only these are announced (kernel first).
+        // the DPDK port; one announcer per interface (announcers_). Only the addresses the
+        // kernel holds there (addrs_) are announced (kernel first).
         control::announcer* announcer{nullptr};
-        std::vector<ipv4_addr> held4;
-        std::vector<ipv6_addr> held6;
         std::uint64_t not_held{0};      // announcements not sent: the kernel did not hold the address
-        bool can_stage{false};          // staging applies (the engine announces) and `iface` keeps quiet in ARP about lo
-        bool staged{false};             // the primary addresses sit on lo, unannounced (stage_primary)
-        bool draining{false};
-        std::uint64_t drain_hook_id{0};
-        bool health_fault{false};
-        bool app_fault{false};          // heartwirectl --group N fault
-        std::string health_detail;
         std::vector<std::size_t> checks; // indexes of the [[health]] checks that fault this group
     };
     std::vector<group_ctl> g_;
+    // Shared mode: the kernel's addresses, following the engine's (events, and reconciled
+    // against its published state).
+    std::unique_ptr<control::address_keeper> addrs_;
+    // Faults merged, drains sequenced, hooks answered (src/control, behind engine_link).
+    control::group_control gc_;
     std::map<std::string, std::unique_ptr<control::announcer>> announcers_; // by interface
     std::unique_ptr<control::ctl_server> ctl_;
     std::unique_ptr<control::health_monitor> health_;
     std::deque<takeover_record> takeovers_;
     std::vector<takeover_record> last_takeover_; // per group: its latest (the deque keeps 64 of all)
     std::deque<std::string> notes_;                  // recent notices, for status
-    // queue tickets whose result the engine waits for: which hook, for which group
-    std::map<std::uint64_t, std::pair<fsm::hook_kind, std::uint16_t>> pending_;
-    std::int64_t app_inflight_{-1};                  // -1: the application never reported
-    bool app_fault_{false};                          // heartwirectl fault: every group
-    std::string fault_detail_;
     std::chrono::steady_clock::time_point next_reanchor_{};
     control::service_manager sm_;                       // systemd: READY, STATUS, watchdog
     std::unique_ptr<control::http_endpoint> metrics_;   // [control] metrics: Prometheus
@@ -123,6 +112,11 @@ private:
     bool debug_toggled_{false};
     void on_signals();
     void reload();
+    void assign_checks();
+    std::vector<std::string> eal_extra_;
+    // Reloaded machine knobs the engine may still read (the newest last).
+    std::deque<std::unique_ptr<io::params_bundle>> params_;
+    std::uint64_t params_gen_{0};
     std::chrono::steady_clock::time_point next_ready_check_{};
     void tell_service_manager(std::chrono::steady_clock::time_point now);
     std::string link_if_;                            // the port's kernel interface, "" when none

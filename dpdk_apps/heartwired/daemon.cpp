@@ -22,7 +22,9 @@
 #include <rte_eal.h>
 #include <rte_lcore.h>
 
+#include "control/address_keeper.hpp"
 #include "control/guard.hpp"
+#include "control/netlink.hpp"
 #include "control/log.hpp"
 #include "dpdk/clock.hpp"
 #include "dpdk/eal.hpp"
@@ -93,19 +95,22 @@ std::unique_ptr<control::guard> start_guard(const cfg::config& c) {
                 }
             }
     }
-    if (o.interface.empty()) {
+    if (o.interface.empty())
         log::write(log::level::warn, c.port.notice_interface == "none"
                                          ? "engine-down notice off (port.notice_interface = \"none\"): peers rely on the silence window"
                                          : "engine-down notice off: port.device has no kernel interface (net_memif / PCI) "
                                            "and port.notice_interface is not set; peers rely on the silence window");
-        return nullptr;
-    }
     try {
-        auto g = control::guard::start(o);
-        log::write(log::level::info, "engine-down guard " + std::to_string(g->pid()) + " watching, notice on " + o.interface);
+        auto g = control::guard::start(o); // shared mode without a notice: it still takes the addresses off after a death
+        if (g)
+            log::write(log::level::info, "engine-down guard " + std::to_string(g->pid()) + " watching" +
+                                             (o.interface.empty() ? ", releases the kernel's addresses if the engine dies"
+                                                                  : ", notice on " + o.interface));
         return g;
     } catch (const std::exception& ex) {
-        log::write(log::level::warn, std::string("engine-down notice off: ") + ex.what() + "; peers rely on the silence window");
+        log::write(log::level::warn, std::string("engine-down guard off: ") + ex.what() +
+                                         "; peers rely on the silence window" +
+                                         (o.release.empty() ? "" : ", and a killed engine's addresses stay on the kernel until the next start"));
         return nullptr;
     }
 }
@@ -138,6 +143,32 @@ int lock_port(const cfg::config& c, std::string& error) {
     [[maybe_unused]] auto w = ::pwrite(fd, me.data(), me.size(), 0);
     return fd;
 }
+
+} // namespace
+
+int release_addresses(const cfg::config& c) {
+    if (c.port.mode != cfg::address_mode::shared) {
+        std::printf("heartwired: exclusive mode: the kernel holds none of heartwire's addresses\n");
+        return 0;
+    }
+    std::string busy;
+    if (lock_port(c, busy) == -2) {
+        std::fprintf(stderr, "heartwired: %s: not touching its addresses\n", busy.c_str());
+        return 1;
+    }
+    try {
+        control::netlink nl;
+        control::address_keeper k(control::addresses_of(c), nl);
+        const unsigned n = k.release_all();
+        std::printf("heartwired: %u address(es) of %s removed from the kernel\n", n, c.node.name.c_str());
+        return 0;
+    } catch (const std::exception& ex) {
+        std::fprintf(stderr, "heartwired: %s\n", ex.what());
+        return 1;
+    }
+}
+
+namespace {
 
 // The control thread must not sit on an engine core: give it every CPU we started with.
 void unpin(const cpu_set_t& original) { pthread_setaffinity_np(pthread_self(), sizeof original, &original); }
@@ -306,7 +337,7 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra, cons
     install_signals();
     if (g_stop.load()) engine->request_stop();
 
-    control->watch_signals(&g_signals, config_path);
+    control->watch_signals(&g_signals, config_path, extra);
     std::atomic<bool> running{true};
     std::thread ctl([&] {
         unpin(original);

@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
     app.add_flag("--check-timing", check_timing,
                  "with --check: also measure this host's stall floor on the engine's core (a 200 ms spin there: "
                  "not beside a running engine) against the detection window");
+    bool release = false;
+    app.add_flag("--release-addresses", release,
+                 "shared mode: remove every address of the configuration's groups from the kernel and exit "
+                 "(systemd's ExecStopPost, after a crash); refused while a heartwired runs on the port");
     app.add_option("eal", eal_extra, "extra EAL arguments, after --");
     app.set_version_flag("-V,--version", std::string("heartwired ") + HEARTWIRE_VERSION + " (" + rte_version() + ")");
     app.allow_extras(false);
@@ -54,6 +58,7 @@ int main(int argc, char** argv) {
         }
         return 2;
     }
+    if (release) return heartwire::app::release_addresses(*r.cfg);
     // What would only fail at run time: files, timing, EAL arguments (check.hpp).
     auto problems = heartwire::app::runtime_problems(*r.cfg, eal_extra);
     if (check_only && check_timing) {

@@ -180,8 +180,14 @@ std::string status_text(const status_inputs& in) {
     if (in.steer) o << "steering  " << steer_text(*in.steer) << "\n";
     if (s.switchover_pending) o << "switchover pending: waiting for the primary to drain\n";
     if (in.app_inflight >= 0) o << "inflight  " << in.app_inflight << " (reported by the application)\n";
-    o << "detect    interval " << in.c.detect.interval_us << " us  miss " << in.c.detect.miss << "  probe "
-      << cfg::to_string(in.c.detect.probe) << "\n";
+    // The knobs as the engine runs them (a reload's changes show here once it took them).
+    const auto& k = s.knobs;
+    o << "detect    interval " << k.interval_ns / 1000 << " us  miss " << k.miss;
+    if (k.watch_miss != k.miss && s.r == role::monitor) o << " (watching with " << k.watch_miss << ": flap damping)";
+    o << "  probe " << cfg::to_string(in.c.detect.probe) << "\n";
+    o << "garp      repeat " << k.garp_repeat << "  interval " << k.garp_interval_ns / 1000 << " us  refresh "
+      << k.garp_refresh_ns / 1'000'000 << " ms  defend " << k.defend_interval_ns / 1'000'000 << " ms\n";
+    o << "rank      priority " << int(k.priority) << "  preempt " << (k.preempt ? "yes" : "no") << "  reloads " << k.reloads << "\n";
     const auto& h = in.e.rtt();
     char buf[200];
     std::snprintf(buf, sizeof buf, "rtt       samples %llu  p50 <= %.1f us  p99 <= %.1f us  max %.1f us\n",
@@ -260,6 +266,13 @@ std::string status_json(const status_inputs& in) {
       << ",\"switchover_pending\":" << (s.switchover_pending ? "true" : "false")
       << ",\"detector_armed\":" << (s.detector_armed ? "true" : "false")
       << ",\"app_inflight\":" << in.app_inflight << ",";
+    const auto& k = s.knobs;
+    o << "\"knobs\":{\"interval_us\":" << k.interval_ns / 1000 << ",\"miss\":" << k.miss << ",\"watch_miss\":" << k.watch_miss
+      << ",\"garp_repeat\":" << k.garp_repeat << ",\"garp_interval_us\":" << k.garp_interval_ns / 1000
+      << ",\"garp_refresh_ms\":" << k.garp_refresh_ns / 1'000'000 << ",\"defend_interval_ms\":" << k.defend_interval_ns / 1'000'000
+      << ",\"announce_interval_ms\":" << k.announce_interval_ns / 1'000'000 << ",\"peer_timeout_ms\":" << k.peer_timeout_ns / 1'000'000
+      << ",\"priority\":" << int(k.priority) << ",\"preempt\":" << (k.preempt ? "true" : "false") << ",\"reloads\":" << k.reloads
+      << "},";
     const auto& h = in.e.rtt();
     o << "\"rtt_ns\":{\"samples\":" << h.samples.get() << ",\"p50\":" << h.percentile(50) << ",\"p99\":"
       << h.percentile(99) << ",\"max\":" << h.max_ns.get() << ",\"last\":" << s.last_rtt_ns << "},";

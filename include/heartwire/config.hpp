@@ -270,11 +270,18 @@ struct parse_result {
     std::vector<config_error> errors;
 };
 
-// What differs between two parsed configurations, as the names of the tables that differ
-// ("node", "port", "groups", "detect", "garp", "auth", "protocol", "engine", "hooks",
-// "health") and, for [control], its keys ("control.log_level", ...): what a reload says it
-// applied and what needs a restart.
-std::vector<std::string> changed_keys(const config& from, const config& to);
+// A reload (SIGHUP) of a running node: which of `next`'s changes it takes without a restart
+// and which it cannot. Live: hooks, health checks, the log level, [garp], the detection
+// timing (detect.interval_us, miss, stall_threshold_us), [protocol], priorities and
+// preempt, a group's name and health list, auth.key_file. Refused (the running value stays
+// until a restart): the node's identity, [port], [engine], addresses, VLANs and interfaces,
+// the groups themselves (ids, count), detect.probe, auth.mode, control.socket and metrics.
+struct reload_plan {
+    config result;                     // running, with every live change of next applied
+    std::vector<std::string> applied;  // dotted keys taken, as errors name them ("garp.repeat", "group[1].priority")
+    std::vector<std::string> refused;  // dotted keys that need a restart ("port.device", "addresses")
+};
+reload_plan plan_reload(const config& running, const config& next);
 
 // Parses and validates TOML text. Unknown keys are errors (typos must not pass silently).
 parse_result parse(std::string_view toml_text);

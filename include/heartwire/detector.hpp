@@ -52,6 +52,10 @@ public:
     detector() = default;
     explicit detector(const params& p) noexcept { configure(p); }
     void configure(const params& p) noexcept;
+    // A reload while watching: the new timing from `now` on. When the window changes, the
+    // primary gets a fresh one of the new length from `now`, with `miss` fresh probes (no
+    // verdict mixes two cadences); armed, the sequence numbers and the answers are kept.
+    void retune(const params& p, std::uint64_t now) noexcept;
 
     // Starts watching at `now`: the first probe is due at once, no failure can be decided
     // before `miss` probes went out.

@@ -420,6 +420,14 @@ const peer* find_peer(const state& s, std::uint32_t id) noexcept;
 // live peer accepts the new one.
 void set_keys(state& s, const key_set& accepted, std::uint8_t preferred, std::uint64_t now, action_sink& out) noexcept;
 
+// A reload (SIGHUP): the knobs an operator may change on a running node, taken from `np`:
+// timing (interval, miss, stall threshold, discovery, announce, peer timeout, stay-down,
+// drain, flap hold), GARP and defence, priority, preempt and its delay, require_fence and
+// which hooks exist. What the machine is (node id, group, MAC, addresses, probe kind, auth,
+// incarnation) stays. No role changes here: a new rank is announced at once and judged by
+// the peers' usual rules; timers that now fall later than their new period are brought in.
+void retune(state& s, const params& np, std::uint64_t now) noexcept;
+
 // Announce payload TLVs: type (1), length (1), value.
 inline constexpr std::uint8_t tlv_accepted_keys = 1; // 32 bytes: the key_set, bit i = id i
 

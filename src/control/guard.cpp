@@ -130,6 +130,12 @@ void release_addresses(const std::vector<address_release>& release, pid_t engine
         release_addresses(release, engine);
         ::_exit(0);
     }
+    if (sock < 0) { // release only (no notice interface)
+        std::snprintf(line, sizeof line, "heartwired guard: engine %d died\n", static_cast<int>(engine));
+        say(line);
+        release_addresses(release, engine);
+        ::_exit(0);
+    }
     std::byte frame[death_notice::max_frame];
     const std::size_t n = p->notice.read(frame);
     if (n == 0) {
@@ -186,20 +192,25 @@ struct fd_holder {
 
 std::unique_ptr<guard> guard::start(const guard_options& o) {
     if (!o.enabled) return nullptr;
-    const unsigned ifindex = o.interface.empty() ? 0 : ::if_nametoindex(o.interface.c_str());
-    if (ifindex == 0) fail(ENODEV, "no interface '" + o.interface + "' in this network namespace");
-    // Opened here, not in the child, so that a refusal is the caller's error to report.
-    // Protocol 0: the socket receives nothing, so nothing queues up on it for a lifetime.
-    fd_holder sock{::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0)};
-    if (sock.fd < 0) fail(errno, "socket(AF_PACKET) (needs CAP_NET_RAW)");
-    sockaddr_ll sll{};
-    sll.sll_family = AF_PACKET;
-    sll.sll_ifindex = static_cast<int>(ifindex);
-    if (::bind(sock.fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) fail(errno, "bind to " + o.interface);
-    // Straight to the driver: a notice should not queue behind the kernel's own traffic.
-    // Best effort (it only shortens the path), hence unchecked.
-    const int one = 1;
-    ::setsockopt(sock.fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
+    // No interface: no notice, but the addresses are still released after a death.
+    if (o.interface.empty() && o.release.empty()) return nullptr;
+    fd_holder sock;
+    if (!o.interface.empty()) {
+        const unsigned ifindex = ::if_nametoindex(o.interface.c_str());
+        if (ifindex == 0) fail(ENODEV, "no interface '" + o.interface + "' in this network namespace");
+        // Opened here, not in the child, so that a refusal is the caller's error to report.
+        // Protocol 0: the socket receives nothing, so nothing queues up on it for a lifetime.
+        sock.fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+        if (sock.fd < 0) fail(errno, "socket(AF_PACKET) (needs CAP_NET_RAW)");
+        sockaddr_ll sll{};
+        sll.sll_family = AF_PACKET;
+        sll.sll_ifindex = static_cast<int>(ifindex);
+        if (::bind(sock.fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) fail(errno, "bind to " + o.interface);
+        // Straight to the driver: a notice should not queue behind the kernel's own traffic.
+        // Best effort (it only shortens the path), hence unchecked.
+        const int one = 1;
+        ::setsockopt(sock.fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
+    }
 
     void* mem = ::mmap(nullptr, page_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) fail(errno, "mmap of the shared page");

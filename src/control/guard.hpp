@@ -34,7 +34,9 @@ struct address_release {
 };
 
 struct guard_options {
-    std::string interface;  // kernel interface on the peers' segment to send the notice on
+    // Kernel interface on the peers' segment to send the notice on; "" = no notice (the
+    // guard then only releases the addresses; with none of those either, no guard).
+    std::string interface;
     int rt_priority{20};    // SCHED_FIFO priority of the guard (above the poll lcore's 10); <= 0: normal
     bool enabled{true};
     // Removed from the kernel (netlink) after the notice is sent, whether the engine held
@@ -47,7 +49,7 @@ public:
     // Maps the shared page, locks its mutex on the CALLING thread (it must be the thread
     // that lives as long as the engine: heartwired's main thread), opens and binds the
     // packet socket, forks the guard and waits (<= 1 s) until it is blocked on the lock.
-    // nullptr when !o.enabled. Throws std::system_error naming the cause (no such
+    // nullptr when !o.enabled or there is nothing to do. Throws std::system_error naming the cause (no such
     // interface, no CAP_NET_RAW, fork failed); nothing is left behind then.
     static std::unique_ptr<guard> start(const guard_options& o);
     ~guard(); // disarm_clean() unless done: a guard object going away is an orderly exit

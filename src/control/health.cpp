@@ -10,16 +10,35 @@
 
 namespace heartwire::control {
 
+health_monitor::check_state health_monitor::make(const cfg::health_check_cfg& c) {
+    check_state s;
+    s.cfg = c;
+    s.kind = c.kind == "interface" ? fsm::fault_kind::interface
+             : c.kind == "process" ? fsm::fault_kind::process
+                                   : fsm::fault_kind::script;
+    return s;
+}
+
 health_monitor::health_monitor(const std::vector<cfg::health_check_cfg>& checks, hook_runner& hooks) : hooks_(hooks) {
+    reconfigure(checks);
+}
+
+void health_monitor::reconfigure(const std::vector<cfg::health_check_cfg>& checks) {
+    std::vector<check_state> next;
+    next.reserve(checks.size());
+    std::vector<bool> taken(checks_.size()); // two identical checks: each kept once
     for (const auto& c : checks) {
-        check_state s;
-        s.cfg = c;
-        s.kind = c.kind == "interface" ? fsm::fault_kind::interface
-                 : c.kind == "process" ? fsm::fault_kind::process
-                                       : fsm::fault_kind::script;
-        if (s.kind == fsm::fault_kind::interface && !nl_) nl_ = std::make_unique<netlink>();
-        checks_.push_back(std::move(s));
+        std::size_t i = 0;
+        while (i < checks_.size() && (taken[i] || !(checks_[i].cfg == c))) ++i;
+        if (i < checks_.size()) {
+            taken[i] = true;
+            next.push_back(std::move(checks_[i]));
+        } else {
+            next.push_back(make(c));
+        }
+        if (next.back().kind == fsm::fault_kind::interface && !nl_) nl_ = std::make_unique<netlink>();
     }
+    checks_ = std::move(next);
 }
 
 health_monitor::~health_monitor() = default;

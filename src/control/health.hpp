@@ -33,6 +33,11 @@ public:
     health_monitor(const std::vector<cfg::health_check_cfg>& checks, hook_runner& hooks);
     ~health_monitor();
 
+    // A reload: the checks from now on, in this order. A check whose configuration did not
+    // change keeps its state (failed, streak, a script in flight), so a reload neither cures
+    // nor raises a fault by itself; a new or changed one starts healthy and is due at once.
+    void reconfigure(const std::vector<cfg::health_check_cfg>& checks);
+
     // Starts the checks that are due. Interface and process checks finish at once.
     void poll(std::chrono::steady_clock::time_point now);
     // A script check's result; false when the hook was not one of ours.
@@ -49,6 +54,7 @@ public:
                                 const std::string& cmdline);
 
 private:
+    static check_state make(const cfg::health_check_cfg& c);
     void record(check_state& c, bool ok, std::string detail);
 
     hook_runner& hooks_;

@@ -241,6 +241,8 @@ void hook_runner::impl::spawn(std::uint64_t id, std::string name,
     wake();
 }
 
+void hook_runner::set_default_timeout(std::chrono::milliseconds t) { p_->default_timeout = t; }
+
 hook_runner::hook_runner(std::chrono::milliseconds default_timeout) : p_(std::make_unique<impl>()) {
     p_->default_timeout = default_timeout;
     p_->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

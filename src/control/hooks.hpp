@@ -36,6 +36,8 @@ class hook_runner {
 public:
     // default_timeout applies when run() is given 0; 0 here too means no timeout.
     explicit hook_runner(std::chrono::milliseconds default_timeout);
+    // A reload: hooks started from now on (those running keep theirs).
+    void set_default_timeout(std::chrono::milliseconds t);
     // Sends SIGTERM to hooks still running, SIGKILL 1 s later, and reaps them all before
     // returning (call wait_all() first to let them finish). Unpolled results are dropped.
     ~hook_runner();

@@ -92,6 +92,51 @@ int match_address(const nlmsghdr* nlh, void* arg) {
     return 1;
 }
 
+// The address an RTM_NEWADDR names (IFA_LOCAL, else IFA_ADDRESS), or null.
+const nlattr* address_attr(const nlmsghdr* nlh, unsigned len) {
+    const nlattr* local = nullptr;
+    const nlattr* address = nullptr;
+    const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+    for (auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(ifaddrmsg)));
+         mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)));
+         a = mnl_attr_next(a)) {
+        if (mnl_attr_get_payload_len(a) != len) continue;
+        if (mnl_attr_get_type(a) == IFA_LOCAL) local = a;
+        else if (mnl_attr_get_type(a) == IFA_ADDRESS) address = a;
+    }
+    return local ? local : address;
+}
+
+struct addr_list {
+    unsigned ifindex;
+    std::vector<ipv4_addr>* v4;
+    std::vector<ipv6_addr>* v6;
+    bool failed{false}; // no memory for one more
+};
+
+int collect_address(const nlmsghdr* nlh, void* arg) {
+    auto* q = static_cast<addr_list*>(arg);
+    if (nlh->nlmsg_type != RTM_NEWADDR) return 1;
+    const auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (ifa->ifa_index != q->ifindex || (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)) return 1;
+    const bool v4 = ifa->ifa_family == AF_INET;
+    const nlattr* a = address_attr(nlh, v4 ? 4u : 16u);
+    if (!a) return 1;
+    try {
+        if (v4) {
+            q->v4->push_back(ipv4_addr{ntohl(mnl_attr_get_u32(a))});
+        } else {
+            ipv6_addr x;
+            std::memcpy(x.b.data(), mnl_attr_get_payload(a), 16);
+            q->v6->push_back(x);
+        }
+    } catch (...) {
+        q->failed = true;
+        return 0;
+    }
+    return 1;
+}
+
 struct link_query {
     bool up;
 };
@@ -237,6 +282,28 @@ int netlink::has_address(const std::string& ifname, ipv4_addr addr) noexcept { r
 int netlink::add_address(const std::string& ifname, const ipv6_prefix& addr) noexcept { return change_address(ifname, true, addr); }
 int netlink::del_address(const std::string& ifname, const ipv6_prefix& addr) noexcept { return change_address(ifname, false, addr); }
 int netlink::has_address(const std::string& ifname, const ipv6_addr& addr) noexcept { return find_address(ifname, AF_INET6, addr); }
+
+int netlink::addresses(const std::string& ifname, std::vector<ipv4_addr>& v4, std::vector<ipv6_addr>& v6) noexcept {
+    v4.clear();
+    v6.clear();
+    const int idx = if_index(ifname);
+    if (idx < 0) return idx;
+    addr_list q{static_cast<unsigned>(idx), &v4, &v6};
+    for (const int family : {AF_INET, AF_INET6}) {
+        alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
+        nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+        nlh->nlmsg_type = RTM_GETADDR;
+        nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+        nlh->nlmsg_seq = ++seq_;
+        auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+        ifa->ifa_family = static_cast<unsigned char>(family);
+        ifa->ifa_index = static_cast<unsigned>(idx);
+        const int rc = transact(sock_, portid_, nlh, collect_address, &q);
+        if (rc < 0) return rc;
+        if (q.failed) return -ENOMEM;
+    }
+    return 0;
+}
 
 int netlink::link_up(const std::string& ifname) noexcept {
     const int idx = if_index(ifname);

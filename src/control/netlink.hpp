@@ -6,6 +6,7 @@
 // namespace it was created in.
 
 #include <string>
+#include <vector>
 
 #include "heartwire/net_types.hpp"
 
@@ -38,6 +39,10 @@ public:
     int add_address(const std::string& ifname, const ipv6_prefix& addr) noexcept;
     int del_address(const std::string& ifname, const ipv6_prefix& addr) noexcept;
     int has_address(const std::string& ifname, const ipv6_addr& addr) noexcept;
+    // Every address `ifname` holds, IPv4 and IPv6, in one dump each (a reconciliation of a
+    // thousand groups' addresses reads the interface once, not once an address). 0,
+    // -ENODEV, -errno; `v4`, `v6` are replaced.
+    int addresses(const std::string& ifname, std::vector<ipv4_addr>& v4, std::vector<ipv6_addr>& v6) noexcept;
     // 1 when the link is administratively and operationally up (IFF_UP and IFF_RUNNING:
     // carrier, operstate UP or UNKNOWN), 0 when not, -ENODEV, -errno.
     int link_up(const std::string& ifname) noexcept;

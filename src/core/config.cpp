@@ -15,6 +15,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -967,25 +968,139 @@ std::vector<config_error> validate(const config& c) {
     return std::move(k.errors);
 }
 
-std::vector<std::string> changed_keys(const config& a, const config& b) {
-    std::vector<std::string> out;
-    const auto add = [&](bool differ, const char* name) {
-        if (differ) out.emplace_back(name);
+reload_plan plan_reload(const config& running, const config& next) {
+    reload_plan r{running, {}, {}};
+    config& to = r.result;
+    // `live`: copy a changed value and name it; `fixed`: name a change that waits for a restart.
+    const auto live = [&](std::string key, auto& into, const auto& from) {
+        if (into == from) return;
+        into = from;
+        r.applied.push_back(std::move(key));
     };
-    add(!(a.node == b.node), "node");
-    add(!(a.port == b.port), "port");
-    add(!(a.groups == b.groups) || a.explicit_groups != b.explicit_groups, "groups");
-    add(!(a.detect == b.detect), "detect");
-    add(!(a.garp == b.garp), "garp");
-    add(!(a.auth == b.auth), "auth");
-    add(!(a.protocol == b.protocol), "protocol");
-    add(!(a.engine == b.engine), "engine");
-    add(!(a.hooks == b.hooks), "hooks");
-    add(!(a.health == b.health), "health");
-    add(a.control.log_level != b.control.log_level, "control.log_level");
-    add(a.control.socket != b.control.socket, "control.socket");
-    add(a.control.metrics != b.control.metrics, "control.metrics");
-    return out;
+    const auto fixed = [&](std::string key, const auto& a, const auto& b) {
+        if (!(a == b)) r.refused.push_back(std::move(key));
+    };
+    const config& a = running;
+    const config& b = next;
+
+    fixed("node.name", a.node.name, b.node.name);
+    fixed("node.id", a.node.id, b.node.id);
+    live("node.priority", to.node.priority, b.node.priority);
+    if (a.explicit_groups || b.explicit_groups) fixed("node.group", a.node.group, b.node.group);
+
+    fixed("port.eal", a.port.eal_args, b.port.eal_args);
+    fixed("port.device", a.port.device, b.port.device);
+    fixed("port.mode", a.port.mode, b.port.mode);
+    fixed("port.kernel_interface", a.port.kernel_interface, b.port.kernel_interface);
+    fixed("port.notice_interface", a.port.notice_interface, b.port.notice_interface);
+    fixed("port.rx_desc", a.port.rx_desc, b.port.rx_desc);
+    fixed("port.tx_desc", a.port.tx_desc, b.port.tx_desc);
+    fixed("port.mbufs", a.port.mbufs, b.port.mbufs);
+    fixed("port.vlan", a.port.vlan, b.port.vlan);
+    fixed("port.xdp_prog", a.port.xdp_prog, b.port.xdp_prog);
+    fixed("port.flow_isolate", a.port.flow_isolate, b.port.flow_isolate);
+
+    // Groups: the same groups (count, ids, addresses, VLAN, interface) or a restart; their
+    // rank, preempt, name and health list live. Without [[group]] blocks the one group is
+    // [node] group, [addresses], node.priority and protocol.preempt, named so.
+    if (a.groups.size() != b.groups.size() || a.explicit_groups != b.explicit_groups) {
+        r.refused.emplace_back("group");
+    } else {
+        for (std::size_t i = 0; i < a.groups.size(); ++i) {
+            const auto& ga = a.groups[i];
+            const auto& gb = b.groups[i];
+            auto& gt = to.groups[i];
+            if (!a.explicit_groups) {
+                fixed("node.group", ga.id, gb.id);
+                fixed("addresses", ga.addresses, gb.addresses);
+                gt.priority = gb.priority; // named as node.priority and protocol.preempt
+                gt.preempt = gb.preempt;
+                continue;
+            }
+            const std::string k = "group[" + std::to_string(i) + "].";
+            fixed(k + "id", ga.id, gb.id);
+            fixed(k + "primary", std::pair{ga.addresses.primary, ga.addresses.primary_more},
+                  std::pair{gb.addresses.primary, gb.addresses.primary_more});
+            fixed(k + "primary6", ga.addresses.primary6, gb.addresses.primary6);
+            fixed(k + "monitor", std::pair{ga.addresses.monitor, ga.addresses.monitor_more},
+                  std::pair{gb.addresses.monitor, gb.addresses.monitor_more});
+            fixed(k + "monitor6", ga.addresses.monitor6, gb.addresses.monitor6);
+            if (a.port.vlan == b.port.vlan) fixed(k + "vlan", ga.vlan, gb.vlan); // else named as port.vlan
+            if (a.port.kernel_interface == b.port.kernel_interface) fixed(k + "interface", ga.interface, gb.interface);
+            live(k + "name", gt.name, gb.name);
+            live(k + "priority", gt.priority, gb.priority);
+            live(k + "preempt", gt.preempt, gb.preempt);
+            if (!(gt.health == gb.health) || gt.health_given != gb.health_given) {
+                gt.health = gb.health;
+                gt.health_given = gb.health_given;
+                r.applied.push_back(k + "health");
+            }
+        }
+        to.addresses = to.groups.front().addresses;
+    }
+
+    live("detect.interval_us", to.detect.interval_us, b.detect.interval_us);
+    live("detect.miss", to.detect.miss, b.detect.miss);
+    live("detect.stall_threshold_us", to.detect.stall_threshold_us, b.detect.stall_threshold_us);
+    fixed("detect.probe", a.detect.probe, b.detect.probe);
+
+    live("garp.repeat", to.garp.repeat, b.garp.repeat);
+    live("garp.interval_us", to.garp.interval_us, b.garp.interval_us);
+    live("garp.refresh_ms", to.garp.refresh_ms, b.garp.refresh_ms);
+    live("garp.defend_interval_ms", to.garp.defend_interval_ms, b.garp.defend_interval_ms);
+
+    fixed("auth.mode", a.auth.mode, b.auth.mode);
+    live("auth.key_file", to.auth.key_file, b.auth.key_file);
+
+    auto& p = to.protocol;
+    const auto& q = b.protocol;
+    live("protocol.discovery_probes", p.discovery_probes, q.discovery_probes);
+    live("protocol.discovery_interval_ms", p.discovery_interval_ms, q.discovery_interval_ms);
+    live("protocol.discovery_wait_ms", p.discovery_wait_ms, q.discovery_wait_ms);
+    live("protocol.announce_interval_ms", p.announce_interval_ms, q.announce_interval_ms);
+    live("protocol.peer_timeout_ms", p.peer_timeout_ms, q.peer_timeout_ms);
+    live("protocol.stay_down_interval_ms", p.stay_down_interval_ms, q.stay_down_interval_ms);
+    live("protocol.preempt", p.preempt, q.preempt);
+    live("protocol.preempt_delay_ms", p.preempt_delay_ms, q.preempt_delay_ms);
+    live("protocol.drain_timeout_ms", p.drain_timeout_ms, q.drain_timeout_ms);
+    live("protocol.flap_hold_ms", p.flap_hold_ms, q.flap_hold_ms);
+    live("protocol.require_fence", p.require_fence, q.require_fence);
+
+    const auto& e = a.engine;
+    const auto& f = b.engine;
+    fixed("engine.mode", e.mode, f.mode);
+    fixed("engine.idle", e.idle, f.idle);
+    fixed("engine.idle_max_sleep_us", e.idle_max_sleep_us, f.idle_max_sleep_us);
+    fixed("engine.burst", e.burst, f.burst);
+    fixed("engine.sched", e.sched, f.sched);
+    fixed("engine.rt_priority", e.rt_priority, f.rt_priority);
+    fixed("engine.yield_us", e.yield_us, f.yield_us);
+    fixed("engine.yield_period_us", e.yield_period_us, f.yield_period_us);
+    fixed("engine.lock_memory", e.lock_memory, f.lock_memory);
+    fixed("engine.idle_filler", e.idle_filler, f.idle_filler);
+
+    auto& h = to.hooks;
+    const auto& n = b.hooks;
+    for (auto [key, into, from] : {std::tuple{"hooks.notify", &h.notify, &n.notify},
+                                   {"hooks.notify_args", &h.notify_args, &n.notify_args},
+                                   {"hooks.on_primary", &h.on_primary, &n.on_primary},
+                                   {"hooks.on_monitor", &h.on_monitor, &n.on_monitor},
+                                   {"hooks.on_standby", &h.on_standby, &n.on_standby},
+                                   {"hooks.on_fault", &h.on_fault, &n.on_fault},
+                                   {"hooks.boot_peer", &h.boot_peer, &n.boot_peer},
+                                   {"hooks.fence", &h.fence, &n.fence},
+                                   {"hooks.drain", &h.drain, &n.drain},
+                                   {"hooks.recover", &h.recover, &n.recover},
+                                   {"hooks.undrain", &h.undrain, &n.undrain}})
+        live(key, *into, *from);
+    live("hooks.timeout_ms", h.timeout_ms, n.timeout_ms);
+
+    live("health", to.health, b.health);
+
+    live("control.log_level", to.control.log_level, b.control.log_level);
+    fixed("control.socket", a.control.socket, b.control.socket);
+    fixed("control.metrics", a.control.metrics, b.control.metrics);
+    return r;
 }
 
 std::string_view to_string(address_mode m) noexcept {

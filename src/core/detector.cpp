@@ -11,6 +11,15 @@ void detector::configure(const params& p) noexcept {
     if (p_.stall_threshold_ns == 0) p_.stall_threshold_ns = std::max<std::uint64_t>(p_.interval_ns, 100'000);
 }
 
+void detector::retune(const params& p, std::uint64_t now) noexcept {
+    const std::uint64_t window = p_.interval_ns * p_.miss;
+    configure(p);
+    if (!running_ || p_.interval_ns * p_.miss == window) return;
+    resume_ns_ = std::max(resume_ns_, now);
+    since_answer_ = 0;
+    if (next_probe_ns_ > now + p_.interval_ns) next_probe_ns_ = now;
+}
+
 void detector::start(std::uint64_t now) noexcept {
     running_ = true;
     armed_ = false;

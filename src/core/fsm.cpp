@@ -146,6 +146,52 @@ void set_keys(state& s, const key_set& accepted, std::uint8_t preferred, std::ui
     }
 }
 
+void retune(state& s, const params& np, std::uint64_t now) noexcept {
+    params& p = s.p;
+    const std::uint8_t old_priority = p.priority;
+    const std::uint32_t old_miss = p.miss;
+    p.defend_interval_ns = np.defend_interval_ns;
+    p.priority = np.priority;
+    p.interval_ns = np.interval_ns;
+    p.miss = np.miss;
+    p.stall_threshold_ns = np.stall_threshold_ns;
+    p.garp_repeat = np.garp_repeat;
+    p.garp_interval_ns = np.garp_interval_ns;
+    p.garp_refresh_ns = np.garp_refresh_ns;
+    p.discovery_probes = np.discovery_probes;
+    p.discovery_interval_ns = np.discovery_interval_ns;
+    p.discovery_wait_ns = np.discovery_wait_ns;
+    p.announce_interval_ns = np.announce_interval_ns;
+    p.peer_timeout_ns = np.peer_timeout_ns;
+    p.stay_down_interval_ns = np.stay_down_interval_ns;
+    p.preempt = np.preempt;
+    p.preempt_delay_ns = np.preempt_delay_ns;
+    p.require_fence = np.require_fence;
+    p.drain_timeout_ns = np.drain_timeout_ns;
+    p.flap_hold_ns = np.flap_hold_ns;
+    p.has_boot_peer = np.has_boot_peer;
+    p.has_fence = np.has_fence;
+
+    // The detector: a watch widened by flap damping stays widened, on the new miss count.
+    detector::params dp = s.det.config();
+    dp.interval_ns = p.interval_ns;
+    dp.miss = dp.miss > old_miss ? std::min<std::uint32_t>(p.miss << s.flap_level, detector::max_miss) : p.miss;
+    dp.stall_threshold_ns = p.stall_threshold_ns;
+    dp.startup_grace_ns = p.peer_timeout_ns;
+    s.det.retune(dp, now);
+
+    // Timers set with an old period.
+    if (p.priority != old_priority) s.next_announce_ns = now; // the peers learn the new rank now
+    s.next_announce_ns = std::min(s.next_announce_ns, now + p.announce_interval_ns);
+    for (std::size_t i = 0; i < address_count; ++i) {
+        if (!s.holds[i] || s.garp_left[i] != 0) continue; // a burst in flight keeps its spacing
+        s.next_refresh_ns[i] = p.garp_refresh_ns == 0 ? 0
+                               : s.next_refresh_ns[i] == 0 ? now + p.garp_refresh_ns
+                                                           : std::min(s.next_refresh_ns[i], now + p.garp_refresh_ns);
+    }
+    if (s.stay_down_active) s.next_stay_down_ns = std::min(s.next_stay_down_ns, now + p.stay_down_interval_ns);
+}
+
 void step(state& s, const event& ev, std::uint64_t now, action_sink& out) noexcept {
     switch (ev.kind) {
     case event_kind::start:

@@ -410,7 +410,7 @@ engine::engine(const cfg::config& c, port& p, tsc_clock& clk) : cfg_(c), port_(p
     due_.reserve(n);
     gsnap_ = std::make_unique<group_status[]>(n);
     build_demux();
-    stall_threshold_ns_ = m_.front().det.config().stall_threshold_ns;
+    stall_threshold_ns_.store(m_.front().det.config().stall_threshold_ns, std::memory_order_relaxed);
     // Worth a log line: a gap that eats half the detection window (at least 250 us).
     report_gap_ns_ = std::max<std::uint64_t>(250'000, std::uint64_t{c.detect.interval_us} * c.detect.miss * 500);
     idle_planner::params ip;
@@ -568,6 +568,19 @@ void engine::publish(std::uint64_t now) noexcept {
     snap_.accepted_keys = f.my_keys;
     snap_.incarnation = f.p.incarnation;
     snap_.groups = static_cast<std::uint16_t>(m_.size());
+    auto& k = snap_.knobs;
+    k.interval_ns = f.p.interval_ns;
+    k.miss = f.p.miss;
+    k.watch_miss = f.det.config().miss;
+    k.garp_repeat = f.p.garp_repeat;
+    k.garp_interval_ns = f.p.garp_interval_ns;
+    k.garp_refresh_ns = f.p.garp_refresh_ns;
+    k.defend_interval_ns = f.p.defend_interval_ns;
+    k.announce_interval_ns = f.p.announce_interval_ns;
+    k.peer_timeout_ns = f.p.peer_timeout_ns;
+    k.priority = f.p.priority;
+    k.preempt = f.p.preempt;
+    k.reloads = role_params_ ? role_params_->gen : 0;
     if (whole && m_.size() > 1) publish_groups();
     snap_seq_.store(seq + 2, std::memory_order_release);
     next_publish_ns_ = now + publish_period_ns;
@@ -758,6 +771,7 @@ void engine::route_frame(const rte_mbuf* m, const wire::frame& f, std::uint64_t 
 // read the answers waiting for it before it judges the primary).
 void engine::role_turn(const fsm::event& tick, std::uint64_t now, tx_sink& tx) noexcept {
     take_keys(now, tx);
+    take_params(now);
     engine_command cmds[16];
     const unsigned nc = rte_ring_sc_dequeue_burst_elem(commands_, cmds, sizeof(engine_command), 16, nullptr);
     for (unsigned i = 0; i < nc; ++i) {
@@ -777,7 +791,7 @@ void engine::role_turn(const fsm::event& tick, std::uint64_t now, tx_sink& tx) n
     // Many groups: only the machines whose timers are due, unless the loop itself was late
     // (a stall every detector must see) or the RX lcore stalled.
     const bool all = tick_all_ || tick.rx_resume_ns != 0 ||
-                     (tick.intended_ns != 0 && tick.woke_ns > tick.intended_ns + stall_threshold_ns_);
+                     (tick.intended_ns != 0 && tick.woke_ns > tick.intended_ns + stall_threshold_ns_.load(std::memory_order_relaxed));
     if (all) {
         for (std::size_t g = 0; g < m_.size(); ++g) {
             tx.begin(nullptr, now, g);
@@ -873,6 +887,22 @@ void engine::take_keys(std::uint64_t now, tx_sink& tx) noexcept {
     // the machine chose, the id the frames carry.
     // Many groups sign with the first group's choice: the groups run between the same nodes.
     if (role_keys_ && role_keys_->tx->send_key() != m_.front().send_key) role_keys_->tx->set_send_key(m_.front().send_key);
+}
+
+// Role lcore: a reload's knobs, at the top of a turn. Every machine keeps its role, epoch,
+// peers and addresses (fsm::retune); the timers it moved are pushed again.
+void engine::take_params(std::uint64_t now) noexcept {
+    params_bundle* b = offered_params_.load(std::memory_order_acquire);
+    if (!b || b == role_params_) return;
+    role_params_ = b;
+    for (std::size_t g = 0; g < m_.size() && g < b->groups.size(); ++g) {
+        fsm::retune(m_[g], b->groups[g], now);
+        if (!tick_all_) m_wake_[g] = fsm::next_wakeup(m_[g]);
+    }
+    if (!tick_all_) rebuild_heap();
+    stall_threshold_ns_.store(m_.front().det.config().stall_threshold_ns, std::memory_order_relaxed);
+    report_gap_ns_ = std::max<std::uint64_t>(250'000, std::uint64_t{b->interval_us} * b->miss * 500);
+    params_gen_.store(b->gen, std::memory_order_release);
 }
 
 std::uint8_t engine::signing_key() const noexcept { return role_keys_ ? role_keys_->tx->send_key() : 0; }
@@ -1037,7 +1067,7 @@ int engine::run_rx() noexcept {
         rx_c_.loops.add();
         const std::uint64_t late = woke > intended ? woke - intended : 0;
         record_gap(rx_gaps_, rx_c_, late);
-        stalled = stalled || late > stall_threshold_ns_;
+        stalled = stalled || late > stall_threshold_ns_.load(std::memory_order_relaxed);
         bool dropped = false;
         std::uint64_t total = 0;
         if (keyed_) {

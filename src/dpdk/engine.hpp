@@ -13,6 +13,7 @@
 #include "dpdk/clock.hpp"
 #include "heartwire/config.hpp"
 #include "heartwire/death_notice.hpp"
+#include "heartwire/engine_link.hpp"
 #include "heartwire/idle.hpp"
 #include "heartwire/fsm.hpp"
 #include "heartwire/wire.hpp"
@@ -90,43 +91,12 @@ struct alignas(64) gap_histogram : rtt_histogram {
     }
 };
 
-// Engine -> control thread.
-struct control_event {
-    fsm::action a;
-    std::uint64_t engine_ns; // when the machine emitted it
-    std::uint64_t wall_ns;   // the same instant on CLOCK_REALTIME
-    std::uint16_t group{};   // index into cfg.groups of the machine that emitted it
-};
-
-inline constexpr std::uint16_t all_groups = 0xffff;
-
-// Control thread -> engine.
-struct engine_command {
-    enum class kind : std::uint8_t { hook_done, command } k{kind::hook_done};
-    fsm::hook_kind hook{fsm::hook_kind::boot_peer};
-    bool ok{false};
-    fsm::command_kind cmd{fsm::command_kind::switchover};
-    std::uint16_t group{all_groups}; // index into cfg.groups, or every group
-    std::uint32_t arg{};
-};
-static_assert(sizeof(engine_command) % 4 == 0);
-
-// One group's summary, for status with many groups (the first group's full detail is in
-// status_snapshot).
-struct group_status {
-    std::uint32_t id{};
-    role r{role::init};
-    bool holds[fsm::address_count]{};
-    bool monitor_alive{};
-    bool detector_armed{};
-    fsm::fault_kind fault{fsm::fault_kind::none};
-    std::uint64_t epoch{};
-    std::uint32_t watched_id{};
-    std::uint32_t peers{};        // live peers
-    std::uint64_t takeovers{};
-    std::uint64_t false_takeovers{};
-    std::uint64_t role_since_ns{};
-};
+// The engine's side of the control interface (heartwire/engine_link.hpp): its events,
+// the commands it takes, its per-group summaries.
+using heartwire::all_groups;
+using heartwire::control_event;
+using heartwire::engine_command;
+using heartwire::group_status;
 
 // The keys the engine signs and verifies with, handed over whole by the control thread
 // (offer_keys). Each poll lcore switches to a new bundle at the top of a turn; the control
@@ -139,6 +109,32 @@ struct key_bundle {
     std::uint64_t gen{};
     key_bundle();
     ~key_bundle();
+};
+
+// A reload's machine knobs (fsm::retune), one params per group in cfg.groups order, handed
+// over whole by the control thread (offer_params) and taken by the role lcore at the top of
+// a turn. Freed by the control thread once params_taken(gen).
+struct params_bundle {
+    std::vector<fsm::params> groups;
+    std::uint32_t interval_us{}; // detect.interval_us and miss: the loop's own gap report
+    std::uint32_t miss{};
+    std::uint64_t gen{};
+};
+
+// The first group's machine knobs as the engine runs them (a reload's proof in status).
+struct running_knobs {
+    std::uint64_t interval_ns{};
+    std::uint32_t miss{};
+    std::uint32_t watch_miss{};        // the detector's, flap damping included
+    std::uint32_t garp_repeat{};
+    std::uint64_t garp_interval_ns{};
+    std::uint64_t garp_refresh_ns{};
+    std::uint64_t defend_interval_ns{};
+    std::uint64_t announce_interval_ns{};
+    std::uint64_t peer_timeout_ns{};
+    std::uint8_t priority{};
+    bool preempt{};
+    std::uint64_t reloads{};           // reloads taken (params_bundle gen)
 };
 
 struct status_snapshot {
@@ -162,12 +158,13 @@ struct status_snapshot {
     fsm::key_set accepted_keys{};
     std::uint64_t incarnation{};
     std::uint16_t groups{1};
+    running_knobs knobs;
 };
 
-class engine {
+class engine final : public engine_link {
 public:
     engine(const cfg::config& c, port& p, tsc_clock& clk);
-    ~engine();
+    ~engine() override;
     engine(const engine&) = delete;
     engine& operator=(const engine&) = delete;
 
@@ -183,9 +180,9 @@ public:
     // Control side.
     template <class F>
     std::size_t poll_events(F&& f);
-    bool post(const engine_command& cmd) noexcept;
+    bool post(const engine_command& cmd) noexcept override;
     status_snapshot status() const noexcept;   // the first group in full; counters summed over groups
-    std::vector<group_status> group_statuses() const; // every group, in cfg.groups order
+    std::vector<group_status> group_statuses() const override; // every group, in cfg.groups order
     std::size_t group_count() const noexcept { return m_.size(); }
     const lcore_counters& rx_counters() const noexcept { return rx_c_; }
     const lcore_counters& role_counters() const noexcept { return role_c_; }
@@ -204,6 +201,10 @@ public:
         return role_gen_.load(std::memory_order_acquire) >= gen && (!pipe_ || rx_gen_.load(std::memory_order_acquire) >= gen);
     }
     bool keyed() const noexcept { return keyed_; }
+    // A reload: the machines' new knobs from the next turn on (fsm::retune); the same
+    // lifetime rule as keys.
+    void offer_params(params_bundle* b) noexcept { offered_params_.store(b, std::memory_order_release); }
+    bool params_taken(std::uint64_t gen) const noexcept { return params_gen_.load(std::memory_order_acquire) >= gen; }
     // The id of the monitor's ICMP echo probes (fixed at start), for the steering program.
     std::uint16_t icmp_id() const noexcept { return m_.front().icmp_id; }
     // 802.1Q (port.vlan, group.vlan): a received frame of one of our VLANs, its tag stripped
@@ -241,6 +242,7 @@ private:
     void record_rtt() noexcept;
     void report_gap(std::uint64_t late, std::uint64_t now) noexcept;
     void take_keys(std::uint64_t now, class tx_sink& tx) noexcept;
+    void take_params(std::uint64_t now) noexcept;
     bool authenticate(wire::frame& f, auth::keyring* ring, lcore_counters& c) noexcept;
     void sign(std::span<std::byte> frame_bytes) noexcept;
     std::uint8_t signing_key() const noexcept; // the key id role_keys_->tx signs with (0: none yet)
@@ -277,7 +279,7 @@ private:
     std::atomic_flag post_lock_ = ATOMIC_FLAG_INIT; // commands_ is single-producer; control threads serialise
     std::uint64_t next_publish_ns_{};
     std::uint64_t seen_answers_{};
-    std::uint64_t stall_threshold_ns_{};
+    std::atomic<std::uint64_t> stall_threshold_ns_{}; // the first machine's (a reload may change it); both lcores read it
     std::uint64_t report_gap_ns_{};     // gaps longer than this are logged (rate-limited)
     std::uint64_t next_gap_report_ns_{};
     idle_planner role_idle_;
@@ -302,6 +304,9 @@ private:
     key_bundle* rx_keys_{nullptr};
     std::atomic<std::uint64_t> role_gen_{0};
     std::atomic<std::uint64_t> rx_gen_{0};
+    std::atomic<params_bundle*> offered_params_{nullptr};
+    params_bundle* role_params_{nullptr};
+    std::atomic<std::uint64_t> params_gen_{0};
 
     alignas(64) std::atomic<std::uint32_t> snap_seq_{0};
     status_snapshot snap_{};

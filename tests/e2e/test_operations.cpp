@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -166,9 +167,10 @@ void edit(const std::string& path, const std::string& from, const std::string& t
 
 } // namespace
 
-// Every signal has an action, none of them a role change: HUP re-reads the file (the log
-// level applied, the rest named as needing a restart, a broken file refused), USR1 writes
-// the status to the log, USR2 toggles debug logging.
+// Every signal has an action, none of them a role change: HUP re-reads the file (what can
+// change live applied: the log level, a GARP knob, the window; what cannot refused by name:
+// the port; a broken file refused whole), USR1 writes the status to the log, USR2 toggles
+// debug logging.
 TEST(Operations, SignalsReloadDumpAndToggleDebugWithoutARoleChange) {
     cluster c({"a"});
     node_options o;
@@ -178,12 +180,37 @@ TEST(Operations, SignalsReloadDumpAndToggleDebugWithoutARoleChange) {
     ASSERT_TRUE(c.wait_role("a", "primary")) << c.logs();
     const auto epoch = json_value(*c.status("a"), "epoch");
     const auto log_has = [&](const std::string& s) { return wait_until([&] { return c.proc("a").log().find(s) != std::string::npos; }, 5s); };
+    const auto knob = [&](const std::string& key) {
+        const auto s = c.status("a");
+        return s ? json_value(*s, key) : std::string{};
+    };
+    ASSERT_EQ(knob("garp_refresh_ms"), "1000") << *c.status("a");
 
+    // Live: the log level, a GARP knob and the miss count, applied with no role change and
+    // run by the engine (status shows the machine's own values).
     edit(c.config_path("a"), "log_level = \"debug\"", "log_level = \"info\"");
+    edit(c.config_path("a"), "miss = " + std::to_string(o.miss) + "\n", "miss = " + std::to_string(o.miss + 2) + "\n");
     std::ofstream(c.config_path("a"), std::ios::app) << "\n[garp]\nrefresh_ms = 4321\n";
     c.proc("a").kill(SIGHUP);
-    EXPECT_TRUE(log_has("reload (SIGHUP): applied control.log_level = info")) << c.proc("a").log();
-    EXPECT_TRUE(log_has("not applied (they take effect when heartwired restarts): garp"));
+    EXPECT_TRUE(log_has("reload (SIGHUP): applied detect.miss, garp.refresh_ms, control.log_level = info")) << c.proc("a").log();
+    EXPECT_TRUE(wait_until([&] { return knob("garp_refresh_ms") == "4321"; }, 5s)) << *c.status("a");
+    EXPECT_EQ(knob("miss"), std::to_string(o.miss + 2));
+    EXPECT_EQ(knob("reloads"), "1");
+    EXPECT_EQ(c.role("a"), "primary");
+    EXPECT_EQ(json_value(*c.status("a"), "epoch"), epoch) << "no role change";
+
+    // Not live: a changed port is refused by name; the node keeps its role and its port.
+    edit(c.config_path("a"), "iface=eth0", "iface=eth9");
+    c.proc("a").kill(SIGHUP);
+    EXPECT_TRUE(log_has("refused, these need a restart (the running values stay): port.device")) << c.proc("a").log();
+    EXPECT_EQ(c.role("a"), "primary");
+    EXPECT_EQ(knob("garp_refresh_ms"), "4321");
+    EXPECT_EQ(knob("reloads"), "1") << "nothing of the engine's changed";
+
+    // A live change that would not run (a hook that does not exist) is refused whole.
+    std::ofstream(c.config_path("a"), std::ios::app) << "[hooks]\nnotify = \"/nonexistent/notify\"\n";
+    c.proc("a").kill(SIGHUP);
+    EXPECT_TRUE(log_has("would not run, the running configuration stays: hooks.notify")) << c.proc("a").log();
     std::ofstream(c.config_path("a"), std::ios::app) << "[nonsense\n";
     c.proc("a").kill(SIGHUP);
     EXPECT_TRUE(log_has("the running configuration stays")) << c.proc("a").log();
@@ -230,4 +257,60 @@ TEST(Operations, KeepalivedStyleNotifyArgumentsReachTheScript) {
     EXPECT_EQ(lines().find("probe"), std::string::npos) << "discovery's roles call nothing: " << lines();
     c.stop("a", SIGTERM);
     EXPECT_TRUE(wait_until([&] { return lines().find("INSTANCE VI_1 STOP 150") != std::string::npos; }, 10s)) << lines();
+}
+
+// The kernel's addresses follow the engine and never outlive it (issue 11 item 8), shared
+// mode on a real kernel: an address an operator takes off the primary's interface is put
+// back (level-triggered reconciliation against the engine's published state); a SIGKILL
+// with the engine-down notice off still leaves nothing on the dead node's kernel (its guard
+// releases the addresses); what a run killed together with its guard left, `heartwired
+// --release-addresses` (systemd's ExecStopPost) removes, and it refuses a running node's.
+TEST(Operations, KernelAddressesFollowTheEngineAndNeverOutliveIt) {
+    cluster c({"a"});
+    node_options o;
+    o.lcores = "0";
+    o.pmd = "net_af_xdp";
+    o.mode = "shared";
+    o.port_toml = "notice_interface = \"none\"\n";
+    c.write_config("a", 1, o);
+    const auto held = [&] {
+        return c.net().exec_on("a", "ip -o addr show dev eth0 | grep -q ' " + std::string(primary_ip) + "/'").ok();
+    };
+    c.start("a");
+    ASSERT_TRUE(c.wait_role("a", "primary")) << c.logs();
+    ASSERT_TRUE(wait_until(held, 5s)) << c.logs();
+
+    // Taken off by hand: put back within a few checks (250 ms apart).
+    ASSERT_TRUE(c.net().exec_on("a", "ip addr del " + std::string(primary_ip) + "/24 dev eth0").ok());
+    EXPECT_TRUE(wait_until(held, 5s)) << "not repaired\n" << c.proc("a").log();
+    EXPECT_NE(c.proc("a").log().find("repair: the engine holds the primary address but eth0 lacked it: added"), std::string::npos)
+        << c.proc("a").log();
+    EXPECT_EQ(c.role("a"), "primary");
+
+    // SIGKILL, no notice interface: the guard still takes the address off.
+    c.stop("a", SIGKILL);
+    EXPECT_TRUE(wait_until([&] { return !held(); }, 5s)) << "the killed node's kernel still holds " << primary_ip << "\n"
+                                                          << c.proc("a").log();
+
+    // Killed with its guard (a cgroup-wide SIGKILL): the address stays until
+    // --release-addresses, which a running node refuses.
+    c.start("a");
+    ASSERT_TRUE(c.wait_role("a", "primary")) << c.logs();
+    ASSERT_TRUE(wait_until(held, 5s));
+    const auto refused = c.net().exec_on("a", std::string(HEARTWIRED_PATH) + " --release-addresses -c " + c.config_path("a"));
+    EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
+    EXPECT_NE(refused.err.find("not touching its addresses"), std::string::npos) << refused.err;
+    EXPECT_TRUE(held()) << "a running node's address is its own";
+    const std::string log = c.proc("a").log();
+    const auto at = log.find("engine-down guard ");
+    ASSERT_NE(at, std::string::npos) << log;
+    const pid_t guard = static_cast<pid_t>(std::atol(log.c_str() + at + 18));
+    ASSERT_GT(guard, 1);
+    ASSERT_EQ(::kill(guard, SIGKILL), 0);
+    c.stop("a", SIGKILL);
+    EXPECT_TRUE(held()) << "nobody took it off";
+    const auto released = c.net().exec_on("a", std::string(HEARTWIRED_PATH) + " --release-addresses -c " + c.config_path("a"));
+    EXPECT_EQ(released.exit_code, 0) << released.out << released.err;
+    EXPECT_NE(released.out.find("address(es) of a removed from the kernel"), std::string::npos) << released.out;
+    EXPECT_FALSE(held());
 }

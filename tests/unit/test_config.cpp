@@ -677,3 +677,57 @@ TEST(ConfigErrors, NonAsciiOutsideStringsAndCommentsIsRefusedBeforeTheParser) {
     const auto fine = cfg::parse(with("# \xc2\xb5s and '''\xc3\xa9''' in a comment\nhooks.notify = \"/opt/h\xc3\xa9/notify\""));
     EXPECT_TRUE(fine.cfg) << all_errors(fine);
 }
+
+// ---------------------------------------------------------------- reload (plan_reload)
+
+TEST(ConfigReload, LiveKeysAreAppliedAndTheRestRefusedByName) {
+    const auto a = cfg::parse(with(""));
+    const auto b = cfg::parse(with("garp.refresh_ms = 4321\nnode.priority = 150\nport.device = \"net_null1\"\n"
+                                   "addresses.primary = \"169.254.10.110/24\"\ndetect.miss = 7\ncontrol.log_level = \"debug\"\n"
+                                   "hooks.timeout_ms = 500\nengine.burst = 8\n"));
+    ASSERT_TRUE(a.cfg && b.cfg) << all_errors(b);
+    const auto plan = cfg::plan_reload(*a.cfg, *b.cfg);
+    EXPECT_EQ(plan.applied, (std::vector<std::string>{"node.priority", "detect.miss", "garp.refresh_ms", "hooks.timeout_ms",
+                                                      "control.log_level"}));
+    EXPECT_EQ(plan.refused, (std::vector<std::string>{"port.device", "addresses", "engine.burst"}));
+    const auto& r = plan.result;
+    EXPECT_EQ(r.garp.refresh_ms, 4321u);
+    EXPECT_EQ(r.groups[0].priority, 150) << "the one group's rank follows node.priority";
+    EXPECT_EQ(r.detect.miss, 7u);
+    EXPECT_EQ(r.port.device, "net_null0") << "refused: the running value stays";
+    EXPECT_EQ(r.addresses.primary.addr.to_string(), "169.254.10.100");
+    EXPECT_EQ(r.groups[0].addresses.primary.addr.to_string(), "169.254.10.100");
+    EXPECT_EQ(r.engine.burst, a.cfg->engine.burst);
+    EXPECT_TRUE(cfg::validate(r).empty());
+}
+
+TEST(ConfigReload, TheSameFileChangesNothing) {
+    const auto a = cfg::parse(with("protocol.preempt = true\n"));
+    ASSERT_TRUE(a.cfg);
+    const auto plan = cfg::plan_reload(*a.cfg, *a.cfg);
+    EXPECT_TRUE(plan.applied.empty());
+    EXPECT_TRUE(plan.refused.empty());
+    EXPECT_EQ(plan.result, *a.cfg);
+}
+
+TEST(ConfigReload, GroupsKeepTheirAddressesAndTakeRankAndPreempt) {
+    const std::string groups = "-addresses.primary\n-addresses.monitor\n"
+                               "[[group]]\nid = 1\nprimary = \"169.254.10.100/24\"\nmonitor = \"169.254.10.101/24\"\n"
+                               "[[group]]\nid = 2\nprimary = \"169.254.10.110/24\"\nmonitor = \"169.254.10.111/24\"\n";
+    const auto a = cfg::parse(with(groups));
+    auto changed = groups;
+    changed.replace(changed.find("id = 2\n"), 7, "id = 2\npriority = 190\npreempt = true\nname = \"VI_2\"\n");
+    changed.replace(changed.find("169.254.10.111/24"), 17, "169.254.10.112/24");
+    const auto b = cfg::parse(with(changed));
+    ASSERT_TRUE(a.cfg && b.cfg) << all_errors(a) << all_errors(b);
+    const auto plan = cfg::plan_reload(*a.cfg, *b.cfg);
+    EXPECT_EQ(plan.applied, (std::vector<std::string>{"group[1].name", "group[1].priority", "group[1].preempt"}));
+    EXPECT_EQ(plan.refused, (std::vector<std::string>{"group[1].monitor"}));
+    EXPECT_EQ(plan.result.groups[1].priority, 190);
+    EXPECT_TRUE(plan.result.groups[1].preempt);
+    EXPECT_EQ(plan.result.groups[1].addresses.monitor.addr.to_string(), "169.254.10.111");
+
+    const auto fewer = cfg::parse(with(groups.substr(0, groups.find("[[group]]\nid = 2"))));
+    ASSERT_TRUE(fewer.cfg) << all_errors(fewer);
+    EXPECT_EQ(cfg::plan_reload(*a.cfg, *fewer.cfg).refused, (std::vector<std::string>{"group"}));
+}

@@ -627,3 +627,83 @@ TEST(Fsm, FlapDampingWearsOffAfterTheHold) {
     EXPECT_EQ(net.nodes[0].s.c.damped_watches, 0u) << "the 50 ms hold had passed by the time it rejoined";
     EXPECT_EQ(net.nodes[0].s.det.config().miss, 3u);
 }
+
+// ---------------------------------------------------------------- reload (fsm::retune)
+
+// A reload widens the window on a watching monitor: no role changes while the primary
+// lives, and a dead primary is judged on the new window from then on.
+TEST(Fsm, RetunedWindowChangesNoRoleAndDecidesTheNextTakeover) {
+    auto net = formed_pair();
+    auto& mon = net.nodes[1];
+    auto np = mon.s.p;
+    np.interval_ns = 20 * us;
+    np.miss = 6;
+    fsm::retune(mon.s, np, net.now);
+    EXPECT_EQ(mon.s.det.config().interval_ns, 20 * us);
+    EXPECT_EQ(mon.s.det.config().miss, 6u);
+    net.run_for(50 * ms);
+    EXPECT_EQ(net.role_of(0), role::primary);
+    EXPECT_EQ(net.role_of(1), role::monitor);
+    EXPECT_EQ(mon.s.c.takeovers, 0u);
+    ASSERT_TRUE(net.run_until([&] { return mon.s.det.next_probe_ns() <= net.now + net.tick_step; }, 1 * ms));
+    net.kill(0);
+    const std::uint64_t last_answer = mon.s.det.last_answer_ns();
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    EXPECT_EQ(net.now, last_answer + 6 * 20 * us) << "the new window: 6 x 20 us";
+}
+
+// A shorter window does not judge the primary on the old cadence's last answer: it gets a
+// fresh window of the new length from the reload.
+TEST(Fsm, RetunedShorterWindowStartsFreshAtTheReload) {
+    auto net = formed_pair([](fsm::params&, fsm::params& m) {
+        m.interval_ns = 100 * us;
+        m.miss = 5;
+    });
+    auto& mon = net.nodes[1];
+    net.kill(0);
+    net.run_for(200 * us); // silent for longer than the new window already
+    auto np = mon.s.p;
+    np.interval_ns = 10 * us;
+    np.miss = 3;
+    const std::uint64_t at = net.now;
+    fsm::retune(mon.s, np, at);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 1 * ms));
+    EXPECT_GE(net.now, at + 3 * 10 * us);
+    EXPECT_LT(net.now, at + 100 * us);
+}
+
+// A new priority reaches the peers at once, not at the next announce period.
+TEST(Fsm, RetunedPriorityIsAnnouncedAtOnce) {
+    auto net = formed_pair();
+    auto np = net.nodes[0].s.p;
+    np.priority = 200;
+    fsm::retune(net.nodes[0].s, np, net.now);
+    ASSERT_TRUE(net.run_until([&] {
+        const auto* p = fsm::find_peer(net.nodes[1].s, 1);
+        return p && p->priority == 200;
+    }, 1 * ms));
+    EXPECT_EQ(net.role_of(0), role::primary);
+    EXPECT_EQ(net.role_of(1), role::monitor);
+}
+
+// GARP knobs: a held address is refreshed on the new period (and not at all with 0).
+TEST(Fsm, RetunedGarpRefreshAppliesToTheHeldAddress) {
+    auto p = test_params(1);
+    p.garp_refresh_ns = 10'000 * ms;
+    lone n(p);
+    n.start();
+    n.tick_until(100 * ms);
+    ASSERT_EQ(n.s.r, role::primary);
+    n.out.clear();
+    auto np = n.s.p;
+    np.garp_refresh_ns = 20 * ms;
+    fsm::retune(n.s, np, n.now);
+    n.tick_until(n.now + 25 * ms);
+    EXPECT_EQ(n.out.count(action_kind::send_garp), 1u) << "refreshed 20 ms after the reload";
+    np.garp_refresh_ns = 0;
+    fsm::retune(n.s, np, n.now);
+    n.out.clear();
+    n.tick_until(n.now + 100 * ms);
+    EXPECT_EQ(n.out.count(action_kind::send_garp), 0u) << "refresh_ms = 0: none";
+    EXPECT_EQ(n.s.r, role::primary);
+}
