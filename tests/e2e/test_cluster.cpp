@@ -118,8 +118,9 @@ TEST(Cluster, SimultaneousStartResolvesByPriorityNeverTwoPrimaries) {
     nodes_fixture f(3, o);
     // Priorities: c highest, then b, then a.
     // A discovery window far longer than the spread of process start-up (EAL init), so the
-    // three really probe at the same time.
-    const std::string slow = "[protocol]\ndiscovery_interval_ms = 200\ndiscovery_wait_ms = 600\n";
+    // three really probe at the same time: 3.5 s (a loaded 2-core host spread three af_xdp
+    // start-ups over 1.1 s, past the 1.2 s window this had).
+    const std::string slow = "[protocol]\ndiscovery_interval_ms = 500\ndiscovery_wait_ms = 2000\n";
     node_options lo = o, hi = o, mid = o;
     lo.extra_toml = mid.extra_toml = hi.extra_toml = slow;
     hi.priority = 200;
