@@ -1,0 +1,203 @@
+#pragma once
+// Replication of a replica::table from the primary to a follower (the monitor; standbys when
+// configured), over frames the engine carries on the heartwire port (issue 10). Pure: time
+// is passed in, frames go out through a callback, nothing allocates after construction.
+//
+// The stream: every write on the primary gets the next sequence number and enters a
+// bounded log (bytes and entries). DATA frames carry runs of consecutive deltas, batched up
+// to the frame budget, with the primary's digest after the run's last one. The follower
+// applies strictly in order (go-back-N: a gap drops what follows it) and answers with a
+// cumulative ACK carrying its digest at that seq. The sender keeps at most `window_bytes`
+// unacknowledged (flow control) and goes back to the first unacknowledged delta when no
+// ACK has moved for the retransmission timeout (RTO: 4 x the smoothed round trip, clamped,
+// doubled on each expiry). A follower whose next seq has left the log, or that joins a new
+// stream (another primary), or whose digest differs (a divergence: its own fault type),
+// gets a snapshot: the table walked in chunks while writes go on, then the deltas from the
+// snapshot's base. Records carry the seq of the write that set them, and a delta applies
+// only over an older record, so the fuzzy walk plus the deltas converge; digests are
+// compared again from the seq the walk ended at.
+//
+// Synchronous writes complete once acked() reaches their seq; asynchronous ones report the
+// lag (entries, bytes, age of the oldest unacknowledged write).
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "heartwire/replica.hpp"
+
+namespace heartwire::replica {
+
+// ------------------------------------------------------------------ frames (the payload)
+
+enum class frame_type : std::uint8_t { data = 1, ack = 2, snapshot = 3 };
+inline constexpr std::uint8_t op_put = 1, op_erase = 2;
+inline constexpr std::uint8_t flag_last_chunk = 1; // snapshot: the walk ended
+inline constexpr std::uint8_t flag_want_snapshot = 2; // ack: send me a snapshot
+inline constexpr std::uint8_t flag_diverged = 4;      // ack: my digest differed from yours at a seq we share
+inline constexpr std::uint8_t flag_chunk_nack = 8;    // ack: snapshot chunk acked_seq is the next I need (base in digest)
+
+// DATA and SNAPSHOT: this header, then `count` entries of [seq u64][op u8][key len u8]
+// [value len u16][key][value], little-endian.
+struct data_header {
+    frame_type type;
+    std::uint8_t flags;
+    std::uint16_t count;
+    std::uint64_t stream;      // the primary's stream id (its incarnation and epoch)
+    std::uint64_t first_seq;   // DATA: the first entry's seq; SNAPSHOT: the snapshot's base seq
+    std::uint64_t digest;      // DATA: the primary's digest after the last entry; SNAPSHOT: chunk number
+    std::uint64_t end_seq;     // SNAPSHOT with flag_last_chunk: the primary's seq when the walk ended
+};
+inline constexpr std::size_t data_header_bytes = 36;
+inline constexpr std::size_t entry_header_bytes = 12;
+
+struct ack_msg {
+    std::uint8_t flags{};
+    std::uint64_t stream{};
+    std::uint64_t acked_seq{};  // every delta up to it applied
+    std::uint64_t digest{};     // the follower's digest at acked_seq
+};
+inline constexpr std::size_t ack_bytes = 28;
+
+struct entry {
+    std::uint64_t seq{};
+    std::uint8_t op{op_put};
+    std::string_view key;
+    std::span<const std::byte> value;
+};
+
+std::size_t encode_ack(const ack_msg& a, std::span<std::byte> out) noexcept; // 0: too small
+bool decode_ack(std::span<const std::byte> in, ack_msg& a) noexcept;
+bool decode_data_header(std::span<const std::byte> in, data_header& h) noexcept;
+// Walks a DATA or SNAPSHOT frame's entries; false when one is malformed (nothing after it
+// is handed over; the frame should be counted as a bad one).
+bool for_each_entry(std::span<const std::byte> in, const data_header& h, const std::function<void(const entry&)>& f);
+frame_type peek_type(std::span<const std::byte> in) noexcept; // 0 when empty
+
+// ------------------------------------------------------------------ the primary's side
+
+struct sender_params {
+    std::size_t log_bytes{8u << 20};       // deltas kept for retransmission
+    std::uint32_t log_entries{1u << 16};
+    std::size_t window_bytes{256u << 10};  // unacknowledged bytes in flight
+    std::size_t frame_budget{1400};        // payload bytes per frame (the port's MTU, less the heartwire header)
+    std::uint64_t rto_min_ns{200'000};
+    std::uint64_t rto_max_ns{50'000'000};
+    std::uint32_t snapshot_chunks_per_poll{8};
+};
+
+struct lag {
+    std::uint64_t entries{};      // written, not yet acknowledged
+    std::uint64_t bytes{};
+    std::uint64_t oldest_ns{};    // age of the oldest unacknowledged write (0: none)
+};
+
+struct sender_counters {
+    std::uint64_t writes{}, frames{}, entries_sent{}, retransmits{}, rto_expiries{}, snapshots{}, snapshot_records{}, chunk_rewinds{};
+    std::uint64_t acks{}, stale_acks{}, divergences{}, window_full{};
+};
+
+class sender {
+public:
+    using emit_fn = std::function<void(std::span<const std::byte>)>;
+    sender(table& t, const sender_params& p, std::uint64_t stream);
+
+    // A write: applied to the table and logged; its seq (0 when refused: too large, full).
+    std::uint64_t put(std::string_view key, std::span<const std::byte> value, std::uint64_t now);
+    std::uint64_t erase(std::string_view key, std::uint64_t now);
+
+    void on_ack(const ack_msg& a, std::uint64_t now);
+    // Frames due now (new deltas within the window, a retransmission, snapshot chunks).
+    void poll(std::uint64_t now, const emit_fn& emit);
+    // Every follower gone (the monitor left): nothing is sent until one acks again.
+    void reset_follower();
+
+    std::uint64_t last_seq() const noexcept { return next_ - 1; }
+    std::uint64_t acked() const noexcept { return acked_; } // synchronous writes up to it are complete
+    bool in_sync() const noexcept { return joined_ && !snapshot_ && !snap_unacked_ && !diverged_; }
+    bool snapshotting() const noexcept { return snapshot_; }
+    lag current_lag(std::uint64_t now) const noexcept;
+    std::uint64_t rtt_ns() const noexcept { return srtt_ns_; }
+    const sender_counters& counters() const noexcept { return c_; }
+    std::uint64_t stream() const noexcept { return stream_; }
+
+private:
+    std::uint64_t log_append(std::uint8_t op, std::string_view key, std::span<const std::byte> value, std::uint64_t now);
+    bool logged(std::uint64_t seq) const noexcept { return seq >= oldest_ && seq < next_; }
+    std::size_t entry_bytes(std::uint64_t seq) const noexcept { return len_[seq % p_.log_entries]; }
+    void start_snapshot(std::uint64_t now);
+    void send_data(std::uint64_t now, const emit_fn& emit);
+    void send_snapshot(std::uint64_t now, const emit_fn& emit);
+    void rewind_snapshot(std::uint64_t chunk, std::uint64_t now);
+    static constexpr std::size_t chunk_memory = 1024; // chunks whose start slot is kept (rewinds)
+    std::vector<std::uint32_t> chunk_slot_;
+    std::uint64_t last_rewind_{~0ull}, rewind_ns_{0};
+
+    table& t_;
+    sender_params p_;
+    std::uint64_t stream_;
+    std::vector<std::byte> log_;            // encoded entries, in a ring
+    std::vector<std::uint32_t> off_, len_;  // per seq % log_entries
+    std::vector<std::uint64_t> digest_, at_ns_, cum_; // cum_: bytes logged up to and including the seq
+    std::uint64_t total_bytes_{0}, cum_before_oldest_{0};
+    std::uint64_t cum_at(std::uint64_t seq) const noexcept;
+    std::size_t write_pos_{0};
+    std::uint64_t next_{1}, oldest_{1};
+    std::uint64_t acked_{0}, sent_{0};
+    bool joined_{false};         // a follower acknowledged this stream
+    bool diverged_{false};
+    bool snapshot_{false};
+    bool snap_unacked_{false};   // the last chunk went out; the follower has not acknowledged the base yet
+    std::uint64_t snap_base_{0};
+    std::uint32_t snap_slot_{0}, snap_chunk_{0};
+    std::uint64_t last_progress_ns_{0}, srtt_ns_{0}, rto_ns_{0}, sent_at_ns_{0}, snap_done_ns_{0};
+    std::vector<std::byte> frame_;
+    sender_counters c_;
+};
+
+// ------------------------------------------------------------------ the follower's side
+
+struct receiver_counters {
+    std::uint64_t frames{}, applied{}, duplicates{}, gaps{}, bad_frames{}, snapshots{}, snapshot_records{};
+    std::uint64_t divergences{}, digest_matches{};
+};
+
+class receiver {
+public:
+    explicit receiver(table& t) : t_(t) {}
+    // A DATA or SNAPSHOT frame; the ACK to send back goes through `emit` (every frame is
+    // answered: a synchronous write waits on it).
+    void on_frame(std::span<const std::byte> frame, std::uint64_t now, const sender::emit_fn& emit);
+    // Unprompted ACKs: a follower that has heard nothing yet (or nothing for `idle_ns`)
+    // says where it is, which is how a sender learns of it (stream 0: it holds nothing of
+    // any stream it knows; another stream's id: a snapshot is needed).
+    void poll(std::uint64_t now, std::uint64_t idle_ns, const sender::emit_fn& emit);
+    // A local self-check (table::scrub) found records that do not match their hashes: the
+    // copy has diverged; a snapshot repairs it.
+    void mark_diverged(std::uint64_t bad);
+    // The last frame is this long ago: the stream is idle or lost (status).
+    std::uint64_t last_frame_ns() const noexcept { return last_ns_; }
+    bool in_sync() const noexcept { return stream_ != 0 && !snapshot_ && !diverged_ && !want_snapshot_; }
+    std::uint64_t stream() const noexcept { return stream_; }
+    std::uint64_t applied() const noexcept { return applied_; }
+    std::uint64_t last_match_seq() const noexcept { return last_match_seq_; }
+    const receiver_counters& counters() const noexcept { return c_; }
+
+private:
+    void ack(const sender::emit_fn& emit);
+    table& t_;
+    std::uint64_t stream_{0};
+    std::uint64_t applied_{0};
+    bool snapshot_{false};          // chunks arriving: deltas wait for the last
+    bool want_snapshot_{false};
+    bool diverged_{false};
+    std::uint64_t snap_base_{0}, next_chunk_{0}, compare_from_{0};
+    std::uint64_t last_ns_{0}, last_match_seq_{0}, last_ack_ns_{0};
+    std::byte ack_buf_[ack_bytes]{};
+    receiver_counters c_;
+};
+
+} // namespace heartwire::replica

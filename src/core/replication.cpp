@@ -1,0 +1,495 @@
+#include "heartwire/replication.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace heartwire::replica {
+
+namespace {
+
+void put_u16(std::byte* p, std::uint16_t v) noexcept {
+    for (int i = 0; i < 2; ++i) p[i] = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+void put_u64(std::byte* p, std::uint64_t v) noexcept {
+    for (int i = 0; i < 8; ++i) p[i] = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+std::uint16_t get_u16(const std::byte* p) noexcept {
+    return static_cast<std::uint16_t>(std::to_integer<std::uint16_t>(p[0]) | std::to_integer<std::uint16_t>(p[1]) << 8);
+}
+std::uint64_t get_u64(const std::byte* p) noexcept {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = v << 8 | std::to_integer<std::uint64_t>(p[i]);
+    return v;
+}
+
+void put_header(std::byte* p, const data_header& h) noexcept {
+    p[0] = std::byte(static_cast<std::uint8_t>(h.type));
+    p[1] = std::byte(h.flags);
+    put_u16(p + 2, h.count);
+    put_u64(p + 4, h.stream);
+    put_u64(p + 12, h.first_seq);
+    put_u64(p + 20, h.digest);
+    put_u64(p + 28, h.end_seq);
+}
+
+std::size_t put_entry(std::byte* p, std::uint64_t seq, std::uint8_t op, std::string_view key,
+                      std::span<const std::byte> value) noexcept {
+    put_u64(p, seq);
+    p[8] = std::byte(op);
+    p[9] = std::byte(static_cast<std::uint8_t>(key.size()));
+    put_u16(p + 10, static_cast<std::uint16_t>(value.size()));
+    std::memcpy(p + entry_header_bytes, key.data(), key.size());
+    if (!value.empty()) std::memcpy(p + entry_header_bytes + key.size(), value.data(), value.size());
+    return entry_header_bytes + key.size() + value.size();
+}
+
+} // namespace
+
+// ------------------------------------------------------------------ codec
+
+std::size_t encode_ack(const ack_msg& a, std::span<std::byte> out) noexcept {
+    if (out.size() < ack_bytes) return 0;
+    out[0] = std::byte(static_cast<std::uint8_t>(frame_type::ack));
+    out[1] = std::byte(a.flags);
+    put_u16(out.data() + 2, 0);
+    put_u64(out.data() + 4, a.stream);
+    put_u64(out.data() + 12, a.acked_seq);
+    put_u64(out.data() + 20, a.digest);
+    return ack_bytes;
+}
+
+bool decode_ack(std::span<const std::byte> in, ack_msg& a) noexcept {
+    if (in.size() < ack_bytes || in[0] != std::byte(static_cast<std::uint8_t>(frame_type::ack))) return false;
+    a.flags = std::to_integer<std::uint8_t>(in[1]);
+    a.stream = get_u64(in.data() + 4);
+    a.acked_seq = get_u64(in.data() + 12);
+    a.digest = get_u64(in.data() + 20);
+    return true;
+}
+
+frame_type peek_type(std::span<const std::byte> in) noexcept {
+    return in.empty() ? frame_type{} : static_cast<frame_type>(std::to_integer<std::uint8_t>(in[0]));
+}
+
+bool decode_data_header(std::span<const std::byte> in, data_header& h) noexcept {
+    if (in.size() < data_header_bytes) return false;
+    h.type = static_cast<frame_type>(std::to_integer<std::uint8_t>(in[0]));
+    if (h.type != frame_type::data && h.type != frame_type::snapshot) return false;
+    h.flags = std::to_integer<std::uint8_t>(in[1]);
+    h.count = get_u16(in.data() + 2);
+    h.stream = get_u64(in.data() + 4);
+    h.first_seq = get_u64(in.data() + 12);
+    h.digest = get_u64(in.data() + 20);
+    h.end_seq = get_u64(in.data() + 28);
+    return true;
+}
+
+bool for_each_entry(std::span<const std::byte> in, const data_header& h, const std::function<void(const entry&)>& f) {
+    std::size_t at = data_header_bytes;
+    for (std::uint16_t i = 0; i < h.count; ++i) {
+        if (in.size() - at < entry_header_bytes) return false;
+        entry e;
+        e.seq = get_u64(in.data() + at);
+        e.op = std::to_integer<std::uint8_t>(in[at + 8]);
+        const std::size_t klen = std::to_integer<std::size_t>(in[at + 9]);
+        const std::size_t vlen = get_u16(in.data() + at + 10);
+        if ((e.op != op_put && e.op != op_erase) || klen == 0 || in.size() - at - entry_header_bytes < klen + vlen) return false;
+        e.key = std::string_view(reinterpret_cast<const char*>(in.data() + at + entry_header_bytes), klen);
+        e.value = in.subspan(at + entry_header_bytes + klen, vlen);
+        at += entry_header_bytes + klen + vlen;
+        f(e);
+    }
+    return at == in.size();
+}
+
+// ------------------------------------------------------------------ sender
+
+sender::sender(table& t, const sender_params& p, std::uint64_t stream) : t_(t), p_(p), stream_(stream) {
+    p_.log_entries = std::max<std::uint32_t>(p_.log_entries, 16);
+    p_.frame_budget = std::max<std::size_t>(p_.frame_budget, data_header_bytes + entry_header_bytes + max_key + 64);
+    p_.log_bytes = std::max(p_.log_bytes, p_.frame_budget * 4);
+    log_.resize(p_.log_bytes);
+    off_.resize(p_.log_entries);
+    len_.resize(p_.log_entries);
+    digest_.resize(p_.log_entries);
+    at_ns_.resize(p_.log_entries);
+    cum_.resize(p_.log_entries);
+    frame_.resize(p_.frame_budget);
+    chunk_slot_.resize(chunk_memory);
+    rto_ns_ = p_.rto_min_ns;
+    // The stream starts where the table is (a new primary carries on from its replica).
+    next_ = oldest_ = t_.state().applied_seq + 1;
+    acked_ = sent_ = next_ - 1;
+}
+
+std::uint64_t sender::log_append(std::uint8_t op, std::string_view key, std::span<const std::byte> value, std::uint64_t now) {
+    const std::size_t len = entry_header_bytes + key.size() + value.size();
+    const std::size_t pos = write_pos_ + len <= log_.size() ? write_pos_ : 0;
+    // Make room: the oldest entries go first (entries sit in the ring in seq order).
+    const auto overlaps = [&](std::uint64_t s) {
+        const std::size_t o = off_[s % p_.log_entries], l = len_[s % p_.log_entries];
+        return o < pos + len && pos < o + l;
+    };
+    while (oldest_ < next_ && (next_ - oldest_ >= p_.log_entries || overlaps(oldest_))) {
+        cum_before_oldest_ = cum_[oldest_ % p_.log_entries];
+        ++oldest_;
+    }
+    const std::uint64_t seq = next_++;
+    const std::size_t i = seq % p_.log_entries;
+    off_[i] = static_cast<std::uint32_t>(pos);
+    len_[i] = static_cast<std::uint32_t>(len);
+    total_bytes_ += len;
+    cum_[i] = total_bytes_;
+    put_entry(log_.data() + pos, seq, op, key, value);
+    digest_[i] = t_.state().digest;
+    at_ns_[i] = now;
+    write_pos_ = pos + len;
+    ++c_.writes;
+    return seq;
+}
+
+std::uint64_t sender::put(std::string_view key, std::span<const std::byte> value, std::uint64_t now) {
+    const std::uint64_t seq = next_;
+    if (t_.put(key, value, seq) != put_result::ok) return 0;
+    return log_append(op_put, key, value, now);
+}
+
+std::uint64_t sender::erase(std::string_view key, std::uint64_t now) {
+    if (key.empty() || key.size() > t_.geometry().key_max) return 0;
+    const std::uint64_t seq = next_;
+    t_.erase(key, seq);
+    return log_append(op_erase, key, {}, now);
+}
+
+std::uint64_t sender::cum_at(std::uint64_t seq) const noexcept {
+    if (seq + 1 < oldest_) return cum_before_oldest_; // gone from the log: the follower needs a snapshot
+    if (seq + 1 == oldest_) return cum_before_oldest_;
+    return cum_[seq % p_.log_entries];
+}
+
+void sender::reset_follower() {
+    joined_ = false;
+    snapshot_ = false;
+    snap_unacked_ = false;
+    diverged_ = false;
+    acked_ = sent_ = next_ - 1;
+}
+
+lag sender::current_lag(std::uint64_t now) const noexcept {
+    lag l;
+    if (!joined_) return l;
+    l.entries = next_ - 1 - acked_;
+    l.bytes = cum_at(next_ - 1) - cum_at(acked_);
+    if (l.entries != 0 && logged(acked_ + 1)) l.oldest_ns = now - at_ns_[(acked_ + 1) % p_.log_entries];
+    return l;
+}
+
+void sender::start_snapshot(std::uint64_t now) {
+    snapshot_ = true;
+    snap_unacked_ = false;
+    snap_base_ = next_ - 1;
+    snap_slot_ = 0;
+    snap_chunk_ = 0;
+    ++c_.snapshots;
+    last_progress_ns_ = now;
+}
+
+void sender::on_ack(const ack_msg& a, std::uint64_t now) {
+    if (a.stream != stream_) {
+        // A follower that holds nothing of this stream (0) or another primary's copy: it
+        // joins with a snapshot. Once joined, such an ACK is one sent before it joined.
+        if (joined_) {
+            ++c_.stale_acks;
+            return;
+        }
+        ++c_.acks;
+        joined_ = true;
+        start_snapshot(now);
+        return;
+    }
+    if (a.flags & flag_chunk_nack) { // a snapshot chunk was lost: from it again
+        if ((snapshot_ || snap_unacked_) && a.digest == snap_base_) rewind_snapshot(a.acked_seq, now);
+        return;
+    }
+    if (a.acked_seq >= next_) {
+        ++c_.stale_acks;
+        return;
+    }
+    ++c_.acks;
+    if (!joined_) {
+        joined_ = true;
+        acked_ = sent_ = a.acked_seq;
+        last_progress_ns_ = now;
+    }
+    // A request for a snapshot (or a divergence report) sent before the last snapshot
+    // reached the follower: that snapshot answers it.
+    if ((a.flags & (flag_want_snapshot | flag_diverged)) && !snapshot_ && snap_done_ns_ != 0 &&
+        now - snap_done_ns_ < 2 * rto_ns_)
+        return;
+    if ((a.flags & flag_diverged) && !diverged_) {
+        ++c_.divergences;
+        diverged_ = true;
+    }
+    if (a.flags & (flag_want_snapshot | flag_diverged)) {
+        if (!snapshot_) start_snapshot(now);
+        return;
+    }
+    if (snap_unacked_ && a.acked_seq >= snap_base_) {
+        snap_unacked_ = false; // the follower holds the snapshot
+        last_progress_ns_ = now;
+        if (diverged_) diverged_ = false;
+    }
+    if (a.acked_seq > acked_) {
+        if (sent_at_ns_ != 0 && a.acked_seq >= sent_) {
+            const std::uint64_t sample = now - sent_at_ns_;
+            srtt_ns_ = srtt_ns_ == 0 ? sample : (7 * srtt_ns_ + sample) / 8;
+        }
+        acked_ = a.acked_seq;
+        sent_ = std::max(sent_, acked_);
+        last_progress_ns_ = now;
+        rto_ns_ = std::clamp<std::uint64_t>(4 * srtt_ns_, p_.rto_min_ns, p_.rto_max_ns);
+        if (diverged_ && !snapshot_) diverged_ = false; // the snapshot's deltas are acknowledged
+    }
+}
+
+void sender::rewind_snapshot(std::uint64_t chunk, std::uint64_t now) {
+    if (chunk == last_rewind_ && now - rewind_ns_ < 2 * rto_ns_) return; // the rewind is on its way
+    if (chunk >= snap_chunk_ || snap_chunk_ - chunk > chunk_memory) {
+        start_snapshot(now);
+        return;
+    }
+    last_rewind_ = chunk;
+    rewind_ns_ = now;
+    ++c_.chunk_rewinds;
+    snap_slot_ = chunk_slot_[chunk % chunk_memory];
+    snap_chunk_ = static_cast<std::uint32_t>(chunk);
+    snapshot_ = true;
+    snap_unacked_ = false;
+}
+
+void sender::send_snapshot(std::uint64_t now, const emit_fn& emit) {
+    for (std::uint32_t n = 0; n < p_.snapshot_chunks_per_poll && snapshot_; ++n) {
+        std::size_t at = data_header_bytes;
+        std::uint16_t count = 0;
+        const std::size_t room = p_.frame_budget;
+        const std::uint32_t cap = t_.geometry().capacity;
+        chunk_slot_[snap_chunk_ % chunk_memory] = snap_slot_;
+        // One record at a time, so a chunk never splits one.
+        while (snap_slot_ < cap) {
+            bool full = false;
+            const std::uint32_t next = t_.walk(snap_slot_, 1, [&](std::string_view k, std::span<const std::byte> v, std::uint64_t seq) {
+                if (at + entry_header_bytes + k.size() + v.size() > room) {
+                    full = true;
+                    return;
+                }
+                at += put_entry(frame_.data() + at, seq, op_put, k, v);
+                ++count;
+            });
+            if (full) break;
+            snap_slot_ = next;
+        }
+        const bool last = snap_slot_ >= cap;
+        data_header h{frame_type::snapshot, static_cast<std::uint8_t>(last ? flag_last_chunk : 0), count, stream_, snap_base_,
+                      snap_chunk_++, last ? next_ - 1 : 0};
+        put_header(frame_.data(), h);
+        emit({frame_.data(), at});
+        ++c_.frames;
+        c_.snapshot_records += count;
+        if (last) {
+            snapshot_ = false;
+            snap_unacked_ = true; // until the follower acknowledges the base
+            snap_done_ns_ = now;
+            last_progress_ns_ = now; // the RTO runs from the last chunk: chunks lost, the snapshot starts over
+            // The deltas from the base follow (the follower applies those newer than its
+            // records); the base must still be in the log, or the snapshot starts over.
+            sent_ = snap_base_;
+            if (!logged(snap_base_ + 1) && snap_base_ + 1 < next_) start_snapshot(now);
+        }
+    }
+}
+
+void sender::send_data(std::uint64_t now, const emit_fn& emit) {
+    // The snapshot's last chunk (or the follower's ACK of it) was lost: that chunk again
+    // (a follower that missed more asks for the first it lacks).
+    if (snap_unacked_ && now - last_progress_ns_ > rto_ns_) {
+        ++c_.rto_expiries;
+        rto_ns_ = std::min(rto_ns_ * 2, p_.rto_max_ns);
+        last_progress_ns_ = now;
+        rewind_snapshot(snap_chunk_ - 1, now);
+        return;
+    }
+    // Retransmission: nothing acknowledged for an RTO while deltas are out.
+    if (acked_ < sent_ && now - last_progress_ns_ > rto_ns_) {
+        c_.retransmits += sent_ - acked_;
+        ++c_.rto_expiries;
+        sent_ = acked_;
+        sent_at_ns_ = 0; // Karn: no round-trip sample from a retransmission
+        rto_ns_ = std::min(rto_ns_ * 2, p_.rto_max_ns);
+        last_progress_ns_ = now;
+    }
+    if (!logged(sent_ + 1) && sent_ + 1 < next_) { // the follower's next delta left the log
+        start_snapshot(now);
+        return;
+    }
+    std::uint64_t inflight = cum_at(sent_) - cum_at(std::max(acked_, snap_unacked_ ? snap_base_ : 0));
+    while (sent_ + 1 < next_) {
+        if (inflight >= p_.window_bytes) {
+            ++c_.window_full;
+            return;
+        }
+        std::size_t at = data_header_bytes;
+        std::uint16_t count = 0;
+        const std::uint64_t first = sent_ + 1;
+        std::uint64_t s = first;
+        while (s < next_ && count < 0xffff) {
+            const std::size_t l = entry_bytes(s);
+            if (at + l > p_.frame_budget) break;
+            std::memcpy(frame_.data() + at, log_.data() + off_[s % p_.log_entries], l);
+            at += l;
+            inflight += l;
+            ++count;
+            ++s;
+        }
+        data_header h{frame_type::data, 0, count, stream_, first, digest_[(s - 1) % p_.log_entries], 0};
+        put_header(frame_.data(), h);
+        emit({frame_.data(), at});
+        ++c_.frames;
+        c_.entries_sent += count;
+        sent_ = s - 1;
+        if (sent_at_ns_ == 0 || acked_ + 1 == first) sent_at_ns_ = now;
+        if (acked_ == first - 1) last_progress_ns_ = now; // the RTO runs from the first unacknowledged send
+    }
+}
+
+void sender::poll(std::uint64_t now, const emit_fn& emit) {
+    if (!joined_) return; // no follower has said where it is
+    if (snapshot_) {
+        send_snapshot(now, emit);
+        return;
+    }
+    send_data(now, emit);
+}
+
+// ------------------------------------------------------------------ receiver
+
+void receiver::ack(const sender::emit_fn& emit) {
+    ack_msg a;
+    a.flags = static_cast<std::uint8_t>((want_snapshot_ ? flag_want_snapshot : 0) | (diverged_ ? flag_diverged : 0));
+    a.stream = stream_;
+    a.acked_seq = applied_;
+    a.digest = t_.state().digest;
+    const std::size_t n = encode_ack(a, ack_buf_);
+    emit({ack_buf_, n});
+}
+
+void receiver::poll(std::uint64_t now, std::uint64_t idle_ns, const sender::emit_fn& emit) {
+    if (now - std::max(last_ns_, last_ack_ns_) < idle_ns && last_ack_ns_ != 0) return;
+    last_ack_ns_ = now;
+    ack(emit);
+}
+
+void receiver::mark_diverged(std::uint64_t bad) {
+    if (bad == 0 || diverged_) return;
+    ++c_.divergences;
+    diverged_ = true;
+}
+
+void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, const sender::emit_fn& emit) {
+    data_header h;
+    if (!decode_data_header(frame, h)) {
+        ++c_.bad_frames;
+        return;
+    }
+    ++c_.frames;
+    last_ns_ = now;
+    if (h.stream != stream_) {
+        // Another primary's stream (a takeover, or our first): we hold nothing of it for sure.
+        stream_ = h.stream;
+        want_snapshot_ = true;
+        snapshot_ = false;
+        diverged_ = false;
+    }
+    if (h.type == frame_type::snapshot) {
+        if (h.digest == 0) { // chunk 0: a snapshot (re)starts
+            t_.clear(h.first_seq);
+            snapshot_ = true;
+            want_snapshot_ = false;
+            snap_base_ = h.first_seq;
+            next_chunk_ = 0;
+            ++c_.snapshots;
+        }
+        if (snapshot_ && h.first_seq == snap_base_ && h.digest < next_chunk_) return; // a rewind's copy of one we have
+        if (!snapshot_ || h.first_seq != snap_base_ || h.digest != next_chunk_) {
+            // A lost chunk: ask for the first one missing (chunk 0 when none of this
+            // snapshot arrived); the sender goes back to it.
+            ++c_.gaps;
+            ack_msg a;
+            a.flags = flag_chunk_nack;
+            a.stream = stream_;
+            a.acked_seq = snapshot_ && h.first_seq == snap_base_ ? next_chunk_ : 0;
+            a.digest = h.first_seq;
+            emit({ack_buf_, encode_ack(a, ack_buf_)});
+            return;
+        }
+        ++next_chunk_;
+        const bool ok = for_each_entry(frame, h, [&](const entry& e) {
+            t_.put(e.key, e.value, e.seq);
+            ++c_.snapshot_records;
+        });
+        if (!ok) {
+            ++c_.bad_frames;
+            snapshot_ = false;
+            want_snapshot_ = true;
+        } else if (h.flags & flag_last_chunk) {
+            snapshot_ = false;
+            diverged_ = false;
+            applied_ = snap_base_;
+            compare_from_ = h.end_seq; // the walk saw writes up to here: digests agree from then on
+        }
+        ack(emit);
+        return;
+    }
+    if (snapshot_ || want_snapshot_) { // deltas wait for the snapshot they follow
+        ack(emit);
+        return;
+    }
+    std::uint64_t last = 0;
+    bool gap = false;
+    const bool ok = for_each_entry(frame, h, [&](const entry& e) {
+        last = e.seq;
+        if (gap) return;
+        if (e.seq <= applied_) {
+            ++c_.duplicates;
+            return;
+        }
+        if (e.seq != applied_ + 1) {
+            gap = true;
+            ++c_.gaps;
+            return;
+        }
+        // After a snapshot, a record may already be newer than the delta (the walk saw it).
+        std::uint64_t have = 0;
+        std::byte scratch[1];
+        const bool exists = t_.get(e.key, scratch, &have) >= 0;
+        if (!exists || have < e.seq) {
+            if (e.op == op_put) t_.put(e.key, e.value, e.seq);
+            else t_.erase(e.key, e.seq);
+        }
+        applied_ = e.seq;
+        ++c_.applied;
+    });
+    if (!ok) ++c_.bad_frames;
+    // The primary's digest after the frame's last delta, against ours at the same seq.
+    if (ok && !gap && last != 0 && applied_ == last && applied_ >= compare_from_) {
+        if (t_.state().digest == h.digest) {
+            last_match_seq_ = applied_;
+            ++c_.digest_matches;
+        } else if (!diverged_) {
+            ++c_.divergences; // one divergence, however many frames show it before the snapshot
+            diverged_ = true;
+        }
+    }
+    ack(emit);
+}
+
+} // namespace heartwire::replica
