@@ -1,0 +1,214 @@
+#include "heartwire/state.hpp"
+#include "heartwire/replication.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace heartwire::state {
+
+namespace {
+
+std::size_t align64(std::size_t n) noexcept { return (n + 63) & ~std::size_t{63}; }
+
+std::string errno_text(const std::string& what, const std::string& path) {
+    return what + " " + path + ": " + std::strerror(errno);
+}
+
+} // namespace
+
+std::size_t region_geometry::cell_bytes() const noexcept {
+    return align64(sizeof(write_cell) + table.key_max + table.value_max);
+}
+
+std::size_t region_geometry::bytes() const noexcept {
+    return align64(sizeof(region_header)) + align64(table.region_bytes()) + std::size_t{cells} * cell_bytes() +
+           align64(std::size_t{cells} * sizeof(ticket_result));
+}
+
+region::region(std::byte* base, std::size_t len, int fd) noexcept
+    : base_(base), len_(len), fd_(fd), h_(reinterpret_cast<region_header*>(base)) {
+    t_ = replica::table::attach({base_ + h_->table_offset, h_->table_bytes});
+    results_ = reinterpret_cast<ticket_result*>(base_ + h_->results_offset);
+}
+
+region::~region() {
+    if (base_) ::munmap(base_, len_);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+std::unique_ptr<region> region::create(const std::string& path, const region_geometry& g, bool sync, std::string& error) {
+    if (g.cells == 0 || (g.cells & (g.cells - 1)) != 0) {
+        error = "state queue length must be a power of two";
+        return nullptr;
+    }
+    const std::size_t len = g.bytes();
+    ::unlink(path.c_str()); // a stale region of an earlier run (its readers keep their mapping)
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
+    if (fd < 0) {
+        error = errno_text("cannot create", path);
+        return nullptr;
+    }
+    if (::ftruncate(fd, static_cast<off_t>(len)) != 0) {
+        error = errno_text("cannot size", path);
+        ::close(fd);
+        ::unlink(path.c_str());
+        return nullptr;
+    }
+    void* m = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        error = errno_text("cannot map", path);
+        ::close(fd);
+        ::unlink(path.c_str());
+        return nullptr;
+    }
+    auto* base = static_cast<std::byte*>(m);
+    auto* h = new (base) region_header{};
+    h->magic = region_magic;
+    h->version = region_version;
+    h->table_offset = align64(sizeof(region_header));
+    h->table_bytes = g.table.region_bytes();
+    h->cells_offset = h->table_offset + align64(h->table_bytes);
+    h->results_offset = h->cells_offset + std::size_t{g.cells} * g.cell_bytes();
+    h->cells = g.cells;
+    h->cell_bytes = static_cast<std::uint32_t>(g.cell_bytes());
+    h->key_max = g.table.key_max;
+    h->value_max = g.table.value_max;
+    h->sync = sync ? 1 : 0;
+    h->writer_pid.store(static_cast<std::uint64_t>(::getpid()));
+    if (!replica::table::create({base + h->table_offset, h->table_bytes}, g.table).valid()) {
+        error = "invalid table geometry for " + path;
+        ::munmap(m, len);
+        ::close(fd);
+        ::unlink(path.c_str());
+        return nullptr;
+    }
+    for (std::uint32_t i = 0; i < g.cells; ++i) {
+        auto* c = new (base + h->cells_offset + std::size_t{i} * g.cell_bytes()) write_cell{};
+        c->sequence.store(i, std::memory_order_relaxed);
+    }
+    for (std::uint32_t i = 0; i < g.cells; ++i) new (base + h->results_offset + i * sizeof(ticket_result)) ticket_result{};
+    std::atomic_thread_fence(std::memory_order_release);
+    return std::unique_ptr<region>(new region(base, len, fd));
+}
+
+std::unique_ptr<region> region::attach(const std::string& path, std::string& error) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        error = errno_text("cannot open", path);
+        return nullptr;
+    }
+    struct stat st{};
+    if (::fstat(fd, &st) != 0 || static_cast<std::size_t>(st.st_size) < sizeof(region_header)) {
+        error = path + " is not a heartwire state region (too small)";
+        ::close(fd);
+        return nullptr;
+    }
+    const auto len = static_cast<std::size_t>(st.st_size);
+    void* m = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        error = errno_text("cannot map", path);
+        ::close(fd);
+        return nullptr;
+    }
+    const auto* h = static_cast<const region_header*>(m);
+    const bool fits = h->magic == region_magic && h->version == region_version && h->cells != 0 &&
+                      (h->cells & (h->cells - 1)) == 0 && h->results_offset + std::size_t{h->cells} * sizeof(ticket_result) <= len &&
+                      h->table_offset + h->table_bytes <= h->cells_offset &&
+                      h->cells_offset + std::size_t{h->cells} * h->cell_bytes <= h->results_offset &&
+                      h->cell_bytes >= sizeof(write_cell) + h->key_max + h->value_max;
+    if (!fits) {
+        error = path + " is not a heartwire state region of version " + std::to_string(region_version);
+        ::munmap(m, len);
+        ::close(fd);
+        return nullptr;
+    }
+    auto r = std::unique_ptr<region>(new region(static_cast<std::byte*>(m), len, fd));
+    if (!r->t_.valid()) {
+        error = path + ": its table is damaged";
+        return nullptr;
+    }
+    return r;
+}
+
+write_cell* region::cell(std::uint64_t pos) const noexcept {
+    return reinterpret_cast<write_cell*>(base_ + h_->cells_offset + (pos & (h_->cells - 1)) * std::size_t{h_->cell_bytes});
+}
+
+std::uint64_t region::enqueue(std::uint8_t op, std::string_view key, std::span<const std::byte> value,
+                              std::chrono::nanoseconds patience) noexcept {
+    if (key.empty() || key.size() > h_->key_max || value.size() > h_->value_max) return 0;
+    // Vyukov's bounded queue: a position is claimed only once its cell is free, so a
+    // producer that gives up (the queue full for `patience`: the engine stopped or wedged)
+    // leaves no hole the engine would wait on.
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    std::uint64_t pos = h_->enqueue_pos.load(std::memory_order_relaxed);
+    write_cell* c = nullptr;
+    for (std::uint32_t spins = 0;; ++spins) {
+        c = cell(pos);
+        const std::uint64_t seq = c->sequence.load(std::memory_order_acquire);
+        if (seq == pos) {
+            if (h_->enqueue_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
+            continue; // another producer took it; pos holds the current value
+        }
+        if (seq < pos) { // full: the engine has not drained the last lap
+            if ((spins & 1023) == 1023) {
+                if (std::chrono::steady_clock::now() > deadline) return 0;
+                std::this_thread::yield();
+            }
+        }
+        pos = h_->enqueue_pos.load(std::memory_order_relaxed);
+    }
+    c->op = op;
+    c->key_len = static_cast<std::uint8_t>(key.size());
+    c->value_len = static_cast<std::uint16_t>(value.size());
+    auto* p = reinterpret_cast<std::byte*>(c) + sizeof(write_cell);
+    std::memcpy(p, key.data(), key.size());
+    if (!value.empty()) std::memcpy(p + h_->key_max, value.data(), value.size());
+    c->sequence.store(pos + 1, std::memory_order_release);
+    return pos + 1;
+}
+
+std::uint64_t region::seq_of(std::uint64_t ticket) const noexcept {
+    if (ticket == 0) return ~0ull;
+    const ticket_result& r = results_[(ticket - 1) & (h_->cells - 1)];
+    const std::uint64_t t = r.ticket.load(std::memory_order_acquire);
+    if (t == ticket) return r.seq.load(std::memory_order_relaxed);
+    return t > ticket ? ~0ull : 0; // overwritten by a later lap: too old to know
+}
+
+std::optional<client> client::open(const std::string& path, std::string& error) {
+    auto r = region::attach(path, error);
+    if (!r) return std::nullopt;
+    return client(std::move(r));
+}
+
+std::uint64_t client::put(std::string_view key, std::span<const std::byte> value) noexcept {
+    return r_->enqueue(replica::op_put, key, value);
+}
+
+std::uint64_t client::erase(std::string_view key) noexcept { return r_->enqueue(replica::op_erase, key, {}); }
+
+bool client::wait(std::uint64_t ticket, std::chrono::nanoseconds timeout) const noexcept {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto& h = r_->header();
+    for (std::uint32_t spins = 0;; ++spins) {
+        const std::uint64_t seq = r_->seq_of(ticket);
+        if (seq == ~0ull) return false;
+        if (seq != 0) {
+            const auto& done = h.sync ? h.replicated_seq : h.applied_seq;
+            if (done.load(std::memory_order_acquire) >= seq) return true;
+        }
+        if ((spins & 255) == 255) {
+            if (std::chrono::steady_clock::now() > deadline) return false;
+            std::this_thread::yield();
+        }
+    }
+}
+
+} // namespace heartwire::state
