@@ -16,7 +16,8 @@ hw_need_root() {
 hw_install() {
     local pkgs=(build-essential meson ninja-build pkg-config libdpdk-dev dpdk libtbb-dev libgtest-dev
                 libbenchmark-dev libtomlplusplus-dev libcli11-dev libmnl-dev libssl-dev libsodium-dev iproute2 iputils-ping procps
-                kmod clang libclang-rt-14-dev libbpf-dev debhelper dpkg-dev groff-base systemd libsystemd-dev)
+                kmod clang libclang-rt-14-dev libbpf-dev debhelper dpkg-dev groff-base systemd libsystemd-dev
+                nlohmann-json3-dev)
     local missing=()
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -465,7 +465,7 @@ status_inputs control_loop::status_view() {
     announce_views_.reserve(g_.size());
     for (const auto& gc : g_) announce_views_.push_back({gc.announcer, gc.not_held});
     return {c_, e_, takeovers_, notes_, gc_.fault_detail(), gc_.app_inflight(), queue_.counters(), steer_.get(), &last_takeover_,
-            &announce_views_};
+            &announce_views_, addrs_ ? &addrs_->stats() : nullptr};
 }
 
 void control_loop::turn(std::chrono::milliseconds wait) {

@@ -92,6 +92,15 @@ std::string metrics_text(const status_inputs& in) {
     gap_max.samples.push_back({{}, static_cast<double>(std::max(rc.loop_gap_max_ns.get(), xc.loop_gap_max_ns.get())) * 1e-9});
     f.push_back(std::move(gap_max));
 
+    // Shared mode: the kernel's addresses following the engine's (control::address_keeper).
+    if (in.kernel_addresses) {
+        const auto& a = *in.kernel_addresses;
+        f.push_back({"heartwire_kernel_address_repairs_total",
+                     "differences between the kernel's addresses and the engine's that the reconciliation repaired",
+                     m::kind::counter, {{{}, static_cast<double>(a.repairs)}}, {}});
+        f.push_back({"heartwire_kernel_address_failures_total", "netlink calls on the kernel's addresses that failed",
+                     m::kind::counter, {{{}, static_cast<double>(a.failures)}}, {}});
+    }
     auto rtt = m::family{"heartwire_probe_rtt_seconds", "probe round trips the monitor measured", m::kind::histogram, {}, {}};
     rtt.histograms.push_back(log2_histogram(in.e.rtt()));
     f.push_back(std::move(rtt));

@@ -8,19 +8,11 @@
 
 namespace heartwire::app {
 
+std::string json_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 namespace {
 
 double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
-
-std::string json_escape(const std::string& in) {
-    std::string out;
-    for (char ch : in) {
-        if (ch == '"' || ch == '\\') out += '\\';
-        if (static_cast<unsigned char>(ch) < 0x20) continue;
-        out += ch;
-    }
-    return out;
-}
 
 std::string holds_list(const io::status_snapshot& s) {
     std::string h;
@@ -47,18 +39,20 @@ void gaps_text(std::ostringstream& o, const char* name, const io::gap_histogram&
     o << buf;
 }
 
-void gaps_json(std::ostringstream& o, const io::gap_histogram& g) {
-    o << "{\"samples\":" << g.samples.get() << ",\"max_ns\":" << g.max_ns.get() << ",\"p99_ns\":" << g.percentile(99)
-      << ",\"p9999_ns\":" << g.percentile(99.99) << ",\"over_100us\":" << g.over_100us.get()
-      << ",\"over_500us\":" << g.over_500us.get() << ",\"over_1ms\":" << g.over_1ms.get() << ",\"buckets\":[";
-    bool first = true;
-    for (unsigned i = 0; i < g.bucket.size(); ++i) {
-        const auto n = g.bucket[i].get();
-        if (n == 0) continue;
-        o << (first ? "" : ",") << "[" << ((std::uint64_t{2} << i) - 1) << "," << n << "]";
-        first = false;
-    }
-    o << "]}";
+json gaps_json(const io::gap_histogram& g) {
+    json o;
+    o["samples"] = g.samples.get();
+    o["max_ns"] = g.max_ns.get();
+    o["p99_ns"] = g.percentile(99);
+    o["p9999_ns"] = g.percentile(99.99);
+    o["over_100us"] = g.over_100us.get();
+    o["over_500us"] = g.over_500us.get();
+    o["over_1ms"] = g.over_1ms.get();
+    json b = json::array();
+    for (unsigned i = 0; i < g.bucket.size(); ++i)
+        if (const auto n = g.bucket[i].get(); n != 0) b.push_back(json::array({(std::uint64_t{2} << i) - 1, n}));
+    o["buckets"] = std::move(b);
+    return o;
 }
 
 std::uint64_t io_sum(const status_inputs& in, io::counter io::lcore_counters::*m) {
@@ -85,18 +79,23 @@ std::string auth_text(const status_inputs& in, const io::status_snapshot& s) {
     return buf;
 }
 
-// A role's addresses, IPv4 first, joined by `sep` (JSON: quoted).
-std::string role_list(const cfg::config& c, bool primary, const char* sep, bool quoted = false) {
+// A role's addresses, IPv4 first, joined by `sep`.
+std::string role_list(const cfg::config& c, bool primary, const char* sep) {
     std::string out;
     const auto add = [&](const std::string& a) {
         if (!out.empty()) out.append(sep);
-        if (quoted) out.append("\"");
         out.append(a);
-        if (quoted) out.append("\"");
     };
     for (const auto& p : cfg::role_v4(c.addresses, primary)) add(p.to_string());
     for (const auto& p : cfg::role_v6(c.addresses, primary)) add(p.to_string());
     return out;
+}
+
+json role_array(const cfg::config& c, bool primary) {
+    json a = json::array();
+    for (const auto& p : cfg::role_v4(c.addresses, primary)) a.push_back(p.to_string());
+    for (const auto& p : cfg::role_v6(c.addresses, primary)) a.push_back(p.to_string());
+    return a;
 }
 
 std::string steer_text(const io::xdp_steer& x) {
@@ -129,17 +128,25 @@ std::string announce_text(const status_inputs& in, std::size_t g) {
     return buf;
 }
 
-void announce_json(std::ostringstream& o, const status_inputs& in, std::size_t g) {
+void announce_json(json& o, const status_inputs& in, std::size_t g) {
     const announce_view* a = announce_of(in, g);
-    o << ",\"interface\":\"" << json_escape(g < in.c.groups.size() ? in.c.groups[g].interface : std::string{}) << "\",\"announce\":{";
+    o["interface"] = g < in.c.groups.size() ? in.c.groups[g].interface : std::string{};
+    json an;
     if (!a || !a->kernel) {
-        o << "\"by\":\"port\",\"from\":\"" << json_escape(in.c.port.device) << "\",\"mac\":\"" << in.e.mac().to_string() << "\"}";
-        return;
+        an["by"] = "port";
+        an["from"] = in.c.port.device;
+        an["mac"] = in.e.mac().to_string();
+    } else {
+        const auto& k = *a->kernel;
+        an["by"] = "kernel";
+        an["from"] = k.ifname();
+        an["mac"] = k.mac().to_string();
+        an["sent"] = k.sent();
+        an["failed"] = k.failed();
+        an["last_error"] = k.last_error() ? std::strerror(-k.last_error()) : "";
+        an["not_held"] = a->not_held;
     }
-    const auto& k = *a->kernel;
-    o << "\"by\":\"kernel\",\"from\":\"" << json_escape(k.ifname()) << "\",\"mac\":\"" << k.mac().to_string() << "\",\"sent\":" << k.sent()
-      << ",\"failed\":" << k.failed() << ",\"last_error\":\"" << (k.last_error() ? std::strerror(-k.last_error()) : "")
-      << "\",\"not_held\":" << a->not_held << "}";
+    o["announce"] = std::move(an);
 }
 
 } // namespace
@@ -235,116 +242,133 @@ std::string status_text(const status_inputs& in) {
     return o.str();
 }
 
+// Through a JSON library: every string escaped (control characters as \u00XX), and bytes
+// that are not UTF-8 (an interface name, a hook's words in a notice) replaced by U+FFFD
+// instead of passed on to break the reader's parser. Keys in the order they always had
+// (tools that read the first "role" find the node's own; the groups come last).
 std::string status_json(const status_inputs& in) {
     const auto s = in.e.status();
     const auto& rc = in.e.role_counters();
     const auto& xc = in.e.rx_counters();
-    std::ostringstream o;
-    o << "{\"version\":\"" HEARTWIRE_VERSION "\",\"node\":{\"name\":\"" << in.c.node.name << "\",\"id\":" << in.c.node.id
-      << ",\"priority\":" << int(in.c.node.priority) << ",\"group\":" << in.c.node.group
-      << ",\"incarnation\":" << s.incarnation << "},";
-    o << "\"auth\":{\"mode\":\"" << cfg::to_string(in.c.auth.mode) << "\",\"algorithm\":\""
-      << (in.c.auth.mode == cfg::auth_mode::none ? "none" : auth::to_string(auth::keyring::algo()))
-      << "\",\"send_key\":" << int(s.send_key) << ",\"preferred_key\":" << int(s.preferred_key) << ",\"accepted\":["
-      << key_ids(s.accepted_keys) << "]},";
+    json o;
+    o["version"] = HEARTWIRE_VERSION;
+    o["node"] = {{"name", in.c.node.name}, {"id", in.c.node.id}, {"priority", int(in.c.node.priority)},
+                 {"group", in.c.node.group}, {"incarnation", s.incarnation}};
+    json accepted = json::array();
+    for (unsigned id = 1; id < 256; ++id)
+        if (fsm::key_in(s.accepted_keys, static_cast<std::uint8_t>(id))) accepted.push_back(id);
+    o["auth"] = {{"mode", cfg::to_string(in.c.auth.mode)},
+                 {"algorithm", in.c.auth.mode == cfg::auth_mode::none ? std::string_view("none") : auth::to_string(auth::keyring::algo())},
+                 {"send_key", int(s.send_key)},
+                 {"preferred_key", int(s.preferred_key)},
+                 {"accepted", std::move(accepted)}};
     if (in.steer) {
         const auto st = in.steer->stats();
-        o << "\"steering\":{\"interface\":\"" << in.steer->ifname() << "\",\"mode\":\"" << in.steer->mode() << "\"";
-        for (std::size_t i = 0; i < io::steer_counter_count; ++i)
-            o << ",\"" << io::to_string(static_cast<io::steer_counter>(i)) << "\":" << st.n[i];
-        o << "},";
+        json x{{"interface", in.steer->ifname()}, {"mode", in.steer->mode()}};
+        for (std::size_t i = 0; i < io::steer_counter_count; ++i) x[std::string(io::to_string(static_cast<io::steer_counter>(i)))] = st.n[i];
+        o["steering"] = std::move(x);
     }
-    o << "\"addresses\":{\"primary\":[" << role_list(in.c, true, ",", true) << "],\"monitor\":["
-      << role_list(in.c, false, ",", true) << "],\"vlan\":" << in.c.port.vlan << "},";
-    o << "\"role\":\"" << to_string(s.r) << "\",\"epoch\":" << s.epoch << ",\"holds_primary\":"
-      << (s.holds[0] ? "true" : "false") << ",\"holds_monitor\":" << (s.holds[1] ? "true" : "false") << ",";
-    o << "\"mac\":\"" << in.e.mac().to_string() << "\",\"watched_primary\":" << s.watched_id
-      << ",\"monitor_alive\":" << (s.monitor_alive ? "true" : "false") << ",";
-    o << "\"fault\":\"" << fsm::to_string(s.fault) << "\",\"fault_detail\":\"" << json_escape(in.fault_detail)
-      << "\",\"fault_answered\":" << (s.fault_answered ? "true" : "false")
-      << ",\"fault_can_take_over\":" << (s.fault_can_take_over ? "true" : "false")
-      << ",\"switchover_pending\":" << (s.switchover_pending ? "true" : "false")
-      << ",\"detector_armed\":" << (s.detector_armed ? "true" : "false")
-      << ",\"app_inflight\":" << in.app_inflight << ",";
+    o["addresses"] = {{"primary", role_array(in.c, true)}, {"monitor", role_array(in.c, false)}, {"vlan", in.c.port.vlan}};
+    o["role"] = to_string(s.r);
+    o["epoch"] = s.epoch;
+    o["holds_primary"] = s.holds[0];
+    o["holds_monitor"] = s.holds[1];
+    o["mac"] = in.e.mac().to_string();
+    o["watched_primary"] = s.watched_id;
+    o["monitor_alive"] = s.monitor_alive;
+    o["fault"] = fsm::to_string(s.fault);
+    o["fault_detail"] = in.fault_detail;
+    o["fault_answered"] = s.fault_answered;
+    o["fault_can_take_over"] = s.fault_can_take_over;
+    o["switchover_pending"] = s.switchover_pending;
+    o["detector_armed"] = s.detector_armed;
+    o["app_inflight"] = in.app_inflight;
     const auto& k = s.knobs;
-    o << "\"knobs\":{\"interval_us\":" << k.interval_ns / 1000 << ",\"miss\":" << k.miss << ",\"watch_miss\":" << k.watch_miss
-      << ",\"garp_repeat\":" << k.garp_repeat << ",\"garp_interval_us\":" << k.garp_interval_ns / 1000
-      << ",\"garp_refresh_ms\":" << k.garp_refresh_ns / 1'000'000 << ",\"defend_interval_ms\":" << k.defend_interval_ns / 1'000'000
-      << ",\"announce_interval_ms\":" << k.announce_interval_ns / 1'000'000 << ",\"peer_timeout_ms\":" << k.peer_timeout_ns / 1'000'000
-      << ",\"priority\":" << int(k.priority) << ",\"preempt\":" << (k.preempt ? "true" : "false") << ",\"reloads\":" << k.reloads
-      << "},";
+    o["knobs"] = {{"interval_us", k.interval_ns / 1000},
+                  {"miss", k.miss},
+                  {"watch_miss", k.watch_miss},
+                  {"garp_repeat", k.garp_repeat},
+                  {"garp_interval_us", k.garp_interval_ns / 1000},
+                  {"garp_refresh_ms", k.garp_refresh_ns / 1'000'000},
+                  {"defend_interval_ms", k.defend_interval_ns / 1'000'000},
+                  {"announce_interval_ms", k.announce_interval_ns / 1'000'000},
+                  {"peer_timeout_ms", k.peer_timeout_ns / 1'000'000},
+                  {"priority", int(k.priority)},
+                  {"preempt", k.preempt},
+                  {"reloads", k.reloads}};
+    if (in.kernel_addresses) {
+        const auto& a = *in.kernel_addresses;
+        o["kernel_addresses"] = {{"applied", a.applied}, {"repairs", a.repairs}, {"failures", a.failures},
+                                 {"stale_removed", a.stale_removed}, {"checks", a.checks}};
+    }
     const auto& h = in.e.rtt();
-    o << "\"rtt_ns\":{\"samples\":" << h.samples.get() << ",\"p50\":" << h.percentile(50) << ",\"p99\":"
-      << h.percentile(99) << ",\"max\":" << h.max_ns.get() << ",\"last\":" << s.last_rtt_ns << "},";
-    o << "\"sched\":\"" << json_escape(sched_text(in)) << "\",\"wake_latency_ns\":" << in.e.wake_latency_ns() << ",";
-    o << "\"loop_gaps\":";
-    gaps_json(o, in.e.gaps());
-    o << ",\"rx_loop_gaps\":";
-    gaps_json(o, in.e.rx_gaps());
-    o << ",";
-    o << "\"peers\":[";
-    bool first = true;
+    o["rtt_ns"] = {{"samples", h.samples.get()}, {"p50", h.percentile(50)}, {"p99", h.percentile(99)},
+                   {"max", h.max_ns.get()}, {"last", s.last_rtt_ns}};
+    o["sched"] = sched_text(in);
+    o["wake_latency_ns"] = in.e.wake_latency_ns();
+    o["loop_gaps"] = gaps_json(in.e.gaps());
+    o["rx_loop_gaps"] = gaps_json(in.e.rx_gaps());
+    json peers = json::array();
     for (const auto& p : s.peers) {
         if (!p.valid) continue;
-        o << (first ? "" : ",") << "{\"id\":" << p.id << ",\"role\":\"" << (p.down ? "down" : to_string(p.r)) << "\",\"mac\":\""
-          << p.mac.to_string() << "\",\"priority\":" << int(p.priority) << ",\"epoch\":" << p.epoch
-          << ",\"heard_ns_ago\":" << (s.now_ns - p.last_heard_ns) << ",\"rtt_ns\":" << p.rtt_ns << "}";
-        first = false;
+        peers.push_back({{"id", p.id},
+                         {"role", p.down ? std::string("down") : std::string(to_string(p.r))},
+                         {"mac", p.mac.to_string()},
+                         {"priority", int(p.priority)},
+                         {"epoch", p.epoch},
+                         {"heard_ns_ago", s.now_ns - p.last_heard_ns},
+                         {"rtt_ns", p.rtt_ns}});
     }
-    o << "],\"counters\":{";
-#define HW_X(name) o << "\"" #name "\":" << s.c.name << ",";
+    o["peers"] = std::move(peers);
+    json c;
+#define HW_X(name) c[#name] = s.c.name;
     HEARTWIRE_FSM_COUNTERS(HW_X)
 #undef HW_X
-#define HW_X(name) o << "\"io_" #name "\":" << rc.name.get() + xc.name.get() << ",";
+#define HW_X(name) c["io_" #name] = rc.name.get() + xc.name.get();
     HEARTWIRE_IO_COUNTERS(HW_X)
 #undef HW_X
-    o << "\"drops\":{";
-    first = true;
-    for (std::size_t i = 1; i < wire::decode_error_count; ++i) {
-        const auto n = rc.drops[i].get() + xc.drops[i].get();
-        if (n == 0) continue;
-        o << (first ? "" : ",") << "\"" << wire::to_string(static_cast<wire::decode_error>(i)) << "\":" << n;
-        first = false;
-    }
+    json drops = json::object();
+    for (std::size_t i = 1; i < wire::decode_error_count; ++i)
+        if (const auto n = rc.drops[i].get() + xc.drops[i].get(); n != 0)
+            drops[std::string(wire::to_string(static_cast<wire::decode_error>(i)))] = n;
+    c["drops"] = std::move(drops);
+    o["counters"] = std::move(c);
     const auto& hk = in.hooks;
-    o << "}},\"hooks\":{\"submitted\":" << hk.submitted << ",\"started\":" << hk.started << ",\"queued\":" << hk.queued
-      << ",\"coalesced\":" << hk.coalesced << ",\"dropped\":" << hk.dropped << ",\"running\":" << hk.running
-      << ",\"waiting\":" << hk.waiting << "},\"takeovers\":[";
-    first = true;
-    for (const auto& t : in.takeovers) {
-        o << (first ? "" : ",") << "{\"failed_id\":" << t.failed_id << ",\"wall_ns\":" << t.wall_ns
-          << ",\"detection_ns\":" << t.detection_ns << ",\"group\":" << t.group << "}";
-        first = false;
-    }
-    o << "],\"notices\":[";
-    first = true;
+    o["hooks"] = {{"submitted", hk.submitted}, {"started", hk.started}, {"queued", hk.queued}, {"coalesced", hk.coalesced},
+                  {"dropped", hk.dropped}, {"running", hk.running}, {"waiting", hk.waiting}};
+    json takeovers = json::array();
+    for (const auto& t : in.takeovers)
+        takeovers.push_back({{"failed_id", t.failed_id}, {"wall_ns", t.wall_ns}, {"detection_ns", t.detection_ns}, {"group", t.group}});
+    o["takeovers"] = std::move(takeovers);
+    json notices = json::array();
     for (const auto& n : in.notes) {
         const auto sp = n.find(' ');
-        o << (first ? "" : ",") << "{\"wall_ns\":" << n.substr(0, sp) << ",\"text\":\"" << json_escape(n.substr(sp + 1))
-          << "\"}";
-        first = false;
+        notices.push_back({{"wall_ns", std::strtoull(n.substr(0, sp).c_str(), nullptr, 10)},
+                           {"text", sp == std::string::npos ? std::string{} : n.substr(sp + 1)}});
     }
-    // Every group, last (tools that read the first "role" find the node's own first).
-    o << "],\"groups\":[";
-    first = true;
+    o["notices"] = std::move(notices);
+    json groups = json::array();
     const auto all_groups = in.e.group_statuses();
     for (std::size_t i = 0; i < all_groups.size(); ++i) {
         const auto& x = all_groups[i];
-        o << (first ? "" : ",") << "{\"id\":" << x.id << ",\"role\":\"" << to_string(x.r) << "\",\"epoch\":" << x.epoch
-          << ",\"holds_primary\":" << (x.holds[0] ? "true" : "false") << ",\"holds_monitor\":" << (x.holds[1] ? "true" : "false")
-          << ",\"detector_armed\":" << (x.detector_armed ? "true" : "false") << ",\"peers\":" << x.peers
-          << ",\"takeovers\":" << x.takeovers << ",\"false_takeovers\":" << x.false_takeovers;
-        announce_json(o, in, i);
+        json g{{"id", x.id},
+               {"role", to_string(x.r)},
+               {"epoch", x.epoch},
+               {"holds_primary", x.holds[0]},
+               {"holds_monitor", x.holds[1]},
+               {"detector_armed", x.detector_armed},
+               {"peers", x.peers},
+               {"takeovers", x.takeovers},
+               {"false_takeovers", x.false_takeovers}};
+        announce_json(g, in, i);
         // Its latest takeover: when it was decided (CLOCK_REALTIME) and how long the
         // primary had been silent then.
         if (in.last_takeover && i < in.last_takeover->size() && (*in.last_takeover)[i].wall_ns != 0)
-            o << ",\"last_takeover\":{\"wall_ns\":" << (*in.last_takeover)[i].wall_ns
-              << ",\"detection_ns\":" << (*in.last_takeover)[i].detection_ns << "}";
-        o << "}";
-        first = false;
+            g["last_takeover"] = {{"wall_ns", (*in.last_takeover)[i].wall_ns}, {"detection_ns", (*in.last_takeover)[i].detection_ns}};
+        groups.push_back(std::move(g));
     }
-    o << "]}";
-    return o.str();
+    o["groups"] = std::move(groups);
+    return json_text(o);
 }
 
 } // namespace heartwire::app

@@ -6,6 +6,9 @@
 #include <vector>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "control/address_keeper.hpp"
 #include "control/announcer.hpp"
 #include "control/hook_queue.hpp"
 #include "dpdk/engine.hpp"
@@ -13,6 +16,8 @@
 #include "heartwire/config.hpp"
 
 namespace heartwire::app {
+
+using json = nlohmann::ordered_json;
 
 struct takeover_record {
     std::uint32_t failed_id{};
@@ -38,11 +43,14 @@ struct status_inputs {
     const io::xdp_steer* steer{nullptr};    // af_xdp steering program, when heartwire's
     const std::vector<takeover_record>* last_takeover{nullptr}; // per group (cfg.groups order); wall_ns 0: none
     const std::vector<announce_view>* announce{nullptr};        // per group (cfg.groups order)
+    const control::address_keeper::counters* kernel_addresses{nullptr}; // shared mode
 };
 
 std::string status_text(const status_inputs& in);
 // "1,2": the key ids in the set ("" when none).
 std::string key_ids(const fsm::key_set& k);
 std::string status_json(const status_inputs& in);
+// A JSON value as text, invalid UTF-8 replaced by U+FFFD (never an exception).
+std::string json_text(const json& j);
 
 } // namespace heartwire::app

@@ -314,3 +314,25 @@ TEST(Operations, KernelAddressesFollowTheEngineAndNeverOutliveIt) {
     EXPECT_NE(released.out.find("address(es) of a removed from the kernel"), std::string::npos) << released.out;
     EXPECT_FALSE(held());
 }
+
+// Status JSON through a JSON library (issue 11 item 4): text from outside (an application's
+// fault detail with a control character and bytes that are not UTF-8) comes out escaped and
+// as U+FFFD, so a strict parser reads the whole document.
+TEST(Operations, StatusJsonStaysValidWithHostileText) {
+    cluster c({"a"});
+    node_options o;
+    o.lcores = "0";
+    c.write_config("a", 1, o);
+    c.start("a");
+    ASSERT_TRUE(c.wait_role("a", "primary")) << c.logs();
+    const auto f = run({HEARTWIRECTL_PATH, "--socket", c.socket("a"), "fault", "application", "disk\x01 \"full\" \xff\xfe caf\xc3\xa9"});
+    ASSERT_EQ(f.exit_code, 0) << f.out << f.err;
+    const std::string script = c.dir() + "/parse.py";
+    std::ofstream(script) << "import json, subprocess, sys\n"
+                             "out = subprocess.run(sys.argv[1:], capture_output=True, check=True).stdout\n"
+                             "d = json.loads(out.decode('utf-8'))  # strict: invalid UTF-8 or a raw control character fails\n"
+                             "print(repr(d['fault_detail']))\n";
+    const auto p = run({"python3", script, HEARTWIRECTL_PATH, "--socket", c.socket("a"), "status", "--json"});
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+    EXPECT_EQ(p.out, "'application: disk\\x01 \"full\" \uFFFD\uFFFD café'\n") << p.out; // each bad byte a U+FFFD
+}
