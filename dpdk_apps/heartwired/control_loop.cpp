@@ -12,20 +12,15 @@
 #include <sys/stat.h>
 
 #include "control/log.hpp"
+#include "control/text.hpp"
 #include "dpdk/eal.hpp"
 
 namespace heartwire::app {
 
 namespace {
 
-template <class... A>
-std::string fmt(const char* f, A... args) {
-    char buf[512];
-    std::snprintf(buf, sizeof buf, f, args...);
-    return buf;
-}
-
-std::string s(std::string_view v) { return std::string(v); }
+using control::fmt;
+using control::s;
 
 // The staged primary address (stage_primary) sits on the loopback interface, as a /32.
 constexpr const char* loopback = "lo";

@@ -6,19 +6,12 @@
 #include <thread>
 
 #include "control/log.hpp"
+#include "control/text.hpp"
 
 namespace heartwire::control {
 
 namespace {
 
-template <class... A>
-std::string fmt(const char* f, A... args) {
-    char buf[512];
-    std::snprintf(buf, sizeof buf, f, args...);
-    return buf;
-}
-
-std::string s(std::string_view v) { return std::string(v); }
 
 // A role's first address, IPv4 or (an IPv6-only role) IPv6.
 std::string first_address(const cfg::addresses_cfg& a, bool primary) {

@@ -65,34 +65,22 @@ struct addr_query {
     const ipv6_addr* addr6{nullptr};
 };
 
-int match_address(const nlmsghdr* nlh, void* arg) {
-    auto* q = static_cast<addr_query*>(arg);
-    if (nlh->nlmsg_type != RTM_NEWADDR) return 1;
-    const auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
-    if (ifa->ifa_family != q->family || ifa->ifa_index != q->ifindex) return 1;
-    // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on point-to-point
-    // links and equal to IFA_LOCAL otherwise. Prefer LOCAL, as `ip addr` does.
-    const nlattr* local = nullptr;
-    const nlattr* address = nullptr;
-    const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
-    for (auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(ifaddrmsg)));
-         mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)));
-         a = mnl_attr_next(a)) {
-        if (mnl_attr_get_payload_len(a) != (q->family == AF_INET ? 4u : 16u)) continue;
-        if (mnl_attr_get_type(a) == IFA_LOCAL) local = a;
-        else if (mnl_attr_get_type(a) == IFA_ADDRESS) address = a;
-    }
-    const nlattr* use = local ? local : address;
-    const bool same = use && (q->family == AF_INET ? mnl_attr_get_u32(use) == q->addr_be
-                                                   : std::memcmp(mnl_attr_get_payload(use), q->addr6->b.data(), 16) == 0);
-    if (same) {
-        q->found = true;
-        return 0;
-    }
-    return 1;
+// An address dump of one family, filtered to one interface (a filter only under strict
+// checking; the callbacks filter too).
+nlmsghdr* put_addr_dump(char* buf, unsigned seq, int family, unsigned ifindex) noexcept {
+    nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = RTM_GETADDR;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    nlh->nlmsg_seq = seq;
+    auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+    ifa->ifa_family = static_cast<unsigned char>(family);
+    ifa->ifa_index = ifindex;
+    return nlh;
 }
 
-// The address an RTM_NEWADDR names (IFA_LOCAL, else IFA_ADDRESS), or null.
+// The address an RTM_NEWADDR names, or null. IFA_LOCAL is the interface's own address;
+// IFA_ADDRESS is the peer on point-to-point links and equal to IFA_LOCAL otherwise. Prefer
+// LOCAL, as `ip addr` does.
 const nlattr* address_attr(const nlmsghdr* nlh, unsigned len) {
     const nlattr* local = nullptr;
     const nlattr* address = nullptr;
@@ -105,6 +93,21 @@ const nlattr* address_attr(const nlmsghdr* nlh, unsigned len) {
         else if (mnl_attr_get_type(a) == IFA_ADDRESS) address = a;
     }
     return local ? local : address;
+}
+
+int match_address(const nlmsghdr* nlh, void* arg) {
+    auto* q = static_cast<addr_query*>(arg);
+    if (nlh->nlmsg_type != RTM_NEWADDR) return 1;
+    const auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (ifa->ifa_family != q->family || ifa->ifa_index != q->ifindex) return 1;
+    const nlattr* use = address_attr(nlh, q->family == AF_INET ? 4u : 16u);
+    const bool same = use && (q->family == AF_INET ? mnl_attr_get_u32(use) == q->addr_be
+                                                   : std::memcmp(mnl_attr_get_payload(use), q->addr6->b.data(), 16) == 0);
+    if (same) {
+        q->found = true;
+        return 0;
+    }
+    return 1;
 }
 
 struct addr_list {
@@ -262,13 +265,7 @@ int netlink::find_address(const std::string& ifname, int family, const Addr& add
     const int idx = if_index(ifname);
     if (idx < 0) return idx;
     alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
-    nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-    nlh->nlmsg_type = RTM_GETADDR;
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    nlh->nlmsg_seq = ++seq_;
-    auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
-    ifa->ifa_family = static_cast<unsigned char>(family);
-    ifa->ifa_index = static_cast<unsigned>(idx); // a filter only under strict checking; match_address filters too
+    nlmsghdr* nlh = put_addr_dump(buf, ++seq_, family, static_cast<unsigned>(idx));
     addr_query q = query_of(static_cast<unsigned>(idx), addr);
     // The dump is read to NLMSG_DONE even after a match, so no stale batch is left queued.
     const int rc = transact(sock_, portid_, nlh, match_address, &q);
@@ -291,13 +288,7 @@ int netlink::addresses(const std::string& ifname, std::vector<ipv4_addr>& v4, st
     addr_list q{static_cast<unsigned>(idx), &v4, &v6};
     for (const int family : {AF_INET, AF_INET6}) {
         alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
-        nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-        nlh->nlmsg_type = RTM_GETADDR;
-        nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-        nlh->nlmsg_seq = ++seq_;
-        auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
-        ifa->ifa_family = static_cast<unsigned char>(family);
-        ifa->ifa_index = static_cast<unsigned>(idx);
+        nlmsghdr* nlh = put_addr_dump(buf, ++seq_, family, static_cast<unsigned>(idx));
         const int rc = transact(sock_, portid_, nlh, collect_address, &q);
         if (rc < 0) return rc;
         if (q.failed) return -ENOMEM;
