@@ -1,5 +1,7 @@
 #include "status.hpp"
 
+#include "json_text.hpp"
+
 #include "heartwire/auth.hpp"
 
 #include <cstdio>
@@ -7,8 +9,6 @@
 #include <sstream>
 
 namespace heartwire::app {
-
-std::string json_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 namespace {
 
@@ -340,13 +340,7 @@ std::string status_json(const status_inputs& in) {
     for (const auto& t : in.takeovers)
         takeovers.push_back({{"failed_id", t.failed_id}, {"wall_ns", t.wall_ns}, {"detection_ns", t.detection_ns}, {"group", t.group}});
     o["takeovers"] = std::move(takeovers);
-    json notices = json::array();
-    for (const auto& n : in.notes) {
-        const auto sp = n.find(' ');
-        notices.push_back({{"wall_ns", std::strtoull(n.substr(0, sp).c_str(), nullptr, 10)},
-                           {"text", sp == std::string::npos ? std::string{} : n.substr(sp + 1)}});
-    }
-    o["notices"] = std::move(notices);
+    o["notices"] = notices_json(in.notes);
     json groups = json::array();
     const auto all_groups = in.e.group_statuses();
     for (std::size_t i = 0; i < all_groups.size(); ++i) {

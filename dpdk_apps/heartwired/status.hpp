@@ -6,8 +6,6 @@
 #include <vector>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "control/address_keeper.hpp"
 #include "control/announcer.hpp"
 #include "control/hook_queue.hpp"
@@ -16,8 +14,6 @@
 #include "heartwire/config.hpp"
 
 namespace heartwire::app {
-
-using json = nlohmann::ordered_json;
 
 struct takeover_record {
     std::uint32_t failed_id{};
@@ -50,7 +46,5 @@ std::string status_text(const status_inputs& in);
 // "1,2": the key ids in the set ("" when none).
 std::string key_ids(const fsm::key_set& k);
 std::string status_json(const status_inputs& in);
-// A JSON value as text, invalid UTF-8 replaced by U+FFFD (never an exception).
-std::string json_text(const json& j);
 
 } // namespace heartwire::app
