@@ -476,7 +476,10 @@ void control_loop::turn(std::chrono::milliseconds wait) {
     }
     e_.poll_events([this](const io::control_event& ev) { on_event(ev); });
     // Level-triggered: the kernel's addresses against the engine's published state.
-    if (addrs_ && addrs_->due(now)) addrs_->reconcile(e_.group_statuses(), now);
+    if (addrs_ && addrs_->due(now)) {
+        const std::uint64_t published_ns = e_.status().now_ns; // read first: the groups are at least as new
+        addrs_->reconcile(e_.group_statuses(), now, published_ns);
+    }
     queue_.poll([this](const control::hook_completion& h) { on_hook_done(h); },
                 [this](const control::hook_result& r) { on_other_hook_done(r); });
     check_health();

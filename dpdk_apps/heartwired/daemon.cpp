@@ -108,6 +108,17 @@ std::unique_ptr<control::guard> start_guard(const cfg::config& c) {
                                                                   : ", notice on " + o.interface));
         return g;
     } catch (const std::exception& ex) {
+        if (!o.interface.empty() && !o.release.empty()) {
+            // The notice socket failed (no CAP_NET_RAW, no such interface): a guard that
+            // only releases the addresses is still worth having.
+            log::write(log::level::warn, std::string("engine-down notice off: ") + ex.what() +
+                                             "; peers rely on the silence window");
+            o.interface.clear();
+            try {
+                return control::guard::start(o);
+            } catch (const std::exception&) {
+            }
+        }
         log::write(log::level::warn, std::string("engine-down guard off: ") + ex.what() +
                                          "; peers rely on the silence window" +
                                          (o.release.empty() ? "" : ", and a killed engine's addresses stay on the kernel until the next start"));

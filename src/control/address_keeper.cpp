@@ -107,8 +107,17 @@ bool address_keeper::stage(std::size_t g, bool on) {
     return true;
 }
 
-void address_keeper::reconcile(const std::vector<group_status>& published, std::chrono::steady_clock::time_point now) {
+void address_keeper::reconcile(const std::vector<group_status>& published, std::chrono::steady_clock::time_point now,
+                               std::uint64_t published_ns) {
     if (now < next_check_) return;
+    if (published_ns != 0) {
+        if (published_ns == last_published_ns_) {
+            for (auto& gs : g_)
+                for (auto& sl : gs.slot) sl.suspect = false; // start over once it publishes again
+            return;
+        }
+        last_published_ns_ = published_ns;
+    }
     next_check_ = now + check_period;
     ++c_.checks;
     // One dump per interface (and lo, when a group stages), not one per address.

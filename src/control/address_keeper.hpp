@@ -81,8 +81,12 @@ public:
     bool stage(std::size_t g, bool on);
     bool staged(std::size_t g) const noexcept { return g < g_.size() && g_[g].staged; }
     // The level-triggered repair, at most every check_period: `published` is the engine's
-    // group_statuses() (cfg.groups order). `now` is the caller's clock.
-    void reconcile(const std::vector<group_status>& published, std::chrono::steady_clock::time_point now);
+    // group_statuses() (cfg.groups order), `published_ns` the engine time of that
+    // publication (status().now_ns; 0: unknown). A publication that has not moved since the
+    // last check (the engine stalled, or stopped calling its turn) is not judged at all: a
+    // stale state must never undo an event. `now` is the caller's clock.
+    void reconcile(const std::vector<group_status>& published, std::chrono::steady_clock::time_point now,
+                   std::uint64_t published_ns = 0);
     bool due(std::chrono::steady_clock::time_point now) const noexcept { return now >= next_check_; }
     // Staging applies to the group (its interface keeps quiet in ARP about lo; set at start).
     void set_stages(std::size_t g, bool on) noexcept {
@@ -118,6 +122,7 @@ private:
     netlink& nl_;
     counters c_;
     std::chrono::steady_clock::time_point next_check_{};
+    std::uint64_t last_published_ns_{0};
 };
 
 } // namespace heartwire::control

@@ -214,17 +214,17 @@ std::string group_control::fault(std::optional<std::size_t> one, fsm::fault_kind
     if (one) {
         const std::size_t g = *one;
         log::write(log::level::warn, group_tag(g) + "fault reported through the control socket: " + s(fsm::to_string(k)) + ":" + detail);
-        const bool already = g_[g].health_fault || g_[g].app_fault || app_fault_;
         g_[g].app_fault = true;
-        if (!already) post(fsm::command_kind::fault, static_cast<std::uint32_t>(k), static_cast<std::uint16_t>(g));
+        // Posted again on a repeated report (a lost command, another kind): the engine
+        // takes a repeat as a no-op. Not over a failing health check's own fault.
+        if (!g_[g].health_fault) post(fsm::command_kind::fault, static_cast<std::uint32_t>(k), static_cast<std::uint16_t>(g));
         return "ok: " + group_tag(g) + "fault " + s(fsm::to_string(k)) + " reported\n";
     }
     fault_detail_ = s(fsm::to_string(k)) + ":" + detail;
     log::write(log::level::warn, "fault reported through the control socket: " + fault_detail_);
-    const bool was = app_fault_;
     app_fault_ = true;
     for (std::size_t i = 0; i < g_.size(); ++i)
-        if (!was && !g_[i].health_fault && !g_[i].app_fault)
+        if (!g_[i].health_fault && !g_[i].app_fault)
             post(fsm::command_kind::fault, static_cast<std::uint32_t>(k), static_cast<std::uint16_t>(i));
     return "ok: fault " + s(fsm::to_string(k)) + " reported\n";
 }

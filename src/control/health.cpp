@@ -34,7 +34,18 @@ void health_monitor::reconfigure(const std::vector<cfg::health_check_cfg>& check
             taken[i] = true;
             next.push_back(std::move(checks_[i]));
         } else {
+            // The same check with other timing (interval, rise, fall): its verdict carries
+            // over, so a reload neither cures nor raises a fault by itself.
+            std::size_t j = 0;
+            while (j < checks_.size() && (taken[j] || checks_[j].cfg.name != c.name || checks_[j].cfg.kind != c.kind ||
+                                          checks_[j].cfg.target != c.target))
+                ++j;
             next.push_back(make(c));
+            if (j < checks_.size()) {
+                taken[j] = true;
+                next.back().failed = checks_[j].failed;
+                next.back().last_detail = checks_[j].last_detail;
+            }
         }
         if (next.back().kind == fsm::fault_kind::interface && !nl_) nl_ = std::make_unique<netlink>();
     }

@@ -190,6 +190,12 @@ void retune(state& s, const params& np, std::uint64_t now) noexcept {
                                                            : std::min(s.next_refresh_ns[i], now + p.garp_refresh_ns);
     }
     if (s.stay_down_active) s.next_stay_down_ns = std::min(s.next_stay_down_ns, now + p.stay_down_interval_ns);
+    if (s.disc_next_ns > now) s.disc_next_ns = std::min(s.disc_next_ns, now + std::max(p.discovery_interval_ns, p.discovery_wait_ns));
+    if (s.drain_deadline_ns > now) s.drain_deadline_ns = std::min(s.drain_deadline_ns, now + p.drain_timeout_ns);
+    if (s.switchover_deadline_ns > now)
+        s.switchover_deadline_ns = std::min(s.switchover_deadline_ns, now + p.drain_timeout_ns + p.peer_timeout_ns);
+    if (p.flap_hold_ns == 0) s.flap_until_ns = 0; // no damping from now on
+    else if (s.flap_until_ns > now) s.flap_until_ns = std::min(s.flap_until_ns, now + p.flap_hold_ns);
 }
 
 void step(state& s, const event& ev, std::uint64_t now, action_sink& out) noexcept {

@@ -20,6 +20,14 @@ bool is_watched_primary(const state& s, const wire::frame& f, const peer* pr) no
 
 void tick_monitor(state& s, const event& ev, std::uint64_t now, action_sink& out) noexcept {
     if (s.fence_pending) {
+        // A reload took the requirement away (protocol.require_fence off, or no fence hook
+        // any more: the operator's answer to a broken fencing device): the takeover the
+        // fence held back goes ahead now.
+        if (!s.p.require_fence || !s.p.has_fence) {
+            s.fence_pending = false;
+            take_over(s, now, out, takeover_cause::fenced);
+            return;
+        }
         // Not fenced yet: never claim; retry with a doubling backoff while the primary
         // stays silent (a primary heard again cancels the fence: watch_frame).
         if (s.fence_retry_ns != 0 && now >= s.fence_retry_ns) {

@@ -155,6 +155,13 @@ TEST(AddressKeeper, ReconcileRepairsLostEventsAndAHandRemoval) {
         r.note("staged copy added", has(nl, "lo", "169.254.10.100/32") && k.staged(0));
         r.check("repairs", static_cast<long>(k.stats().repairs), 5);
         r.check("no netlink failure", static_cast<long>(k.stats().failures), 0);
+
+        // A publication that did not move (the engine stalled): never judged, however stale.
+        pub[0].holds[1] = false;
+        k.reconcile(pub, t += ctl::address_keeper::check_period, 1000);
+        k.reconcile(pub, t += ctl::address_keeper::check_period, 1000);
+        k.reconcile(pub, t += ctl::address_keeper::check_period, 1000);
+        r.note("a stalled engine's stale state removes nothing", has(nl, "hwtest0", "169.254.10.101/24"));
     });
 }
 

@@ -707,3 +707,22 @@ TEST(Fsm, RetunedGarpRefreshAppliesToTheHeldAddress) {
     EXPECT_EQ(n.out.count(action_kind::send_garp), 0u) << "refresh_ms = 0: none";
     EXPECT_EQ(n.s.r, role::primary);
 }
+
+// The operator's answer to a broken fencing device: a reload that turns require_fence off
+// lets the takeover the fence held back go ahead.
+TEST(Fsm, RetunedRequireFenceOffReleasesAPendingTakeover) {
+    auto net = formed_pair([](fsm::params&, fsm::params& b) { b.has_fence = true; b.require_fence = true; });
+    net.kill(0);
+    net.run_for(1 * ms);
+    auto& mon = net.nodes[1];
+    ASSERT_TRUE(mon.s.fence_pending);
+    net.run_for(20 * ms);
+    ASSERT_EQ(mon.s.r, role::monitor) << "waits for a fence that never answers";
+    auto np = mon.s.p;
+    np.require_fence = false;
+    fsm::retune(mon.s, np, net.now);
+    ASSERT_TRUE(net.run_until([&] { return mon.s.r == role::primary; }, 1 * ms));
+    EXPECT_FALSE(mon.s.fence_pending);
+    EXPECT_TRUE(mon.s.holds[0]);
+    EXPECT_EQ(mon.s.c.takeovers, 1u);
+}
