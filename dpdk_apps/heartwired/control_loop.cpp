@@ -22,9 +22,6 @@ namespace {
 using control::fmt;
 using control::s;
 
-// The staged primary address (stage_primary) sits on the loopback interface, as a /32.
-constexpr const char* loopback = "lo";
-
 std::string conf_path(const std::string& ifname, const char* key) {
     return "/proc/sys/net/ipv4/conf/" + ifname + "/" + key;
 }
@@ -514,7 +511,7 @@ void control_loop::check_health() {
                 f = &all[i];
                 break;
             }
-        gc_.health(g, f != nullptr, f ? f->kind : fsm::fault_kind::none, f ? f->cfg.name + ": " + f->last_detail : std::string{});
+        gc_.health(g, f);
     }
 }
 

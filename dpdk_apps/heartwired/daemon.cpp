@@ -83,15 +83,15 @@ std::unique_ptr<control::guard> start_guard(const cfg::config& c) {
     if (c.port.mode == cfg::address_mode::shared) {
         // What a dead engine's kernel must stop serving: both addresses, and the primary
         // staged on lo while monitor (control_loop::stage_primary).
-        for (const auto& g : c.groups)
-            for (const bool primary : {true, false}) {
-                for (const auto& p : cfg::role_v4(g.addresses, primary)) {
-                    o.release.push_back({g.interface, p});
-                    if (primary) o.release.push_back({"lo", ipv4_prefix{p.addr, 32}});
+        for (const auto& g : control::addresses_of(c))
+            for (std::size_t which = 0; which < fsm::address_count; ++which) {
+                for (const auto& p : g.v4[which]) {
+                    o.release.push_back({g.iface, p});
+                    if (which == 0) o.release.push_back({control::address_keeper::loopback, ipv4_prefix{p.addr, 32}});
                 }
-                for (const auto& p : cfg::role_v6(g.addresses, primary)) {
-                    o.release.push_back({g.interface, {}, true, p});
-                    if (primary) o.release.push_back({"lo", {}, true, ipv6_prefix{p.addr, 128}});
+                for (const auto& p : g.v6[which]) {
+                    o.release.push_back({g.iface, {}, true, p});
+                    if (which == 0) o.release.push_back({control::address_keeper::loopback, {}, true, ipv6_prefix{p.addr, 128}});
                 }
             }
     }

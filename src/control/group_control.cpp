@@ -194,16 +194,17 @@ void group_control::on_hook_done(const hook_completion& h) {
     }
 }
 
-void group_control::health(std::size_t g, bool failed, fsm::fault_kind kind, const std::string& detail) {
+void group_control::health(std::size_t g, const health_monitor::check_state* f) {
     if (g >= g_.size()) return;
     auto& gc = g_[g];
+    const bool failed = f != nullptr;
     if (failed == gc.health_fault) return;
     gc.health_fault = failed;
     const auto gi = static_cast<std::uint16_t>(g);
     if (failed) {
-        gc.health_detail = detail;
-        log::write(log::level::warn, group_tag(g) + "health check " + detail + ": fault");
-        if (!app_fault_ && !gc.app_fault) post(fsm::command_kind::fault, static_cast<std::uint32_t>(kind), gi);
+        gc.health_detail = f->cfg.name + ": " + f->last_detail;
+        log::write(log::level::warn, group_tag(g) + "health check " + gc.health_detail + ": fault");
+        if (!app_fault_ && !gc.app_fault) post(fsm::command_kind::fault, static_cast<std::uint32_t>(f->kind), gi);
     } else {
         log::write(log::level::info, group_tag(g) + "health checks pass again: fault cured");
         if (!app_fault_ && !gc.app_fault) post(fsm::command_kind::fault_cleared, 0, gi);

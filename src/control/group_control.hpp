@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "control/health.hpp"
 #include "control/hook_queue.hpp"
 #include "heartwire/config.hpp"
 #include "heartwire/engine_link.hpp"
@@ -41,8 +42,9 @@ public:
     // A queued hook finished (hook_queue::poll): a drain's end or the answer to hook requests.
     void on_hook_done(const hook_completion& h);
 
-    // Health checks: whether the group's checks fail, and the first failing one's kind and detail.
-    void health(std::size_t g, bool failed, fsm::fault_kind kind, const std::string& detail);
+    // Health checks: the group's first failing check, or null when they all pass (the text
+    // of the fault is made only when the state changes).
+    void health(std::size_t g, const health_monitor::check_state* failed);
     // heartwirectl fault / clear / inflight, for one group or (nullopt) the node. The
     // answers are heartwirectl's lines.
     std::string fault(std::optional<std::size_t> g, fsm::fault_kind kind, const std::string& detail);
