@@ -238,6 +238,33 @@ struct control_cfg {
     bool operator==(const control_cfg&) const = default;
 };
 
+// [[state]]: a replicated state store (issue 10): keyed records the primary's applications
+// write through shared memory and the monitor holds as a replica, replicated on the
+// heartwire port. Every record must fit one frame: key_max + value_max <= state_entry_room.
+enum class state_mode : std::uint8_t { sync, async };
+inline constexpr std::size_t state_entry_room = 976; // hb_max_payload - replication headers (36 + 12)
+inline constexpr std::size_t max_stores = 16;
+
+struct state_cfg {
+    std::string name;                  // [[state]] name: 1-32 of A-Z a-z 0-9 _ . - (unique)
+    std::uint32_t records{65536};      // [[state]] records: live records it holds at most
+    std::uint32_t key_max{64};         // [[state]] key_max: bytes, 1..255
+    std::uint32_t value_max{256};      // [[state]] value_max: bytes
+    // [[state]] mode = "sync" (a write completes once the monitor acknowledged it) |
+    // "async" (once applied here; the lag to the monitor is bounded and reported)
+    state_mode mode{state_mode::sync};
+    std::uint32_t group{0};            // [[state]] group: the group id whose roles it follows (0: the first group)
+    std::uint32_t queue{1024};         // [[state]] queue: writes queued from applications, a power of two
+    // [[state]] path: the shared-memory file applications map; "" = /dev/shm/heartwire-<node>-<name>
+    std::string path;
+    // [[state]] log_mb: deltas kept for retransmission before a lagging monitor needs a snapshot
+    std::uint32_t log_mb{8};
+    bool operator==(const state_cfg&) const = default;
+};
+// The file a store's region lives in (its `path`, else the default above).
+std::string state_path(const std::string& node_name, const state_cfg& s);
+std::string_view to_string(state_mode m) noexcept;
+
 struct config {
     node_cfg node;
     port_cfg port;
@@ -249,6 +276,7 @@ struct config {
     engine_cfg engine;
     hooks_cfg hooks;
     std::vector<health_check_cfg> health; // [[health]]
+    std::vector<state_cfg> state;         // [[state]]
     control_cfg control;
     // [[group]] blocks; without any, parse() makes the one group of [node] group, [addresses],
     // node.priority, protocol.preempt and port.vlan. Never empty in a parsed config.

@@ -70,6 +70,11 @@ constexpr range ranges[] = {
     {"group.id", 1, 4294967295u},
     {"group.priority", 1, 255},
     {"group.vlan", 0, 4094},
+    {"state.records", 1, 16'777'216},
+    {"state.key_max", 1, 255},
+    {"state.value_max", 0, 975},
+    {"state.queue", 16, 65'536},
+    {"state.log_mb", 1, 4096},
 };
 
 const range* find_range(std::string_view key) noexcept {
@@ -96,6 +101,7 @@ constexpr names_t<lcore_mode> lcore_mode_names[] = {
     {"run-to-completion", lcore_mode::run_to_completion}, {"pipelined", lcore_mode::pipelined}};
 constexpr names_t<idle_policy> idle_policy_names[] = {
     {"busy", idle_policy::busy}, {"adaptive", idle_policy::adaptive}};
+constexpr names_t<state_mode> state_mode_names[] = {{"sync", state_mode::sync}, {"async", state_mode::async}};
 constexpr names_t<sched_policy> sched_policy_names[] = {{"fifo", sched_policy::fifo}, {"other", sched_policy::other}};
 constexpr names_t<auth_mode> auth_mode_names[] = {{"keyed", auth_mode::keyed}, {"none", auth_mode::none}};
 constexpr std::string_view health_kinds[] = {"script", "interface", "process"};
@@ -421,6 +427,18 @@ void read_health(table_reader& r, health_check_cfg& c) {
     r.uint("fall", c.fall);
 }
 
+void read_state(table_reader& r, state_cfg& c) {
+    r.string("name", c.name, true);
+    r.uint("records", c.records);
+    r.uint("key_max", c.key_max);
+    r.uint("value_max", c.value_max);
+    r.enumeration("mode", c.mode, state_mode_names);
+    r.uint("group", c.group);
+    r.uint("queue", c.queue);
+    r.string("path", c.path);
+    r.uint("log_mb", c.log_mb);
+}
+
 void read_group(table_reader& r, group_cfg& g) {
     r.uint("id", g.id, true);
     r.string("name", g.name);
@@ -454,7 +472,7 @@ template <class Fn> void read_section(const toml::table& root, std::string_view 
 }
 
 constexpr std::string_view sections[] = {"node",     "port",   "addresses", "group", "detect", "garp",   "auth",
-                                         "protocol", "engine", "hooks",     "health", "control"};
+                                         "protocol", "engine", "hooks",     "health", "control", "state"};
 
 void read_config(const toml::table& root, config& c, error_list& e) {
     read_section(root, "node", e, [&](table_reader& r) { read_node(r, c.node); });
@@ -483,6 +501,21 @@ void read_config(const toml::table& root, config& c, error_list& e) {
                 read_health(r, h);
                 r.finish();
                 c.health.push_back(std::move(h));
+            }
+        }
+    }
+
+    if (const toml::node* n = root.get("state")) {
+        const toml::array* a = n->as_array();
+        if (!a || !(a->empty() || a->is_array_of_tables())) {
+            e.add("state", render(*n), "must be an array of tables: one [[state]] block per store");
+        } else {
+            for (std::size_t i = 0; i < a->size(); ++i) {
+                state_cfg st;
+                table_reader r{*a->get(i)->as_table(), "state[" + std::to_string(i) + "]", "state", e};
+                read_state(r, st);
+                r.finish();
+                c.state.push_back(std::move(st));
             }
         }
     }
@@ -951,6 +984,35 @@ std::vector<config_error> validate(const config& c) {
         k.in_range(at + "fall", h.fall, "health.fall");
     }
 
+    // [[state]]
+    if (c.state.size() > max_stores)
+        k.fail("state", std::to_string(c.state.size()) + " stores", "at most " + std::to_string(max_stores) + " [[state]] blocks");
+    for (std::size_t i = 0; i < c.state.size(); ++i) {
+        const auto& st = c.state[i];
+        const std::string at = "state[" + std::to_string(i) + "].";
+        if (!valid_name(st.name))
+            k.fail(at + "name", quote(st.name), "must be 1 to 32 characters from A-Z a-z 0-9 _ . -");
+        for (std::size_t j = 0; j < i; ++j)
+            if (c.state[j].name == st.name && !st.name.empty()) {
+                k.fail(at + "name", quote(st.name), "duplicate: state[" + std::to_string(j) + "] has the same name");
+                break;
+            }
+        k.in_range(at + "records", st.records, "state.records");
+        k.in_range(at + "key_max", st.key_max, "state.key_max");
+        k.in_range(at + "value_max", st.value_max, "state.value_max");
+        if (st.key_max + std::uint64_t{st.value_max} > state_entry_room)
+            k.fail(at + "value_max", std::to_string(st.value_max),
+                   "key_max + value_max must be at most " + std::to_string(state_entry_room) +
+                       " bytes: every record travels in one frame");
+        k.in_range(at + "queue", st.queue, "state.queue");
+        if ((st.queue & (st.queue - 1)) != 0)
+            k.fail(at + "queue", std::to_string(st.queue), "must be a power of two");
+        k.in_range(at + "log_mb", st.log_mb, "state.log_mb");
+        if (st.group != 0 && std::none_of(c.groups.begin(), c.groups.end(), [&](const group_cfg& g) { return g.id == st.group; }))
+            k.fail(at + "group", std::to_string(st.group), "names no group (a [[group]] id, or node.group)");
+        if (!st.path.empty()) k.absolute_path(at + "path", st.path);
+    }
+
     // [control]
     if (!c.control.socket.empty()) {
         k.absolute_path("control.socket", c.control.socket);
@@ -1097,10 +1159,24 @@ reload_plan plan_reload(const config& running, const config& next) {
 
     live("health", to.health, b.health);
 
+    fixed("state", a.state, b.state);
+
     live("control.log_level", to.control.log_level, b.control.log_level);
     fixed("control.socket", a.control.socket, b.control.socket);
     fixed("control.metrics", a.control.metrics, b.control.metrics);
     return r;
+}
+
+std::string state_path(const std::string& node_name, const state_cfg& s) {
+    return s.path.empty() ? "/dev/shm/heartwire-" + node_name + "-" + s.name : s.path;
+}
+
+std::string_view to_string(state_mode m) noexcept {
+    switch (m) {
+    case state_mode::sync: return "sync";
+    case state_mode::async: return "async";
+    }
+    return "?";
 }
 
 std::string_view to_string(address_mode m) noexcept {
