@@ -612,6 +612,26 @@ void control_loop::on_event(const io::control_event& ev) {
             log::write_at(log::level::info, ev.wall_ns, fmt("loop gap: the poll loop woke %u us late", a.arg));
             break;
         }
+        if (a.what == fsm::note::replica_diverged || a.what == fsm::note::replica_in_sync ||
+            a.what == fsm::note::replica_lost_sync) {
+            // The engine's word on a replicated store (issue 10); arg: its index in [[state]].
+            const std::string name = a.arg < c_.state.size() ? c_.state[a.arg].name : std::to_string(a.arg);
+            const std::string text =
+                "state " + name + ": " +
+                (a.what == fsm::note::replica_diverged ? "fault divergence: the monitor's copy differs from the primary's; repairing by a snapshot"
+                 : a.what == fsm::note::replica_in_sync ? std::string("in sync")
+                                                         : std::string("not in sync"));
+            log::write_at(a.what == fsm::note::replica_in_sync ? log::level::info : log::level::warn, ev.wall_ns, text);
+            remember(ev.wall_ns, text);
+            break;
+        }
+        if (a.what == fsm::note::takeover_out_of_sync) {
+            const std::string text = tag + "took over with a replica that was not in sync: writes acknowledged while it was "
+                                           "behind may be missing (" + (a.arg == 1 ? "failure" : "switchover") + ")";
+            log::write_at(log::level::warn, ev.wall_ns, text);
+            remember(ev.wall_ns, text);
+            break;
+        }
         std::string text = tag + s(fsm::to_string(a.what));
         if (a.what == fsm::note::fault_reported || a.what == fsm::note::fault_no_takeover ||
             a.what == fsm::note::fault_takeover_accepted)

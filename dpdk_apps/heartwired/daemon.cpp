@@ -29,6 +29,7 @@
 #include "dpdk/clock.hpp"
 #include "dpdk/eal.hpp"
 #include "dpdk/engine.hpp"
+#include "heartwire/state.hpp"
 #include "heartwire/auth.hpp"
 #include "dpdk/idle_filler.hpp"
 #include "dpdk/port.hpp"
@@ -256,6 +257,7 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra, cons
     const std::unique_ptr<control::guard> guard = start_guard(c);
 
     std::unique_ptr<io::port> port;
+    std::vector<std::unique_ptr<state::region>> regions; // outlive the engine that writes them
     std::unique_ptr<io::engine> engine;
     std::unique_ptr<control_loop> control;
     io::tsc_clock clock;
@@ -286,6 +288,23 @@ int run_daemon(const cfg::config& c, const std::vector<std::string>& extra, cons
         port = std::make_unique<io::port>(po);
         engine = std::make_unique<io::engine>(c, *port, clock);
         if (guard) engine->set_death_notice(guard->notice());
+        // The replicated stores (issue 10): each region made afresh (an older file goes; an
+        // application that still maps it sees client::replaced()), then handed to the engine.
+        for (std::size_t i = 0; i < c.state.size(); ++i) {
+            const auto& sc = c.state[i];
+            state::region_geometry g;
+            g.table = replica::table_geometry::for_records(sc.records, sc.key_max, sc.value_max);
+            g.cells = sc.queue;
+            std::string err;
+            const std::string path = cfg::state_path(c.node.name, sc);
+            auto r = state::region::create(path, g, sc.mode == cfg::state_mode::sync, err);
+            if (!r) throw io::setup_error("state." + sc.name + ": " + err);
+            engine->add_store(i, *r);
+            log::write(log::level::info, "state " + sc.name + ": " + path + " (" + std::to_string(sc.records) + " records, " +
+                                             std::string(cfg::to_string(sc.mode)) + ", " +
+                                             std::to_string(g.bytes() >> 20) + " MiB)");
+            regions.push_back(std::move(r));
+        }
         lock_memory(c);
         if (c.engine.idle_filler) {
             std::vector<unsigned> cpus;

@@ -101,6 +101,44 @@ std::string metrics_text(const status_inputs& in) {
         f.push_back({"heartwire_kernel_address_failures_total", "netlink calls on the kernel's addresses that failed",
                      m::kind::counter, {{{}, static_cast<double>(a.failures)}}, {}});
     }
+    // Replicated stores (issue 10).
+    {
+        auto in_sync = gauge("heartwire_state_in_sync", "1 while the store's copy on the monitor is in sync with the primary's");
+        auto degraded = gauge("heartwire_state_degraded", "1 while the primary completes writes without a monitor's acknowledgement");
+        auto records = gauge("heartwire_state_records", "live records in the store");
+        auto seq = gauge("heartwire_state_seq", "the newest write (primary) or the newest applied (monitor)");
+        auto lag_e = gauge("heartwire_state_lag_entries", "writes the monitor has not acknowledged yet");
+        auto lag_b = gauge("heartwire_state_lag_bytes", "bytes of writes the monitor has not acknowledged yet");
+        auto lag_s = gauge("heartwire_state_lag_seconds", "age of the oldest write the monitor has not acknowledged");
+        auto match = gauge("heartwire_state_last_match_age_seconds", "time since the two copies' digests last agreed");
+        auto div = counter("heartwire_state_divergences_total", "the monitor's copy found to differ (digest or scrub), each repaired by a snapshot");
+        auto snaps = counter("heartwire_state_snapshots_total", "snapshots sent (primary) or received (monitor)");
+        auto retx = counter("heartwire_state_retransmits_total", "replication deltas sent again");
+        auto writes = counter("heartwire_state_writes_total", "application writes the primary applied and logged");
+        auto refused = counter("heartwire_state_refused_total", "application writes refused: this node was not the primary");
+        const std::uint64_t now = in.e.status().now_ns;
+        for (const auto& st : in.e.store_statuses()) {
+            const auto& x = st.h;
+            const m::labels l{{"store", in.c.state[st.index].name}};
+            in_sync.samples.push_back({l, x.in_sync ? 1.0 : 0.0});
+            degraded.samples.push_back({l, x.degraded ? 1.0 : 0.0});
+            records.samples.push_back({l, static_cast<double>(x.records)});
+            seq.samples.push_back({l, static_cast<double>(x.last_seq)});
+            lag_e.samples.push_back({l, static_cast<double>(x.l.entries)});
+            lag_b.samples.push_back({l, static_cast<double>(x.l.bytes)});
+            lag_s.samples.push_back({l, static_cast<double>(x.l.oldest_ns) / 1e9});
+            if (x.last_match_ns != 0 && x.last_match_ns <= now)
+                match.samples.push_back({l, static_cast<double>(now - x.last_match_ns) / 1e9});
+            div.samples.push_back({l, static_cast<double>(x.divergences)});
+            snaps.samples.push_back({l, static_cast<double>(x.sc.snapshots + x.rc.snapshots)});
+            retx.samples.push_back({l, static_cast<double>(x.sc.retransmits)});
+            writes.samples.push_back({l, static_cast<double>(x.sc.writes)});
+            refused.samples.push_back({l, static_cast<double>(x.refused)});
+        }
+        if (!in.c.state.empty())
+            for (auto* x : {&in_sync, &degraded, &records, &seq, &lag_e, &lag_b, &lag_s, &match, &div, &snaps, &retx, &writes, &refused})
+                f.push_back(std::move(*x));
+    }
     auto rtt = m::family{"heartwire_probe_rtt_seconds", "probe round trips the monitor measured", m::kind::histogram, {}, {}};
     rtt.histograms.push_back(log2_histogram(in.e.rtt()));
     f.push_back(std::move(rtt));

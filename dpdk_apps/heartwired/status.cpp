@@ -203,6 +203,21 @@ std::string status_text(const status_inputs& in) {
     o << buf;
     o << "sched     poll lcore " << sched_text(in) << "  yield " << in.c.engine.yield_us << " us every "
       << in.c.engine.yield_period_us << " us  wake latency " << us(in.e.wake_latency_ns()) << " us\n";
+    for (const auto& st : in.e.store_statuses()) {
+        const auto& h = st.h;
+        const std::string& name = in.c.state[st.index].name;
+        std::snprintf(buf, sizeof buf,
+                      "state     %s: %s %s%s  records %llu/%llu  seq %llu  acked %llu  lag %llu (%llu B, %.1f ms)  "
+                      "divergences %llu  snapshots %llu\n",
+                      name.c_str(), std::string(replica::to_string(h.s)).c_str(), h.in_sync ? "in sync" : "NOT in sync",
+                      h.degraded ? " (degraded: writes complete here)" : "", static_cast<unsigned long long>(h.records),
+                      static_cast<unsigned long long>(st.capacity / 2), static_cast<unsigned long long>(h.last_seq),
+                      static_cast<unsigned long long>(h.s == replica::side::leader ? h.acked : h.last_match_seq),
+                      static_cast<unsigned long long>(h.l.entries), static_cast<unsigned long long>(h.l.bytes),
+                      static_cast<double>(h.l.oldest_ns) / 1e6, static_cast<unsigned long long>(h.divergences),
+                      static_cast<unsigned long long>(h.sc.snapshots + h.rc.snapshots));
+        o << buf;
+    }
     gaps_text(o, "loop gaps", in.e.gaps());
     if (in.c.engine.mode == cfg::lcore_mode::pipelined) gaps_text(o, "rx gaps  ", in.e.rx_gaps());
     if (s.groups > 1) {
@@ -301,6 +316,49 @@ std::string status_json(const status_inputs& in) {
         o["kernel_addresses"] = {{"applied", a.applied}, {"repairs", a.repairs}, {"failures", a.failures},
                                  {"stale_removed", a.stale_removed}, {"checks", a.checks}};
     }
+    // Replicated stores (issue 10): where each stands against its peer.
+    auto stores = nlohmann::ordered_json::array();
+    const std::uint64_t now = s.now_ns;
+    for (const auto& st : in.e.store_statuses()) {
+        const auto& x = st.h;
+        const auto& sc = in.c.state[st.index];
+        const auto ago = [&](std::uint64_t t) -> std::int64_t { return t == 0 || t > now ? -1 : static_cast<std::int64_t>((now - t) / 1000); };
+        stores.push_back({{"name", sc.name},
+                          {"group", st.group_id},
+                          {"mode", cfg::to_string(sc.mode)},
+                          {"side", replica::to_string(x.s)},
+                          {"in_sync", x.in_sync},
+                          {"degraded", x.degraded},
+                          {"stream", x.stream},
+                          {"records", x.records},
+                          {"capacity", st.capacity},
+                          {"last_seq", x.last_seq},
+                          {"acked_seq", x.acked},
+                          {"completed_seq", x.completed},
+                          {"last_match_seq", x.last_match_seq},
+                          {"last_match_age_us", ago(x.last_match_ns)},
+                          {"digest", x.digest},
+                          {"lag", {{"entries", x.l.entries}, {"bytes", x.l.bytes}, {"oldest_us", x.l.oldest_ns / 1000}}},
+                          {"rtt_ns", x.rtt_ns},
+                          {"queued", st.queued},
+                          {"refused", x.refused},
+                          {"divergences", x.divergences},
+                          {"scrub_passes", x.scrub_passes},
+                          {"scrub_bad", x.scrub_bad},
+                          {"joined_age_us", ago(x.joined_ns)},
+                          {"sync_reached_age_us", ago(x.sync_reached_ns)},
+                          {"sync_after_us", x.sync_reached_ns >= x.joined_ns && x.sync_reached_ns != 0
+                                                ? static_cast<std::int64_t>((x.sync_reached_ns - x.joined_ns) / 1000)
+                                                : -1},
+                          {"sender", {{"writes", x.sc.writes}, {"frames", x.sc.frames}, {"entries", x.sc.entries_sent},
+                                      {"retransmits", x.sc.retransmits}, {"rto_expiries", x.sc.rto_expiries},
+                                      {"snapshots", x.sc.snapshots}, {"snapshot_records", x.sc.snapshot_records},
+                                      {"acks", x.sc.acks}, {"window_full", x.sc.window_full}}},
+                          {"receiver", {{"frames", x.rc.frames}, {"applied", x.rc.applied}, {"duplicates", x.rc.duplicates},
+                                        {"gaps", x.rc.gaps}, {"bad_frames", x.rc.bad_frames}, {"snapshots", x.rc.snapshots},
+                                        {"snapshot_records", x.rc.snapshot_records}, {"digest_matches", x.rc.digest_matches}}}});
+    }
+    o["state"] = std::move(stores);
     const auto& h = in.e.rtt();
     o["rtt_ns"] = {{"samples", h.samples.get()}, {"p50", h.percentile(50)}, {"p99", h.percentile(99)},
                    {"max", h.max_ns.get()}, {"last", s.last_rtt_ns}};

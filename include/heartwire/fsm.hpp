@@ -151,6 +151,7 @@ enum class refusal : std::uint8_t {
     no_primary = 4,  // the monitor knows no live primary
     faulty = 5,      // this monitor is in fault: it must not take the service
     link_down = 6,
+    out_of_sync = 7, // the monitor's replica of the state store is not in sync (issue 10)
 };
 std::string_view to_string(refusal r) noexcept;
 
@@ -188,6 +189,7 @@ struct event {
     X(run_hook)        /* hook, peer_id */                                                       \
     X(takeover)        /* peer_id, last_answer_ns, decided_ns: detection record */            \
     X(drain)           /* stop taking new work, report when in-flight work is done */          \
+    X(state_frame)     /* hb (payload: a replication frame), peer_id, peer_mac: for the store */\
     X(undrain)         /* a drain was abandoned (switchover timed out): take new work again */ \
     X(notice)          /* something the operator should read: note, arg */
 
@@ -217,7 +219,12 @@ std::string_view to_string(action_kind a) noexcept;
     X(peer_table_full)           /* an authenticated peer found no slot (rate-limited) */        \
     X(fence_abandoned)           /* arg: peer; the fence failed and the peer answers again */    \
     X(fence_failed)              /* arg: peer; retried after a backoff (doubling, up to 64x) */  \
-    X(send_key_changed)          /* arg: key id now used for sending */
+    X(send_key_changed)          /* arg: key id now used for sending */                          \
+    X(takeover_out_of_sync)      /* arg: 1 failure, 2 switchover; the replica was not in sync */ \
+    /* the engine's, about a replicated store (arg: its index in [[state]]) */                   \
+    X(replica_diverged)          /* the follower's copy differed (digest or scrub): a snapshot repairs it */ \
+    X(replica_in_sync)           /* the follower's copy reached sync */                           \
+    X(replica_lost_sync)         /* it left sync (monitor gone, joining, diverged) */
 
 enum class note : std::uint8_t {
 #define HW_X(name) name,
@@ -285,6 +292,8 @@ protected:
     X(notice_takeovers)     /* takeovers decided on an engine-down notice (no window wait) */  \
     X(link_downs)           /* our port lost carrier */                                        \
     X(address_defences)     /* GARPs sent to defend an address another MAC claimed */          \
+    X(takeovers_out_of_sync) /* takeovers by a monitor whose replica was not in sync (issue 10) */\
+    X(state_frames)         /* replication frames handed to the store */                       \
     /* drops, by reason (issue 8): none of these reaches a role rule */                        \
     X(drop_other_group)     /* a heartbeat of another group */                                 \
     X(drop_unauthenticated) /* no valid tag (the engine counts why: bad tag, unknown key) */   \
@@ -392,6 +401,13 @@ struct state {
     std::array<std::uint64_t, probe_memory> probe_sent_ns{};
     // The application was told to drain and not yet to take work again (undrain).
     bool app_drained{};
+    // The replicated store (issue 10), as the engine last said (set_replica): whether this
+    // group carries one, whether its copy is in sync (monitor: its replica; primary: its
+    // follower's), and whether everything written has been acknowledged (a draining
+    // primary says `drained` only then, so its compilation reaches the new primary).
+    bool replica_configured{};
+    bool replica_in_sync{};
+    bool replica_caught_up{true};
     counters c;
 };
 
@@ -427,6 +443,24 @@ void set_keys(state& s, const key_set& accepted, std::uint8_t preferred, std::ui
 // incarnation) stays. No role changes here: a new rank is announced at once and judged by
 // the peers' usual rules; timers that now fall later than their new period are brought in.
 void retune(state& s, const params& np, std::uint64_t now) noexcept;
+
+// The replicated store (issue 10). The engine says after each turn where this group's store
+// stands; the machine puts it in its heartbeats (hb_flag_in_sync), refuses a switchover to
+// a monitor that is not in sync, counts a failure takeover by one, and holds a draining
+// primary's `drained` until its writes are acknowledged (or the drain deadline passes).
+void set_replica(state& s, bool configured, bool in_sync, bool caught_up) noexcept;
+// Whom the store talks to now: a primary (or a draining one) its live monitor; a monitor
+// the primary it watches. `leader` says which side this node is.
+struct replica_peer {
+    bool leader{false};
+    bool follower{false};
+    std::uint32_t id{};
+    mac_addr mac;
+};
+replica_peer replication_peer(const state& s, std::uint64_t now) noexcept;
+// The header of a replication frame from this machine (its group, epoch, flags and the
+// next seq of its replay window).
+wire::hb_msg state_header(state& s, std::uint32_t store, std::uint64_t now) noexcept;
 
 // Announce payload TLVs: type (1), length (1), value.
 inline constexpr std::uint8_t tlv_accepted_keys = 1; // 32 bytes: the key_set, bit i = id i

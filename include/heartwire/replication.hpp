@@ -114,6 +114,9 @@ public:
     void poll(std::uint64_t now, const emit_fn& emit);
     // Every follower gone (the monitor left): nothing is sent until one acks again.
     void reset_follower();
+    // A new stream (this node became primary again): from the table's seq, no follower,
+    // the log empty. Allocates nothing (the buffers stay); counters carry on.
+    void restart(std::uint64_t stream);
 
     std::uint64_t last_seq() const noexcept { return next_ - 1; }
     std::uint64_t acked() const noexcept { return acked_; } // synchronous writes up to it are complete
@@ -178,6 +181,9 @@ public:
     // A local self-check (table::scrub) found records that do not match their hashes: the
     // copy has diverged; a snapshot repairs it.
     void mark_diverged(std::uint64_t bad);
+    // Following again (another primary, or this node stopped leading): it holds nothing of
+    // any stream, so the next primary sends a snapshot. Counters carry on.
+    void reset();
     // The last frame is this long ago: the stream is idle or lost (status).
     std::uint64_t last_frame_ns() const noexcept { return last_ns_; }
     bool in_sync() const noexcept { return stream_ != 0 && !snapshot_ && !diverged_ && !want_snapshot_; }

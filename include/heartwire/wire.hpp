@@ -188,7 +188,8 @@ inline constexpr std::size_t hb_bundle_entry_max_payload = 64;
     X(fault_answer, 9)   /* monitor -> primary: can take over? flags carry the answer */          \
     X(release, 10)       /* a node gives up the address it holds (clean shutdown) */              \
     X(engine_down, 11)   /* sent by the node's guard when its engine died (seed 003 claims 14-15) */ \
-    X(bundle, 12)        /* many groups: one turn's probes, acks and announces to one peer */
+    X(bundle, 12)        /* many groups: one turn's probes, acks and announces to one peer */       \
+    X(state, 13)         /* replicated store (issue 10): payload = a replication frame, ack_seq = the store's index */
 
 enum class hb_type : std::uint8_t {
 #define HW_X(name, val) name = val,

@@ -1,4 +1,5 @@
 #include "fsm_detail.hpp"
+#include "heartwire/replication.hpp"
 
 #include <algorithm>
 
@@ -92,6 +93,36 @@ void on_command(state& s, const event& ev, std::uint64_t now, action_sink& out) 
     }
 }
 
+// Replication (issue 10): its frames pass the group's admission (tag, replay window,
+// incarnation, node binding) like any heartbeat, then go to the engine's store only from
+// the peer whose role may send them: deltas and snapshots from the primary this monitor
+// watches, acknowledgements to a primary from the monitor it hears. Anything else is a
+// role violation, counted; none of it moves a role.
+void state_frame(state& s, const wire::frame& f, const peer* pr, action_sink& out) noexcept {
+    const auto& m = f.hb;
+    const role sender = static_cast<role>(m.role);
+    const auto kind = m.payload.empty() ? 0 : std::to_integer<std::uint8_t>(m.payload[0]);
+    bool ok = false;
+    if (kind == static_cast<std::uint8_t>(replica::frame_type::data) || kind == static_cast<std::uint8_t>(replica::frame_type::snapshot)) {
+        ok = s.r == role::monitor && (sender == role::primary || sender == role::draining) && is_watched_primary(s, f, pr) &&
+             m.epoch >= s.epoch;
+    } else if (kind == static_cast<std::uint8_t>(replica::frame_type::ack)) {
+        ok = (s.r == role::primary || s.r == role::draining) && s.holds[idx(address_id::primary)] && sender == role::monitor && pr &&
+             (pr->flags & wire::hb_flag_holds_monitor) && (s.heard_monitor_id == 0 || s.heard_monitor_id == m.node_id);
+    }
+    if (!ok) {
+        ++s.c.drop_role;
+        return;
+    }
+    ++s.c.state_frames;
+    action a;
+    a.kind = action_kind::state_frame;
+    a.hb = m;
+    a.peer_id = m.node_id;
+    a.peer_mac = f.eth.src;
+    out.emit(a);
+}
+
 void on_heartbeat(state& s, const wire::frame& f, std::uint64_t now, action_sink& out) noexcept {
     admitted a;
     if (!admit(s, f, now, out, a)) return;
@@ -103,6 +134,10 @@ void on_heartbeat(state& s, const wire::frame& f, std::uint64_t now, action_sink
         return;
     }
     discovery_evidence(s, f, a.p, now);
+    if (f.hb.type == hb_type::state) {
+        state_frame(s, f, a.p, out);
+        return;
+    }
     watch_frame(s, f, a, now, out);
     switchover_frame(s, f, a.p, now, out);
     fault_frame(s, f, a.p, now, out);
@@ -132,6 +167,37 @@ void init(state& s, const params& p) noexcept {
     dp.align = p.align_probes;
     s.det.configure(dp);
     s.icmp_id = static_cast<std::uint16_t>(0x4857 ^ p.node_id);
+}
+
+void set_replica(state& s, bool configured, bool in_sync, bool caught_up) noexcept {
+    s.replica_configured = configured;
+    s.replica_in_sync = in_sync;
+    s.replica_caught_up = !configured || caught_up;
+}
+
+replica_peer replication_peer(const state& s, std::uint64_t now) noexcept {
+    replica_peer rp;
+    if ((s.r == role::primary || s.r == role::draining) && s.holds[idx(address_id::primary)]) {
+        rp.leader = true;
+        if (const peer* m = live_monitor(s, now)) {
+            rp.follower = true;
+            rp.id = m->id;
+            rp.mac = m->mac;
+        }
+    } else if (s.r == role::monitor && s.watched_id != 0) {
+        if (const peer* p = watched_primary(s); p && alive(s, *p, now)) {
+            rp.follower = true;
+            rp.id = p->id;
+            rp.mac = p->mac;
+        }
+    }
+    return rp;
+}
+
+wire::hb_msg state_header(state& s, std::uint32_t store, std::uint64_t now) noexcept {
+    auto m = make_hb(s, hb_type::state, now);
+    m.ack_seq = store;
+    return m;
 }
 
 void set_keys(state& s, const key_set& accepted, std::uint8_t preferred, std::uint64_t now, action_sink& out) noexcept {

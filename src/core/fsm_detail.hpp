@@ -18,6 +18,9 @@ constexpr std::size_t idx(address_id a) noexcept { return static_cast<std::size_
 constexpr std::uint64_t sat_inc(std::uint64_t e) noexcept { return e == ~std::uint64_t{0} ? e : e + 1; }
 
 // ---- fsm_roles.cpp
+// The store (issue 10) lets this node take the service without losing state: none is
+// configured, or its copy is in sync.
+constexpr bool replica_ok(const state& s) noexcept { return !s.replica_configured || s.replica_in_sync; }
 std::uint16_t my_flags(const state& s) noexcept;
 wire::hb_msg make_hb(state& s, wire::hb_type t, std::uint64_t now) noexcept;
 void send_hb(action_sink& out, const mac_addr& dst, const wire::hb_msg& m) noexcept;

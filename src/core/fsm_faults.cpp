@@ -116,9 +116,11 @@ void fault_frame(state& s, const wire::frame& f, const peer* pr, std::uint64_t n
             ++s.c.drop_role;
             break;
         }
-        const bool can = s.fault == fault_kind::none && !s.fence_pending;
+        // Seed 004: a monitor whose replica is not in sync answers no for now; the answer
+        // lacks hb_flag_in_sync, and the primary asks again until it is.
+        const bool can = s.fault == fault_kind::none && !s.fence_pending && replica_ok(s);
         auto a = make_hb(s, hb_type::fault_answer, now);
-        if (can) a.flags |= wire::hb_flag_can_take_over | wire::hb_flag_in_sync;
+        if (can) a.flags |= wire::hb_flag_can_take_over;
         a.ack_seq = m.ack_seq;
         send_hb(out, f.eth.src, a);
         if (can && !s.switchover_pending) begin_switchover(s, now, out);
@@ -131,6 +133,10 @@ void fault_frame(state& s, const wire::frame& f, const peer* pr, std::uint64_t n
             ++s.c.drop_role;
             break;
         }
+        // A monitor still catching up (no in-sync flag) is asked again at the next announce.
+        if ((m.flags & wire::hb_flag_can_take_over) == 0 && (m.flags & wire::hb_flag_in_sync) == 0 && pr->r == role::monitor &&
+            s.replica_configured)
+            break;
         s.fault_answered = true;
         s.fault_can_take_over = (m.flags & wire::hb_flag_can_take_over) != 0;
         // Seed 003 claim 12: no healthy peer -> the faulty primary keeps serving and says so.

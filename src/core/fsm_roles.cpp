@@ -144,6 +144,10 @@ std::uint16_t my_flags(const state& s) noexcept {
     if (s.holds[1]) f |= wire::hb_flag_holds_monitor;
     if (s.fault != fault_kind::none) f |= wire::hb_flag_fault;
     if (s.r == role::primary && !s.monitor_alive && s.heard_monitor_id != 0) f |= wire::hb_flag_monitor_missing;
+    // Seed 004: a node says whether its copy of the application's state is in sync (a
+    // monitor: its replica; a primary: its follower's). Without a store there is nothing
+    // to be out of sync with.
+    if ((s.r == role::monitor || s.r == role::primary || s.r == role::draining) && replica_ok(s)) f |= wire::hb_flag_in_sync;
     return f;
 }
 

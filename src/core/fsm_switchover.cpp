@@ -24,6 +24,8 @@ std::string_view to_string(refusal r) noexcept {
         return "this node is in fault";
     case refusal::link_down:
         return "the port has no link";
+    case refusal::out_of_sync:
+        return "the monitor's replica of the state store is not in sync";
     }
     return "unknown";
 }
@@ -72,6 +74,8 @@ void switchover_command(state& s, std::uint64_t now, action_sink& out) noexcept 
     } else if (s.r == role::primary) {
         const peer* mon = live_monitor(s, now);
         if (!mon) return refuse(out, refusal::no_monitor);
+        // Seed 004: only a monitor whose replica is in sync may take the service by hand.
+        if (s.replica_configured && (mon->flags & wire::hb_flag_in_sync) == 0) return refuse(out, refusal::out_of_sync);
         send_hb(out, mon->mac, make_hb(s, hb_type::takeover_req, now));
         notice(out, note::switchover_started, mon->id);
     } else if (s.r == role::draining) {
@@ -86,6 +90,7 @@ void switchover_command(state& s, std::uint64_t now, action_sink& out) noexcept 
 void begin_switchover(state& s, std::uint64_t now, action_sink& out) noexcept {
     const peer* p = watched_primary(s);
     if (!p || !alive(s, *p, now)) return refuse(out, refusal::no_primary);
+    if (!replica_ok(s)) return refuse(out, refusal::out_of_sync); // seed 004: it would lose state
     s.switchover_pending = true;
     s.switchover_deadline_ns = now + s.p.drain_timeout_ns + s.p.peer_timeout_ns;
     send_hb(out, p->mac, make_hb(s, hb_type::shutdown_req, now));
@@ -102,13 +107,14 @@ void tick_switchover(state& s, std::uint64_t now, action_sink& out) noexcept {
         // delay, through the same lossless switchover an operator would use.
         const peer* pr = watched_primary(s);
         if (s.p.preempt && !s.switchover_pending && !s.fence_pending && pr && alive(s, *pr, now) && s.det.armed() &&
-            s.fault == fault_kind::none && s.p.priority > pr->priority && now - s.role_since_ns >= s.p.preempt_delay_ns) {
+            s.fault == fault_kind::none && replica_ok(s) && s.p.priority > pr->priority && now - s.role_since_ns >= s.p.preempt_delay_ns) {
             notice(out, note::preempting, pr->id);
             begin_switchover(s, now, out);
         }
     } else if (s.r == role::draining) {
-        // Drained (the application said so) or out of time: hand over, with the compilation.
-        if (s.drained_sent_ns == 0 && (s.drain_done || now >= s.drain_deadline_ns)) {
+        // Drained (the application said so) and every write acknowledged by the monitor (the
+        // compilation goes through the store: issue 10), or out of time: hand over.
+        if (s.drained_sent_ns == 0 && ((s.drain_done && s.replica_caught_up) || now >= s.drain_deadline_ns)) {
             send_drained(s, now, out);
         } else if (s.drained_sent_ns != 0 && now - s.drained_sent_ns > s.p.peer_timeout_ns + s.p.announce_interval_ns) {
             // Nobody took over: keep serving rather than leave the address orphaned, and
@@ -169,6 +175,10 @@ void switchover_frame(state& s, const wire::frame& f, const peer* pr, std::uint6
         }
         s.last_inflight_reported = m.ack_seq;
         notice(out, note::handover_inflight, static_cast<std::uint32_t>(m.ack_seq));
+        if (!replica_ok(s)) {
+            ++s.c.takeovers_out_of_sync; // lost sync after the request: the old primary is leaving anyway
+            notice(out, note::takeover_out_of_sync, 2);
+        }
         take_over(s, now, out, takeover_cause::switchover);
         break;
     default:

@@ -134,6 +134,12 @@ void take_over(state& s, std::uint64_t now, action_sink& out, takeover_cause why
     }
     s.failed_seen_alive = false;
     ++s.c.takeovers;
+    if (failed && !replica_ok(s)) {
+        // Seed 004: the primary is gone and this copy is behind or damaged; taking over is
+        // still better than no service, but the operator must know what may be missing.
+        ++s.c.takeovers_out_of_sync;
+        notice(out, note::takeover_out_of_sync, 1);
+    }
     s.epoch = sat_inc(s.epoch);
     claim(s, address_id::primary, now, out);
     // Seed 001 claim 1 / 002 [0028]: the monitor address is released for the next standby

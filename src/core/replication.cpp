@@ -116,10 +116,23 @@ sender::sender(table& t, const sender_params& p, std::uint64_t stream) : t_(t), 
     cum_.resize(p_.log_entries);
     frame_.resize(p_.frame_budget);
     chunk_slot_.resize(chunk_memory);
+    restart(stream);
+}
+
+void sender::restart(std::uint64_t stream) {
+    stream_ = stream;
     rto_ns_ = p_.rto_min_ns;
     // The stream starts where the table is (a new primary carries on from its replica).
     next_ = oldest_ = t_.state().applied_seq + 1;
     acked_ = sent_ = next_ - 1;
+    write_pos_ = 0;
+    total_bytes_ = cum_before_oldest_ = 0;
+    joined_ = diverged_ = snapshot_ = snap_unacked_ = false;
+    snap_base_ = 0;
+    snap_slot_ = snap_chunk_ = 0;
+    last_progress_ns_ = srtt_ns_ = sent_at_ns_ = snap_done_ns_ = 0;
+    last_rewind_ = ~0ull;
+    rewind_ns_ = 0;
 }
 
 std::uint64_t sender::log_append(std::uint8_t op, std::string_view key, std::span<const std::byte> value, std::uint64_t now) {
@@ -386,6 +399,14 @@ void receiver::poll(std::uint64_t now, std::uint64_t idle_ns, const sender::emit
     if (now - std::max(last_ns_, last_ack_ns_) < idle_ns && last_ack_ns_ != 0) return;
     last_ack_ns_ = now;
     ack(emit);
+}
+
+void receiver::reset() {
+    stream_ = 0;
+    applied_ = 0;
+    snapshot_ = want_snapshot_ = diverged_ = false;
+    snap_base_ = next_chunk_ = compare_from_ = 0;
+    last_ns_ = last_match_seq_ = last_ack_ns_ = 0;
 }
 
 void receiver::mark_diverged(std::uint64_t bad) {

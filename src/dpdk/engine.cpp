@@ -22,6 +22,7 @@
 #include "dpdk/eal.hpp"
 #include "dpdk/port.hpp"
 #include "heartwire/auth.hpp"
+#include "heartwire/state.hpp"
 #include "heartwire/turn.hpp"
 
 namespace heartwire::io {
@@ -92,6 +93,18 @@ std::uint64_t rtt_histogram::percentile(double p) const noexcept {
 
 // Carries out the machine's actions: frames are encoded straight into mbufs and batched for
 // one tx_burst; slow actions go to the control ring.
+// A replicated store (issue 10) and what the engine remembers of it between turns.
+struct engine::store_slot {
+    std::size_t index;
+    std::size_t group; // its machine in m_
+    state::region* region;
+    replica::host host;
+    std::uint64_t seen_divergences{0};
+    bool was_in_sync{false};
+    store_slot(std::size_t i, std::size_t g, state::region& r, const replica::host_params& p)
+        : index(i), group(g), region(&r), host(r.table(), p) {}
+};
+
 class tx_sink final : public fsm::action_sink {
 public:
     tx_sink(engine& e, lcore_counters& c) : e_(e), c_(c) {}
@@ -169,6 +182,9 @@ public:
             put([&](std::span<std::byte> b) { return wire::encode_icmp6_echo(cur_->eth.src, me, m, b); });
             return;
         }
+        case action_kind::state_frame:
+            e_.state_in(group_, a, now_, *this);
+            return;
         case action_kind::claim_address:
         case action_kind::release_address:
         case action_kind::role_changed:
@@ -222,6 +238,19 @@ public:
     }
 
     bool pending() const noexcept { return n_ != 0 || held_ != 0 || nb_ != 0; }
+
+    // A replication frame of group `g`'s store (issue 10): signed, tagged and queued like
+    // any heartbeat, in order with them.
+    void state_frame(std::size_t g, const mac_addr& dst, const wire::hb_msg& m) noexcept {
+        const std::size_t was = group_;
+        group_ = g;
+        put([&](std::span<std::byte> b) {
+            return signed_frame(b, [&](const wire::hb_msg& h, std::span<std::byte> out) {
+                return wire::encode_heartbeat(dst, e_.port_.mac(), h, out);
+            }, m);
+        });
+        group_ = was;
+    }
 
     // A new turn of the role loop: its first announcement is sent at once again.
     void new_turn() noexcept { announced_ = false; }
@@ -582,6 +611,7 @@ void engine::publish(std::uint64_t now) noexcept {
     k.preempt = f.p.preempt;
     k.reloads = role_params_ ? role_params_->gen : 0;
     if (whole && m_.size() > 1) publish_groups();
+    publish_stores(now);
     snap_seq_.store(seq + 2, std::memory_order_release);
     next_publish_ns_ = now + publish_period_ns;
 }
@@ -817,6 +847,7 @@ void engine::role_turn(const fsm::event& tick, std::uint64_t now, tx_sink& tx) n
             set_wake(g);
         }
     }
+    run_stores(now, tx);
     tx.flush();
     refresh_notice();
     if (now >= next_publish_ns_) publish(now);
@@ -1028,6 +1059,10 @@ int engine::role_loop(Pull&& pull) noexcept {
         wake_latency_ns_.store(role_idle_.latency_ns(), std::memory_order_relaxed);
     }
     machine_event(fsm::event_kind::shutdown, tx);
+    for (auto& sp : stores_) { // applications see that nobody serves the store any more
+        sp->region->header().role.store(static_cast<std::uint32_t>(role::init), std::memory_order_relaxed);
+        sp->region->header().in_sync.store(0, std::memory_order_release);
+    }
     tx.drain();
     drop_sched();
     if (notice_) {
@@ -1211,6 +1246,150 @@ void engine::stop_embedded() noexcept {
         notice_->disarm();
     }
     role_done_.store(true, std::memory_order_release);
+}
+
+
+// ------------------------------------------------------------------ replicated stores (issue 10)
+
+namespace {
+
+// A primary's stream id: its boot, its node and the epoch it claimed (a new one at every
+// takeover, so a follower always knows a snapshot is due). Never 0 (a follower that holds
+// nothing says 0).
+std::uint64_t stream_id(const fsm::state& m) noexcept {
+    std::uint64_t z = m.p.incarnation ^ (m.epoch * 0x9E3779B97F4A7C15ull) ^ (std::uint64_t{m.p.node_id} << 32);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (z ^ (z >> 31)) | 1;
+}
+
+constexpr std::size_t store_drain_per_turn = 512; // writes taken from a region's queue in one turn
+
+} // namespace
+
+void engine::add_store(std::size_t index, state::region& r) {
+    const cfg::state_cfg& sc = cfg_.state[index];
+    std::size_t g = sc.group == 0 ? 0 : group_of_id(sc.group);
+    if (g == static_cast<std::size_t>(-1)) g = 0; // validate() refuses such a config
+    replica::host_params hp;
+    hp.sync = sc.mode == cfg::state_mode::sync;
+    hp.sender.log_bytes = std::size_t{sc.log_mb} << 20;
+    hp.sender.log_entries = std::bit_ceil<std::uint32_t>(
+        static_cast<std::uint32_t>(std::clamp<std::size_t>(hp.sender.log_bytes / 48, 4096, std::size_t{1} << 22)));
+    hp.sender.frame_budget = wire::hb_max_payload;
+    // A round trip here is tens of microseconds: resend after 4 of them, never sooner than
+    // a loop gap the poll core may take (the duty cycle's yield).
+    hp.sender.rto_min_ns = std::max<std::uint64_t>(200'000, std::uint64_t{cfg_.engine.yield_us} * 4000);
+    stores_.push_back(std::make_unique<store_slot>(index, g, r, hp));
+    ssnap_ = std::make_unique<store_status[]>(stores_.size());
+    fsm::set_replica(m_[g], true, false, true);
+    if (!state_emit_)
+        state_emit_ = [this](std::span<const std::byte> p) {
+            wire::hb_msg h = fsm::state_header(m_[emit_store_->group], static_cast<std::uint32_t>(emit_store_->index), emit_now_);
+            h.payload = p;
+            emit_tx_->state_frame(emit_store_->group, emit_dst_, h);
+        };
+}
+
+// A replication frame the machine let through (its role checks passed): to the store it
+// names, answered to the peer that sent it.
+void engine::state_in(std::size_t g, const fsm::action& a, std::uint64_t now, tx_sink& tx) noexcept {
+    for (auto& sp : stores_) {
+        store_slot& s = *sp;
+        if (s.group != g || s.index != a.hb.ack_seq) continue;
+        emit_tx_ = &tx;
+        emit_store_ = &s;
+        emit_dst_ = a.peer_mac;
+        emit_now_ = now;
+        s.host.on_frame(a.hb.payload, now, state_emit_);
+        return;
+    }
+    role_c_.state_unknown_store.add();
+}
+
+// Every turn, after the machines: each store follows its group's role, takes the
+// application's writes (primary) or refuses them, sends what is due, and says in its
+// region's header and to the machine where it stands.
+void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
+    if (stores_.empty()) return;
+    for (auto& sp : stores_) {
+        fsm::state& m = m_[sp->group];
+        m.replica_in_sync = true;
+        m.replica_caught_up = true;
+    }
+    for (auto& sp : stores_) {
+        store_slot& s = *sp;
+        fsm::state& m = m_[s.group];
+        const fsm::replica_peer rp = fsm::replication_peer(m, now);
+        if (rp.leader) s.host.lead(stream_id(m), now);
+        else if (m.r == role::monitor) s.host.follow(now);
+        else s.host.stand_by();
+        const std::size_t took = s.region->drain(store_drain_per_turn, [&](std::uint8_t op, std::string_view k, std::span<const std::byte> v) {
+            return s.host.write(op, k, v, now);
+        });
+        if (took != 0) role_c_.state_writes.add(took);
+        emit_tx_ = &tx;
+        emit_store_ = &s;
+        emit_dst_ = rp.mac;
+        emit_now_ = now;
+        tx.begin(nullptr, now, s.group);
+        s.host.poll(now, rp.follower, state_emit_);
+        state::region_header& h = s.region->header();
+        h.applied_seq.store(s.region->table().state().applied_seq, std::memory_order_release);
+        h.replicated_seq.store(s.host.completed(), std::memory_order_release);
+        h.role.store(static_cast<std::uint32_t>(m.r), std::memory_order_relaxed);
+        const bool sync = s.host.in_sync();
+        h.in_sync.store(sync ? 1 : 0, std::memory_order_release);
+        const bool queue_empty = h.dequeue_pos.load(std::memory_order_relaxed) == h.enqueue_pos.load(std::memory_order_relaxed);
+        fsm::set_replica(m, true, m.replica_in_sync && sync, m.replica_caught_up && s.host.caught_up() && queue_empty);
+        // What the operator reads in the log: a divergence, and sync reached or lost.
+        const auto note_it = [&](fsm::note n) {
+            fsm::action a;
+            a.kind = fsm::action_kind::notice;
+            a.what = n;
+            a.arg = static_cast<std::uint32_t>(s.index);
+            tx.begin(nullptr, now, s.group);
+            tx.emit(a);
+        };
+        if (const std::uint64_t d = s.host.divergences(); d != s.seen_divergences) {
+            s.seen_divergences = d;
+            note_it(fsm::note::replica_diverged);
+        }
+        if (sync != s.was_in_sync && s.host.current() != replica::side::none) {
+            note_it(sync ? fsm::note::replica_in_sync : fsm::note::replica_lost_sync);
+        }
+        s.was_in_sync = sync;
+    }
+}
+
+// Inside publish()'s sequence.
+void engine::publish_stores(std::uint64_t now) noexcept {
+    for (std::size_t i = 0; i < stores_.size(); ++i) {
+        const store_slot& s = *stores_[i];
+        store_status& o = ssnap_[i];
+        o.index = static_cast<std::uint32_t>(s.index);
+        o.group_id = m_[s.group].p.group;
+        o.capacity = s.region->table().geometry().capacity;
+        const auto& h = s.region->header();
+        o.queued = h.enqueue_pos.load(std::memory_order_relaxed) - h.dequeue_pos.load(std::memory_order_relaxed);
+        o.h = s.host.status(now);
+    }
+}
+
+std::vector<store_status> engine::store_statuses() const {
+    std::vector<store_status> out(stores_.size());
+    if (out.empty()) return out;
+    for (;;) {
+        const std::uint32_t a = snap_seq_.load(std::memory_order_acquire);
+        if (a & 1u) {
+            rte_pause();
+            continue;
+        }
+        std::memcpy(static_cast<void*>(out.data()), ssnap_.get(), sizeof(store_status) * out.size());
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (snap_seq_.load(std::memory_order_relaxed) == a) break;
+    }
+    return out;
 }
 
 } // namespace heartwire::io

@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 
@@ -16,9 +17,13 @@
 #include "heartwire/engine_link.hpp"
 #include "heartwire/idle.hpp"
 #include "heartwire/fsm.hpp"
+#include "heartwire/replica_host.hpp"
 #include "heartwire/wire.hpp"
 
 struct rte_ring;
+namespace heartwire::state {
+class region;
+}
 struct rte_mbuf;
 
 namespace heartwire::auth {
@@ -57,6 +62,8 @@ struct counter {
     X(rx_other_vlan)      /* a frame of another VLAN than port.vlan (or untagged when tagged) */ \
     X(rx_bundled)         /* heartbeats that arrived in bundles (many groups), each counted */   \
     X(tx_bundled)         /* heartbeats sent in bundles, each counted (tx_packets: frames) */    \
+    X(state_writes)       /* application writes taken from the stores' queues */                \
+    X(state_unknown_store) /* replication frames naming a store this node does not have */       \
     X(loop_gap_max_ns)    /* the latest such wake */
 
 struct alignas(64) lcore_counters {
@@ -161,6 +168,16 @@ struct status_snapshot {
     running_knobs knobs;
 };
 
+// One replicated store (issue 10) as status shows it: published by the role lcore with the
+// rest of the snapshot.
+struct store_status {
+    std::uint32_t index{};
+    std::uint32_t group_id{};
+    std::uint64_t capacity{};
+    std::uint64_t queued{};       // writes waiting in the region's queue
+    replica::host_status h;
+};
+
 class engine final : public engine_link {
 public:
     engine(const cfg::config& c, port& p, tsc_clock& clk);
@@ -194,6 +211,11 @@ public:
     std::uint64_t wake_latency_ns() const noexcept { return wake_latency_ns_.load(std::memory_order_relaxed); }
     // The guard's page (may be null: no notice). Set before the loops start.
     void set_death_notice(death_notice* n) noexcept { notice_ = n; }
+    // Before the loop starts: the region of store `index` (cfg.state[index]), which the
+    // caller created and keeps mapped for the engine's lifetime. The engine drains its
+    // queue, replicates and applies, and publishes seqs, role and sync in its header.
+    void add_store(std::size_t index, state::region& r);
+    std::vector<store_status> store_statuses() const;
     // Keyed mode: the keys to use from the next turn on (before run: from the start). The
     // bundle must outlive its use: free it only once keys_taken(a later gen) is true.
     void offer_keys(key_bundle* b) noexcept { offered_.store(b, std::memory_order_release); }
@@ -245,6 +267,10 @@ private:
     void take_params(std::uint64_t now) noexcept;
     bool authenticate(wire::frame& f, auth::keyring* ring, lcore_counters& c) noexcept;
     void sign(std::span<std::byte> frame_bytes) noexcept;
+    struct store_slot;
+    void run_stores(std::uint64_t now, class tx_sink& tx) noexcept;
+    void state_in(std::size_t g, const fsm::action& a, std::uint64_t now, class tx_sink& tx) noexcept;
+    void publish_stores(std::uint64_t now) noexcept;
     std::uint8_t signing_key() const noexcept; // the key id role_keys_->tx signs with (0: none yet)
 
     const cfg::config& cfg_;
@@ -307,6 +333,16 @@ private:
     std::atomic<params_bundle*> offered_params_{nullptr};
     params_bundle* role_params_{nullptr};
     std::atomic<std::uint64_t> params_gen_{0};
+
+    // Replicated stores: their hosts, the frame being emitted for one (the host's emit
+    // callback is built once and reads these), and their published status.
+    std::vector<std::unique_ptr<store_slot>> stores_;
+    std::unique_ptr<store_status[]> ssnap_;
+    std::function<void(std::span<const std::byte>)> state_emit_;
+    class tx_sink* emit_tx_{nullptr};
+    store_slot* emit_store_{nullptr};
+    mac_addr emit_dst_;
+    std::uint64_t emit_now_{0};
 
     alignas(64) std::atomic<std::uint32_t> snap_seq_{0};
     status_snapshot snap_{};

@@ -1,0 +1,151 @@
+// The replicated state store (issue 10) end to end: real daemons on af_xdp vdevs in
+// namespaces, an application writing through the shared-memory client library on the host
+// (the regions live in /dev/shm, which the namespaces share), the primary SIGKILLed while
+// it writes. After each takeover every write the application saw complete must be in the
+// new primary's copy.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster.hpp"
+#include "heartwire/state.hpp"
+
+using namespace std::chrono_literals;
+using namespace heartwire::e2e;
+namespace st = heartwire::state;
+
+namespace {
+
+std::string region_path(const std::string& node) { return "/dev/shm/hw-e2e-" + std::to_string(getpid()) + "-" + node + "-app"; }
+
+std::string store_toml(const std::string& node, const std::string& mode, std::uint32_t records) {
+    return "[[state]]\nname = \"app\"\nrecords = " + std::to_string(records) + "\nkey_max = 16\nvalue_max = 16\nmode = \"" + mode +
+           "\"\npath = \"" + region_path(node) + "\"\n";
+}
+
+std::string key_of(std::uint64_t i) {
+    char b[24];
+    std::snprintf(b, sizeof b, "k%llu", static_cast<unsigned long long>(i));
+    return b;
+}
+
+std::span<const std::byte> as_bytes(const std::string& s) { return {reinterpret_cast<const std::byte*>(s.data()), s.size()}; }
+
+// A node's store as its status JSON says (the first store's fields, flat scan).
+bool store_in_sync(cluster& c, const std::string& node) {
+    const auto s = c.status(node);
+    if (!s) return false;
+    const auto at = s->find("\"state\":[{");
+    return at != std::string::npos && json_value(s->substr(at), "in_sync") == "true";
+}
+
+struct writer {
+    std::atomic<bool> stop{false};
+    std::vector<std::uint64_t> acked;   // keys whose write completed (the writer's thread only while it runs)
+    std::atomic<std::size_t> count{0};
+    std::atomic<std::uint64_t> failed{0};
+    // Writes k<next>, k<next+1>, ... until told to stop or a write fails (the primary died).
+    void run(const std::string& path, std::uint64_t& next) {
+        std::string err;
+        auto c = st::client::open(path, err);
+        if (!c) return;
+        while (!stop.load(std::memory_order_relaxed)) {
+            const std::string k = key_of(next), v = "v" + std::to_string(next);
+            const std::uint64_t t = c->put(k, as_bytes(v));
+            if (t == 0 || !c->wait(t, 300ms)) {
+                ++failed;
+                return;
+            }
+            acked.push_back(next++);
+            count.store(acked.size(), std::memory_order_relaxed);
+        }
+    }
+};
+
+// Every acknowledged key, read from the region at `path`: how many are missing.
+std::size_t missing_in(const std::string& path, const std::vector<std::uint64_t>& keys, std::string& first) {
+    std::string err;
+    auto c = st::client::open(path, err);
+    if (!c) {
+        first = err;
+        return keys.size();
+    }
+    std::size_t miss = 0;
+    std::byte buf[32];
+    for (const std::uint64_t k : keys) {
+        const long n = c->get(key_of(k), buf);
+        const std::string want = "v" + std::to_string(k);
+        if (n != static_cast<long>(want.size()) || std::memcmp(buf, want.data(), want.size()) != 0) {
+            if (miss++ == 0) first = key_of(k);
+        }
+    }
+    return miss;
+}
+
+struct store_pair {
+    cluster c{{"a", "b"}};
+    explicit store_pair(const std::string& mode, std::uint32_t records = 131072) {
+        for (const char* n : {"a", "b"}) {
+            node_options o;
+            o.extra_toml = store_toml(n, mode, records);
+            c.write_config(n, n[0] == 'a' ? 1 : 2, o);
+        }
+    }
+    ~store_pair() {
+        for (const char* n : {"a", "b"}) ::unlink(region_path(n).c_str());
+    }
+};
+
+} // namespace
+
+// Issue 10 acceptance: 100,000 acknowledged synchronous writes while the primary is
+// SIGKILLed three times; after each takeover every one of them is on the new primary.
+TEST(State, SyncWritesSurviveSigkillTakeovers) {
+    store_pair p("sync");
+    cluster& c = p.c;
+    ASSERT_NO_FATAL_FAILURE(form_pair(c));
+    writer w;
+    std::uint64_t next = 0;
+    std::string primary = "a", monitor = "b";
+    constexpr int kills = 3;
+    constexpr std::uint64_t total = 100'000;
+    for (int round = 0; round < kills; ++round) {
+        ASSERT_TRUE(wait_until([&] { return store_in_sync(c, primary) && store_in_sync(c, monitor); }, 30s))
+            << "round " << round << ": the monitor's replica never reached sync\n" << c.logs();
+        // Write a share of the total, then go on writing while the primary is killed.
+        const std::uint64_t share = total / kills + 1;
+        const std::uint64_t until = w.acked.size() + share;
+        w.failed = 0;
+        std::thread t([&] { w.run(region_path(primary), next); });
+        const auto give_up = std::chrono::steady_clock::now() + 120s;
+        while (w.count.load() < until && w.failed.load() == 0 && std::chrono::steady_clock::now() < give_up)
+            std::this_thread::sleep_for(5ms);
+        ASSERT_EQ(w.failed.load(), 0u) << "a write failed before the kill\n" << c.logs();
+        c.stop(primary, SIGKILL);
+        t.join();
+        ASSERT_TRUE(c.wait_role(monitor, "primary")) << c.logs();
+        std::string first;
+        const std::size_t miss = missing_in(region_path(monitor), w.acked, first);
+        std::printf("[ state    ] round %d: %zu acknowledged writes so far, %zu missing on the new primary %s\n", round + 1,
+                    w.acked.size(), miss, monitor.c_str());
+        EXPECT_EQ(miss, 0u) << "first missing: " << first << "\n" << c.logs();
+        // The killed node comes back as the monitor and catches up.
+        c.start(primary);
+        ASSERT_TRUE(c.wait_role(primary, "monitor", 30s)) << c.logs();
+        std::swap(primary, monitor);
+    }
+    EXPECT_GE(w.acked.size(), total);
+    // The last copy, on the node that came back last: every write is there too.
+    ASSERT_TRUE(wait_until([&] { return store_in_sync(c, monitor); }, 30s)) << c.logs();
+    std::string first;
+    EXPECT_EQ(missing_in(region_path(monitor), w.acked, first), 0u) << first;
+}
