@@ -302,6 +302,14 @@ const std::vector<hb_golden>& hb_goldens() {
          "036877000001 020000000001 88b5 | 02 0b 02 c8 | 00000001"
          "0000000000000007 000000000000138d 0000000000000000"
          "a1a2a3a4a5a6a7a8 0000000000000000 | 0001 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
+        {"replication from the primary to its monitor (store 2 in ack seq)", mac_a,
+         hb(hb_type::state, 2, 200, 1, 7, 5006, 2, 0xa1a2a3a4a5a6a7a9, 0, hb_flag_holds_primary | hb_flag_in_sync),
+         "036877000001 020000000001 88b5 | 02 0d 02 c8 | 00000001"
+         "0000000000000007 000000000000138e 0000000000000002"
+         "a1a2a3a4a5a6a7a9 0000000000000000 | 0011 0000 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000",
+         "036877000001 020000000001 88b5 | 02 0d 02 c8 | 00000001"
+         "0000000000000007 000000000000138e 0000000000000002"
+         "a1a2a3a4a5a6a7a9 0000000000000000 | 0011 0005 | 00000001 1880f3a2b4c5d6e7 | 00 00 000000000000 | 6877 2100ff"},
     };
     return g;
 }
@@ -687,7 +695,7 @@ const std::vector<error_case>& error_cases() {
         {"heartwire version 3", set8(probe, at_hb, 3), E::hb_bad_version},
         {"auth alg set, no tag after the header", set8(probe, at_hb + 65, 1), E::hb_missing_tag},
         {"heartwire type 0", set8(probe, at_hb + 1, 0), E::hb_bad_type},
-        {"heartwire type 13, one past the list", set8(probe, at_hb + 1, 13), E::hb_bad_type},
+        {"heartwire type 14, one past the list", set8(probe, at_hb + 1, 14), E::hb_bad_type},
         {"heartwire type 255", set8(probe, at_hb + 1, 255), E::hb_bad_type},
         {"heartwire role 9, one past max_wire_role", set8(probe, at_hb + 2, max_wire_role + 1), E::hb_bad_role},
         {"heartwire role 255", set8(probe, at_hb + 2, 255), E::hb_bad_role},
@@ -992,8 +1000,8 @@ TEST(CodecEncode, RefusesFramesEveryReceiverWouldDrop) {
     m.role = 0;
     m.type = static_cast<hb_type>(0);
     EXPECT_EQ(encode_heartbeat(mac_b, mac_a, m, buf), 0u) << "type 0";
-    m.type = static_cast<hb_type>(13);
-    EXPECT_EQ(encode_heartbeat(mac_b, mac_a, m, buf), 0u) << "type 13";
+    m.type = static_cast<hb_type>(14);
+    EXPECT_EQ(encode_heartbeat(mac_b, mac_a, m, buf), 0u) << "type 14";
 
     arp_msg a{3, mac_a, ip_a, mac_addr{}, ip_b};
     EXPECT_EQ(encode_arp(mac_addr::broadcast(), mac_a, a, buf), 0u) << "ARP op 3";
