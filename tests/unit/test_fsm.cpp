@@ -726,3 +726,119 @@ TEST(Fsm, RetunedRequireFenceOffReleasesAPendingTakeover) {
     EXPECT_TRUE(mon.s.holds[0]);
     EXPECT_EQ(mon.s.c.takeovers, 1u);
 }
+
+// ---------------------------------------------------------------- the replicated store (issue 10, seed 004)
+
+namespace {
+const fsm::action* replica_note(const recorder& r, fsm::note n) {
+    for (auto it = r.all.rbegin(); it != r.all.rend(); ++it)
+        if (it->kind == action_kind::notice && it->what == n) return &*it;
+    return nullptr;
+}
+// A replication frame from node `from` of `net` (its id, MAC, role and epoch), payload type `t`.
+wire::frame state_frame_from(const fsm::state& from, const mac_addr& to, std::uint8_t t, std::vector<std::byte>& payload) {
+    payload.assign(40, std::byte{0});
+    payload[0] = std::byte{t};
+    wire::hb_msg m;
+    m.type = wire::hb_type::state;
+    m.role = static_cast<std::uint8_t>(from.r);
+    m.node_id = from.p.node_id;
+    m.epoch = from.epoch;
+    m.flags = static_cast<std::uint16_t>((from.holds[0] ? wire::hb_flag_holds_primary : 0) | (from.holds[1] ? wire::hb_flag_holds_monitor : 0));
+    m.payload = payload;
+    return hb_frame(from.p.mac, to, m);
+}
+} // namespace
+
+TEST(Fsm, ASwitchoverToAMonitorWhoseReplicaIsNotInSyncIsRefusedOnBothSides) {
+    auto net = formed_pair();
+    fsm::set_replica(net.nodes[0].s, true, true, true);
+    fsm::set_replica(net.nodes[1].s, true, false, true);
+    net.run_for(20 * ms); // the monitor's heartbeats say it is not in sync
+    net.command(1, fsm::command_kind::switchover);
+    const auto* n = replica_note(net.nodes[1].out, fsm::note::switchover_refused);
+    ASSERT_NE(n, nullptr);
+    EXPECT_EQ(static_cast<fsm::refusal>(n->arg), fsm::refusal::out_of_sync);
+    EXPECT_FALSE(net.nodes[1].s.switchover_pending);
+    net.command(0, fsm::command_kind::switchover);
+    n = replica_note(net.nodes[0].out, fsm::note::switchover_refused);
+    ASSERT_NE(n, nullptr) << "the primary reads the monitor's flag";
+    EXPECT_EQ(static_cast<fsm::refusal>(n->arg), fsm::refusal::out_of_sync);
+    // In sync: the same request goes through.
+    fsm::set_replica(net.nodes[1].s, true, true, true);
+    net.run_for(20 * ms);
+    net.command(1, fsm::command_kind::switchover);
+    EXPECT_TRUE(net.nodes[1].s.switchover_pending);
+    EXPECT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 100 * ms));
+    EXPECT_EQ(net.nodes[1].s.c.takeovers_out_of_sync, 0u);
+}
+
+TEST(Fsm, AFailureTakeoverByAMonitorOutOfSyncIsCountedAndReported) {
+    auto net = formed_pair();
+    fsm::set_replica(net.nodes[1].s, true, false, true);
+    net.kill(0);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 100 * ms));
+    EXPECT_EQ(net.nodes[1].s.c.takeovers_out_of_sync, 1u);
+    const auto* n = replica_note(net.nodes[1].out, fsm::note::takeover_out_of_sync);
+    ASSERT_NE(n, nullptr);
+    EXPECT_EQ(n->arg, 1u) << "a failure";
+}
+
+TEST(Fsm, ReplicationFramesReachTheStoreOnlyFromThePeerWhoseRoleSendsThem) {
+    auto net = formed_pair();
+    auto& pri = net.nodes[0].s;
+    auto& mon = net.nodes[1];
+    std::vector<std::byte> pl;
+    mon.out.clear();
+    // DATA from the watched primary: handed to the store, with the peer to answer.
+    auto f = state_frame_from(pri, mon.s.p.mac, 1, pl);
+    fsm::event ev{fsm::event_kind::frame, &f};
+    fsm::step(mon.s, ev, net.now, mon.out);
+    const auto* a = mon.out.last(action_kind::state_frame);
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(a->peer_id, pri.p.node_id);
+    EXPECT_EQ(a->peer_mac, pri.p.mac);
+    EXPECT_EQ(mon.s.c.state_frames, 1u);
+    // An ACK sent to a monitor, and DATA from a node that is not the primary: role drops.
+    const std::uint64_t drops = mon.s.c.drop_role;
+    auto ack = state_frame_from(pri, mon.s.p.mac, 2, pl);
+    ev.rx = &ack;
+    fsm::step(mon.s, ev, net.now, mon.out);
+    fsm::state stranger = pri;
+    stranger.p.node_id = 9;
+    stranger.p.mac = mac_addr{{0x02, 0, 0, 0, 0, 9}};
+    stranger.r = role::standby;
+    auto forged = state_frame_from(stranger, mon.s.p.mac, 1, pl);
+    ev.rx = &forged;
+    fsm::step(mon.s, ev, net.now, mon.out);
+    EXPECT_EQ(mon.s.c.drop_role, drops + 2);
+    EXPECT_EQ(mon.s.c.state_frames, 1u);
+    EXPECT_EQ(mon.s.r, role::monitor) << "no role moves on a replication frame";
+    // The primary takes ACKs from its monitor, not DATA.
+    auto& p0 = net.nodes[0];
+    p0.out.clear();
+    auto mack = state_frame_from(mon.s, pri.p.mac, 2, pl);
+    ev.rx = &mack;
+    fsm::step(p0.s, ev, net.now, p0.out);
+    EXPECT_NE(p0.out.last(action_kind::state_frame), nullptr);
+    auto mdata = state_frame_from(mon.s, pri.p.mac, 1, pl);
+    ev.rx = &mdata;
+    const std::uint64_t pdrops = p0.s.c.drop_role;
+    fsm::step(p0.s, ev, net.now, p0.out);
+    EXPECT_EQ(p0.s.c.drop_role, pdrops + 1);
+}
+
+TEST(Fsm, ADrainingPrimaryHandsOverOnlyOnceTheStoreIsAcknowledged) {
+    auto net = formed_pair();
+    net.drain_takes = 1 * ms;
+    fsm::set_replica(net.nodes[0].s, true, true, false); // writes not yet acknowledged
+    fsm::set_replica(net.nodes[1].s, true, true, true);
+    net.run_for(20 * ms);
+    net.command(1, fsm::command_kind::switchover);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(0) == role::draining; }, 5 * ms));
+    net.run_for(20 * ms);
+    EXPECT_EQ(net.role_of(0), role::draining) << "drained, but its compilation is not on the monitor yet";
+    EXPECT_EQ(net.role_of(1), role::monitor);
+    fsm::set_replica(net.nodes[0].s, true, true, true);
+    EXPECT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 100 * ms));
+}
