@@ -59,15 +59,30 @@ struct writer {
         std::string err;
         auto c = st::client::open(path, err);
         if (!c) return;
+        // Up to 32 writes in flight (an application with concurrent requests); each counts
+        // as acknowledged only once its own wait() said so, in order.
+        constexpr std::size_t depth = 32;
+        std::uint64_t tickets[depth];
         while (!stop.load(std::memory_order_relaxed)) {
-            const std::string k = key_of(next), v = "v" + std::to_string(next);
-            const std::uint64_t t = c->put(k, as_bytes(v));
-            if (t == 0 || !c->wait(t, 300ms)) {
+            std::size_t n = 0;
+            for (; n < depth; ++n) {
+                const std::string k = key_of(next + n), v = "v" + std::to_string(next + n);
+                tickets[n] = c->put(k, as_bytes(v));
+                if (tickets[n] == 0) break;
+            }
+            for (std::size_t i = 0; i < n; ++i) {
+                if (!c->wait(tickets[i], 300ms)) {
+                    ++failed;
+                    return;
+                }
+                acked.push_back(next + i);
+                count.store(acked.size(), std::memory_order_relaxed);
+            }
+            next += n;
+            if (n < depth) {
                 ++failed;
                 return;
             }
-            acked.push_back(next++);
-            count.store(acked.size(), std::memory_order_relaxed);
         }
     }
 };
