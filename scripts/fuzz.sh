@@ -3,13 +3,13 @@
 # bounded time on a copy of its committed corpus. Fails on a crash, a leak, a timeout or a
 # broken invariant; the input that did it is kept under $HW_BUILD/fuzz/artifacts/.
 #
-#   scripts/fuzz.sh                    build, then run decode, config and fsm for 20 s each
-#   scripts/fuzz.sh fsm                one target only (decode | config | fsm)
+#   scripts/fuzz.sh                    build, then run decode, config, fsm and replica for 20 s each
+#   scripts/fuzz.sh fsm                one target only (decode | config | fsm | replica)
 #   scripts/fuzz.sh --update-corpus    merge what the run found into fuzz/corpus/ (-merge=1)
 #   scripts/fuzz.sh --build-only       build the targets, run nothing
 #   scripts/fuzz.sh --seed-corpus      rewrite the seed-* inputs from fuzz/gen_corpus.cpp (after a
 #                                      wire format, script language or config key change), then run
-#   HW_FUZZ_SECONDS=300 HW_FUZZ_JOBS=1 scripts/fuzz.sh fsm   (0 seconds: skip; jobs: 3 by default)
+#   HW_FUZZ_SECONDS=300 HW_FUZZ_JOBS=1 scripts/fuzz.sh fsm   (0 seconds: skip; jobs: 4 by default)
 #
 # Reproduce a kept input: $HW_BUILD/fuzz/fuzz_<target> <file> (prints what broke).
 # The core is pure C++ (no DPDK), so the targets compile its sources directly; toml++ is
@@ -24,9 +24,9 @@ build=${HW_BUILD:-$root/build}
 case $build in /*) ;; *) build=$PWD/$build ;; esac # as meson takes it: from here
 out=$build/fuzz
 seconds=${HW_FUZZ_SECONDS:-20}
-jobs=${HW_FUZZ_JOBS:-3} # targets run side by side, this many at once (wall time: seconds x 3 / jobs)
+jobs=${HW_FUZZ_JOBS:-4} # targets run side by side, this many at once (wall time: seconds x 4 / jobs)
 cxx=${HW_FUZZ_CXX:-clang++-14}
-all_targets=(decode config fsm)
+all_targets=(decode config fsm replica)
 
 update=0
 build_only=0
@@ -37,7 +37,7 @@ for a in "$@"; do
     --update-corpus) update=1 ;;
     --build-only) build_only=1 ;;
     --seed-corpus) seed=1 ;;
-    decode | config | fsm) targets+=("$a") ;;
+    decode | config | fsm | replica) targets+=("$a") ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fuzz.sh: unknown argument '$a' (targets: ${all_targets[*]}; --update-corpus, --build-only, --seed-corpus)" >&2; exit 2 ;;
     esac

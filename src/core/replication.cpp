@@ -230,9 +230,13 @@ void sender::on_ack(const ack_msg& a, std::uint64_t now) {
     }
     ++c_.acks;
     if (!joined_) {
+        // A follower of this stream heard again after reset_follower (its monitor was judged
+        // gone): what it holds and what was in flight to it are unknown here, so it joins
+        // like any other, by a snapshot (fuzz/fuzz_replica.cpp found a rejoin that took its
+        // word and never resent a gap).
         joined_ = true;
-        acked_ = sent_ = a.acked_seq;
-        last_progress_ns_ = now;
+        start_snapshot(now);
+        return;
     }
     // A request for a snapshot (or a divergence report) sent before the last snapshot
     // reached the follower: that snapshot answers it.
@@ -314,8 +318,10 @@ void sender::send_snapshot(std::uint64_t now, const emit_fn& emit) {
             snap_done_ns_ = now;
             last_progress_ns_ = now; // the RTO runs from the last chunk: chunks lost, the snapshot starts over
             // The deltas from the base follow (the follower applies those newer than its
-            // records); the base must still be in the log, or the snapshot starts over.
-            sent_ = snap_base_;
+            // records); the base must still be in the log, or the snapshot starts over. A
+            // last chunk sent again (its ACK was late) resends nothing acknowledged since:
+            // the follower keeps what it applied after the walk (fuzz/fuzz_replica.cpp).
+            sent_ = std::max(snap_base_, acked_);
             if (!logged(snap_base_ + 1) && snap_base_ + 1 < next_) start_snapshot(now);
         }
     }
@@ -344,7 +350,8 @@ void sender::send_data(std::uint64_t now, const emit_fn& emit) {
         start_snapshot(now);
         return;
     }
-    std::uint64_t inflight = cum_at(sent_) - cum_at(std::max(acked_, snap_unacked_ ? snap_base_ : 0));
+    const std::uint64_t floor = std::max(acked_, snap_unacked_ ? snap_base_ : 0);
+    std::uint64_t inflight = sent_ > floor ? cum_at(sent_) - cum_at(floor) : 0;
     while (sent_ + 1 < next_) {
         if (inflight >= p_.window_bytes) {
             ++c_.window_full;
@@ -427,10 +434,24 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
         // Another primary's stream (a takeover, or our first): we hold nothing of it for sure.
         stream_ = h.stream;
         want_snapshot_ = true;
+        snap_base_ = 0;
         snapshot_ = false;
         diverged_ = false;
     }
     if (h.type == frame_type::snapshot) {
+        // A follower never goes back unless it asked to (fuzz/fuzz_replica.cpp found each of
+        // these throwing away deltas the sender counted as acknowledged):
+        //  - a snapshot whose base it has already applied (a late or duplicated chunk of one
+        //    it completed, or one the sender started on a rejoin while this copy was
+        //    intact): everything up to the base is here, the deltas after it follow;
+        //  - a chunk of an older base than the snapshot under way (bases only grow within a
+        //    stream: a stale copy of a walk the sender gave up).
+        const bool asked = want_snapshot_ || diverged_;
+        if (!asked && ((!snapshot_ && h.first_seq <= applied_) || h.first_seq < snap_base_)) {
+            ++c_.duplicates;
+            ack(emit);
+            return;
+        }
         if (h.digest == 0) { // chunk 0: a snapshot (re)starts
             t_.clear(h.first_seq);
             snapshot_ = true;
