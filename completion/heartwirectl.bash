@@ -10,7 +10,7 @@ _heartwirectl() {
         words=("${COMP_WORDS[@]}")
         cword=$COMP_CWORD
     fi
-    local commands="status switchover fault clear inflight metrics log-level"
+    local commands="status switchover fault clear inflight metrics log-level state"
     local options="-h --help -s --socket -n --node -t --timeout -g --group -V --version"
 
     case $prev in
@@ -25,7 +25,10 @@ _heartwirectl() {
             done
             COMPREPLY=($(compgen -W "${names[*]}" -- "$cur"))
             return ;;
-        -t|--timeout|-g|--group|inflight)
+        -t|--timeout|-g|--group|inflight|--timeout-ms|--store)
+            return ;;
+        --path)
+            COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         fault)
             COMPREPLY=($(compgen -W "app disk sync script interface process application" -- "$cur"))
@@ -35,15 +38,28 @@ _heartwirectl() {
             return ;;
     esac
 
-    # The command already given: its own options.
-    local i cmd=
+    # The command already given: its own options (state: its commands, then theirs).
+    local i cmd= sub=
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-            -s|--socket|-n|--node|-t|--timeout|-g|--group) ((i++)) ;;
+            -s|--socket|-n|--node|-t|--timeout|-g|--group|--store|--path|--timeout-ms) ((i++)) ;;
             -*) ;;
-            *) cmd=${words[i]}; break ;;
+            *) if [ -z "$cmd" ]; then cmd=${words[i]}; [ "$cmd" = state ] || break
+               elif [ -z "$sub" ]; then sub=${words[i]}; break; fi ;;
         esac
     done
+    if [ "$cmd" = state ]; then
+        local common="--store --path --node --help"
+        case $sub in
+            '') COMPREPLY=($(compgen -W "get put erase dump stats" -- "$cur")) ;;
+            get) COMPREPLY=($(compgen -W "$common --hex" -- "$cur")) ;;
+            put) COMPREPLY=($(compgen -W "$common --hex --timeout-ms" -- "$cur")) ;;
+            erase) COMPREPLY=($(compgen -W "$common --timeout-ms" -- "$cur")) ;;
+            dump) COMPREPLY=($(compgen -W "$common --json --hex" -- "$cur")) ;;
+            stats) COMPREPLY=($(compgen -W "$common --json" -- "$cur")) ;;
+        esac
+        return
+    fi
     if [ -n "$cmd" ]; then
         [ "$cmd" = status ] && COMPREPLY=($(compgen -W "--json --help" -- "$cur"))
         return

@@ -1,5 +1,6 @@
 // heartwirectl: the operator's handle on a running heartwired. Each command is one request
-// line on the daemon's control socket; the answer is printed as it comes.
+// line on the daemon's control socket; the answer is printed as it comes. `state` is the
+// exception: it maps a replicated store's region itself (state_cmd.cpp).
 //
 // Exit status: 0 the daemon said ok, 1 it answered with an error, 2 it cannot be reached,
 // 64 bad usage.
@@ -15,25 +16,28 @@
 #include <vector>
 
 #include "control/ctl_socket.hpp"
+#include "heartwirectl/state_cmd.hpp"
 
 namespace {
 
+using namespace heartwirectl; // exit_*
+
 constexpr const char* run_dir = "/run/heartwire";
-constexpr int exit_ok = 0, exit_refused = 1, exit_unreachable = 2, exit_usage = 64;
 
 std::string node_socket(const std::string& node) { return std::string(run_dir) + "/" + node + ".sock"; }
 
 // The default when neither --socket nor --node is given: the only daemon on this host.
-// Returns "" and sets `why` when there is none or more than one.
-std::string only_socket(std::string& why, int& code) {
+// Returns "" and sets `why` when there is none or more than one; `none` is what to say
+// when there is none.
+std::string only_socket(std::string& why, int& code,
+                        const char* none = ": heartwired is not running (or its [control] socket is elsewhere: use --socket)") {
     std::vector<std::string> found;
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(run_dir, ec))
         if (e.path().extension() == ".sock" && e.is_socket(ec)) found.push_back(e.path().string());
     if (found.size() == 1) return found[0];
     if (found.empty()) {
-        why = std::string("no control socket in ") + run_dir +
-              ": heartwired is not running (or its [control] socket is elsewhere: use --socket)";
+        why = std::string("no control socket in ") + run_dir + none;
         code = exit_unreachable;
     } else {
         why = "several heartwired run here; choose one with --node:";
@@ -151,9 +155,12 @@ int main(int argc, char** argv) {
                 "  heartwirectl metrics > /var/lib/prometheus/node-exporter/heartwire.prom.$$ && mv ...");
     met->callback([&] { line = "metrics"; });
 
+    heartwirectl::state_request sreq;
+    auto* state_cmd = heartwirectl::add_state_commands(app, sreq);
+
     // Set last: subcommands created before it do not inherit it.
     app.footer(
-        "Each command sends one line to heartwired and prints its answer.\n"
+        "Each command sends one line to heartwired and prints its answer (`state` maps the store itself).\n"
         "The socket is --socket PATH, or /run/heartwire/NAME.sock for --node NAME, or, when\n"
         "neither is given, the only socket in /run/heartwire. `heartwirectl COMMAND --help` for more.\n"
         "Exit status: 0 the daemon answered ok, 1 it answered with an error,\n"
@@ -164,6 +171,16 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         const int rc = app.exit(e);
         return rc == 0 ? exit_ok : exit_usage;
+    }
+    if (state_cmd->parsed()) {
+        if (!socket_path.empty()) {
+            std::cerr << "heartwirectl: state maps the store's region, not the control socket: give --node NAME or --path FILE\n";
+            return exit_usage;
+        }
+        return heartwirectl::run_state(sreq, node, [](std::string& why, int& code) { // the only heartwired here
+            const std::string sock = only_socket(why, code, ": heartwired is not running (give --node NAME or --path FILE)");
+            return sock.empty() ? sock : std::filesystem::path(sock).stem().string();
+        });
     }
     if (line.find('\n') != std::string::npos) {
         std::cerr << "heartwirectl: a fault detail cannot contain a line break\n";

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <type_traits>
 
 namespace heartwire::replica {
 
@@ -60,6 +61,11 @@ struct alignas(64) table_header {
 
 enum class put_result : std::uint8_t { ok, too_large, full };
 
+// A callback of a walk, f(key, value, seq), that cannot throw: the walk is noexcept then too.
+template <class F>
+inline constexpr bool nothrow_record_fn =
+    std::is_nothrow_invocable_v<F&, std::string_view, std::span<const std::byte>, std::uint64_t>;
+
 class table {
 public:
     // Formats `region` (region_bytes() of geo, 64-byte aligned) as an empty table.
@@ -95,6 +101,24 @@ public:
     template <class F>
     std::uint32_t walk(std::uint32_t slot, std::uint32_t max, F&& f) const noexcept;
 
+    // Reader side (any thread or process, beside the writer): every live record, each read
+    // under its slot's seqlock and handed to `f(key, value, seq)` as copies in `scratch`
+    // (valid for the call only; at least scratch_bytes() long). A slot the writer changes
+    // while it is read is read again, up to `tries` times, then skipped and counted (a
+    // record rewritten faster than it can be copied, or a writer that died inside it).
+    // Each record is whole, but the walk is not a point-in-time snapshot: a record written
+    // meanwhile may be seen before or after its write, and a key erased and written again
+    // during the walk may be missed or (its chain wrapping past the table's end) seen twice.
+    // noexcept when f is; an exception from f ends the walk.
+    struct read_walk {
+        std::uint64_t records{}; // handed to f
+        std::uint64_t skipped{}; // live (or changing) slots given up on after `tries`
+        bool scratch_too_small{};
+    };
+    std::size_t scratch_bytes() const noexcept { return std::size_t{h_->geo.key_max} + h_->geo.value_max; }
+    template <class F>
+    read_walk for_each(std::span<std::byte> scratch, F&& f, unsigned tries = 8) const noexcept(nothrow_record_fn<F>);
+
     // Self-check of `max` slots from `slot`: each live record's bytes against the hash it
     // was stored with (memory corruption, a stray write). Returns the slot to go on from
     // (capacity: a whole pass done) and adds the records that do not match to `bad`.
@@ -106,6 +130,10 @@ public:
 
 private:
     struct slot_view;
+    // One seqlocked read of slot i into key_out (key_max bytes) and value_out (value_max).
+    enum class slot_read : std::uint8_t { not_live, live, changing };
+    slot_read read_slot(std::uint32_t i, std::byte* key_out, std::byte* value_out, std::uint8_t& key_len,
+                        std::uint16_t& value_len, std::uint64_t& seq) const noexcept;
     explicit table(table_header* h) noexcept : h_(h) {}
     std::byte* slot(std::uint32_t i) const noexcept;
     // Writer: the slot holding `key`, or (when absent) the first free one on its chain.
@@ -141,6 +169,32 @@ std::uint32_t table::walk(std::uint32_t from, std::uint32_t max, F&& f) const no
         ++handed;
     }
     return i;
+}
+
+template <class F>
+table::read_walk table::for_each(std::span<std::byte> scratch, F&& f, unsigned tries) const noexcept(nothrow_record_fn<F>) {
+    read_walk w;
+    if (scratch.size() < scratch_bytes()) {
+        w.scratch_too_small = true;
+        return w;
+    }
+    std::byte* key = scratch.data();
+    std::byte* val = scratch.data() + h_->geo.key_max;
+    for (std::uint32_t i = 0, cap = h_->geo.capacity; i < cap; ++i) {
+        std::uint8_t klen = 0;
+        std::uint16_t vlen = 0;
+        std::uint64_t seq = 0;
+        slot_read r = slot_read::changing;
+        for (unsigned t = 0; t < (tries ? tries : 1) && r == slot_read::changing; ++t) r = read_slot(i, key, val, klen, vlen, seq);
+        if (r == slot_read::changing) {
+            ++w.skipped;
+            continue;
+        }
+        if (r != slot_read::live) continue;
+        f(std::string_view(reinterpret_cast<const char*>(key), klen), std::span<const std::byte>(val, vlen), seq);
+        ++w.records;
+    }
+    return w;
 }
 
 } // namespace heartwire::replica

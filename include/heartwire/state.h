@@ -6,6 +6,7 @@
  *   uint64_t t = hw_state_put(s, "session:42", 10, value, value_len);
  *   if (t == 0 || !hw_state_wait(s, t, 1000000)) { ... }   // replicated within 1 ms?
  *   long n = hw_state_get(s, "session:42", 10, buf, sizeof buf);
+ *   if (hw_state_replaced(s)) hw_state_reopen(s, err, sizeof err);  // heartwired restarted
  *   hw_state_close(s);
  */
 #ifndef HEARTWIRE_STATE_H
@@ -33,6 +34,13 @@ int hw_state_wait(const hw_state* s, uint64_t ticket, uint64_t timeout_ns);
 long hw_state_get(const hw_state* s, const char* key, size_t key_len, void* out, size_t cap);
 /* 1 while the replica is in sync with the monitor. */
 int hw_state_in_sync(const hw_state* s);
+/* 1 when the file at the path opened is no longer the one mapped (heartwired restarted and
+ * made a new one, or stopped): the copy read no longer changes and writes time out. One
+ * stat(2): check it every few tens of milliseconds or after a timed-out wait, not per call. */
+int hw_state_replaced(const hw_state* s);
+/* Maps the file now at the path in place of the old one: 1, or 0 (the old mapping kept, the
+ * reason in err) when there is none yet. Tickets of the old mapping mean nothing after it. */
+int hw_state_reopen(hw_state* s, char* err, size_t err_len);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 //   auto t = c->put("session:42", bytes);          // queued: never blocks on the network
 //   if (!c->wait(t, 1ms)) ...                      // replicated to the monitor, or timed out
 //   c->get("session:42", buf);                     // the local copy, wait-free for readers
+//   if (c->replaced()) c->reopen(err);             // heartwired restarted: now and then, not per call
 //
 // The layout is versioned (region_header::version); both sides check it at attach.
 
@@ -95,6 +96,11 @@ public:
     // The seq a ticket was given, 0 while not yet taken, ~0 when refused or too old to know.
     std::uint64_t seq_of(std::uint64_t ticket) const noexcept;
 
+    // True while `path` names the very file this region maps (same device and inode). A
+    // restarted heartwired unlinks the file and creates a new one: this mapping then reads a
+    // copy nobody writes and queues writes nobody drains. One stat(2): not for a hot loop.
+    bool is_at(const std::string& path) const noexcept;
+
     // Consumer side (the engine): up to `max` queued writes, oldest first, each handed to
     // `apply(op, key, value)` which returns the seq it got (0: refused).
     template <class F>
@@ -106,6 +112,7 @@ private:
     std::byte* base_;
     std::size_t len_;
     int fd_;
+    std::uint64_t dev_{}, ino_{}; // of the file mapped (is_at)
     region_header* h_;
     replica::table t_;
     ticket_result* results_;
@@ -132,6 +139,17 @@ std::size_t region::drain(std::size_t max, F&& apply) noexcept {
 }
 
 // The application's handle.
+//
+// heartwired restarting (a crash, an upgrade, `systemctl restart`) unlinks the region's file
+// and creates a new one, empty until the node's role and its replica come back: a client
+// still maps the old file, whose copy no longer changes and whose queue nobody drains
+// (writes time out). An application checks replaced() now and then (every few tens of
+// milliseconds, or after a wait() that timed out) and calls reopen():
+//
+//   if (c->replaced() && !c->reopen(err)) ...      // no region yet: heartwired still starting
+//
+// Tickets taken on the old mapping mean nothing on the new one; a write whose wait() had
+// not completed may or may not have reached the monitor: read it back, or write it again.
 class client {
 public:
     static std::optional<client> open(const std::string& path, std::string& error);
@@ -144,14 +162,37 @@ public:
     // asynchronous mode) or `timeout` passes. False too for a refused write (see refused()).
     bool wait(std::uint64_t ticket, std::chrono::nanoseconds timeout) const noexcept;
     bool refused(std::uint64_t ticket) const noexcept { return r_->seq_of(ticket) == ~0ull; }
-    long get(std::string_view key, std::span<std::byte> out) const noexcept { return r_->table().get(key, out); }
+    // This node's copy, which holds writes applied here but (synchronous mode) perhaps not
+    // yet acknowledged by the monitor: a read that must not show what a takeover could lose
+    // takes the record's seq and waits for it with wait_seq().
+    long get(std::string_view key, std::span<std::byte> out, std::uint64_t* seq = nullptr) const noexcept {
+        return r_->table().get(key, out, seq);
+    }
+    // The seq every write is complete up to (replicated in synchronous mode, applied in
+    // asynchronous mode), and the one they are applied here up to.
+    std::uint64_t complete_seq() const noexcept {
+        const auto& h = r_->header();
+        return (h.sync ? h.replicated_seq : h.applied_seq).load(std::memory_order_acquire);
+    }
+    std::uint64_t applied_seq() const noexcept { return r_->header().applied_seq.load(std::memory_order_acquire); }
+    // Until complete_seq() reaches `seq` (true) or `timeout` passes (false).
+    bool wait_seq(std::uint64_t seq, std::chrono::nanoseconds timeout) const noexcept;
     bool in_sync() const noexcept { return r_->header().in_sync.load(std::memory_order_relaxed) != 0; }
     role node_role() const noexcept { return static_cast<role>(r_->header().role.load(std::memory_order_relaxed)); }
-    const region& raw() const noexcept { return *r_; }
+    const region& raw() const noexcept { return *r_; }  // the current mapping (changes on reopen)
+    const std::string& path() const noexcept { return path_; }
+
+    // True when the file at path() is no longer the one mapped: another file (heartwired
+    // restarted) or none (heartwired stopped, or is between unlink and create). One stat(2).
+    bool replaced() const noexcept;
+    // Maps the file now at path() in place of the old mapping. False (the old mapping kept,
+    // `error` set) when there is none yet or it is not a region, as open() reports it.
+    bool reopen(std::string& error);
 
 private:
-    explicit client(std::unique_ptr<region> r) noexcept : r_(std::move(r)) {}
+    client(std::unique_ptr<region> r, std::string path) noexcept : r_(std::move(r)), path_(std::move(path)) {}
     std::unique_ptr<region> r_;
+    std::string path_;
 };
 
 } // namespace heartwire::state

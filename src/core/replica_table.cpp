@@ -218,6 +218,36 @@ long table::get(std::string_view key, std::span<std::byte> out, std::uint64_t* s
     return -1;
 }
 
+table::slot_read table::read_slot(std::uint32_t i, std::byte* key_out, std::byte* value_out, std::uint8_t& key_len,
+                                  std::uint16_t& value_len, std::uint64_t& seq) const noexcept {
+    const std::byte* p = slot(i);
+    const auto* s = reinterpret_cast<const slot_head*>(p);
+    std::uint32_t v1 = s->version.load(std::memory_order_acquire);
+    // The writer holds a slot for a memcpy of at most a frame's bytes: wait a little for it
+    // rather than spend one of the caller's tries on it.
+    for (std::uint32_t spins = 0; (v1 & 1u) && spins < 4096; ++spins) v1 = s->version.load(std::memory_order_acquire);
+    if (v1 & 1u) return slot_read::changing;
+    const std::uint8_t state = s->state;
+    const std::uint8_t klen = s->key_len;
+    const std::uint16_t vlen = s->value_len;
+    const std::uint64_t sseq = s->seq;
+    // Lengths read mid-write can be anything: bound the copies by the slot, then let the
+    // version check throw the read away.
+    const bool live = state == st_live;
+    if (live) {
+        std::memcpy(key_out, p + sizeof(slot_head), std::min<std::size_t>(klen, h_->geo.key_max));
+        std::memcpy(value_out, p + sizeof(slot_head) + h_->geo.key_max, std::min<std::size_t>(vlen, h_->geo.value_max));
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (s->version.load(std::memory_order_relaxed) != v1) return slot_read::changing;
+    if (!live) return slot_read::not_live;
+    if (klen == 0 || klen > h_->geo.key_max || vlen > h_->geo.value_max) return slot_read::changing; // not a record the writer made
+    key_len = klen;
+    value_len = vlen;
+    seq = sseq;
+    return slot_read::live;
+}
+
 table::summary table::state() const noexcept {
     for (;;) {
         const std::uint32_t v1 = h_->digest_seq.load(std::memory_order_acquire);

@@ -35,6 +35,19 @@ region::region(std::byte* base, std::size_t len, int fd) noexcept
     : base_(base), len_(len), fd_(fd), h_(reinterpret_cast<region_header*>(base)) {
     t_ = replica::table::attach({base_ + h_->table_offset, h_->table_bytes});
     results_ = reinterpret_cast<ticket_result*>(base_ + h_->results_offset);
+    struct stat st{};
+    if (::fstat(fd_, &st) == 0) {
+        dev_ = st.st_dev;
+        ino_ = st.st_ino;
+    }
+}
+
+bool region::is_at(const std::string& path) const noexcept {
+    // Inode numbers are not reused while this mapping holds the old file open, so a new file
+    // at the path always differs.
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) return false;
+    return st.st_dev == dev_ && st.st_ino == ino_;
 }
 
 region::~region() {
@@ -185,7 +198,27 @@ std::uint64_t region::seq_of(std::uint64_t ticket) const noexcept {
 std::optional<client> client::open(const std::string& path, std::string& error) {
     auto r = region::attach(path, error);
     if (!r) return std::nullopt;
-    return client(std::move(r));
+    return client(std::move(r), path);
+}
+
+bool client::replaced() const noexcept { return !r_->is_at(path_); }
+
+bool client::wait_seq(std::uint64_t seq, std::chrono::nanoseconds timeout) const noexcept {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (std::uint32_t spins = 0; complete_seq() < seq; ++spins) {
+        if ((spins & 255) == 255) {
+            if (std::chrono::steady_clock::now() > deadline) return false;
+            std::this_thread::yield();
+        }
+    }
+    return true;
+}
+
+bool client::reopen(std::string& error) {
+    auto r = region::attach(path_, error);
+    if (!r) return false;
+    r_ = std::move(r);
+    return true;
 }
 
 std::uint64_t client::put(std::string_view key, std::span<const std::byte> value) noexcept {
@@ -196,14 +229,10 @@ std::uint64_t client::erase(std::string_view key) noexcept { return r_->enqueue(
 
 bool client::wait(std::uint64_t ticket, std::chrono::nanoseconds timeout) const noexcept {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    const auto& h = r_->header();
     for (std::uint32_t spins = 0;; ++spins) {
         const std::uint64_t seq = r_->seq_of(ticket);
         if (seq == ~0ull) return false;
-        if (seq != 0) {
-            const auto& done = h.sync ? h.replicated_seq : h.applied_seq;
-            if (done.load(std::memory_order_acquire) >= seq) return true;
-        }
+        if (seq != 0 && complete_seq() >= seq) return true;
         if ((spins & 255) == 255) {
             if (std::chrono::steady_clock::now() > deadline) return false;
             std::this_thread::yield();

@@ -2,6 +2,7 @@
 #include "heartwire/state.h"
 
 #include <cstring>
+#include <exception>
 #include <new>
 #include <string>
 
@@ -15,6 +16,13 @@ namespace {
 
 std::string_view key_view(const char* key, size_t len) { return {key, len}; }
 
+void copy_error(const std::string& e, char* err, size_t err_len) {
+    if (err && err_len) {
+        std::strncpy(err, e.c_str(), err_len - 1);
+        err[err_len - 1] = '\0';
+    }
+}
+
 } // namespace
 
 extern "C" {
@@ -24,10 +32,7 @@ hw_state* hw_state_open(const char* path, char* err, size_t err_len) {
     auto c = path ? heartwire::state::client::open(path, e) : std::nullopt;
     if (!c) {
         if (!path) e = "no path";
-        if (err && err_len) {
-            std::strncpy(err, e.c_str(), err_len - 1);
-            err[err_len - 1] = '\0';
-        }
+        copy_error(e, err, err_len);
         return nullptr;
     }
     return new (std::nothrow) hw_state{std::move(*c)};
@@ -54,5 +59,18 @@ long hw_state_get(const hw_state* s, const char* key, size_t key_len, void* out,
 }
 
 int hw_state_in_sync(const hw_state* s) { return s && s->c.in_sync() ? 1 : 0; }
+
+int hw_state_replaced(const hw_state* s) { return s && s->c.replaced() ? 1 : 0; }
+
+int hw_state_reopen(hw_state* s, char* err, size_t err_len) {
+    std::string e = "no handle";
+    try { // no exception crosses into C
+        if (s && s->c.reopen(e)) return 1;
+    } catch (const std::exception& x) {
+        e = x.what();
+    }
+    copy_error(e, err, err_len);
+    return 0;
+}
 
 } // extern "C"

@@ -77,10 +77,30 @@ got = complete("heartwirectl", "-")
 missing = options(ctl_help) - got
 if missing:
     fail("completion lacks options %s" % sorted(missing))
-if complete("heartwirectl", "--node", "n1", "st") != {"status"}:
+if complete("heartwirectl", "--node", "n1", "statu") != {"status"}:
     fail("completion after --node NAME does not complete the command")
 if "--json" not in complete("heartwirectl", "status", "--"):
     fail("completion of status's --json")
+
+# state: its commands in the page and the completion, each command's options in the page.
+state_help = help_of(os.path.join(build, "dpdk_apps/heartwirectl"), "state")
+ctl_page = subprocess.run(["man", "-l", os.path.join(build, "docs", "man", "heartwirectl.8")], capture_output=True,
+                          text=True, env=dict(os.environ, MANWIDTH="200", MAN_KEEP_FORMATTING="")).stdout
+if complete("heartwirectl", "state", "") != commands(state_help) or not commands(state_help):
+    fail("completion of state's commands: %s, --help lists %s" % (sorted(complete("heartwirectl", "state", "")),
+                                                                   sorted(commands(state_help))))
+for c in sorted(commands(state_help)):
+    if not re.search(r"state " + c + r"(?![\w-])", ctl_page):
+        fail("heartwirectl.8: state %s is not in the page" % c)
+    o = options(help_of(os.path.join(build, "dpdk_apps/heartwirectl"), "state", c)) - {"-h", "--help"}
+    for opt in sorted(o):
+        if not re.search(r"(?<![\w-])" + re.escape(opt) + r"(?![\w-])", ctl_page):
+            fail("heartwirectl.8: option %s of state %s is not in the page" % (opt, c))
+    missing = o - complete("heartwirectl", "state", c, "--")
+    if missing:
+        fail("completion of state %s lacks %s" % (c, sorted(missing)))
+if complete("heartwirectl", "state", "--store", "app", "du") != {"dump"}:
+    fail("completion of state's commands after --store NAME")
 
 print("docs: %d problem(s)" % len(failures))
 sys.exit(1 if failures else 0)

@@ -3,7 +3,9 @@
 this source tree, they install on this machine (apt-get resolves their dependencies from
 what the test command's setup installed), the installed files are where Debian keeps them,
 `systemd-analyze verify` accepts the installed unit, `--version` runs from the installed
-binaries and the man pages are found by man; then the packages are purged again.
+binaries and the man pages are found by man, and a C and a C++ program build against the
+installed replicated-store library with pkg-config and run (state_pkg.py); then the
+packages are purged again.
 
 usage: test_package.py SOURCE_ROOT
 """
@@ -13,6 +15,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+
+import state_pkg
 
 src = sys.argv[1]
 failures = []
@@ -56,7 +60,11 @@ with tempfile.TemporaryDirectory() as work:
                       ("heartwire", "heartwire/heartwire_steer.bpf.o"), ("heartwire", "./usr/share/man/man5/heartwired.toml.5"),
                       ("heartwire", "./usr/share/bash-completion/completions/heartwirectl"),
                       ("heartwire-tools", "heartwire/heartwire-failover-probe"), ("heartwire-tools", "heartwire/keepalived2heartwire"),
-                      ("libheartwire-dev", "./usr/include/heartwire/embed.hpp"), ("libheartwire-dev", "pkgconfig/heartwire.pc")]:
+                      ("heartwire-tools", "heartwire/heartwire-state-counter"),
+                      ("libheartwire-dev", "./usr/include/heartwire/embed.hpp"), ("libheartwire-dev", "pkgconfig/heartwire.pc"),
+                      ("libheartwire-dev", "./usr/include/heartwire/state.h"), ("libheartwire-dev", "./usr/include/heartwire/state.hpp"),
+                      ("libheartwire-dev", "./usr/include/heartwire/replica.hpp"), ("libheartwire-dev", "/libheartwire-state.a"),
+                      ("libheartwire-dev", "pkgconfig/heartwire-state.pc")]:
         if path not in contents.get(pkg, ""):
             fail("%s lacks %s" % (pkg, path))
     if "/usr/local" in "".join(contents.values()) or "./usr/bin/heartwire-failover-probe" in contents.get("heartwire-tools", ""):
@@ -82,6 +90,8 @@ with tempfile.TemporaryDirectory() as work:
             k = run(glob.glob("/usr/lib/*/heartwire/keepalived2heartwire")[0], "--help")
             if k.returncode != 0:
                 fail("keepalived2heartwire --help from the package")
+            for p in state_pkg.check(src): # against /usr: no PKG_CONFIG_PATH
+                fail(p)
         finally:
             r = run("dpkg", "--purge", *PKGS)
             if r.returncode != 0 or any(installed(p) for p in PKGS):

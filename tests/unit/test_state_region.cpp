@@ -198,3 +198,92 @@ TEST(StateRegion, TheCInterfaceWritesAndReadsTheSameRegion) {
     EXPECT_EQ(hw_state_in_sync(s), 0);
     hw_state_close(s);
 }
+
+// heartwired restarting unlinks the region's file and creates a new one: the application's
+// old mapping goes stale (a copy nobody writes, a queue nobody drains). replaced() notices,
+// reopen() maps the new file, and a write completes again; while there is no file at all,
+// reopen() fails and keeps the old mapping.
+TEST(StateRegion, AnApplicationNoticesARestartedHeartwiredAndReopens) {
+    const unlink_at_end f{shm_path("restart")};
+    std::string err;
+    auto first = state::region::create(f.path, geometry(100), false, err);
+    ASSERT_TRUE(first) << err;
+    first->table().put("before", bytes("old"), 1);
+    auto c = state::client::open(f.path, err);
+    ASSERT_TRUE(c) << err;
+    EXPECT_FALSE(c->replaced());
+    std::byte buf[64];
+    EXPECT_EQ(c->get("before", buf), 3);
+
+    auto second = state::region::create(f.path, geometry(100), false, err); // the restarted heartwired
+    ASSERT_TRUE(second) << err;
+    EXPECT_TRUE(c->replaced());
+    EXPECT_EQ(c->get("before", buf), 3) << "still the old copy until reopened";
+    ASSERT_TRUE(c->reopen(err)) << err;
+    EXPECT_FALSE(c->replaced());
+    EXPECT_EQ(c->get("before", buf), -1) << "the new region starts empty";
+    const auto t = c->put("after", bytes("new"));
+    ASSERT_NE(t, 0u);
+    std::uint64_t seq = 0;
+    EXPECT_EQ(second->drain(8, [&](std::uint8_t, std::string_view k, std::span<const std::byte> v) {
+        second->table().put(k, v, ++seq);
+        return seq;
+    }), 1u) << "the write went to the new region's queue";
+    second->header().applied_seq.store(seq);
+    EXPECT_TRUE(c->wait(t, 1s));
+    EXPECT_EQ(c->get("after", buf), 3);
+
+    ::unlink(f.path.c_str()); // heartwired stopped (or between unlink and create)
+    EXPECT_TRUE(c->replaced());
+    EXPECT_FALSE(c->reopen(err));
+    EXPECT_NE(err.find("cannot open"), std::string::npos) << err;
+    EXPECT_EQ(c->get("after", buf), 3) << "a failed reopen keeps the mapping it had";
+}
+
+TEST(StateRegion, TheCInterfaceNoticesAReplacedRegionAndReopens) {
+    const unlink_at_end f{shm_path("crestart")};
+    std::string err;
+    auto first = state::region::create(f.path, geometry(100), false, err);
+    ASSERT_TRUE(first) << err;
+    char e[128] = {};
+    hw_state* s = hw_state_open(f.path.c_str(), e, sizeof e);
+    ASSERT_NE(s, nullptr) << e;
+    EXPECT_EQ(hw_state_replaced(s), 0);
+    ::unlink(f.path.c_str());
+    EXPECT_EQ(hw_state_replaced(s), 1);
+    EXPECT_EQ(hw_state_reopen(s, e, sizeof e), 0);
+    EXPECT_NE(std::string(e).find("cannot open"), std::string::npos) << e;
+    auto second = state::region::create(f.path, geometry(100), false, err);
+    ASSERT_TRUE(second) << err;
+    second->table().put("k", bytes("v2"), 1);
+    EXPECT_EQ(hw_state_replaced(s), 1);
+    EXPECT_EQ(hw_state_reopen(s, e, sizeof e), 1) << e;
+    EXPECT_EQ(hw_state_replaced(s), 0);
+    char out[8] = {};
+    EXPECT_EQ(hw_state_get(s, "k", 1, out, sizeof out), 2);
+    EXPECT_STREQ(out, "v2");
+    hw_state_close(s);
+}
+
+// In synchronous mode the local copy holds writes applied here before the monitor has them:
+// get() hands the record's seq and wait_seq() says when it is one a takeover keeps.
+TEST(StateRegion, AReadWaitsUntilTheValueIsOneTheMonitorHas) {
+    const unlink_at_end f{shm_path("readsync")};
+    std::string err;
+    auto reg = state::region::create(f.path, geometry(100), true, err);
+    ASSERT_TRUE(reg) << err;
+    auto c = state::client::open(f.path, err);
+    ASSERT_TRUE(c) << err;
+    reg->table().put("k", bytes("v"), 7);
+    reg->header().applied_seq.store(7);
+    reg->header().replicated_seq.store(6);
+    std::byte buf[8];
+    std::uint64_t at = 0;
+    EXPECT_EQ(c->get("k", buf, &at), 1);
+    EXPECT_EQ(at, 7u);
+    EXPECT_EQ(c->applied_seq(), 7u);
+    EXPECT_EQ(c->complete_seq(), 6u);
+    EXPECT_FALSE(c->wait_seq(at, 2ms)) << "applied here, not yet acknowledged";
+    reg->header().replicated_seq.store(7);
+    EXPECT_TRUE(c->wait_seq(at, 2ms));
+}
