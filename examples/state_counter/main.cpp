@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -64,8 +65,8 @@ public:
     explicit store(std::string path) : path_(std::move(path)) {}
 
     // At most every 50 ms: open it if there is none, reopen it if the file was replaced.
-    void check(clock_type::time_point now) {
-        if (now < next_check_) return;
+    void check(clock_type::time_point now, bool force = false) {
+        if (now < next_check_ && !force) return;
         next_check_ = now + std::chrono::milliseconds{50};
         std::string err;
         if (!c_) {
@@ -187,47 +188,110 @@ std::string handle(std::string_view req, store& st, std::chrono::milliseconds ti
     return write_and_wait(*c, key, next, timeout, seq, why) ? reply("OK", id, next) : reply("ERR", id, why);
 }
 
-// The reply leaves from the address the request was sent to (IP_PKTINFO): the primary
-// address a client talks to, not whichever address the route back would pick.
+// One datagram read: its text, who sent it, and the address it was sent to (IP_PKTINFO):
+// the reply leaves from that address, the primary address a client talks to, not whichever
+// address the route back would pick.
+struct request {
+    std::string text;
+    sockaddr_in from{};
+    socklen_t from_len{};
+    bool has_dst{false};
+    in_addr dst{};
+};
+
+void send_reply(int fd, const request& q, const std::string& out) {
+    iovec oiov{const_cast<char*>(out.data()), out.size()};
+    msghdr r{};
+    r.msg_name = const_cast<sockaddr_in*>(&q.from);
+    r.msg_namelen = q.from_len;
+    r.msg_iov = &oiov;
+    r.msg_iovlen = 1;
+    alignas(cmsghdr) char out_ctl[CMSG_SPACE(sizeof(in_pktinfo))]{};
+    if (q.has_dst) {
+        in_pktinfo pi{};
+        pi.ipi_spec_dst = q.dst;
+        r.msg_control = out_ctl;
+        r.msg_controllen = sizeof out_ctl;
+        cmsghdr* c = CMSG_FIRSTHDR(&r);
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof pi);
+        std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
+    }
+    ::sendmsg(fd, &r, MSG_DONTWAIT);
+}
+
+// Up to 64 requests a wakeup. PUTs are queued to the store one after another and then
+// waited for together, so a burst costs one replication round trip, not one each (the
+// engine batches what it drains into few frames); each reply still goes only once its own
+// write is complete. INC and GET first let every earlier PUT complete, then run alone:
+// an INC's read and write have nothing of ours in between.
 void serve(int fd, store& st, std::chrono::milliseconds timeout) {
+    std::vector<request> batch;
     char buf[2048];
     for (int i = 0; i < 64; ++i) {
-        sockaddr_in from{};
+        request q;
         iovec iov{buf, sizeof buf};
         alignas(cmsghdr) char in_ctl[CMSG_SPACE(sizeof(in_pktinfo))];
         msghdr m{};
-        m.msg_name = &from;
-        m.msg_namelen = sizeof from;
+        m.msg_name = &q.from;
+        m.msg_namelen = sizeof q.from;
         m.msg_iov = &iov;
         m.msg_iovlen = 1;
         m.msg_control = in_ctl;
         m.msg_controllen = sizeof in_ctl;
         const ssize_t n = ::recvmsg(fd, &m, MSG_DONTWAIT);
-        if (n < 0) return;
-        const in_pktinfo* got = nullptr;
+        if (n < 0) break;
+        q.from_len = m.msg_namelen;
         for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
-            if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) got = reinterpret_cast<const in_pktinfo*>(CMSG_DATA(c));
-        const std::string out = handle(std::string_view(buf, static_cast<std::size_t>(n)), st, timeout);
-        iovec oiov{const_cast<char*>(out.data()), out.size()};
-        msghdr r{};
-        r.msg_name = &from;
-        r.msg_namelen = m.msg_namelen;
-        r.msg_iov = &oiov;
-        r.msg_iovlen = 1;
-        alignas(cmsghdr) char out_ctl[CMSG_SPACE(sizeof(in_pktinfo))]{};
-        if (got) {
-            in_pktinfo pi{};
-            pi.ipi_spec_dst = got->ipi_spec_dst;
-            r.msg_control = out_ctl;
-            r.msg_controllen = sizeof out_ctl;
-            cmsghdr* c = CMSG_FIRSTHDR(&r);
-            c->cmsg_level = IPPROTO_IP;
-            c->cmsg_type = IP_PKTINFO;
-            c->cmsg_len = CMSG_LEN(sizeof pi);
-            std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
-        }
-        ::sendmsg(fd, &r, MSG_DONTWAIT);
+            if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+                q.has_dst = true;
+                q.dst = reinterpret_cast<const in_pktinfo*>(CMSG_DATA(c))->ipi_spec_dst;
+            }
+        q.text.assign(buf, static_cast<std::size_t>(n));
+        batch.push_back(std::move(q));
     }
+    struct queued {
+        std::size_t at;   // in batch
+        std::string id;
+        std::uint64_t ticket;
+    };
+    std::vector<queued> puts;
+    // One deadline for the whole batch: a store that stopped answering (heartwired killed:
+    // its region still says primary, and nobody drains it) costs one timeout, not one each.
+    const auto complete_puts = [&] {
+        state::client* c = st.client();
+        const auto deadline = clock_type::now() + timeout;
+        for (const auto& p : puts) {
+            std::string out;
+            const auto left = std::max(deadline - clock_type::now(), clock_type::duration::zero());
+            if (c && c->wait(p.ticket, left)) out = reply("OK", p.id, std::to_string(c->raw().seq_of(p.ticket)));
+            else if (c && c->refused(p.ticket)) out = reply("ERR", p.id, c->node_role() != heartwire::role::primary ? "not-primary" : "refused");
+            else out = reply("ERR", p.id, "timeout");
+            send_reply(fd, batch[p.at], out);
+        }
+        // A batch that timed out: look at the store now rather than in 50 ms (a restarted
+        // heartwired has a new region, and the old one will never complete anything).
+        if (!puts.empty() && clock_type::now() >= deadline) st.check(clock_type::now(), true);
+        puts.clear();
+    };
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        std::string_view req = batch[i].text;
+        while (!req.empty() && (req.back() == '\n' || req.back() == '\r')) req.remove_suffix(1);
+        std::string_view rest = req;
+        const std::string_view verb = next_word(rest), id = next_word(rest), key = next_word(rest);
+        state::client* c = st.client();
+        if (verb == "PUT" && !id.empty() && !key.empty() && c && c->node_role() == heartwire::role::primary) {
+            const std::uint64_t t = c->put(key, bytes(rest));
+            if (t != 0) {
+                puts.push_back({i, std::string(id), t});
+                continue;
+            }
+        }
+        complete_puts();
+        send_reply(fd, batch[i], handle(req, st, timeout));
+    }
+    complete_puts();
 }
 
 int usage(const char* why) {
