@@ -11,7 +11,10 @@
 # gratuitous ARP of the new primary and to its first answered ping, then checks that the
 # service answers there. The killed node is restarted and rejoins as monitor. At the end:
 # the client's ARP entry for the primary address, the median failover, and the requests the
-# stream lost and its longest gap. Everything it made is removed on exit.
+# stream lost and its longest gap. In shared mode a counter service (heartwire-state-counter)
+# keeps its count in heartwire's replicated store ([[state]], sync): the client increments
+# it all through the demo and checks that no acknowledged increment is lost and no value
+# goes backwards across the failovers. Everything it made is removed on exit.
 #
 # Options: --rounds N (5)  --interval-us N (100)  --miss N (5)  --pmd net_af_xdp|net_af_packet
 #          --idle busy|adaptive (adaptive: leaves the 2-core VM's kernel room)  --keep-logs
@@ -28,6 +31,7 @@ IDLE=adaptive
 KEEP=0
 MODE=shared
 SERVICE_PORT=7000
+COUNTER_PORT=7400
 while [ $# -gt 0 ]; do
     case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -54,10 +58,12 @@ WORK=$(mktemp -d /tmp/heartwire-demo.XXXXXX)
 declare -A PID=()
 declare -A SVC=()
 LOAD_PID=
+COUNTER_PID=
 
 cleanup() {
     set +e
     [ -n "$LOAD_PID" ] && kill -TERM "$LOAD_PID" 2>/dev/null
+    [ -n "$COUNTER_PID" ] && kill -TERM "$COUNTER_PID" 2>/dev/null
     for n in "${!SVC[@]}"; do kill -TERM "${SVC[$n]}" 2>/dev/null; done
     for n in "${!PID[@]}"; do
         kill -TERM "${PID[$n]}" 2>/dev/null
@@ -68,6 +74,7 @@ cleanup() {
     done
     for ns in client nodea nodeb br; do ip netns del "$P-$ns" 2>/dev/null; done
     rm -rf /var/run/dpdk/"$P"* 2>/dev/null
+    rm -f /dev/shm/heartwire-"$P"-* 2>/dev/null
     if [ "$KEEP" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -136,6 +143,19 @@ idle_max_sleep_us = 20
 [control]
 socket = "$WORK/$1.sock"
 EOC
+    if [ "$MODE" = shared ]; then
+        # The counter service's state, replicated to the monitor (README: the replicated store).
+        cat >> "$WORK/$1.toml" <<EOC
+
+[[state]]
+name = "counters"
+records = 1024
+key_max = 32
+value_max = 32
+mode = "sync"
+path = "/dev/shm/heartwire-$P-$1-counters"
+EOC
+    fi
 }
 write_config nodea 1 0
 write_config nodeb 2 1
@@ -167,6 +187,9 @@ if [ "$MODE" = shared ]; then
         ip netns exec "$P-$n" taskset -c "$(core_of "$n")" "$HW_BUILD/tools/heartwire-echo" --port "$SERVICE_PORT" \
             >> "$WORK/$n-service.log" 2>&1 &
         SVC[$n]=$!
+        ip netns exec "$P-$n" taskset -c "$(core_of "$n")" "$HW_BUILD/examples/heartwire-state-counter" --port "$COUNTER_PORT" \
+            --path "/dev/shm/heartwire-$P-$n-counters" >> "$WORK/$n-counter.log" 2>&1 &
+        SVC[$n-counter]=$!
     done
 fi
 start nodea
@@ -186,6 +209,10 @@ if [ "$MODE" = shared ]; then
         --udp-interval-us 2000 --tcp-interval-ms 20 --json > "$WORK/stream.json" 2> "$WORK/stream.err" &
     LOAD_PID=$!
     echo "  service: TCP and UDP echo on $PRIMARY_IP:$SERVICE_PORT answers; the client streams requests at it"
+    ip netns exec "$P-client" python3 "$HW_ROOT/scripts/demo_counter_client.py" "$PRIMARY_IP" "$COUNTER_PORT" 4 \
+        > "$WORK/counter.json" 2> "$WORK/counter.err" &
+    COUNTER_PID=$!
+    echo "  counter: heartwire-state-counter on $PRIMARY_IP:$COUNTER_PORT keeps its count in the replicated store; the client increments it"
 fi
 echo
 
@@ -199,8 +226,14 @@ settled_pair() {
             local mon=nodea
             [ "$rb" = monitor ] && mon=nodeb
             # The monitor must have heard the primary answer: until then it judges on a grace period.
-            "$HW_BUILD/dpdk_apps/heartwirectl" --socket "$WORK/$mon.sock" status --json 2>/dev/null |
-                grep -q '"detector_armed":true' && return 0
+            # Shared mode: its replica of the counter's store in sync too (a takeover before
+            # that would be one the engine counts as out of sync: README, the replicated store).
+            local st
+            st=$("$HW_BUILD/dpdk_apps/heartwirectl" --socket "$WORK/$mon.sock" status --json 2>/dev/null || true)
+            if echo "$st" | grep -q '"detector_armed":true' &&
+                { [ "$MODE" != shared ] || echo "$st" | grep -q '"in_sync":true'; }; then
+                return 0
+            fi
         fi
         sleep 0.05
     done
@@ -298,4 +331,16 @@ if [ "$MODE" = shared ]; then
     printf '    TCP %s connections, %s lost, longest outage %s ms (longest gap between answers %s ms)\n' \
         "$(field tcp sent)" "$(field tcp lost)" "$(ms "$(field tcp longest_outage_us)")" "$(ms "$(field tcp longest_gap_us)")"
     echo "    (a gap includes the client's own CPU starvation on this 2-core VM: both cores busy-poll)"
+    kill -TERM "$COUNTER_PID"; wait "$COUNTER_PID" || true; COUNTER_PID=
+    ct=$(cat "$WORK/counter.json")
+    cf() { echo "$ct" | grep -o "\"$1\": *[-0-9.a-z]*" | sed 's/.*: *//'; }
+    printf '  counter in the replicated store through %s failovers: %s increments acknowledged, %s unanswered in the takeovers,\n' \
+        "$ROUNDS" "$(cf acked)" "$(cf unanswered)"
+    printf '    values %s -> %s, read back %s; went backwards %s times (an acknowledged increment lost); longest gap %s ms\n' \
+        "$(cf first)" "$(cf last)" "$(cf final)" "$(cf backwards)" "$(cf longest_gap_ms)"
+    if [ "$(cf backwards)" != 0 ] || [ "$(cf final)" = null ] || [ "$(cf acked)" = 0 ] || [ "$(cf final)" -lt "$(cf last)" ]; then
+        echo "demo: the counter lost an acknowledged increment or went backwards: $ct" >&2
+        cat "$WORK"/node*-counter.log >&2
+        exit 1
+    fi
 fi
