@@ -428,3 +428,45 @@ TEST(State, TheCounterServiceKeepsEveryAcknowledgedWriteThroughSigkills) {
     EXPECT_EQ(missing_in(region_path(monitor), w.acked, first), 0u) << first;
     if (std::getenv("HW_E2E_DEBUG")) std::printf("%s\n%s\n%s\n", svc_a.log().c_str(), svc_b.log().c_str(), c.logs().c_str());
 }
+
+// Issue 10 item 4 (seed 003 claim 16): the switchover compilation through the store. The
+// primary's application, told to drain, writes the identifiers of the requests it still has
+// in flight into the store and reports 0 in flight; the old primary says `drained` only once
+// those writes are acknowledged, so the new primary's application reads them at once.
+TEST(State, ASwitchoverCarriesTheDrainCompilationThroughTheStore) {
+    store_pair p("sync", 4096);
+    cluster& c = p.c;
+    ASSERT_NO_FATAL_FAILURE(form_pair(c));
+    ASSERT_TRUE(wait_until([&] { return store_in_sync(c, "a") && store_in_sync(c, "b"); }, 30s)) << c.logs();
+    std::string err;
+    auto app = st::client::open(region_path("a"), err);
+    ASSERT_TRUE(app) << err;
+    for (int i = 0; i < 500; ++i) {
+        const std::string k = key_of(i), v = "v" + std::to_string(i);
+        ASSERT_TRUE(app->wait(app->put(k, as_bytes(v)), 1s));
+    }
+    // The application has work in flight: a drain waits for it to say so.
+    ASSERT_TRUE(run({HEARTWIRECTL_PATH, "--socket", c.socket("a"), "inflight", "20"}).ok());
+    ASSERT_TRUE(run({HEARTWIRECTL_PATH, "--socket", c.socket("b"), "switchover"}).ok()) << c.logs();
+    ASSERT_TRUE(wait_until([&] { return app->node_role() == heartwire::role::draining; }, 10s)) << c.logs();
+    // Draining: the compilation goes into the store (no wait: heartwired holds `drained`
+    // until the monitor has it), then the application says nothing is in flight.
+    for (int i = 0; i < 20; ++i) {
+        const std::string k = "inflight/" + std::to_string(1000 + i), v = "request " + std::to_string(1000 + i);
+        ASSERT_NE(app->put(k, as_bytes(v)), 0u);
+    }
+    ASSERT_TRUE(run({HEARTWIRECTL_PATH, "--socket", c.socket("a"), "inflight", "0"}).ok());
+    ASSERT_TRUE(c.wait_role("b", "primary")) << c.logs();
+    auto next = st::client::open(region_path("b"), err);
+    ASSERT_TRUE(next) << err;
+    EXPECT_EQ(next->node_role(), heartwire::role::primary);
+    std::byte buf[32];
+    int found = 0;
+    for (int i = 0; i < 20; ++i) found += next->get("inflight/" + std::to_string(1000 + i), buf) > 0;
+    EXPECT_EQ(found, 20) << "the compilation is on the new primary the moment it takes over";
+    std::vector<std::uint64_t> all(500);
+    for (std::uint64_t i = 0; i < 500; ++i) all[i] = i;
+    std::string first;
+    EXPECT_EQ(missing_in(region_path("b"), all, first), 0u) << first;
+    EXPECT_EQ(c.counter("b", "takeovers_out_of_sync"), 0u);
+}
