@@ -471,6 +471,26 @@ template <class Fn> void read_section(const toml::table& root, std::string_view 
     r.finish();
 }
 
+// An array of tables ([[health]], [[state]]): each block read by `fn` into a new element
+// of `out`, its keys named "<name>[i].<key>".
+template <class T, class Fn>
+void read_blocks(const toml::table& root, std::string_view name, std::string_view what, error_list& e, Fn fn, std::vector<T>& out) {
+    const toml::node* n = root.get(name);
+    if (!n) return;
+    const toml::array* a = n->as_array();
+    if (!a || !(a->empty() || a->is_array_of_tables())) {
+        e.add(std::string{name}, render(*n), "must be an array of tables: " + std::string{what});
+        return;
+    }
+    for (std::size_t i = 0; i < a->size(); ++i) {
+        T x;
+        table_reader r{*a->get(i)->as_table(), std::string{name} + "[" + std::to_string(i) + "]", std::string{name}, e};
+        fn(r, x);
+        r.finish();
+        out.push_back(std::move(x));
+    }
+}
+
 constexpr std::string_view sections[] = {"node",     "port",   "addresses", "group", "detect", "garp",   "auth",
                                          "protocol", "engine", "hooks",     "health", "control", "state"};
 
@@ -490,35 +510,8 @@ void read_config(const toml::table& root, config& c, error_list& e) {
     read_section(root, "hooks", e, [&](table_reader& r) { read_hooks(r, c.hooks); });
     read_section(root, "control", e, [&](table_reader& r) { read_control(r, c.control); });
 
-    if (const toml::node* n = root.get("health")) {
-        const toml::array* a = n->as_array();
-        if (!a || !(a->empty() || a->is_array_of_tables())) {
-            e.add("health", render(*n), "must be an array of tables: one [[health]] block per check");
-        } else {
-            for (std::size_t i = 0; i < a->size(); ++i) {
-                health_check_cfg h;
-                table_reader r{*a->get(i)->as_table(), "health[" + std::to_string(i) + "]", "health", e};
-                read_health(r, h);
-                r.finish();
-                c.health.push_back(std::move(h));
-            }
-        }
-    }
-
-    if (const toml::node* n = root.get("state")) {
-        const toml::array* a = n->as_array();
-        if (!a || !(a->empty() || a->is_array_of_tables())) {
-            e.add("state", render(*n), "must be an array of tables: one [[state]] block per store");
-        } else {
-            for (std::size_t i = 0; i < a->size(); ++i) {
-                state_cfg st;
-                table_reader r{*a->get(i)->as_table(), "state[" + std::to_string(i) + "]", "state", e};
-                read_state(r, st);
-                r.finish();
-                c.state.push_back(std::move(st));
-            }
-        }
-    }
+    read_blocks<health_check_cfg>(root, "health", "one [[health]] block per check", e, read_health, c.health);
+    read_blocks<state_cfg>(root, "state", "one [[state]] block per store", e, read_state, c.state);
 
     if (groups) {
         const toml::array* a = groups->as_array();

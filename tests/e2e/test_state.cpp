@@ -188,6 +188,29 @@ std::uint64_t store_number(cluster& c, const std::string& node, const std::strin
     return v.empty() || v[0] == '-' ? 0 : std::stoull(v);
 }
 
+// A pair with its store in sync, and the primary's application holding keys 0..n-1.
+std::optional<st::client> pair_with_keys(cluster& c, int n) {
+    form_pair(c);
+    if (!wait_until([&] { return store_in_sync(c, "a") && store_in_sync(c, "b"); }, 30s)) {
+        ADD_FAILURE() << "the store never reached sync\n" << c.logs();
+        return std::nullopt;
+    }
+    std::string err;
+    auto app = st::client::open(region_path("a"), err);
+    if (!app) {
+        ADD_FAILURE() << err;
+        return std::nullopt;
+    }
+    for (int i = 0; i < n; ++i) {
+        const std::string k = key_of(i), v = "v" + std::to_string(i);
+        if (!app->wait(app->put(k, as_bytes(v)), 1s)) {
+            ADD_FAILURE() << "write " << i << " did not complete";
+            return std::nullopt;
+        }
+    }
+    return app;
+}
+
 // A field of the first store's "receiver" (the monitor's side) object.
 std::uint64_t receiver_number(cluster& c, const std::string& node, const std::string& key) {
     const auto s = c.status(node);
@@ -207,15 +230,9 @@ std::uint64_t receiver_number(cluster& c, const std::string& node, const std::st
 TEST(State, ADivergenceOnTheMonitorIsDetectedReportedAndRepairedByASnapshot) {
     store_pair p("sync", 4096);
     cluster& c = p.c;
-    ASSERT_NO_FATAL_FAILURE(form_pair(c));
-    ASSERT_TRUE(wait_until([&] { return store_in_sync(c, "a") && store_in_sync(c, "b"); }, 30s)) << c.logs();
+    auto app = pair_with_keys(c, 200);
+    ASSERT_TRUE(app);
     std::string err;
-    auto app = st::client::open(region_path("a"), err);
-    ASSERT_TRUE(app) << err;
-    for (int i = 0; i < 200; ++i) {
-        const std::string k = key_of(i), v = "v" + std::to_string(i);
-        ASSERT_TRUE(app->wait(app->put(k, as_bytes(v)), 1s)) << i;
-    }
     auto mon = st::region::attach(region_path("b"), err);
     ASSERT_TRUE(mon) << err;
     std::byte buf[32];
@@ -436,15 +453,9 @@ TEST(State, TheCounterServiceKeepsEveryAcknowledgedWriteThroughSigkills) {
 TEST(State, ASwitchoverCarriesTheDrainCompilationThroughTheStore) {
     store_pair p("sync", 4096);
     cluster& c = p.c;
-    ASSERT_NO_FATAL_FAILURE(form_pair(c));
-    ASSERT_TRUE(wait_until([&] { return store_in_sync(c, "a") && store_in_sync(c, "b"); }, 30s)) << c.logs();
+    auto app = pair_with_keys(c, 500);
+    ASSERT_TRUE(app);
     std::string err;
-    auto app = st::client::open(region_path("a"), err);
-    ASSERT_TRUE(app) << err;
-    for (int i = 0; i < 500; ++i) {
-        const std::string k = key_of(i), v = "v" + std::to_string(i);
-        ASSERT_TRUE(app->wait(app->put(k, as_bytes(v)), 1s));
-    }
     // The application has work in flight: a drain waits for it to say so.
     ASSERT_TRUE(run({HEARTWIRECTL_PATH, "--socket", c.socket("a"), "inflight", "20"}).ok());
     ASSERT_TRUE(run({HEARTWIRECTL_PATH, "--socket", c.socket("b"), "switchover"}).ok()) << c.logs();

@@ -463,6 +463,19 @@ std::vector<error_case> error_cases() {
         {"unknown key in a health check", "[[health]]\nname=\"l\"\nkind=\"process\"\ntarget=\"x\"\nbogus=1",
          "health[0].bogus", "unknown key"},
         {"syntax error", "[node", "", "TOML syntax error at line"},
+        // [[state]] (issue 10)
+        {"state as a single table", "state.name = \"x\"", "state", "array of tables"},
+        {"state without a name", "[[state]]\nrecords = 10", "state[0].name", "is required"},
+        {"state name with a slash", "[[state]]\nname = \"a/b\"", "state[0].name", "A-Z a-z 0-9"},
+        {"state names twice", "[[state]]\nname = \"s\"\n[[state]]\nname = \"s\"", "state[1].name", "duplicate"},
+        {"state mode unknown", "[[state]]\nname = \"s\"\nmode = \"lazy\"", "state[0].mode", "sync"},
+        {"state record too large for a frame", "[[state]]\nname = \"s\"\nkey_max = 255\nvalue_max = 900", "state[0].value_max",
+         "one frame"},
+        {"state queue not a power of two", "[[state]]\nname = \"s\"\nqueue = 1000", "state[0].queue", "power of two"},
+        {"state records zero", "[[state]]\nname = \"s\"\nrecords = 0", "state[0].records", "between 1 and"},
+        {"state of no group", "[[state]]\nname = \"s\"\ngroup = 7", "state[0].group", "names no group"},
+        {"state path relative", "[[state]]\nname = \"s\"\npath = \"shm/x\"", "state[0].path", "absolute"},
+        {"unknown key in a store", "[[state]]\nname = \"s\"\nsize = 3", "state[0].size", "unknown key"},
         // [node]
         {"node.name missing", "-node.name", "node.name", "is required"},
         {"node.name empty", "node.name = \"\"", "node.name", "must not be empty"},
@@ -730,4 +743,35 @@ TEST(ConfigReload, GroupsKeepTheirAddressesAndTakeRankAndPreempt) {
     const auto fewer = cfg::parse(with(groups.substr(0, groups.find("[[group]]\nid = 2"))));
     ASSERT_TRUE(fewer.cfg) << all_errors(fewer);
     EXPECT_EQ(cfg::plan_reload(*a.cfg, *fewer.cfg).refused, (std::vector<std::string>{"group"}));
+}
+
+// [[state]] (issue 10): defaults, the region's default path, and a reload that changes a
+// store is refused (the region and its peers' copies would no longer match).
+TEST(ConfigState, StoresParseWithDefaultsAndTheirPath) {
+    const auto r = cfg::parse(with("[[state]]\nname = \"sessions\"\n[[state]]\nname = \"books\"\nrecords = 1000000\n"
+                                   "key_max = 16\nvalue_max = 16\nmode = \"async\"\ngroup = 1\nqueue = 4096\n"
+                                   "path = \"/dev/shm/books\"\nlog_mb = 64\n"));
+    ASSERT_TRUE(r.cfg) << all_errors(r);
+    ASSERT_EQ(r.cfg->state.size(), 2u);
+    const auto& a = r.cfg->state[0];
+    EXPECT_EQ(a.records, 65536u);
+    EXPECT_EQ(a.key_max, 64u);
+    EXPECT_EQ(a.value_max, 256u);
+    EXPECT_EQ(a.mode, cfg::state_mode::sync);
+    EXPECT_EQ(a.queue, 1024u);
+    EXPECT_EQ(cfg::state_path("node-a", a), "/dev/shm/heartwire-node-a-sessions");
+    const auto& b = r.cfg->state[1];
+    EXPECT_EQ(b.records, 1000000u);
+    EXPECT_EQ(b.mode, cfg::state_mode::async);
+    EXPECT_EQ(cfg::state_path("node-a", b), "/dev/shm/books");
+    EXPECT_TRUE(cfg::parse(with("[[state]]\nname = \"s\"\nkey_max = 76\nvalue_max = 900\n")).cfg) << "976 bytes: one frame";
+}
+
+TEST(ConfigState, AReloadThatChangesAStoreIsRefused) {
+    const auto a = cfg::parse(with("[[state]]\nname = \"s\"\n"));
+    const auto b = cfg::parse(with("[[state]]\nname = \"s\"\nrecords = 10\n"));
+    ASSERT_TRUE(a.cfg && b.cfg);
+    const auto plan = cfg::plan_reload(*a.cfg, *b.cfg);
+    EXPECT_EQ(plan.refused, std::vector<std::string>{"state"});
+    EXPECT_EQ(plan.result.state[0].records, 65536u);
 }
