@@ -158,6 +158,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             break;
         }
         if (scrub_all(b.t) != 0) broken("the follower's table holds a record that does not match its hash");
+        // What the primary counts as acknowledged is in the follower's copy (a synchronous
+        // write completes on it).
+        if (!tainted && snd.in_sync() && rcv.in_sync() && snd.acked() > rcv.applied())
+            broken("the sender counts a write acknowledged that the follower has not applied");
     }
     if (tainted) return 0;
     // Heal: a reliable link, time moving, until the follower is in sync with the primary.

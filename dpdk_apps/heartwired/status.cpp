@@ -329,6 +329,7 @@ std::string status_json(const status_inputs& in) {
                           {"side", replica::to_string(x.s)},
                           {"in_sync", x.in_sync},
                           {"degraded", x.degraded},
+                          {"holding", x.holding},
                           {"stream", x.stream},
                           {"records", x.records},
                           {"capacity", st.capacity},
@@ -353,10 +354,12 @@ std::string status_json(const status_inputs& in) {
                           {"sender", {{"writes", x.sc.writes}, {"frames", x.sc.frames}, {"entries", x.sc.entries_sent},
                                       {"retransmits", x.sc.retransmits}, {"rto_expiries", x.sc.rto_expiries},
                                       {"snapshots", x.sc.snapshots}, {"snapshot_records", x.sc.snapshot_records},
-                                      {"acks", x.sc.acks}, {"window_full", x.sc.window_full}}},
+                                      {"acks", x.sc.acks}, {"window_full", x.sc.window_full},
+                                      {"chunk_rewinds", x.sc.chunk_rewinds}, {"keepalives", x.sc.keepalives}}},
                           {"receiver", {{"frames", x.rc.frames}, {"applied", x.rc.applied}, {"duplicates", x.rc.duplicates},
                                         {"gaps", x.rc.gaps}, {"bad_frames", x.rc.bad_frames}, {"snapshots", x.rc.snapshots},
-                                        {"snapshot_records", x.rc.snapshot_records}, {"digest_matches", x.rc.digest_matches}}}});
+                                        {"snapshot_records", x.rc.snapshot_records}, {"digest_matches", x.rc.digest_matches},
+                                        {"clear_slices", x.rc.clear_slices}, {"clear_drops", x.rc.clear_drops}}}});
     }
     o["state"] = std::move(stores);
     const auto& h = in.e.rtt();

@@ -82,6 +82,12 @@ public:
     put_result put(std::string_view key, std::span<const std::byte> value, std::uint64_t seq) noexcept;
     bool erase(std::string_view key, std::uint64_t seq) noexcept; // false: no such key (seq still applied)
     void clear(std::uint64_t seq) noexcept;                       // every record gone (a snapshot restarts)
+    // The same in slices, so that a large copy is cleared without holding the poll loop:
+    // up to `max` slots from `from` emptied (the slot to go on from returned; capacity:
+    // done), then clear_summary() once every slot is. The count and digest stay the old
+    // ones until then.
+    std::uint32_t clear_slots(std::uint32_t from, std::uint32_t max) noexcept;
+    void clear_summary(std::uint64_t seq) noexcept;
 
     // Any thread or process. The value (up to out.size() bytes) and its length, or -1 when
     // there is no such key (-2: the slot stayed locked, a writer died inside it); `seq_out`
@@ -100,6 +106,12 @@ public:
     // were handed over.
     template <class F>
     std::uint32_t walk(std::uint32_t slot, std::uint32_t max, F&& f) const noexcept;
+
+    // Writer side: the live records among at most `max_slots` slots from `slot`, each handed
+    // to `f(key, value, seq)` until f returns false (that record not taken). Returns the
+    // slot to go on from: the refused record's, or the first not looked at (capacity: done).
+    template <class F>
+    std::uint32_t scan(std::uint32_t slot, std::uint32_t max_slots, F&& f) const noexcept;
 
     // Reader side (any thread or process, beside the writer): every live record, each read
     // under its slot's seqlock and handed to `f(key, value, seq)` as copies in `scratch`
@@ -169,6 +181,20 @@ std::uint32_t table::walk(std::uint32_t from, std::uint32_t max, F&& f) const no
         ++handed;
     }
     return i;
+}
+
+template <class F>
+std::uint32_t table::scan(std::uint32_t from, std::uint32_t max_slots, F&& f) const noexcept {
+    const std::uint32_t cap = h_->geo.capacity;
+    const std::uint32_t end = static_cast<std::uint32_t>(std::min<std::uint64_t>(cap, std::uint64_t{from} + max_slots));
+    for (std::uint32_t i = from; i < end; ++i) {
+        const auto* s = reinterpret_cast<const slot_head*>(slot(i));
+        if (s->state != 1) continue;
+        const auto* key = reinterpret_cast<const char*>(slot(i) + sizeof(slot_head));
+        const auto* val = slot(i) + sizeof(slot_head) + h_->geo.key_max;
+        if (!f(std::string_view(key, s->key_len), std::span<const std::byte>(val, s->value_len), s->seq)) return i;
+    }
+    return end;
 }
 
 template <class F>

@@ -6,11 +6,18 @@
 // restarts one, in microseconds, inside the loop turn that saw it).
 //
 // Completion of a synchronous write (what the region's replicated_seq says): the monitor
-// acknowledged it. While no monitor is in sync (none is live, or it is joining, catching
-// up or repairing a divergence) writes complete once applied here and the store reports
-// itself degraded: the service goes on, and a takeover by that monitor is one the state
-// machine counts as out of sync (fsm: takeovers_out_of_sync). So every write the
-// application saw complete is on any monitor that is in sync.
+// acknowledged it. When no monitor is in sync (none is live, or it is joining, catching up
+// or repairing a divergence) writes wait for `degrade_hold_ns`, then complete once applied
+// here and the store reports itself degraded: the service goes on, and a takeover by that
+// monitor is one the state machine counts as out of sync (fsm: takeovers_out_of_sync).
+// A monitor is in sync only while it heard the primary's stream within `lease_ns` (a
+// keepalive goes out every `keepalive_ns` when nothing else does) and has applied every
+// write the primary last said was complete (the floor each DATA frame carries). The hold
+// outlasts the lease, so by the time the primary completes a write that the monitor has not
+// acknowledged, that monitor no longer says it is in sync, and it says so again only once
+// it holds that write. So every write the application saw complete is on any monitor that
+// is in sync. Completion never goes back while a node leads; when it stops leading, what
+// was not complete stays so (the engine forfeits those tickets: state::region).
 
 #include <cstdint>
 #include <span>
@@ -28,13 +35,17 @@ struct host_params {
     bool sync{true};
     std::uint64_t idle_ack_ns{5'000'000};       // follower: an unprompted ACK when this quiet
     std::uint64_t scrub_period_ns{1'000'000'000}; // follower: one self-check pass of the table this often
-    std::uint32_t scrub_max_per_poll{256};      // ... at most this many slots in one poll
+    std::uint32_t scrub_max_per_poll{64};       // ... at most this many slots in one poll
+    std::uint64_t keepalive_ns{1'000'000};      // leader: an empty DATA frame when nothing went out this long
+    std::uint64_t lease_ns{10'000'000};         // follower: in sync only while it heard the stream this recently
+    std::uint64_t degrade_hold_ns{15'000'000};  // leader: writes wait this long for a monitor before degrading (> lease_ns)
 };
 
 struct host_status {
     side s{side::none};
     bool in_sync{false};
     bool degraded{false};        // leader: writes complete without a monitor's acknowledgement
+    bool holding{false};         // leader: no monitor in sync, writes waiting (degrade_hold_ns) before degrading
     std::uint64_t stream{};
     std::uint64_t last_seq{};    // leader: the newest write; follower: the newest applied
     std::uint64_t completed{};   // what replicated_seq says
@@ -76,12 +87,13 @@ public:
 
     bool in_sync() const noexcept;
     // Leader: every write acknowledged by an in-sync follower (a draining primary hands over
-    // only then). True when not leading.
+    // only then; the machine's drain deadline is the fallback). True when not leading.
     bool caught_up() const noexcept;
     // What the region's replicated_seq says: sync, what the follower acknowledged (every
-    // write while degraded, see above); async, what it acknowledged (the application's
+    // write once degraded, see above); async, what it acknowledged (the application's
     // writes complete on applied_seq; the difference is the lag that a takeover may lose).
-    std::uint64_t completed() const noexcept;
+    // Never goes back while leading; frozen while not.
+    std::uint64_t completed() const noexcept { return completed_; }
     host_status status(std::uint64_t now) const noexcept;
     std::uint64_t divergences() const noexcept { return snd_.counters().divergences + rcv_.counters().divergences; }
 
@@ -90,8 +102,14 @@ private:
     host_params p_;
     sender snd_;
     receiver rcv_;
+    void update_completion(std::uint64_t now) noexcept;
     side side_{side::none};
     bool peer_{false};
+    std::uint64_t completed_{0};
+    std::uint64_t degraded_high_{0}; // the last write completed without an acknowledgement
+    std::uint64_t hold_since_{0};    // no monitor in sync since (0: one is, or degraded)
+    bool degraded_{false};
+    std::uint64_t last_now_{0};      // the last poll (a follower's lease is judged at it)
     std::uint64_t refused_{0};
     std::uint32_t scrub_slot_{0};
     std::uint64_t scrub_ns_{0}, scrub_bad_{0}, scrub_passes_{0}, scrub_pass_bad_{0};

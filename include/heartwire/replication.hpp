@@ -38,7 +38,9 @@ inline constexpr std::uint8_t op_put = 1, op_erase = 2;
 inline constexpr std::uint8_t flag_last_chunk = 1; // snapshot: the walk ended
 inline constexpr std::uint8_t flag_want_snapshot = 2; // ack: send me a snapshot
 inline constexpr std::uint8_t flag_diverged = 4;      // ack: my digest differed from yours at a seq we share
-inline constexpr std::uint8_t flag_chunk_nack = 8;    // ack: snapshot chunk acked_seq is the next I need (base in digest)
+inline constexpr std::uint8_t flag_chunk_nack = 8;    // ack: snapshot chunk acked_seq (walk << 32 | chunk) is the next I need (base in digest)
+inline constexpr std::uint8_t flag_chunk_progress = 32; // ack: every snapshot chunk below acked_seq's (walk << 32 | chunk) is here (base in digest)
+inline constexpr std::uint8_t flag_not_in_sync = 16;  // data: the primary does not count its follower in sync (it may complete writes without it)
 
 // DATA and SNAPSHOT: this header, then `count` entries of [seq u64][op u8][key len u8]
 // [value len u16][key][value], little-endian.
@@ -48,8 +50,11 @@ struct data_header {
     std::uint16_t count;
     std::uint64_t stream;      // the primary's stream id (its incarnation and epoch)
     std::uint64_t first_seq;   // DATA: the first entry's seq; SNAPSHOT: the snapshot's base seq
-    std::uint64_t digest;      // DATA: the primary's digest after the last entry; SNAPSHOT: chunk number
-    std::uint64_t end_seq;     // SNAPSHOT with flag_last_chunk: the primary's seq when the walk ended
+    std::uint64_t digest;      // DATA: the primary's digest after the last entry; SNAPSHOT: walk << 32 | chunk number
+    // DATA: the floor, every write the primary counts as complete (sender::set_floor): a
+    // follower is in sync only once it has applied up to it. SNAPSHOT with flag_last_chunk:
+    // the primary's seq when the walk ended.
+    std::uint64_t end_seq;
 };
 inline constexpr std::size_t data_header_bytes = 36;
 inline constexpr std::size_t entry_header_bytes = 12;
@@ -72,9 +77,11 @@ struct entry {
 std::size_t encode_ack(const ack_msg& a, std::span<std::byte> out) noexcept; // 0: too small
 bool decode_ack(std::span<const std::byte> in, ack_msg& a) noexcept;
 bool decode_data_header(std::span<const std::byte> in, data_header& h) noexcept;
-// Walks a DATA or SNAPSHOT frame's entries; false when one is malformed (nothing after it
-// is handed over; the frame should be counted as a bad one).
-bool for_each_entry(std::span<const std::byte> in, const data_header& h, const std::function<void(const entry&)>& f);
+// Walks a DATA or SNAPSHOT frame's entries, f(const entry&) each; false when one is
+// malformed (nothing after it is handed over; the frame should be counted as a bad one).
+// A template: it runs for every delta a follower applies.
+template <class F>
+bool for_each_entry(std::span<const std::byte> in, const data_header& h, F&& f);
 frame_type peek_type(std::span<const std::byte> in) noexcept; // 0 when empty
 
 // ------------------------------------------------------------------ the primary's side
@@ -87,6 +94,11 @@ struct sender_params {
     std::uint64_t rto_min_ns{200'000};
     std::uint64_t rto_max_ns{50'000'000};
     std::uint32_t snapshot_chunks_per_poll{8};
+    std::uint32_t snapshot_slots_per_poll{8192}; // table slots a snapshot walk looks at in one poll
+    // An empty DATA frame (no entries: the sender's seq, digest and floor) when nothing went
+    // out for this long, so a follower knows it is current (its lease) and compares digests
+    // while no write is made. 0: none.
+    std::uint64_t keepalive_ns{0};
 };
 
 struct lag {
@@ -97,7 +109,7 @@ struct lag {
 
 struct sender_counters {
     std::uint64_t writes{}, frames{}, entries_sent{}, retransmits{}, rto_expiries{}, snapshots{}, snapshot_records{}, chunk_rewinds{};
-    std::uint64_t acks{}, stale_acks{}, divergences{}, window_full{};
+    std::uint64_t acks{}, stale_acks{}, divergences{}, window_full{}, keepalives{};
 };
 
 class sender {
@@ -114,13 +126,23 @@ public:
     void poll(std::uint64_t now, const emit_fn& emit);
     // Every follower gone (the monitor left): nothing is sent until one acks again.
     void reset_follower();
+    // Every write up to `seq` counts as complete for the application (replica::host's
+    // completion), and whether the primary counts its follower in sync: carried in each
+    // DATA frame, so that a follower never says it is in sync while it lacks a complete
+    // write or while the primary may complete writes without it.
+    void set_floor(std::uint64_t seq, bool synced) noexcept {
+        floor_ = seq;
+        synced_ = synced;
+    }
     // A new stream (this node became primary again): from the table's seq, no follower,
     // the log empty. Allocates nothing (the buffers stay); counters carry on.
     void restart(std::uint64_t stream);
 
     std::uint64_t last_seq() const noexcept { return next_ - 1; }
     std::uint64_t acked() const noexcept { return acked_; } // synchronous writes up to it are complete
+    // A follower holds this stream, nothing to repair: what it acknowledges is in its copy.
     bool in_sync() const noexcept { return joined_ && !snapshot_ && !snap_unacked_ && !diverged_; }
+    bool joined() const noexcept { return joined_; }
     bool snapshotting() const noexcept { return snapshot_; }
     lag current_lag(std::uint64_t now) const noexcept;
     std::uint64_t rtt_ns() const noexcept { return srtt_ns_; }
@@ -156,7 +178,11 @@ private:
     bool snap_unacked_{false};   // the last chunk went out; the follower has not acknowledged the base yet
     std::uint64_t snap_base_{0};
     std::uint32_t snap_slot_{0}, snap_chunk_{0};
+    std::uint32_t snap_walk_{0}; // which walk (start_snapshot) the chunks belong to
+    std::uint32_t snap_acked_chunk_{0}; // the follower holds every chunk of the walk below it
     std::uint64_t last_progress_ns_{0}, srtt_ns_{0}, rto_ns_{0}, sent_at_ns_{0}, snap_done_ns_{0};
+    std::uint64_t floor_{0}, last_emit_ns_{0};
+    bool synced_{true};
     std::vector<std::byte> frame_;
     sender_counters c_;
 };
@@ -166,6 +192,7 @@ private:
 struct receiver_counters {
     std::uint64_t frames{}, applied{}, duplicates{}, gaps{}, bad_frames{}, snapshots{}, snapshot_records{};
     std::uint64_t divergences{}, digest_matches{};
+    std::uint64_t clear_slices{}, clear_drops{}; // a snapshot clearing the old copy slice by slice; chunks dropped meanwhile
 };
 
 class receiver {
@@ -177,7 +204,12 @@ public:
     // Unprompted ACKs: a follower that has heard nothing yet (or nothing for `idle_ns`)
     // says where it is, which is how a sender learns of it (stream 0: it holds nothing of
     // any stream it knows; another stream's id: a snapshot is needed).
-    void poll(std::uint64_t now, std::uint64_t idle_ns, const sender::emit_fn& emit);
+    // Also clears, a slice per call, a copy that a snapshot replaces (clear_slots_per_poll):
+    // chunks that arrive meanwhile are dropped and asked for again. `peer` false: the
+    // clearing goes on, nothing is sent.
+    void poll(std::uint64_t now, std::uint64_t idle_ns, const sender::emit_fn& emit, bool peer = true);
+    static constexpr std::uint32_t clear_slots_per_poll = 4096;
+    bool clearing() const noexcept { return clearing_; }
     // A local self-check (table::scrub) found records that do not match their hashes: the
     // copy has diverged; a snapshot repairs it.
     void mark_diverged(std::uint64_t bad);
@@ -186,7 +218,15 @@ public:
     void reset();
     // The last frame is this long ago: the stream is idle or lost (status).
     std::uint64_t last_frame_ns() const noexcept { return last_ns_; }
-    bool in_sync() const noexcept { return stream_ != 0 && !snapshot_ && !diverged_ && !want_snapshot_; }
+    // The last DATA frame (a keepalive included) of the stream it follows, taken in order:
+    // what a lease on being in sync runs from (replica::host).
+    std::uint64_t heard_ns() const noexcept { return heard_ns_; }
+    // Following a stream, nothing to repair, the primary's last DATA frame counted it in
+    // sync, and every write the primary last said was complete (its floor) applied here.
+    bool in_sync() const noexcept {
+        return stream_ != 0 && !snapshot_ && !diverged_ && !want_snapshot_ && !unsynced_ && applied_ >= floor_;
+    }
+    std::uint64_t floor() const noexcept { return floor_; }
     std::uint64_t stream() const noexcept { return stream_; }
     std::uint64_t applied() const noexcept { return applied_; }
     std::uint64_t last_match_seq() const noexcept { return last_match_seq_; }
@@ -194,16 +234,52 @@ public:
 
 private:
     void ack(const sender::emit_fn& emit);
+    void compare_digest(std::uint64_t theirs) noexcept; // ours at applied_ against the primary's there
+    void progress(const sender::emit_fn& emit);          // a snapshot's chunks so far (flag_chunk_progress)
     table& t_;
     std::uint64_t stream_{0};
     std::uint64_t applied_{0};
     bool snapshot_{false};          // chunks arriving: deltas wait for the last
     bool want_snapshot_{false};
     bool diverged_{false};
-    std::uint64_t snap_base_{0}, next_chunk_{0}, compare_from_{0};
+    std::uint64_t snap_base_{0}, next_chunk_{0}, compare_from_{0}, snap_walk_{0};
     std::uint64_t last_ns_{0}, last_match_seq_{0}, last_ack_ns_{0};
+    std::uint64_t heard_ns_{0}, floor_{0};
+    bool unsynced_{true}; // until a DATA frame of the stream says otherwise
+    bool clearing_{false}; // a snapshot's chunk 0 came to a non-empty copy: clearing it first
+    std::uint32_t clear_slot_{0};
     std::byte ack_buf_[ack_bytes]{};
     receiver_counters c_;
 };
+
+namespace detail {
+inline std::uint16_t le16(const std::byte* p) noexcept {
+    return static_cast<std::uint16_t>(std::to_integer<std::uint16_t>(p[0]) | std::to_integer<std::uint16_t>(p[1]) << 8);
+}
+inline std::uint64_t le64(const std::byte* p) noexcept {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = v << 8 | std::to_integer<std::uint64_t>(p[i]);
+    return v;
+}
+} // namespace detail
+
+template <class F>
+bool for_each_entry(std::span<const std::byte> in, const data_header& h, F&& f) {
+    std::size_t at = data_header_bytes;
+    for (std::uint16_t i = 0; i < h.count; ++i) {
+        if (in.size() - at < entry_header_bytes) return false;
+        entry e;
+        e.seq = detail::le64(in.data() + at);
+        e.op = std::to_integer<std::uint8_t>(in[at + 8]);
+        const std::size_t klen = std::to_integer<std::size_t>(in[at + 9]);
+        const std::size_t vlen = detail::le16(in.data() + at + 10);
+        if ((e.op != op_put && e.op != op_erase) || klen == 0 || in.size() - at - entry_header_bytes < klen + vlen) return false;
+        e.key = std::string_view(reinterpret_cast<const char*>(in.data() + at + entry_header_bytes), klen);
+        e.value = in.subspan(at + entry_header_bytes + klen, vlen);
+        at += entry_header_bytes + klen + vlen;
+        f(e);
+    }
+    return at == in.size();
+}
 
 } // namespace heartwire::replica

@@ -93,8 +93,14 @@ public:
     // queue stayed full for `patience` (the engine is not draining: stopped, or wedged).
     std::uint64_t enqueue(std::uint8_t op, std::string_view key, std::span<const std::byte> value,
                           std::chrono::nanoseconds patience = std::chrono::milliseconds{10}) noexcept;
-    // The seq a ticket was given, 0 while not yet taken, ~0 when refused or too old to know.
+    // The seq a ticket was given, 0 while not yet taken, ~0 when refused, forfeited or too
+    // old to know.
     std::uint64_t seq_of(std::uint64_t ticket) const noexcept;
+    // The engine, when this node stops leading the store: every write given a seq above
+    // `complete` (applied here, never acknowledged) is forfeited. Its ticket reads as refused
+    // from then on, so a wait() on it fails instead of completing on a later primary's
+    // unrelated write of the same seq. Called before replicated_seq moves again.
+    void forfeit_above(std::uint64_t complete) noexcept;
 
     // True while `path` names the very file this region maps (same device and inode). A
     // restarted heartwired unlinks the file and creates a new one: this mapping then reads a
@@ -159,7 +165,10 @@ public:
     std::uint64_t put(std::string_view key, std::span<const std::byte> value) noexcept;
     std::uint64_t erase(std::string_view key) noexcept;
     // Until the write of `ticket` is complete (replicated in synchronous mode, applied in
-    // asynchronous mode) or `timeout` passes. False too for a refused write (see refused()).
+    // asynchronous mode) or `timeout` passes. False too for a refused write (see refused()),
+    // which includes one this node applied but lost with its leadership before the monitor
+    // had it (a switchover or a fence while it waited: region::forfeit_above): the new
+    // primary may or may not hold it; read it back there, or write it again.
     bool wait(std::uint64_t ticket, std::chrono::nanoseconds timeout) const noexcept;
     bool refused(std::uint64_t ticket) const noexcept { return r_->seq_of(ticket) == ~0ull; }
     // This node's copy, which holds writes applied here but (synchronous mode) perhaps not

@@ -13,11 +13,28 @@ std::string_view to_string(side s) noexcept {
     return "?";
 }
 
-host::host(table& t, const host_params& p) : t_(t), p_(p), snd_(t, p.sender, 0), rcv_(t) {}
+namespace {
+sender_params with_keepalive(sender_params p, std::uint64_t keepalive_ns) noexcept {
+    if (p.keepalive_ns == 0) p.keepalive_ns = keepalive_ns;
+    return p;
+}
+} // namespace
+
+host::host(table& t, const host_params& p)
+    : t_(t), p_(p), snd_(t, with_keepalive(p.sender, p.keepalive_ns), 0), rcv_(t), completed_(t.state().applied_seq) {}
 
 void host::lead(std::uint64_t stream, std::uint64_t now) {
     if (side_ == side::leader && snd_.stream() == stream) return;
-    // A new stream from where the table is: the monitor's copy (a takeover) carries on.
+    if (side_ != side::leader) {
+        // Leading from where the table is (the monitor's copy, on a takeover): what it holds
+        // is complete; no monitor can be in sync with a stream that has not started, so
+        // writes complete once applied here until one is (degraded).
+        completed_ = degraded_high_ = t_.state().applied_seq;
+        degraded_ = true;
+        hold_since_ = 0;
+    } else {
+        hold_since_ = 0; // the same node, a new stream: a monitor of the old one may still think itself in sync
+    }
     snd_.restart(stream);
     side_ = side::leader;
     peer_ = false;
@@ -57,13 +74,45 @@ void host::on_frame(std::span<const std::byte> payload, std::uint64_t now, const
     }
 }
 
+void host::update_completion(std::uint64_t now) noexcept {
+    const bool live = peer_ && snd_.in_sync(); // a follower holds this stream: its ACKs are its copy
+    if (live) completed_ = std::max(completed_, snd_.acked());
+    if (!p_.sync) return;
+    if (live && snd_.acked() >= degraded_high_) { // in sync
+        degraded_ = false;
+        hold_since_ = 0;
+        return;
+    }
+    if (degraded_) {
+        if (live) {
+            // A follower catching up on the writes completed without it: from here writes
+            // wait for it again, so it holds every complete write once it says it is in sync
+            // (or, when it does not get there within the hold, the store degrades again).
+            degraded_ = false;
+            hold_since_ = now;
+            return;
+        }
+        completed_ = degraded_high_ = snd_.last_seq();
+        return;
+    }
+    if (hold_since_ == 0) hold_since_ = now;
+    if (now - hold_since_ >= p_.degrade_hold_ns) { // no monitor in sync for the hold: the service goes on
+        degraded_ = true;
+        hold_since_ = 0;
+        completed_ = degraded_high_ = snd_.last_seq();
+    }
+}
+
 void host::poll(std::uint64_t now, bool peer, const sender::emit_fn& emit) {
+    last_now_ = now;
     if (side_ == side::leader) {
         if (peer_ && !peer) snd_.reset_follower(); // the monitor is gone: nothing in flight to it
         peer_ = peer;
+        update_completion(now);
+        snd_.set_floor(completed_, in_sync());
         if (peer) snd_.poll(now, emit);
     } else if (side_ == side::follower) {
-        if (peer) rcv_.poll(now, p_.idle_ack_ns, emit);
+        rcv_.poll(now, p_.idle_ack_ns, emit, peer);
         // Self-check (seed 004: synchronicity monitored continuously): a slice of the copy
         // against each record's stored hash, one whole pass per scrub_period_ns.
         const std::uint32_t cap = t_.geometry().capacity;
@@ -97,8 +146,8 @@ void host::poll(std::uint64_t now, bool peer, const sender::emit_fn& emit) {
 
 bool host::in_sync() const noexcept {
     switch (side_) {
-    case side::leader: return peer_ && snd_.in_sync();
-    case side::follower: return rcv_.in_sync();
+    case side::leader: return peer_ && snd_.in_sync() && (!p_.sync || snd_.acked() >= degraded_high_);
+    case side::follower: return rcv_.in_sync() && rcv_.heard_ns() != 0 && rcv_.heard_ns() + p_.lease_ns >= last_now_;
     case side::none: return false;
     }
     return false;
@@ -106,21 +155,15 @@ bool host::in_sync() const noexcept {
 
 bool host::caught_up() const noexcept {
     if (side_ != side::leader) return true;
-    return !in_sync() || snd_.acked() == snd_.last_seq();
-}
-
-std::uint64_t host::completed() const noexcept {
-    if (side_ != side::leader) return t_.state().applied_seq;
-    if (!p_.sync) return snd_.acked();          // asynchronous: writes complete on applied_seq; this is the truth
-    if (!in_sync()) return snd_.last_seq();     // degraded: complete once applied here
-    return snd_.acked();
+    return in_sync() && snd_.acked() == snd_.last_seq();
 }
 
 host_status host::status(std::uint64_t now) const noexcept {
     host_status s;
     s.s = side_;
     s.in_sync = in_sync();
-    s.degraded = side_ == side::leader && !s.in_sync;
+    s.degraded = side_ == side::leader && p_.sync && degraded_;
+    s.holding = side_ == side::leader && p_.sync && hold_since_ != 0;
     const auto st = t_.state();
     s.records = st.count;
     s.digest = st.digest;
@@ -144,7 +187,7 @@ host_status host::status(std::uint64_t now) const noexcept {
         s.last_seq = side_ == side::follower ? rcv_.applied() : st.applied_seq;
         s.last_match_seq = rcv_.last_match_seq();
     }
-    s.completed = completed();
+    s.completed = completed_;
     return s;
 }
 

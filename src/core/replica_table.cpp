@@ -159,8 +159,9 @@ bool table::erase(std::string_view key, std::uint64_t seq) noexcept {
     return true;
 }
 
-void table::clear(std::uint64_t seq) noexcept {
-    for (std::uint32_t i = 0; i < h_->geo.capacity; ++i) {
+std::uint32_t table::clear_slots(std::uint32_t from, std::uint32_t max) noexcept {
+    const std::uint32_t end = static_cast<std::uint32_t>(std::min<std::uint64_t>(h_->geo.capacity, std::uint64_t{from} + max));
+    for (std::uint32_t i = from; i < end; ++i) {
         auto* s = reinterpret_cast<slot_head*>(slot(i));
         if (s->state == st_empty) continue;
         const std::uint32_t v = s->version.load(std::memory_order_relaxed);
@@ -170,6 +171,10 @@ void table::clear(std::uint64_t seq) noexcept {
         s->rec_hash = 0;
         s->version.store(v + 2, std::memory_order_release);
     }
+    return end;
+}
+
+void table::clear_summary(std::uint64_t seq) noexcept {
     const std::uint32_t v = h_->digest_seq.load(std::memory_order_relaxed);
     h_->digest_seq.store(v + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
@@ -178,6 +183,11 @@ void table::clear(std::uint64_t seq) noexcept {
     h_->count.store(0, std::memory_order_relaxed);
     h_->tombstones.store(0, std::memory_order_relaxed);
     h_->digest_seq.store(v + 2, std::memory_order_release);
+}
+
+void table::clear(std::uint64_t seq) noexcept {
+    clear_slots(0, h_->geo.capacity);
+    clear_summary(seq);
 }
 
 long table::get(std::string_view key, std::span<std::byte> out, std::uint64_t* seq_out) const noexcept {

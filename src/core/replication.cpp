@@ -13,14 +13,8 @@ void put_u16(std::byte* p, std::uint16_t v) noexcept {
 void put_u64(std::byte* p, std::uint64_t v) noexcept {
     for (int i = 0; i < 8; ++i) p[i] = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
 }
-std::uint16_t get_u16(const std::byte* p) noexcept {
-    return static_cast<std::uint16_t>(std::to_integer<std::uint16_t>(p[0]) | std::to_integer<std::uint16_t>(p[1]) << 8);
-}
-std::uint64_t get_u64(const std::byte* p) noexcept {
-    std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = v << 8 | std::to_integer<std::uint64_t>(p[i]);
-    return v;
-}
+std::uint16_t get_u16(const std::byte* p) noexcept { return detail::le16(p); }
+std::uint64_t get_u64(const std::byte* p) noexcept { return detail::le64(p); }
 
 void put_header(std::byte* p, const data_header& h) noexcept {
     p[0] = std::byte(static_cast<std::uint8_t>(h.type));
@@ -84,24 +78,6 @@ bool decode_data_header(std::span<const std::byte> in, data_header& h) noexcept 
     return true;
 }
 
-bool for_each_entry(std::span<const std::byte> in, const data_header& h, const std::function<void(const entry&)>& f) {
-    std::size_t at = data_header_bytes;
-    for (std::uint16_t i = 0; i < h.count; ++i) {
-        if (in.size() - at < entry_header_bytes) return false;
-        entry e;
-        e.seq = get_u64(in.data() + at);
-        e.op = std::to_integer<std::uint8_t>(in[at + 8]);
-        const std::size_t klen = std::to_integer<std::size_t>(in[at + 9]);
-        const std::size_t vlen = get_u16(in.data() + at + 10);
-        if ((e.op != op_put && e.op != op_erase) || klen == 0 || in.size() - at - entry_header_bytes < klen + vlen) return false;
-        e.key = std::string_view(reinterpret_cast<const char*>(in.data() + at + entry_header_bytes), klen);
-        e.value = in.subspan(at + entry_header_bytes + klen, vlen);
-        at += entry_header_bytes + klen + vlen;
-        f(e);
-    }
-    return at == in.size();
-}
-
 // ------------------------------------------------------------------ sender
 
 sender::sender(table& t, const sender_params& p, std::uint64_t stream) : t_(t), p_(p), stream_(stream) {
@@ -131,6 +107,8 @@ void sender::restart(std::uint64_t stream) {
     snap_base_ = 0;
     snap_slot_ = snap_chunk_ = 0;
     last_progress_ns_ = srtt_ns_ = sent_at_ns_ = snap_done_ns_ = 0;
+    floor_ = last_emit_ns_ = 0;
+    synced_ = true;
     last_rewind_ = ~0ull;
     rewind_ns_ = 0;
 }
@@ -203,6 +181,8 @@ void sender::start_snapshot(std::uint64_t now) {
     snap_base_ = next_ - 1;
     snap_slot_ = 0;
     snap_chunk_ = 0;
+    snap_acked_chunk_ = 0;
+    ++snap_walk_;
     ++c_.snapshots;
     last_progress_ns_ = now;
 }
@@ -220,8 +200,18 @@ void sender::on_ack(const ack_msg& a, std::uint64_t now) {
         start_snapshot(now);
         return;
     }
-    if (a.flags & flag_chunk_nack) { // a snapshot chunk was lost: from it again
-        if ((snapshot_ || snap_unacked_) && a.digest == snap_base_) rewind_snapshot(a.acked_seq, now);
+    if (a.flags & flag_chunk_progress) { // the follower holds every chunk of this walk below acked_seq's
+        const std::uint64_t c = a.acked_seq & 0xffff'ffffull;
+        if (snapshot_ && a.digest == snap_base_ && (a.acked_seq >> 32) == snap_walk_ && c > snap_acked_chunk_ && c <= snap_chunk_) {
+            snap_acked_chunk_ = static_cast<std::uint32_t>(c);
+            last_progress_ns_ = now;
+            rto_ns_ = std::clamp<std::uint64_t>(4 * srtt_ns_, p_.rto_min_ns, p_.rto_max_ns);
+        }
+        return;
+    }
+    if (a.flags & flag_chunk_nack) { // a snapshot chunk was lost: from it again (of this walk only)
+        if ((snapshot_ || snap_unacked_) && a.digest == snap_base_ && (a.acked_seq >> 32) == snap_walk_)
+            rewind_snapshot(a.acked_seq & 0xffff'ffffull, now);
         return;
     }
     if (a.acked_seq >= next_) {
@@ -280,36 +270,62 @@ void sender::rewind_snapshot(std::uint64_t chunk, std::uint64_t now) {
     ++c_.chunk_rewinds;
     snap_slot_ = chunk_slot_[chunk % chunk_memory];
     snap_chunk_ = static_cast<std::uint32_t>(chunk);
+    snap_acked_chunk_ = std::min(snap_acked_chunk_, snap_chunk_);
     snapshot_ = true;
     snap_unacked_ = false;
 }
 
 void sender::send_snapshot(std::uint64_t now, const emit_fn& emit) {
-    for (std::uint32_t n = 0; n < p_.snapshot_chunks_per_poll && snapshot_; ++n) {
+    // A budget of slots looked at per poll as well as of chunks: a sparse table (few
+    // records in many slots) must not hold the poll loop for milliseconds (a primary that
+    // stops answering probes while it walks would be taken over).
+    std::uint32_t slots = std::max<std::uint32_t>(p_.snapshot_slots_per_poll, 1);
+    // Flow control: at most a window of chunks beyond the last the follower said it holds;
+    // none said for an RTO, from that one again (go-back-N; the follower may be clearing
+    // its old copy, or lost some).
+    const std::uint32_t window = static_cast<std::uint32_t>(std::clamp<std::size_t>(p_.window_bytes / p_.frame_budget, 8, 512));
+    if (snap_chunk_ - snap_acked_chunk_ >= window) {
+        if (now - last_progress_ns_ <= rto_ns_) {
+            ++c_.window_full;
+            return;
+        }
+        ++c_.rto_expiries;
+        rto_ns_ = std::min(rto_ns_ * 2, p_.rto_max_ns);
+        last_progress_ns_ = now;
+        ++c_.chunk_rewinds;
+        snap_slot_ = chunk_slot_[snap_acked_chunk_ % chunk_memory];
+        snap_chunk_ = snap_acked_chunk_;
+    }
+    for (std::uint32_t n = 0; n < p_.snapshot_chunks_per_poll && snapshot_ && slots != 0 && snap_chunk_ - snap_acked_chunk_ < window; ++n) {
         std::size_t at = data_header_bytes;
         std::uint16_t count = 0;
         const std::size_t room = p_.frame_budget;
         const std::uint32_t cap = t_.geometry().capacity;
-        chunk_slot_[snap_chunk_ % chunk_memory] = snap_slot_;
-        // One record at a time, so a chunk never splits one.
-        while (snap_slot_ < cap) {
-            bool full = false;
-            const std::uint32_t next = t_.walk(snap_slot_, 1, [&](std::string_view k, std::span<const std::byte> v, std::uint64_t seq) {
+        const std::uint32_t chunk_start = snap_slot_;
+        bool full = false;
+        // Whole records only: a chunk never splits one.
+        while (snap_slot_ < cap && slots != 0 && !full) {
+            const std::uint32_t next = t_.scan(snap_slot_, slots, [&](std::string_view k, std::span<const std::byte> v, std::uint64_t seq) {
                 if (at + entry_header_bytes + k.size() + v.size() > room) {
                     full = true;
-                    return;
+                    return false;
                 }
                 at += put_entry(frame_.data() + at, seq, op_put, k, v);
                 ++count;
+                return true;
             });
-            if (full) break;
+            slots -= std::min(slots, next - snap_slot_);
             snap_slot_ = next;
         }
+        if (count == 0 && snap_slot_ < cap && !full) break; // the budget went on empty slots: on from here next poll
+        chunk_slot_[snap_chunk_ % chunk_memory] = chunk_start;
         const bool last = snap_slot_ >= cap;
-        data_header h{frame_type::snapshot, static_cast<std::uint8_t>(last ? flag_last_chunk : 0), count, stream_, snap_base_,
-                      snap_chunk_++, last ? next_ - 1 : 0};
+        const std::uint8_t flags = static_cast<std::uint8_t>((last ? flag_last_chunk : 0) | (synced_ ? 0 : flag_not_in_sync));
+        data_header h{frame_type::snapshot, flags, count, stream_, snap_base_,
+                      std::uint64_t{snap_walk_} << 32 | snap_chunk_++, last ? next_ - 1 : 0};
         put_header(frame_.data(), h);
         emit({frame_.data(), at});
+        last_emit_ns_ = now;
         ++c_.frames;
         c_.snapshot_records += count;
         if (last) {
@@ -370,9 +386,11 @@ void sender::send_data(std::uint64_t now, const emit_fn& emit) {
             ++count;
             ++s;
         }
-        data_header h{frame_type::data, 0, count, stream_, first, digest_[(s - 1) % p_.log_entries], 0};
+        data_header h{frame_type::data, synced_ ? std::uint8_t{0} : flag_not_in_sync, count, stream_, first,
+                      digest_[(s - 1) % p_.log_entries], floor_};
         put_header(frame_.data(), h);
         emit({frame_.data(), at});
+        last_emit_ns_ = now;
         ++c_.frames;
         c_.entries_sent += count;
         sent_ = s - 1;
@@ -388,6 +406,16 @@ void sender::poll(std::uint64_t now, const emit_fn& emit) {
         return;
     }
     send_data(now, emit);
+    if (p_.keepalive_ns != 0 && !snapshot_ && now - last_emit_ns_ >= p_.keepalive_ns) {
+        // Nothing went out for a while: where the stream is (its seq, digest and floor),
+        // so the follower's lease and its digest comparison go on while nobody writes.
+        data_header h{frame_type::data, synced_ ? std::uint8_t{0} : flag_not_in_sync, 0, stream_, next_, t_.state().digest, floor_};
+        put_header(frame_.data(), h);
+        emit({frame_.data(), data_header_bytes});
+        last_emit_ns_ = now;
+        ++c_.frames;
+        ++c_.keepalives;
+    }
 }
 
 // ------------------------------------------------------------------ receiver
@@ -402,7 +430,19 @@ void receiver::ack(const sender::emit_fn& emit) {
     emit({ack_buf_, n});
 }
 
-void receiver::poll(std::uint64_t now, std::uint64_t idle_ns, const sender::emit_fn& emit) {
+void receiver::poll(std::uint64_t now, std::uint64_t idle_ns, const sender::emit_fn& emit, bool peer) {
+    if (clearing_) {
+        ++c_.clear_slices;
+        clear_slot_ = t_.clear_slots(clear_slot_, clear_slots_per_poll);
+        if (clear_slot_ >= t_.geometry().capacity) {
+            // Empty: the snapshot from its first chunk (the next chunk to arrive is not it:
+            // the answer to it asks the sender to go back).
+            t_.clear_summary(snap_base_);
+            clearing_ = false;
+            next_chunk_ = 0;
+        }
+    }
+    if (!peer) return;
     if (now - std::max(last_ns_, last_ack_ns_) < idle_ns && last_ack_ns_ != 0) return;
     last_ack_ns_ = now;
     ack(emit);
@@ -411,8 +451,11 @@ void receiver::poll(std::uint64_t now, std::uint64_t idle_ns, const sender::emit
 void receiver::reset() {
     stream_ = 0;
     applied_ = 0;
+    heard_ns_ = floor_ = 0;
+    unsynced_ = true;
+    clearing_ = false;
     snapshot_ = want_snapshot_ = diverged_ = false;
-    snap_base_ = next_chunk_ = compare_from_ = 0;
+    snap_base_ = next_chunk_ = compare_from_ = snap_walk_ = 0;
     last_ns_ = last_match_seq_ = last_ack_ns_ = 0;
 }
 
@@ -433,6 +476,12 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
     if (h.stream != stream_) {
         // Another primary's stream (a takeover, or our first): we hold nothing of it for sure.
         stream_ = h.stream;
+        // Nothing it applied is of this stream: an ACK that said otherwise would move the
+        // new primary's acknowledgement past what this copy holds.
+        applied_ = 0;
+        heard_ns_ = floor_ = 0;
+        unsynced_ = true;
+        clearing_ = false;
         want_snapshot_ = true;
         snap_base_ = 0;
         snapshot_ = false;
@@ -452,23 +501,48 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
             ack(emit);
             return;
         }
-        if (h.digest == 0) { // chunk 0: a snapshot (re)starts
-            t_.clear(h.first_seq);
+        if (clearing_) { // the old copy is not gone yet: this chunk is asked for again afterwards
+            ++c_.clear_drops;
+            return;
+        }
+        // A snapshot is its base and the sender's walk number (the chunk field's high half):
+        // chunk 0 of the walk under way (a rewind's copy) is not a new one.
+        const std::uint64_t chunk = h.digest & 0xffff'ffffull, walk = h.digest >> 32;
+        const auto ours = [&] { return snapshot_ && h.first_seq == snap_base_ && walk == snap_walk_; };
+        if (chunk == 0 && !ours()) { // chunk 0: a snapshot (re)starts
+            if (t_.count() == 0 && t_.tombstones() == 0) {
+                t_.clear_summary(h.first_seq);
+            } else if (t_.geometry().capacity <= clear_slots_per_poll) {
+                t_.clear(h.first_seq);
+            } else { // a large copy cleared at once would hold the loop: in slices (poll)
+                clearing_ = true;
+                clear_slot_ = 0;
+            }
+            applied_ = 0; // the copy is empty: its ACKs say so until the walk is done
+            unsynced_ = true;
             snapshot_ = true;
             want_snapshot_ = false;
             snap_base_ = h.first_seq;
+            snap_walk_ = walk;
             next_chunk_ = 0;
             ++c_.snapshots;
         }
-        if (snapshot_ && h.first_seq == snap_base_ && h.digest < next_chunk_) return; // a rewind's copy of one we have
-        if (!snapshot_ || h.first_seq != snap_base_ || h.digest != next_chunk_) {
+        if (clearing_) {
+            ++c_.clear_drops;
+            return;
+        }
+        if (ours() && chunk < next_chunk_) { // a rewind's copy of one we have: where we are
+            progress(emit);
+            return;
+        }
+        if (!ours() || chunk != next_chunk_) {
             // A lost chunk: ask for the first one missing (chunk 0 when none of this
             // snapshot arrived); the sender goes back to it.
             ++c_.gaps;
             ack_msg a;
             a.flags = flag_chunk_nack;
             a.stream = stream_;
-            a.acked_seq = snapshot_ && h.first_seq == snap_base_ ? next_chunk_ : 0;
+            a.acked_seq = walk << 32 | (ours() ? next_chunk_ : 0);
             a.digest = h.first_seq;
             emit({ack_buf_, encode_ack(a, ack_buf_)});
             return;
@@ -487,11 +561,27 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
             diverged_ = false;
             applied_ = snap_base_;
             compare_from_ = h.end_seq; // the walk saw writes up to here: digests agree from then on
+            // In sync once those writes are applied too (the deltas after the base follow):
+            // the primary may count any of them as complete.
+            floor_ = std::max(floor_, h.end_seq);
+            unsynced_ = (h.flags & flag_not_in_sync) != 0;
+        } else {
+            progress(emit); // the sender's window moves on
+            return;
         }
         ack(emit);
         return;
     }
     if (snapshot_ || want_snapshot_) { // deltas wait for the snapshot they follow
+        ack(emit);
+        return;
+    }
+    heard_ns_ = now;
+    floor_ = std::max(floor_, h.end_seq);
+    unsynced_ = (h.flags & flag_not_in_sync) != 0;
+    if (h.count == 0) { // a keepalive: where the primary is
+        if (frame.size() != data_header_bytes) ++c_.bad_frames;
+        else if (applied_ + 1 == h.first_seq && applied_ >= compare_from_) compare_digest(h.digest);
         ack(emit);
         return;
     }
@@ -522,16 +612,27 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
     });
     if (!ok) ++c_.bad_frames;
     // The primary's digest after the frame's last delta, against ours at the same seq.
-    if (ok && !gap && last != 0 && applied_ == last && applied_ >= compare_from_) {
-        if (t_.state().digest == h.digest) {
-            last_match_seq_ = applied_;
-            ++c_.digest_matches;
-        } else if (!diverged_) {
-            ++c_.divergences; // one divergence, however many frames show it before the snapshot
-            diverged_ = true;
-        }
-    }
+    if (ok && !gap && last != 0 && applied_ == last && applied_ >= compare_from_) compare_digest(h.digest);
     ack(emit);
+}
+
+void receiver::progress(const sender::emit_fn& emit) {
+    ack_msg a;
+    a.flags = flag_chunk_progress;
+    a.stream = stream_;
+    a.acked_seq = snap_walk_ << 32 | next_chunk_;
+    a.digest = snap_base_;
+    emit({ack_buf_, encode_ack(a, ack_buf_)});
+}
+
+void receiver::compare_digest(std::uint64_t theirs) noexcept {
+    if (t_.state().digest == theirs) {
+        last_match_seq_ = applied_;
+        ++c_.digest_matches;
+    } else if (!diverged_) {
+        ++c_.divergences; // one divergence, however many frames show it before the snapshot
+        diverged_ = true;
+    }
 }
 
 } // namespace heartwire::replica

@@ -1263,7 +1263,7 @@ std::uint64_t stream_id(const fsm::state& m) noexcept {
     return (z ^ (z >> 31)) | 1;
 }
 
-constexpr std::size_t store_drain_per_turn = 512; // writes taken from a region's queue in one turn
+constexpr std::size_t store_drain_per_turn = 64; // writes taken from a region's queue in one turn
 
 } // namespace
 
@@ -1280,6 +1280,14 @@ void engine::add_store(std::size_t index, state::region& r) {
     // A round trip here is tens of microseconds: resend after 4 of them, never sooner than
     // a loop gap the poll core may take (the duty cycle's yield).
     hp.sender.rto_min_ns = std::max<std::uint64_t>(200'000, std::uint64_t{cfg_.engine.yield_us} * 4000);
+    // The monitor's lease on being in sync outlasts what its detector takes to judge the
+    // primary dead (the window, with the fresh windows a stall may grant), so a failure
+    // takeover by a monitor that was current is one in sync; the primary's hold before it
+    // completes writes alone outlasts the lease (replica_host.hpp).
+    const auto& dp = m_[g].det.config();
+    const std::uint64_t window = dp.interval_ns * dp.miss + dp.stall_threshold_ns;
+    hp.lease_ns = std::max<std::uint64_t>(10'000'000, 8 * window);
+    hp.degrade_hold_ns = hp.lease_ns + std::max<std::uint64_t>(5'000'000, hp.lease_ns / 2);
     stores_.push_back(std::make_unique<store_slot>(index, g, r, hp));
     ssnap_ = std::make_unique<store_status[]>(stores_.size());
     fsm::set_replica(m_[g], true, false, true);
@@ -1321,9 +1329,13 @@ void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
         store_slot& s = *sp;
         fsm::state& m = m_[s.group];
         const fsm::replica_peer rp = fsm::replication_peer(m, now);
+        const bool was_leading = s.host.current() == replica::side::leader;
         if (rp.leader) s.host.lead(stream_id(m), now);
         else if (m.r == role::monitor) s.host.follow(now);
         else s.host.stand_by();
+        // Leadership lost with writes applied here that no monitor acknowledged: their
+        // tickets fail rather than complete later on another primary's writes.
+        if (was_leading && s.host.current() != replica::side::leader) s.region->forfeit_above(s.host.completed());
         const std::size_t took = s.region->drain(store_drain_per_turn, [&](std::uint8_t op, std::string_view k, std::span<const std::byte> v) {
             return s.host.write(op, k, v, now);
         });

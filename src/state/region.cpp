@@ -195,6 +195,14 @@ std::uint64_t region::seq_of(std::uint64_t ticket) const noexcept {
     return t > ticket ? ~0ull : 0; // overwritten by a later lap: too old to know
 }
 
+void region::forfeit_above(std::uint64_t complete) noexcept {
+    for (std::uint32_t i = 0; i < h_->cells; ++i) {
+        const std::uint64_t s = results_[i].seq.load(std::memory_order_relaxed);
+        if (s != ~0ull && s > complete) results_[i].seq.store(~0ull, std::memory_order_relaxed);
+    }
+    std::atomic_thread_fence(std::memory_order_release); // before any later replicated_seq store
+}
+
 std::optional<client> client::open(const std::string& path, std::string& error) {
     auto r = region::attach(path, error);
     if (!r) return std::nullopt;
@@ -232,7 +240,9 @@ bool client::wait(std::uint64_t ticket, std::chrono::nanoseconds timeout) const 
     for (std::uint32_t spins = 0;; ++spins) {
         const std::uint64_t seq = r_->seq_of(ticket);
         if (seq == ~0ull) return false;
-        if (seq != 0 && complete_seq() >= seq) return true;
+        // Read again after the completion: a ticket forfeited meanwhile (this node stopped
+        // leading) reads ~0 now, since replicated_seq moves only after the forfeit.
+        if (seq != 0 && complete_seq() >= seq && r_->seq_of(ticket) == seq) return true;
         if ((spins & 255) == 255) {
             if (std::chrono::steady_clock::now() > deadline) return false;
             std::this_thread::yield();

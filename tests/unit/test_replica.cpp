@@ -336,6 +336,68 @@ TEST(Replication, ADivergenceIsDetectedAndRepairedByASnapshot) {
     EXPECT_EQ(contents(l.follower.t), contents(l.primary.t));
 }
 
+// Neither side holds its poll loop for long on a large table: a primary walking a sparse
+// one (a few records in a million slots) looks at a bounded number of slots per poll, and
+// a follower whose large copy a snapshot replaces clears it in slices, dropping and then
+// asking again for the chunks that arrive meanwhile.
+TEST(Replication, ASnapshotOfALargeTableIsWalkedAndClearedInSlices) {
+    sender_params p = small_params();
+    p.log_entries = 1u << 18;
+    p.log_bytes = 16u << 20;
+    link_sim l(table_geometry::for_records(200'000, 16, 32), p);
+    const std::uint32_t cap = l.primary.t.geometry().capacity;
+    l.down = true;
+    for (int i = 0; i < 20; ++i) l.s.put(cat("key", i), b("sparse"), l.now);
+    l.down = false;
+    std::uint64_t polls = 0;
+    while (!l.r.in_sync() && polls < 100'000) {
+        l.step();
+        ++polls;
+    }
+    ASSERT_TRUE(l.run_until_synced(2000 * ms));
+    EXPECT_GE(polls, cap / p.snapshot_slots_per_poll) << "the sparse walk looked at more slots per poll than its budget";
+    EXPECT_EQ(contents(l.follower.t), contents(l.primary.t));
+
+    // Fill it, let the follower have it all, then make it repair its copy by a snapshot.
+    for (int i = 0; i < 150'000; ++i) l.s.put(cat("key", i), b(cat("v", i)), l.now);
+    ASSERT_TRUE(l.run_until_synced(5'000 * ms));
+    l.r.mark_diverged(1);
+    l.r.poll(l.now + 2 * ms, 1 * ms, [&](std::span<const std::byte> a) { l.send(false, a); });
+    ASSERT_TRUE(l.run_until_synced(5'000 * ms)) << "clearing " << l.r.clearing() << " slices " << l.r.counters().clear_slices << " drops "
+                                                << l.r.counters().clear_drops << " gaps " << l.r.counters().gaps << " snapshots "
+                                                << l.s.counters().snapshots << " rewinds " << l.s.counters().chunk_rewinds << " rsnap "
+                                                << l.r.counters().snapshots << " in_sync " << l.r.in_sync() << "/" << l.s.in_sync()
+                                                << " applied " << l.r.applied() << " last " << l.s.last_seq() << " acked " << l.s.acked();
+    EXPECT_GE(l.r.counters().clear_slices, cap / receiver::clear_slots_per_poll);
+    EXPECT_GT(l.r.counters().clear_drops, 0u);
+    EXPECT_EQ(l.follower.t.count(), l.primary.t.count());
+    EXPECT_EQ(l.follower.t.state().digest, l.primary.t.state().digest);
+    EXPECT_EQ(contents(l.follower.t), contents(l.primary.t));
+}
+
+// A snapshot is flow-controlled too: with the follower's answers gone, the walk stops a
+// window of chunks past the last one it said it holds, and goes back to it after the RTO.
+TEST(Replication, ASnapshotSendsNoMoreThanAWindowOfChunksAheadOfTheFollower) {
+    sender_params p = small_params();
+    p.snapshot_chunks_per_poll = 8;
+    link_sim l(table_geometry::for_records(20'000, 16, 32), p);
+    l.down = true;
+    for (int i = 0; i < 20'000; ++i) l.s.put(cat("key", i), b(cat("value ", i)), l.now);
+    l.down = false;
+    while (!l.s.snapshotting()) l.step();
+    for (int i = 0; i < 20; ++i) l.step(); // the follower answers the first chunks
+    l.down = true;
+    const std::uint64_t before = l.frames_to_follower;
+    for (int i = 0; i < 100; ++i) l.step(); // 1 ms: 800 chunks without flow control
+    const std::uint64_t window = p.window_bytes / p.frame_budget;
+    EXPECT_LE(l.frames_to_follower - before, 4 * window) << "chunks sent with no answer";
+    EXPECT_GT(l.s.counters().window_full, 0u);
+    l.down = false;
+    ASSERT_TRUE(l.run_until_synced(2000 * ms));
+    EXPECT_EQ(contents(l.follower.t), contents(l.primary.t));
+    EXPECT_EQ(l.s.counters().snapshots, 1u) << "the walk went back, it did not start over";
+}
+
 // Flow control: with no acknowledgement, no more than the window is in flight.
 TEST(Replication, TheWindowBoundsWhatIsInFlight) {
     auto p = small_params();

@@ -1,0 +1,264 @@
+// One replicated store as the engine runs it (replica::host, issue 10): completion of
+// synchronous writes, the hold before a primary with no monitor in sync degrades, the
+// monitor's lease on being in sync, completion frozen when leadership is lost, and a
+// draining primary caught up only once its monitor has every write. Two hosts on a fake
+// clock over a link that can be cut.
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "heartwire/replica_host.hpp"
+
+using namespace heartwire;
+using namespace heartwire::replica;
+
+namespace {
+
+constexpr std::uint64_t us = 1000, ms = 1000 * us;
+
+struct owned_table {
+    std::unique_ptr<std::byte[], void (*)(std::byte*)> mem{nullptr, [](std::byte* p) { std::free(p); }};
+    table t;
+    explicit owned_table(const table_geometry& g) {
+        const std::size_t n = (g.region_bytes() + 63) & ~std::size_t{63};
+        mem.reset(static_cast<std::byte*>(std::aligned_alloc(64, n)));
+        t = table::create({mem.get(), n}, g);
+    }
+};
+
+std::string key(int i) {
+    std::string s("k");
+    s += std::to_string(i);
+    return s;
+}
+
+std::span<const std::byte> bytes_of(const std::string& s) { return {reinterpret_cast<const std::byte*>(s.data()), s.size()}; }
+
+host_params params() {
+    host_params p;
+    p.sender.log_bytes = 1u << 20;
+    p.sender.log_entries = 1u << 14;
+    return p; // keepalive 1 ms, lease 10 ms, hold 15 ms
+}
+
+// Node a and node b, each with its own table and host; `a_leads` says which one is the
+// primary. The link delivers each frame after 20 us (each way's own delay), in order,
+// unless cut.
+struct pair_sim {
+    owned_table ta, tb;
+    host a, b;
+    bool a_leads{true};
+    bool cut{false};
+    std::uint64_t delay_to_a{20 * us}, delay_to_b{20 * us};
+    std::uint64_t now{1 * ms};
+    std::uint64_t stream{0x5eed};
+    struct msg {
+        std::uint64_t at;
+        bool to_a;
+        std::vector<std::byte> bytes;
+    };
+    std::deque<msg> wire;
+    std::map<std::uint64_t, std::string> written; // seq -> key, on the current leader
+
+    explicit pair_sim(const host_params& p = params())
+        : ta(table_geometry::for_records(4096, 32, 64)), tb(table_geometry::for_records(4096, 32, 64)), a(ta.t, p), b(tb.t, p) {}
+
+    host& leader() { return a_leads ? a : b; }
+    host& follower() { return a_leads ? b : a; }
+    table& follower_table() { return a_leads ? tb.t : ta.t; }
+
+    void send(bool to_a, std::span<const std::byte> f) {
+        if (cut) return;
+        wire.push_back({now + (to_a ? delay_to_a : delay_to_b), to_a, std::vector<std::byte>(f.begin(), f.end())});
+    }
+    void step(std::uint64_t dt = 50 * us) {
+        now += dt;
+        std::deque<msg> due, later;
+        for (auto& m : wire) (m.at <= now ? due : later).push_back(std::move(m));
+        wire = std::move(later);
+        for (auto& m : due) (m.to_a ? a : b).on_frame(m.bytes, now, [&, to_a = m.to_a](std::span<const std::byte> f) { send(!to_a, f); });
+        if (a_leads) {
+            a.lead(stream, now);
+            b.follow(now);
+        } else {
+            b.lead(stream, now);
+            a.follow(now);
+        }
+        a.poll(now, !cut, [&](std::span<const std::byte> f) { send(false, f); });
+        b.poll(now, !cut, [&](std::span<const std::byte> f) { send(true, f); });
+    }
+    void run(std::uint64_t dt) {
+        for (const std::uint64_t end = now + dt; now < end;) step();
+    }
+    bool run_until(const std::function<bool()>& ok, std::uint64_t limit) {
+        for (const std::uint64_t end = now + limit; now < end;) {
+            step();
+            if (ok()) return true;
+        }
+        return false;
+    }
+    std::uint64_t write(int i) {
+        std::string v("v");
+        v += std::to_string(i);
+        const std::uint64_t s = leader().write(op_put, key(i), bytes_of(v), now);
+        if (s != 0) written[s] = key(i);
+        return s;
+    }
+    bool synced() { return leader().in_sync() && follower().in_sync(); }
+    // Every write the leader counts as complete is in the follower's copy.
+    bool follower_holds_every_completed_write() {
+        std::byte buf[64];
+        for (const auto& [seq, k] : written) {
+            if (seq > leader().completed()) break;
+            if (follower_table().get(k, buf) < 0) return false;
+        }
+        return true;
+    }
+};
+
+} // namespace
+
+TEST(ReplicaHost, ASynchronousWriteCompletesOnlyOnceTheMonitorHasIt) {
+    pair_sim p;
+    ASSERT_TRUE(p.run_until([&] { return p.synced(); }, 200 * ms));
+    const std::uint64_t s = p.write(1);
+    ASSERT_NE(s, 0u);
+    EXPECT_LT(p.a.completed(), s) << "complete before the monitor acknowledged it";
+    ASSERT_TRUE(p.run_until([&] { return p.a.completed() >= s; }, 10 * ms));
+    EXPECT_TRUE(p.follower_holds_every_completed_write());
+    EXPECT_FALSE(p.a.status(p.now).degraded);
+}
+
+TEST(ReplicaHost, WithTheMonitorGoneWritesWaitTheHoldThenDegradeAfterTheMonitorsLeaseRanOut) {
+    pair_sim p;
+    ASSERT_TRUE(p.run_until([&] { return p.synced(); }, 200 * ms));
+    p.cut = true;
+    p.wire.clear();
+    const std::uint64_t cut_at = p.now;
+    const std::uint64_t s = p.write(1);
+    bool follower_left_sync_first = false;
+    while (p.a.completed() < s && p.now < cut_at + 100 * ms) {
+        p.step();
+        if (!p.b.in_sync() && p.a.completed() < s) follower_left_sync_first = true;
+        // While the monitor still says it is in sync, nothing it lacks is complete.
+        if (p.b.in_sync()) {
+            ASSERT_LT(p.a.completed(), s);
+        }
+    }
+    ASSERT_GE(p.a.completed(), s) << "never degraded";
+    EXPECT_TRUE(follower_left_sync_first);
+    EXPECT_GE(p.now - cut_at, params().degrade_hold_ns);
+    EXPECT_LT(p.now - cut_at, params().degrade_hold_ns + 1 * ms);
+    EXPECT_TRUE(p.a.status(p.now).degraded);
+    // Degraded: a write completes as soon as it is applied.
+    const std::uint64_t s2 = p.write(2);
+    p.step();
+    EXPECT_GE(p.a.completed(), s2);
+}
+
+TEST(ReplicaHost, AfterDegradingTheMonitorIsInSyncOnlyOnceItHoldsEveryCompletedWrite) {
+    pair_sim p;
+    ASSERT_TRUE(p.run_until([&] { return p.synced(); }, 200 * ms));
+    p.cut = true;
+    p.wire.clear();
+    int i = 0;
+    p.run(30 * ms); // past the hold: degraded
+    for (int n = 0; n < 50; ++n) p.write(i++);
+    p.step();
+    ASSERT_TRUE(p.a.status(p.now).degraded);
+    ASSERT_EQ(p.a.completed(), p.a.status(p.now).last_seq);
+    p.cut = false;
+    p.delay_to_a = 400 * us; // the primary hears the monitor's ACKs late: it stays degraded while the monitor catches up
+    std::uint64_t completed = p.a.completed();
+    bool synced = false;
+    for (int n = 0; n < 4000 && !synced; ++n) {
+        p.write(i++);
+        p.step();
+        ASSERT_GE(p.a.completed(), completed) << "completion went back";
+        completed = p.a.completed();
+        if (p.b.in_sync()) {
+            ASSERT_TRUE(p.follower_holds_every_completed_write()) << "in sync without a completed write, step " << n;
+        }
+        synced = p.synced();
+    }
+    ASSERT_TRUE(synced);
+    EXPECT_FALSE(p.a.status(p.now).degraded);
+    EXPECT_TRUE(p.follower_holds_every_completed_write());
+}
+
+TEST(ReplicaHost, AMonitorThatHearsNothingLeavesSyncWhenItsLeaseEnds) {
+    pair_sim p;
+    ASSERT_TRUE(p.run_until([&] { return p.synced(); }, 200 * ms));
+    p.run(20 * ms); // idle: the keepalives keep it in sync
+    ASSERT_TRUE(p.b.in_sync());
+    EXPECT_GT(p.a.status(p.now).sc.keepalives, 10u);
+    EXPECT_GT(p.b.status(p.now).rc.digest_matches, 10u) << "keepalives compare digests";
+    p.cut = true;
+    p.wire.clear();
+    const std::uint64_t cut_at = p.now;
+    ASSERT_TRUE(p.run_until([&] { return !p.b.in_sync(); }, 50 * ms));
+    EXPECT_GE(p.now - cut_at, params().lease_ns - 2 * ms);
+    EXPECT_LE(p.now - cut_at, params().lease_ns + 1 * ms);
+}
+
+TEST(ReplicaHost, CompletionIsFrozenWhenLeadershipIsLost) {
+    pair_sim p;
+    ASSERT_TRUE(p.run_until([&] { return p.synced(); }, 200 * ms));
+    for (int i = 0; i < 5; ++i) p.write(i);
+    ASSERT_TRUE(p.run_until([&] { return p.a.completed() == p.a.status(p.now).last_seq; }, 10 * ms));
+    p.cut = true;
+    p.wire.clear();
+    const std::uint64_t pending = p.write(100); // applied on a, never acknowledged
+    p.step();
+    const std::uint64_t frozen = p.a.completed();
+    ASSERT_LT(frozen, pending);
+    // b takes over (a new stream from its copy, which lacks the pending write) and writes
+    // far past the pending seq; a follows it and gets a snapshot.
+    p.a_leads = false;
+    p.stream = 0x7a4e;
+    p.cut = false;
+    p.written.clear();
+    ASSERT_TRUE(p.run_until([&] { return p.synced(); }, 300 * ms));
+    for (int i = 200; i < 220; ++i) p.write(i);
+    ASSERT_TRUE(p.run_until([&] { return p.b.completed() == p.b.status(p.now).last_seq && p.a.status(p.now).last_seq == p.b.completed(); }, 50 * ms));
+    ASSERT_GT(p.ta.t.state().applied_seq, pending);
+    EXPECT_EQ(p.a.completed(), frozen) << "a follower's completion moved: a ticket waiting on the pending write would complete";
+}
+
+TEST(ReplicaHost, ADrainingPrimaryIsCaughtUpOnlyOnceItsMonitorHasEveryWrite) {
+    pair_sim p;
+    EXPECT_TRUE(p.b.caught_up()) << "not leading";
+    ASSERT_TRUE(p.run_until([&] { return p.synced(); }, 200 * ms));
+    ASSERT_TRUE(p.a.caught_up());
+    p.write(1);
+    EXPECT_FALSE(p.a.caught_up());
+    ASSERT_TRUE(p.run_until([&] { return p.a.caught_up(); }, 10 * ms));
+    p.cut = true;
+    p.wire.clear();
+    p.write(2);
+    p.run(5 * ms);
+    EXPECT_FALSE(p.a.caught_up()) << "no monitor has the last write";
+    p.run(30 * ms);
+    EXPECT_FALSE(p.a.caught_up()) << "degraded is not caught up";
+}
+
+TEST(ReplicaHost, AnAsynchronousStoreNeverWaits) {
+    host_params hp = params();
+    hp.sync = false;
+    pair_sim p(hp);
+    ASSERT_TRUE(p.run_until([&] { return p.synced(); }, 200 * ms));
+    p.cut = true;
+    p.wire.clear();
+    const std::uint64_t s = p.write(1);
+    p.run(30 * ms);
+    EXPECT_FALSE(p.a.status(p.now).degraded);
+    EXPECT_LT(p.a.completed(), s) << "async: completed is what the monitor has (the lag)";
+    EXPECT_EQ(p.a.status(p.now).last_seq, s);
+}
