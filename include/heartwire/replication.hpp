@@ -20,6 +20,8 @@
 // Synchronous writes complete once acked() reaches their seq; asynchronous ones report the
 // lag (entries, bytes, age of the oldest unacknowledged write).
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -107,9 +109,37 @@ struct lag {
     std::uint64_t oldest_ns{};    // age of the oldest unacknowledged write (0: none)
 };
 
+// Microsecond buckets (the last holds everything slower): fine enough to set beside a
+// probe round trip of tens of microseconds.
+struct latency_histogram {
+    static constexpr std::size_t buckets = 1024;
+    std::array<std::uint32_t, buckets> n{};
+    std::uint64_t samples{}, sum_ns{}, max_ns{};
+    void add(std::uint64_t ns) noexcept {
+        ++n[std::min<std::uint64_t>(ns / 1000, buckets - 1)];
+        ++samples;
+        sum_ns += ns;
+        max_ns = std::max(max_ns, ns);
+    }
+    // The upper bound of the bucket that holds the p-th percentile (max_ns in the last).
+    std::uint64_t percentile_ns(double p) const noexcept {
+        if (samples == 0) return 0;
+        const auto want = static_cast<std::uint64_t>(p / 100.0 * static_cast<double>(samples));
+        std::uint64_t seen = 0;
+        for (std::size_t i = 0; i + 1 < buckets; ++i) {
+            seen += n[i];
+            if (seen > want) return std::min<std::uint64_t>((i + 1) * 1000, max_ns);
+        }
+        return max_ns;
+    }
+};
+
 struct sender_counters {
     std::uint64_t writes{}, frames{}, entries_sent{}, retransmits{}, rto_expiries{}, snapshots{}, snapshot_records{}, chunk_rewinds{};
     std::uint64_t acks{}, stale_acks{}, divergences{}, window_full{}, keepalives{};
+    // From the engine taking a write to the follower's ACK of it (the oldest write each ACK
+    // newly covers; while in sync): a synchronous write's replication as the engine sees it.
+    latency_histogram ack_latency;
 };
 
 class sender {

@@ -251,6 +251,7 @@ void sender::on_ack(const ack_msg& a, std::uint64_t now) {
             const std::uint64_t sample = now - sent_at_ns_;
             srtt_ns_ = srtt_ns_ == 0 ? sample : (7 * srtt_ns_ + sample) / 8;
         }
+        if (!snapshot_ && !snap_unacked_ && acked_ >= snap_base_ && logged(acked_ + 1)) c_.ack_latency.add(now - at_ns_[(acked_ + 1) % p_.log_entries]);
         acked_ = a.acked_seq;
         sent_ = std::max(sent_, acked_);
         last_progress_ns_ = now;
