@@ -12,21 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "owned_table.hpp"
 #include "heartwire/replication.hpp"
 
 using namespace heartwire::replica;
 
-namespace {
+using heartwire::test::owned_table;
 
-struct owned_table {
-    std::unique_ptr<std::byte[], void (*)(std::byte*)> mem{nullptr, [](std::byte* p) { std::free(p); }};
-    table t;
-    explicit owned_table(const table_geometry& g) {
-        const std::size_t n = (g.region_bytes() + 63) & ~std::size_t{63};
-        mem.reset(static_cast<std::byte*>(std::aligned_alloc(64, n)));
-        t = table::create({mem.get(), n}, g);
-    }
-};
+namespace {
 
 // Writes of 16-byte values over `keys` keys, a poll of both sides every `batch` writes
 // (the engine takes up to 64 writes from the queue in a turn).

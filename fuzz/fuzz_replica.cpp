@@ -20,8 +20,11 @@
 #include <string>
 #include <vector>
 
+#include "owned_table.hpp"
 #include "heartwire/replica.hpp"
 #include "heartwire/replication.hpp"
+
+using heartwire::test::owned_table;
 
 namespace {
 
@@ -32,16 +35,6 @@ using bytes = std::vector<std::byte>;
     std::fprintf(stderr, "fuzz_replica: %s\n", what);
     std::abort();
 }
-
-struct owned {
-    std::unique_ptr<std::byte[], void (*)(std::byte*)> mem{nullptr, [](std::byte* p) { std::free(p); }};
-    table t;
-    explicit owned(const table_geometry& g) {
-        const std::size_t n = (g.region_bytes() + 63) & ~std::size_t{63};
-        mem.reset(static_cast<std::byte*>(std::aligned_alloc(64, n)));
-        t = table::create({mem.get(), n}, g);
-    }
-};
 
 std::map<std::string, std::string> contents(const table& t) {
     std::map<std::string, std::string> out;
@@ -62,7 +55,7 @@ std::uint64_t scrub_all(const table& t) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     FuzzedDataProvider in(data, size);
     const table_geometry g = table_geometry::for_records(64, 8, 24);
-    owned a(g), b(g);
+    owned_table a(g), b(g);
     sender_params sp;
     sp.log_entries = 32;         // small: logs overflow and force snapshots
     sp.log_bytes = 2048;

@@ -50,39 +50,12 @@ while (($#)); do
 done
 build=$(cd "$build" 2>/dev/null && pwd || echo "$build")
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    # Processes this run started (failover.py records every PID; each leads its own session,
-    # so what it started is found by session id), then our namespaces only.
-    if [[ -s $pidfile ]]; then
-        while read -r pid; do
-            [[ -n $pid ]] || continue
-            for p in $pid $(ps -o pid= -s "$pid" 2>/dev/null || true); do
-                kill -0 "$p" 2>/dev/null && { kill -KILL "$p" 2>/dev/null || true; }
-            done
-        done < "$pidfile"
-    fi
-    rm -f "$pidfile"
-    for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-" || true); do
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    rm -rf /var/run/dpdk/$prefix* /dev/hugepages/$prefix* 2>/dev/null || true
-    exit $rc
-}
-trap cleanup EXIT
+. "$repo/bench/lib.sh"
+trap hwb_cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- build (the same steps scripts/test.sh uses)
-if ((dobuild)); then
-    if [[ ! -f $build/build.ninja ]]; then
-        meson setup "$build" "$repo" -Dbuildtype=release
-    fi
-    ninja -C "$build"
-fi
-for bin in dpdk_apps/heartwired dpdk_apps/heartwirectl dpdk_apps/heartwire-failover-probe; do
-    [[ -x $build/$bin ]] || { echo "run.sh: $build/$bin missing (build it, or --build-dir DIR)" >&2; exit 2; }
-done
+hwb_build dpdk_apps/heartwired dpdk_apps/heartwirectl dpdk_apps/heartwire-failover-probe
 
 # ---- packages: keepalived for the side-by-side run, gnuplot for the plot, cc for the link helper
 need=()
@@ -92,13 +65,8 @@ command -v cc >/dev/null || need+=(gcc)
 if ((${#need[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-# af_xdp's libxdp wants a bpf filesystem (as scripts/setup.sh does)
-mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
-
-# ---- hugepages for memif (only --configs with memif use them)
-if (( $(cat /proc/sys/vm/nr_hugepages) < 256 )); then echo 256 > /proc/sys/vm/nr_hugepages || true; fi
-mkdir -p /dev/hugepages
-grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts || mount -t hugetlbfs nodev /dev/hugepages || true
+# ---- a bpf filesystem for af_xdp, hugepages for memif (only --configs with memif use them)
+hwb_host_setup
 
 mkdir -p "$results"
 src=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["directories"]["source"])' \

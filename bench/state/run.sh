@@ -45,44 +45,13 @@ while (($#)); do
 done
 build=$(cd "$build" 2>/dev/null && pwd || echo "$build")
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    # What state.py started (it records every PID; each leads its own session), then our
-    # namespaces and files only.
-    if [[ -s $pidfile ]]; then
-        while read -r pid; do
-            [[ -n $pid ]] || continue
-            for p in $pid $(ps -o pid= -s "$pid" 2>/dev/null || true); do
-                kill -0 "$p" 2>/dev/null && { kill -KILL "$p" 2>/dev/null || true; }
-            done
-        done < "$pidfile"
-    fi
-    rm -f "$pidfile"
-    for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-" || true); do
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    rm -rf /var/run/dpdk/$prefix* /dev/hugepages/$prefix* /dev/shm/$prefix-* 2>/dev/null || true
-    exit $rc
-}
-trap cleanup EXIT
+. "$repo/bench/lib.sh"
+HWB_CLEAN_EXTRA="/dev/shm/$prefix-*"
+trap hwb_cleanup EXIT
 trap 'exit 130' INT TERM
 
-if ((dobuild)); then
-    if [[ ! -f $build/build.ninja ]]; then
-        meson setup "$build" "$repo" -Dbuildtype=release
-    fi
-    ninja -C "$build"
-fi
-for bin in dpdk_apps/heartwired dpdk_apps/heartwirectl dpdk_apps/heartwire-failover-probe bench/state_bench; do
-    [[ -x $build/$bin ]] || { echo "run.sh: $build/$bin missing (build it, or --build-dir DIR)" >&2; exit 2; }
-done
-# af_xdp's libxdp wants a bpf filesystem (as scripts/setup.sh does)
-mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
-# memif: 2 x 128 MB of hugepages (EAL -m 128 --huge-unlink per node)
-if (( $(cat /proc/sys/vm/nr_hugepages) < 256 )); then echo 256 > /proc/sys/vm/nr_hugepages || true; fi
-mkdir -p /dev/hugepages
-grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts || mount -t hugetlbfs nodev /dev/hugepages || true
+hwb_build dpdk_apps/heartwired dpdk_apps/heartwirectl dpdk_apps/heartwire-failover-probe bench/state_bench
+hwb_host_setup
 
 mkdir -p "$results"
 {

@@ -187,6 +187,7 @@ private:
     void send_data(std::uint64_t now, const emit_fn& emit);
     void send_snapshot(std::uint64_t now, const emit_fn& emit);
     void rewind_snapshot(std::uint64_t chunk, std::uint64_t now);
+    void go_back(std::uint32_t chunk) noexcept; // the walk from that chunk again
     static constexpr std::size_t chunk_memory = 1024; // chunks whose start slot is kept (rewinds)
     std::vector<std::uint32_t> chunk_slot_;
     std::uint64_t last_rewind_{~0ull}, rewind_ns_{0};

@@ -13,8 +13,8 @@ void put_u16(std::byte* p, std::uint16_t v) noexcept {
 void put_u64(std::byte* p, std::uint64_t v) noexcept {
     for (int i = 0; i < 8; ++i) p[i] = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
 }
-std::uint16_t get_u16(const std::byte* p) noexcept { return detail::le16(p); }
-std::uint64_t get_u64(const std::byte* p) noexcept { return detail::le64(p); }
+using detail::le16;
+using detail::le64;
 
 void put_header(std::byte* p, const data_header& h) noexcept {
     p[0] = std::byte(static_cast<std::uint8_t>(h.type));
@@ -55,9 +55,9 @@ std::size_t encode_ack(const ack_msg& a, std::span<std::byte> out) noexcept {
 bool decode_ack(std::span<const std::byte> in, ack_msg& a) noexcept {
     if (in.size() < ack_bytes || in[0] != std::byte(static_cast<std::uint8_t>(frame_type::ack))) return false;
     a.flags = std::to_integer<std::uint8_t>(in[1]);
-    a.stream = get_u64(in.data() + 4);
-    a.acked_seq = get_u64(in.data() + 12);
-    a.digest = get_u64(in.data() + 20);
+    a.stream = le64(in.data() + 4);
+    a.acked_seq = le64(in.data() + 12);
+    a.digest = le64(in.data() + 20);
     return true;
 }
 
@@ -70,11 +70,11 @@ bool decode_data_header(std::span<const std::byte> in, data_header& h) noexcept 
     h.type = static_cast<frame_type>(std::to_integer<std::uint8_t>(in[0]));
     if (h.type != frame_type::data && h.type != frame_type::snapshot) return false;
     h.flags = std::to_integer<std::uint8_t>(in[1]);
-    h.count = get_u16(in.data() + 2);
-    h.stream = get_u64(in.data() + 4);
-    h.first_seq = get_u64(in.data() + 12);
-    h.digest = get_u64(in.data() + 20);
-    h.end_seq = get_u64(in.data() + 28);
+    h.count = le16(in.data() + 2);
+    h.stream = le64(in.data() + 4);
+    h.first_seq = le64(in.data() + 12);
+    h.digest = le64(in.data() + 20);
+    h.end_seq = le64(in.data() + 28);
     return true;
 }
 
@@ -268,12 +268,16 @@ void sender::rewind_snapshot(std::uint64_t chunk, std::uint64_t now) {
     }
     last_rewind_ = chunk;
     rewind_ns_ = now;
-    ++c_.chunk_rewinds;
-    snap_slot_ = chunk_slot_[chunk % chunk_memory];
-    snap_chunk_ = static_cast<std::uint32_t>(chunk);
-    snap_acked_chunk_ = std::min(snap_acked_chunk_, snap_chunk_);
+    go_back(static_cast<std::uint32_t>(chunk));
     snapshot_ = true;
     snap_unacked_ = false;
+}
+
+void sender::go_back(std::uint32_t chunk) noexcept {
+    ++c_.chunk_rewinds;
+    snap_slot_ = chunk_slot_[chunk % chunk_memory];
+    snap_chunk_ = chunk;
+    snap_acked_chunk_ = std::min(snap_acked_chunk_, chunk);
 }
 
 void sender::send_snapshot(std::uint64_t now, const emit_fn& emit) {
@@ -293,9 +297,7 @@ void sender::send_snapshot(std::uint64_t now, const emit_fn& emit) {
         ++c_.rto_expiries;
         rto_ns_ = std::min(rto_ns_ * 2, p_.rto_max_ns);
         last_progress_ns_ = now;
-        ++c_.chunk_rewinds;
-        snap_slot_ = chunk_slot_[snap_acked_chunk_ % chunk_memory];
-        snap_chunk_ = snap_acked_chunk_;
+        go_back(snap_acked_chunk_);
     }
     for (std::uint32_t n = 0; n < p_.snapshot_chunks_per_poll && snapshot_ && slots != 0 && snap_chunk_ - snap_acked_chunk_ < window; ++n) {
         std::size_t at = data_header_bytes;
@@ -502,15 +504,11 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
             ack(emit);
             return;
         }
-        if (clearing_) { // the old copy is not gone yet: this chunk is asked for again afterwards
-            ++c_.clear_drops;
-            return;
-        }
         // A snapshot is its base and the sender's walk number (the chunk field's high half):
         // chunk 0 of the walk under way (a rewind's copy) is not a new one.
         const std::uint64_t chunk = h.digest & 0xffff'ffffull, walk = h.digest >> 32;
         const auto ours = [&] { return snapshot_ && h.first_seq == snap_base_ && walk == snap_walk_; };
-        if (chunk == 0 && !ours()) { // chunk 0: a snapshot (re)starts
+        if (chunk == 0 && !ours() && !clearing_) { // chunk 0: a snapshot (re)starts
             if (t_.count() == 0 && t_.tombstones() == 0) {
                 t_.clear_summary(h.first_seq);
             } else if (t_.geometry().capacity <= clear_slots_per_poll) {
@@ -528,7 +526,7 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
             next_chunk_ = 0;
             ++c_.snapshots;
         }
-        if (clearing_) {
+        if (clearing_) { // the old copy is not gone yet: this chunk is asked for again afterwards
             ++c_.clear_drops;
             return;
         }

@@ -200,7 +200,7 @@ void region::forfeit_above(std::uint64_t complete) noexcept {
         const std::uint64_t s = results_[i].seq.load(std::memory_order_relaxed);
         if (s != ~0ull && s > complete) results_[i].seq.store(~0ull, std::memory_order_relaxed);
     }
-    std::atomic_thread_fence(std::memory_order_release); // before any later replicated_seq store
+    // Ordered for readers by the engine's next replicated_seq store (a release).
 }
 
 std::optional<client> client::open(const std::string& path, std::string& error) {

@@ -17,26 +17,18 @@
 #include <thread>
 #include <vector>
 
+#include "owned_table.hpp"
 #include "heartwire/replica.hpp"
 #include "heartwire/replication.hpp"
 
 using namespace heartwire;
 using namespace heartwire::replica;
 
+using heartwire::test::owned_table;
+
 namespace {
 
 constexpr std::uint64_t us = 1000, ms = 1000 * us;
-
-// A table in its own 64-byte aligned region, as heartwired maps one.
-struct owned_table {
-    std::unique_ptr<std::byte[], void (*)(std::byte*)> mem{nullptr, [](std::byte* p) { std::free(p); }};
-    table t;
-    explicit owned_table(const table_geometry& g) {
-        const std::size_t n = (g.region_bytes() + 63) & ~std::size_t{63};
-        mem.reset(static_cast<std::byte*>(std::aligned_alloc(64, n)));
-        t = table::create({mem.get(), n}, g);
-    }
-};
 
 // "k" + std::to_string(i), written so that GCC 12 at -O3 does not warn (-Wrestrict, a
 // known false positive on operator+ of a literal and a temporary).

@@ -14,24 +14,17 @@
 #include <string>
 #include <vector>
 
+#include "owned_table.hpp"
 #include "heartwire/replica_host.hpp"
 
 using namespace heartwire;
 using namespace heartwire::replica;
 
+using heartwire::test::owned_table;
+
 namespace {
 
 constexpr std::uint64_t us = 1000, ms = 1000 * us;
-
-struct owned_table {
-    std::unique_ptr<std::byte[], void (*)(std::byte*)> mem{nullptr, [](std::byte* p) { std::free(p); }};
-    table t;
-    explicit owned_table(const table_geometry& g) {
-        const std::size_t n = (g.region_bytes() + 63) & ~std::size_t{63};
-        mem.reset(static_cast<std::byte*>(std::aligned_alloc(64, n)));
-        t = table::create({mem.get(), n}, g);
-    }
-};
 
 std::string key(int i) {
     std::string s("k");
