@@ -621,6 +621,13 @@ private:
         case wire::frame_kind::icmp_echo:
             len = wire::encode_icmp_echo(f.eth.dst, f.eth.src, f.echo, scratch_);
             break;
+        case wire::frame_kind::nd:
+            len = f.nd.is_advert ? wire::encode_na(f.eth.dst, f.eth.src, f.nd, scratch_)
+                                 : wire::encode_ns(f.eth.dst, f.eth.src, f.nd, scratch_);
+            break;
+        case wire::frame_kind::icmp6_echo:
+            len = wire::encode_icmp6_echo(f.eth.dst, f.eth.src, f.echo6, scratch_);
+            break;
         case wire::frame_kind::invalid:
             break;
         }

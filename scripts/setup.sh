@@ -60,6 +60,19 @@ hw_fetch() {
     done
 }
 
+# The tests' namespaces are named hw<creator pid>n... (tests/e2e make_prefix, tests/docs).
+# Prints those whose creating process no longer runs: left by a run that was killed (a
+# machine restart, a SIGKILL) or leaked by a test. Namespaces of a run still going are not
+# listed.
+hw_stale_netns() {
+    local ns pid
+    { ip netns list 2>/dev/null || true; } | awk '{print $1}' | while read -r ns; do
+        [[ "$ns" =~ ^hw([0-9]+)n ]] || continue
+        pid=${BASH_REMATCH[1]}
+        [ -e "/proc/$pid" ] || echo "$ns"
+    done
+}
+
 # Hugepages for memif (2 MiB pages); returns non-zero when the machine cannot give them.
 hw_hugepages() {
     local want=${1:-256}

@@ -10,6 +10,14 @@ hw_build
 hw_fetch
 hw_hugepages 256 || echo "heartwire: no hugepages here; the memif tests will be skipped"
 
+# A run killed earlier (a restart mid-run) leaves its namespaces: removed here, so that the
+# check at the end counts only what this run leaves.
+stale=$(hw_stale_netns)
+if [ -n "$stale" ]; then
+    echo "heartwire: removing $(echo "$stale" | wc -l) namespace(s) left by an earlier run whose process is gone"
+    for ns in $stale; do ip netns del "$ns" || true; done
+fi
+
 rc=0
 meson test -C "$HW_BUILD" --print-errorlogs --num-processes 1 "$@" || rc=$?
 
@@ -27,7 +35,7 @@ count() { { grep -hoE "^\\[  $1 *\\] [0-9]+ test" "$log" || true; } | awk '{s+=$
 passed=$(count PASSED)
 failed=$(count FAILED)
 skipped=$(count SKIPPED)
-left=$({ ip netns list 2>/dev/null || true; } | grep -cE '^hw[0-9]+n' || true)
+left=$(hw_stale_netns | wc -l)
 if [ "$left" -gt 0 ]; then
     echo "heartwire: $left test namespace(s) left behind" >&2
     rc=1
