@@ -369,7 +369,11 @@ def measure(groups, peers, args, build, out):
            "drops_grew": grown(s0, s1, drop_counters), "decode_drops_grew": grown(s0, s1, decode_drops)}
     det, det_engine, na, alls, firsts, complete, samples = [], [], [], [], [], 0, []
     primary, monitor = "a", "b"
-    for rnd in range(args.rounds):
+    # A p99 needs samples: one group gives one detection a round, uniform over the probe
+    # interval (where the kill falls), so 20 rounds give the max of 20 draws, below the true
+    # p99. Rows with few groups run more rounds, up to --min-samples detections.
+    rounds = max(args.rounds, -(-args.min_samples // groups))
+    for rnd in range(rounds):
         t_kill, seen = run_capture(procs[primary].pid, mac_of(monitor), groups, args.capture_s)
         procs[primary].wait()
         lat = [v / 1000.0 for v in seen.values()]
@@ -402,7 +406,7 @@ def measure(groups, peers, args, build, out):
     if sim:
         row["peersim"] = stop_peersim(work, sim)
     r1 = lambda v: round(v, 1)
-    row.update({"rounds": args.rounds, "rounds_all_groups_moved": complete, "detections": len(det),
+    row.update({"rounds": rounds, "rounds_all_groups_moved": complete, "detections": len(det),
                 "detection_p50_us": r1(pct(det, 50)), "detection_p99_us": r1(pct(det, 99)),
                 "detection_max_us": r1(max(det)) if det else float("nan"),
                 "engine_detection_p50_us": r1(pct(det_engine, 50)), "engine_detection_p99_us": r1(pct(det_engine, 99)),
@@ -448,6 +452,8 @@ def main():
     # the simulator ~15 % of a core. Announces do not take part in detection.
     ap.add_argument("--announce-ms", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--min-samples", type=int, default=100,
+                    help="rounds enough for this many detections a row (1 group: 100 rounds)")
     ap.add_argument("--rate-seconds", type=float, default=5.0)
     ap.add_argument("--capture-s", type=float, default=5.0)
     ap.add_argument("--notice", choices=["on", "off"], default="off")

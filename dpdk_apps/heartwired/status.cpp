@@ -371,6 +371,9 @@ std::string status_json(const status_inputs& in) {
                    {"max", h.max_ns.get()}, {"last", s.last_rtt_ns}};
     o["sched"] = sched_text(in);
     o["wake_latency_ns"] = in.e.wake_latency_ns();
+    const auto mb = in.e.mbufs();
+    o["mbufs"] = {{"size", mb.size}, {"in_use", mb.in_use}};
+    o["tx_backlog"] = in.e.tx_backlog();
     o["loop_gaps"] = gaps_json(in.e.gaps());
     o["rx_loop_gaps"] = gaps_json(in.e.rx_gaps());
     json peers = json::array();

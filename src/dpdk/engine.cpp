@@ -218,7 +218,10 @@ public:
             held_ -= out;
             if (out < run) break; // the ring is still full
         }
-        if (n_ == 0) return;
+        if (n_ == 0) {
+            e_.tx_backlog_.store(static_cast<std::uint32_t>(held_), std::memory_order_relaxed);
+            return;
+        }
         std::uint16_t sent = 0;
         if (held_ == 0) {
             sent = rte_eth_tx_burst(e_.port_.id(), e_.port_.tx_queue(), tx_, n_);
@@ -235,6 +238,7 @@ public:
             c_.tx_deferred.add();
         }
         n_ = 0;
+        e_.tx_backlog_.store(static_cast<std::uint32_t>(held_), std::memory_order_relaxed);
     }
 
     bool pending() const noexcept { return n_ != 0 || held_ != 0 || nb_ != 0; }
@@ -668,6 +672,12 @@ std::vector<group_status> engine::group_statuses() const {
         out[0].role_since_ns = s.role_since_ns;
     }
     return out;
+}
+
+engine::mbuf_gauge engine::mbufs() const noexcept {
+    const rte_mempool* mp = port_.pool();
+    if (mp == nullptr) return {};
+    return {mp->size, rte_mempool_in_use_count(mp)};
 }
 
 void engine::record_rtt() noexcept {

@@ -209,6 +209,13 @@ public:
     // The poll lcores' scheduling: -1 not applied yet, 0 as configured, else the errno.
     int sched_result() const noexcept { return sched_rc_.load(std::memory_order_relaxed); }
     std::uint64_t wake_latency_ns() const noexcept { return wake_latency_ns_.load(std::memory_order_relaxed); }
+    // Gauges for the status: the port's mbuf pool (size, in use: RX rings, TX in flight, the
+    // backlog, lcore caches) and the frames the TX backlog holds now (most of the last turn).
+    struct mbuf_gauge {
+        std::uint32_t size{0}, in_use{0};
+    };
+    mbuf_gauge mbufs() const noexcept;
+    std::uint32_t tx_backlog() const noexcept { return tx_backlog_.load(std::memory_order_relaxed); }
     // The guard's page (may be null: no notice). Set before the loops start.
     void set_death_notice(death_notice* n) noexcept { notice_ = n; }
     // Before the loop starts: the region of store `index` (cfg.state[index]), which the
@@ -314,6 +321,7 @@ private:
     std::uint64_t notice_key_{~0ull};
     std::atomic<int> sched_rc_{-1};
     std::atomic<std::uint64_t> wake_latency_ns_{0};
+    std::atomic<std::uint32_t> tx_backlog_{0};
     // Pipelined: the RX lcore's last empty poll (everything received before it is in the
     // pipe) and the end of its last stall. The role lcore judges silence only up to the first.
     alignas(64) std::atomic<std::uint64_t> rx_drained_ns_{0};
