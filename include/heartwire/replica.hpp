@@ -84,8 +84,10 @@ public:
     void clear(std::uint64_t seq) noexcept;                       // every record gone (a snapshot restarts)
     // The same in slices, so that a large copy is cleared without holding the poll loop:
     // up to `max` slots from `from` emptied (the slot to go on from returned; capacity:
-    // done), then clear_summary() once every slot is. The count and digest stay the old
-    // ones until then.
+    // done), then clear_summary() once every slot is. The digest, count and tombstones
+    // follow each slice; the applied seq stays the old one until clear_summary. Between
+    // slices the copy is no hash table to write to (a key past the cleared slots is not
+    // found): finish the clear first.
     std::uint32_t clear_slots(std::uint32_t from, std::uint32_t max) noexcept;
     void clear_summary(std::uint64_t seq) noexcept;
 

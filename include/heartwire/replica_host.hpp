@@ -74,6 +74,10 @@ public:
     void follow(std::uint64_t now);
     void stand_by();
     side current() const noexcept { return side_; }
+    // The copy is being cleared for a snapshot (and leads nowhere until it is done): the
+    // application's writes wait in their queue meanwhile.
+    bool clearing() const noexcept { return rcv_.clearing(); }
+    bool synchronous() const noexcept { return p_.sync; }
 
     // Leader: one write from the application's queue; its seq (0: refused). Not leading:
     // refused, counted.

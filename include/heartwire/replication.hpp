@@ -137,6 +137,7 @@ struct latency_histogram {
 struct sender_counters {
     std::uint64_t writes{}, frames{}, entries_sent{}, retransmits{}, rto_expiries{}, snapshots{}, snapshot_records{}, chunk_rewinds{};
     std::uint64_t acks{}, stale_acks{}, divergences{}, window_full{}, keepalives{};
+    std::uint64_t walks_skipped{}; // snapshots ended at once: the follower already held their base
     // From the engine taking a write to the follower's ACK of it (the oldest write each ACK
     // newly covers; while in sync): a synchronous write's replication as the engine sees it.
     latency_histogram ack_latency;
@@ -241,6 +242,9 @@ public:
     void poll(std::uint64_t now, std::uint64_t idle_ns, const sender::emit_fn& emit, bool peer = true);
     static constexpr std::uint32_t clear_slots_per_poll = 4096;
     bool clearing() const noexcept { return clearing_; }
+    // One slice of that clearing (the receiver's poll does it; replica::host too, when the
+    // copy must become a table to lead from). True while slots remain.
+    bool clear_step();
     // A local self-check (table::scrub) found records that do not match their hashes: the
     // copy has diverged; a snapshot repairs it.
     void mark_diverged(std::uint64_t bad);
@@ -274,6 +278,8 @@ private:
     bool want_snapshot_{false};
     bool diverged_{false};
     std::uint64_t snap_base_{0}, next_chunk_{0}, compare_from_{0}, snap_walk_{0};
+    std::uint64_t walk_seen_{0}; // the newest walk of this stream a chunk came from
+    std::uint64_t clear_seq_{0}; // the applied seq of the copy once the clear is done (its snapshot's base)
     std::uint64_t last_ns_{0}, last_match_seq_{0}, last_ack_ns_{0};
     std::uint64_t heard_ns_{0}, floor_{0};
     bool unsynced_{true}; // until a DATA frame of the stream says otherwise

@@ -25,6 +25,14 @@ host::host(table& t, const host_params& p)
 
 void host::lead(std::uint64_t stream, std::uint64_t now) {
     if (side_ == side::leader && snd_.stream() == stream) return;
+    // A snapshot was clearing this copy when it stopped following (a takeover in the first
+    // polls of a snapshot into a large copy): half cleared, it is not a table to lead from
+    // (a key past the cleared slots would be found by nobody and written twice). The clear
+    // goes on a slice a turn; until it is done nobody leads here (writes wait in the queue).
+    if (rcv_.clear_step()) {
+        side_ = side::none;
+        return;
+    }
     if (side_ != side::leader) {
         // Leading from where the table is (the monitor's copy, on a takeover): what it holds
         // is complete; no monitor can be in sync with a stream that has not started, so

@@ -161,15 +161,33 @@ bool table::erase(std::string_view key, std::uint64_t seq) noexcept {
 
 std::uint32_t table::clear_slots(std::uint32_t from, std::uint32_t max) noexcept {
     const std::uint32_t end = static_cast<std::uint32_t>(std::min<std::uint64_t>(h_->geo.capacity, std::uint64_t{from} + max));
+    std::uint64_t gone_hash = 0, live = 0, tombs = 0;
     for (std::uint32_t i = from; i < end; ++i) {
         auto* s = reinterpret_cast<slot_head*>(slot(i));
         if (s->state == st_empty) continue;
+        if (s->state == st_live) {
+            gone_hash ^= s->rec_hash;
+            ++live;
+        } else {
+            ++tombs;
+        }
         const std::uint32_t v = s->version.load(std::memory_order_relaxed);
         s->version.store(v + 1, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_release);
         s->state = st_empty;
         s->rec_hash = 0;
         s->version.store(v + 2, std::memory_order_release);
+    }
+    // The summary follows the slots, so the copy agrees with itself between slices (its
+    // digest, count and tombstones are what it holds).
+    if (live != 0 || tombs != 0) {
+        const std::uint32_t v = h_->digest_seq.load(std::memory_order_relaxed);
+        h_->digest_seq.store(v + 1, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_release);
+        h_->digest.store(h_->digest.load(std::memory_order_relaxed) ^ gone_hash, std::memory_order_relaxed);
+        h_->count.store(h_->count.load(std::memory_order_relaxed) - live, std::memory_order_relaxed);
+        h_->tombstones.store(h_->tombstones.load(std::memory_order_relaxed) - tombs, std::memory_order_relaxed);
+        h_->digest_seq.store(v + 2, std::memory_order_release);
     }
     return end;
 }

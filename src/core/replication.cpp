@@ -241,6 +241,16 @@ void sender::on_ack(const ack_msg& a, std::uint64_t now) {
         if (!snapshot_) start_snapshot(now);
         return;
     }
+    if (snapshot_ && a.acked_seq >= snap_base_) {
+        // The follower holds every write up to the base already (it rejoined with its copy
+        // intact after reset_follower: each chunk is a duplicate to it, and it never reports
+        // progress, so the window would never move): the walk ends here and the deltas after
+        // what it holds follow.
+        snapshot_ = false;
+        ++c_.walks_skipped;
+        last_progress_ns_ = now;
+        sent_ = std::max(sent_, a.acked_seq);
+    }
     if (snap_unacked_ && a.acked_seq >= snap_base_) {
         snap_unacked_ = false; // the follower holds the snapshot
         last_progress_ns_ = now;
@@ -433,18 +443,22 @@ void receiver::ack(const sender::emit_fn& emit) {
     emit({ack_buf_, n});
 }
 
-void receiver::poll(std::uint64_t now, std::uint64_t idle_ns, const sender::emit_fn& emit, bool peer) {
-    if (clearing_) {
-        ++c_.clear_slices;
-        clear_slot_ = t_.clear_slots(clear_slot_, clear_slots_per_poll);
-        if (clear_slot_ >= t_.geometry().capacity) {
-            // Empty: the snapshot from its first chunk (the next chunk to arrive is not it:
-            // the answer to it asks the sender to go back).
-            t_.clear_summary(snap_base_);
-            clearing_ = false;
-            next_chunk_ = 0;
-        }
+bool receiver::clear_step() {
+    if (!clearing_) return false;
+    ++c_.clear_slices;
+    clear_slot_ = t_.clear_slots(clear_slot_, clear_slots_per_poll);
+    if (clear_slot_ >= t_.geometry().capacity) {
+        // Empty: the snapshot from its first chunk (the next chunk to arrive is not it:
+        // the answer to it asks the sender to go back).
+        t_.clear_summary(clear_seq_);
+        clearing_ = false;
+        next_chunk_ = 0;
     }
+    return clearing_;
+}
+
+void receiver::poll(std::uint64_t now, std::uint64_t idle_ns, const sender::emit_fn& emit, bool peer) {
+    clear_step();
     if (!peer) return;
     if (now - std::max(last_ns_, last_ack_ns_) < idle_ns && last_ack_ns_ != 0) return;
     last_ack_ns_ = now;
@@ -456,9 +470,9 @@ void receiver::reset() {
     applied_ = 0;
     heard_ns_ = floor_ = 0;
     unsynced_ = true;
-    clearing_ = false;
+    // A clear under way goes on (clear_step): a copy left half cleared is no table.
     snapshot_ = want_snapshot_ = diverged_ = false;
-    snap_base_ = next_chunk_ = compare_from_ = snap_walk_ = 0;
+    snap_base_ = next_chunk_ = compare_from_ = snap_walk_ = walk_seen_ = 0;
     last_ns_ = last_match_seq_ = last_ack_ns_ = 0;
 }
 
@@ -484,9 +498,8 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
         applied_ = 0;
         heard_ns_ = floor_ = 0;
         unsynced_ = true;
-        clearing_ = false;
-        want_snapshot_ = true;
-        snap_base_ = 0;
+        want_snapshot_ = true; // a clear under way goes on: a copy left half cleared is no table
+        snap_base_ = walk_seen_ = 0;
         snapshot_ = false;
         diverged_ = false;
     }
@@ -498,15 +511,22 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
         //    intact): everything up to the base is here, the deltas after it follow;
         //  - a chunk of an older base than the snapshot under way (bases only grow within a
         //    stream: a stale copy of a walk the sender gave up).
+        //  - a chunk of a walk older than one already seen in this stream (the sender gave
+        //    it up and started another, perhaps from the same base).
+        const std::uint64_t chunk = h.digest & 0xffff'ffffull, walk = h.digest >> 32;
         const bool asked = want_snapshot_ || diverged_;
+        if (walk < walk_seen_) {
+            ++c_.duplicates;
+            return;
+        }
         if (!asked && ((!snapshot_ && h.first_seq <= applied_) || h.first_seq < snap_base_)) {
             ++c_.duplicates;
             ack(emit);
             return;
         }
+        walk_seen_ = walk;
         // A snapshot is its base and the sender's walk number (the chunk field's high half):
         // chunk 0 of the walk under way (a rewind's copy) is not a new one.
-        const std::uint64_t chunk = h.digest & 0xffff'ffffull, walk = h.digest >> 32;
         const auto ours = [&] { return snapshot_ && h.first_seq == snap_base_ && walk == snap_walk_; };
         if (chunk == 0 && !ours() && !clearing_) { // chunk 0: a snapshot (re)starts
             if (t_.count() == 0 && t_.tombstones() == 0) {
@@ -516,6 +536,7 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
             } else { // a large copy cleared at once would hold the loop: in slices (poll)
                 clearing_ = true;
                 clear_slot_ = 0;
+                clear_seq_ = h.first_seq;
             }
             applied_ = 0; // the copy is empty: its ACKs say so until the walk is done
             unsynced_ = true;

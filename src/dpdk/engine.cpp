@@ -1345,8 +1345,11 @@ void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
         else s.host.stand_by();
         // Leadership lost with writes applied here that no monitor acknowledged: their
         // tickets fail rather than complete later on another primary's writes.
-        if (was_leading && s.host.current() != replica::side::leader) s.region->forfeit_above(s.host.completed());
-        const std::size_t took = s.region->drain(store_drain_per_turn, [&](std::uint8_t op, std::string_view k, std::span<const std::byte> v) {
+        // Synchronous only: an asynchronous write completed once applied here, and its
+        // wait() has said so; its loss is bounded by the lag the store reported.
+        if (was_leading && s.host.current() != replica::side::leader && s.host.synchronous())
+            s.region->forfeit_above(s.host.completed());
+        const std::size_t took = s.host.clearing() ? 0 : s.region->drain(store_drain_per_turn, [&](std::uint8_t op, std::string_view k, std::span<const std::byte> v) {
             return s.host.write(op, k, v, now);
         });
         if (took != 0) role_c_.state_writes.add(took);

@@ -429,6 +429,73 @@ TEST(Replication, AFollowerPastTheLogComesBackThroughASnapshot) {
     EXPECT_EQ(contents(l.follower.t), contents(l.primary.t));
 }
 
+// A monitor judged gone (reset_follower) and heard again with its copy intact: the rejoin's
+// snapshot is of a base it already holds, so every chunk is a duplicate to it and it never
+// reports progress. The walk must end on its ACK, not wait on a window that never moves
+// (a table larger than the window stalled here for good, the store degraded forever).
+TEST(Replication, ARejoinToAnIntactCopyEndsTheWalkAtOnce) {
+    link_sim l(table_geometry::for_records(20'000, 16, 32), small_params());
+    for (int i = 0; i < 20'000; ++i) l.s.put(cat("key", i), b(cat("value ", i)), l.now);
+    ASSERT_TRUE(l.run_until_synced(5'000 * ms));
+    const std::uint64_t walks = l.s.counters().snapshots;
+    l.s.reset_follower();
+    const std::uint64_t before = l.frames_to_follower;
+    ASSERT_TRUE(l.run_until_synced(2'000 * ms)) << "snapshotting " << l.s.snapshotting() << " window_full "
+                                                 << l.s.counters().window_full << " rto " << l.s.counters().rto_expiries;
+    EXPECT_EQ(l.s.counters().snapshots, walks + 1);
+    EXPECT_EQ(l.s.counters().walks_skipped, 1u);
+    const std::uint64_t window = small_params().window_bytes / small_params().frame_budget;
+    EXPECT_LE(l.frames_to_follower - before, window + 8) << "the walk went on after the follower said it held its base";
+    // And the stream goes on from there.
+    for (int i = 0; i < 100; ++i) l.s.put(cat("new", i), b("after"), l.now);
+    ASSERT_TRUE(l.run_until_synced(2'000 * ms));
+    EXPECT_EQ(contents(l.follower.t), contents(l.primary.t));
+}
+
+// A walk the sender gave up and started again from the same base (the follower asked
+// again): a late chunk 0 of the old walk does not restart the follower on it.
+TEST(Replication, AChunkOfAnAbandonedWalkDoesNotRestartTheSnapshot) {
+    const auto g = table_geometry::for_records(2'000, 16, 32);
+    owned_table pt(g), ft(g);
+    const sender_params p = small_params();
+    sender s(pt.t, p, 0xabc);
+    receiver r(ft.t);
+    std::uint64_t now = 1 * ms;
+    for (int i = 0; i < 300; ++i) s.put(cat("key", i), b(cat("value ", i)), now);
+    using frames = std::vector<std::vector<std::byte>>;
+    const auto walk = [&](frames& out) {
+        for (int n = 0; n < 10'000 && s.snapshotting(); ++n) {
+            now += 10 * us;
+            s.poll(now, [&](std::span<const std::byte> f) { out.emplace_back(f.begin(), f.end()); });
+        }
+    };
+    ack_msg hello; // a follower that holds nothing of this stream: it joins by a snapshot
+    s.on_ack(hello, now);
+    frames w1, w2, acks;
+    walk(w1);
+    now += 1'000 * ms; // the first walk long over, the follower asks again: a second, same base
+    ack_msg again;
+    again.stream = s.stream();
+    again.flags = flag_want_snapshot;
+    s.on_ack(again, now);
+    ASSERT_TRUE(s.snapshotting());
+    walk(w2);
+    ASSERT_GE(w1.size(), 3u);
+    ASSERT_EQ(w1.size(), w2.size());
+    const auto deliver = [&](const std::vector<std::byte>& f) {
+        r.on_frame(f, now, [&](std::span<const std::byte> a) { acks.emplace_back(a.begin(), a.end()); });
+    };
+    deliver(w2[0]);
+    deliver(w2[1]);
+    const std::uint64_t snaps = r.counters().snapshots;
+    deliver(w1[0]); // late
+    EXPECT_EQ(r.counters().snapshots, snaps) << "the abandoned walk's chunk 0 restarted the snapshot";
+    for (std::size_t i = 2; i < w2.size(); ++i) deliver(w2[i]);
+    EXPECT_EQ(r.applied(), s.last_seq());
+    EXPECT_EQ(contents(ft.t), contents(pt.t));
+    EXPECT_EQ(r.counters().gaps, 0u);
+}
+
 TEST(Replication, MalformedFramesAreCountedAndChangeNothing) {
     link_sim l(table_geometry::for_records(100, 16, 32), small_params());
     ASSERT_TRUE(l.run_until_synced(100 * ms));

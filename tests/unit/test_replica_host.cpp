@@ -60,8 +60,8 @@ struct pair_sim {
     std::deque<msg> wire;
     std::map<std::uint64_t, std::string> written; // seq -> key, on the current leader
 
-    explicit pair_sim(const host_params& p = params())
-        : ta(table_geometry::for_records(4096, 32, 64)), tb(table_geometry::for_records(4096, 32, 64)), a(ta.t, p), b(tb.t, p) {}
+    explicit pair_sim(const host_params& p = params(), std::uint32_t records = 4096)
+        : ta(table_geometry::for_records(records, 32, 64)), tb(table_geometry::for_records(records, 32, 64)), a(ta.t, p), b(tb.t, p) {}
 
     host& leader() { return a_leads ? a : b; }
     host& follower() { return a_leads ? b : a; }
@@ -254,4 +254,46 @@ TEST(ReplicaHost, AnAsynchronousStoreNeverWaits) {
     EXPECT_FALSE(p.a.status(p.now).degraded);
     EXPECT_LT(p.a.completed(), s) << "async: completed is what the monitor has (the lag)";
     EXPECT_EQ(p.a.status(p.now).last_seq, s);
+}
+
+// A snapshot that has begun to clear the monitor's large copy (in slices, a poll each) when
+// the monitor takes over: half cleared, the copy is no table to lead from (a key past the
+// cleared slots is found by nobody and would be written twice). It leads once the clear is
+// done; meanwhile writes wait, and its summary (count, digest) is what it holds at every
+// slice.
+TEST(ReplicaHost, AMonitorTakingOverInTheMiddleOfAClearLeadsOnlyOnceTheCopyIsCleared) {
+    pair_sim p(params(), 20'000);
+    const std::uint32_t cap = p.tb.t.geometry().capacity;
+    ASSERT_GE(cap, 4 * receiver::clear_slots_per_poll);
+    for (int i = 0; i < 15'000; ++i) {
+        p.write(i);
+        if (i % 256 == 0) p.step();
+    }
+    ASSERT_TRUE(p.run_until([&] { return p.synced() && p.a.caught_up(); }, 2'000 * ms));
+    // The primary restarts its stream (a new epoch): the monitor's copy is replaced by a snapshot.
+    p.stream = 0x5eed2;
+    ASSERT_TRUE(p.run_until([&] { return p.b.clearing(); }, 100 * ms));
+    const auto live_records = [&] {
+        std::uint64_t n = 0;
+        p.tb.t.walk(0, ~0u, [&](std::string_view, std::span<const std::byte>, std::uint64_t) { ++n; });
+        return n;
+    };
+    EXPECT_EQ(p.tb.t.count(), live_records()) << "the summary follows each slice";
+    // The primary dies; the monitor takes over while clearing.
+    p.cut = true;
+    p.b.lead(0xb0b, p.now);
+    EXPECT_NE(p.b.current(), side::leader);
+    EXPECT_EQ(p.b.write(op_put, "x", bytes_of(std::string("y")), p.now), 0u) << "a write into a half-cleared copy";
+    EXPECT_EQ(p.tb.t.count(), live_records());
+    int turns = 1;
+    while (p.b.current() != side::leader && turns < 100) {
+        p.b.lead(0xb0b, p.now);
+        ++turns;
+    }
+    ASSERT_EQ(p.b.current(), side::leader);
+    EXPECT_GE(turns, 2);
+    EXPECT_EQ(p.tb.t.count(), 0u);
+    EXPECT_EQ(p.tb.t.state().digest, 0u);
+    EXPECT_NE(p.b.write(op_put, "x", bytes_of(std::string("y")), p.now), 0u);
+    EXPECT_EQ(p.tb.t.count(), 1u);
 }
