@@ -10,8 +10,9 @@
 // or repairing a divergence) writes wait for `degrade_hold_ns`, then complete once applied
 // here and the store reports itself degraded: the service goes on, and a takeover by that
 // monitor is one the state machine counts as out of sync (fsm: takeovers_out_of_sync).
-// A monitor is in sync only while it heard the primary's stream within `lease_ns` (a
-// keepalive goes out every `keepalive_ns` when nothing else does) and has applied every
+// A monitor is in sync only within `lease_ns` of an ACK it sent that the primary's newest
+// keepalive (every `keepalive_ns`) echoes, on its own clock (so a late keepalive only
+// shortens the lease), while that keepalive counted it in sync, and once it has applied every
 // write the primary last said was complete (the floor each DATA frame carries). The hold
 // outlasts the lease, so by the time the primary completes a write that the monitor has not
 // acknowledged, that monitor no longer says it is in sync, and it says so again only once
@@ -36,7 +37,7 @@ struct host_params {
     std::uint64_t idle_ack_ns{5'000'000};       // follower: an unprompted ACK when this quiet
     std::uint64_t scrub_period_ns{1'000'000'000}; // follower: one self-check pass of the table this often
     std::uint32_t scrub_max_per_poll{64};       // ... at most this many slots in one poll
-    std::uint64_t keepalive_ns{1'000'000};      // leader: an empty DATA frame when nothing went out this long
+    std::uint64_t keepalive_ns{1'000'000};      // leader: a keepalive (seq, digest, floor, the echo of the monitor's ACK) this often
     std::uint64_t lease_ns{10'000'000};         // follower: in sync only while it heard the stream this recently
     std::uint64_t degrade_hold_ns{15'000'000};  // leader: writes wait this long for a monitor before degrading (> lease_ns)
 };

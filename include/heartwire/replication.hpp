@@ -60,14 +60,20 @@ struct data_header {
 };
 inline constexpr std::size_t data_header_bytes = 36;
 inline constexpr std::size_t entry_header_bytes = 12;
+// A keepalive is a DATA header with count 0, then [echo u32]: the newest `sent_us` of the
+// follower's ACKs the primary had when it made the frame. The follower's lease on being in
+// sync runs from that time on its own clock, so a keepalive that was delayed (a backlog, a
+// stall, a reordering) can only shorten the lease, never stretch it past the primary's hold.
+inline constexpr std::size_t keepalive_bytes = data_header_bytes + 4;
 
 struct ack_msg {
     std::uint8_t flags{};
     std::uint64_t stream{};
     std::uint64_t acked_seq{};  // every delta up to it applied
     std::uint64_t digest{};     // the follower's digest at acked_seq
+    std::uint32_t sent_us{};    // the follower's clock when it sent this ACK (us, mod 2^32; never 0)
 };
-inline constexpr std::size_t ack_bytes = 28;
+inline constexpr std::size_t ack_bytes = 32;
 
 struct entry {
     std::uint64_t seq{};
@@ -97,9 +103,9 @@ struct sender_params {
     std::uint64_t rto_max_ns{50'000'000};
     std::uint32_t snapshot_chunks_per_poll{8};
     std::uint32_t snapshot_slots_per_poll{8192}; // table slots a snapshot walk looks at in one poll
-    // An empty DATA frame (no entries: the sender's seq, digest and floor) when nothing went
-    // out for this long, so a follower knows it is current (its lease) and compares digests
-    // while no write is made. 0: none.
+    // A keepalive (no entries: the sender's seq, digest, floor and the echo of the
+    // follower's newest ACK) this often, writes or none: what a follower's lease runs from,
+    // and its digest comparison while no write is made. 0: none.
     std::uint64_t keepalive_ns{0};
 };
 
@@ -213,7 +219,8 @@ private:
     std::uint32_t snap_walk_{0}; // which walk (start_snapshot) the chunks belong to
     std::uint32_t snap_acked_chunk_{0}; // the follower holds every chunk of the walk below it
     std::uint64_t last_progress_ns_{0}, srtt_ns_{0}, rto_ns_{0}, sent_at_ns_{0}, snap_done_ns_{0};
-    std::uint64_t floor_{0}, last_emit_ns_{0};
+    std::uint64_t floor_{0}, last_emit_ns_{0}, last_keepalive_ns_{0};
+    std::uint32_t echo_us_{0}; // the newest sent_us of the follower's ACKs (0: none since it joined)
     bool synced_{true};
     std::vector<std::byte> frame_;
     sender_counters c_;
@@ -253,8 +260,8 @@ public:
     void reset();
     // The last frame is this long ago: the stream is idle or lost (status).
     std::uint64_t last_frame_ns() const noexcept { return last_ns_; }
-    // The last DATA frame (a keepalive included) of the stream it follows, taken in order:
-    // what a lease on being in sync runs from (replica::host).
+    // When this follower sent the ACK that the primary's newest keepalive echoed (its own
+    // clock): what a lease on being in sync runs from (replica::host). 0: none yet.
     std::uint64_t heard_ns() const noexcept { return heard_ns_; }
     // Following a stream, nothing to repair, the primary's last DATA frame counted it in
     // sync, and every write the primary last said was complete (its floor) applied here.
@@ -271,6 +278,7 @@ private:
     void ack(const sender::emit_fn& emit);
     void compare_digest(std::uint64_t theirs) noexcept; // ours at applied_ against the primary's there
     void progress(const sender::emit_fn& emit);          // a snapshot's chunks so far (flag_chunk_progress)
+    std::uint64_t echo_time(std::uint32_t echo) const noexcept; // an ACK's sent_us back to this node's clock (0: not ours)
     table& t_;
     std::uint64_t stream_{0};
     std::uint64_t applied_{0};
@@ -281,6 +289,8 @@ private:
     std::uint64_t walk_seen_{0}; // the newest walk of this stream a chunk came from
     std::uint64_t clear_seq_{0}; // the applied seq of the copy once the clear is done (its snapshot's base)
     std::uint64_t last_ns_{0}, last_match_seq_{0}, last_ack_ns_{0};
+    std::uint64_t now_{0};        // the time of the frame or poll being handled (what an ACK's sent_us says)
+    std::uint64_t last_sent_ns_{0}; // the newest ACK sent: no echo can be newer (another node's clock can)
     std::uint64_t heard_ns_{0}, floor_{0};
     bool unsynced_{true}; // until a DATA frame of the stream says otherwise
     bool clearing_{false}; // a snapshot's chunk 0 came to a non-empty copy: clearing it first

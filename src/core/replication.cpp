@@ -10,6 +10,19 @@ namespace {
 void put_u16(std::byte* p, std::uint16_t v) noexcept {
     for (int i = 0; i < 2; ++i) p[i] = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
 }
+void put_u32(std::byte* p, std::uint32_t v) noexcept {
+    for (int i = 0; i < 4; ++i) p[i] = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+std::uint32_t le32(const std::byte* p) noexcept {
+    std::uint32_t v = 0;
+    for (int i = 3; i >= 0; --i) v = v << 8 | std::to_integer<std::uint32_t>(p[i]);
+    return v;
+}
+// A clock in microseconds mod 2^32, never 0 (0: no time).
+std::uint32_t us32(std::uint64_t ns) noexcept {
+    const auto v = static_cast<std::uint32_t>(ns / 1000);
+    return v == 0 ? 1 : v;
+}
 void put_u64(std::byte* p, std::uint64_t v) noexcept {
     for (int i = 0; i < 8; ++i) p[i] = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
 }
@@ -49,6 +62,7 @@ std::size_t encode_ack(const ack_msg& a, std::span<std::byte> out) noexcept {
     put_u64(out.data() + 4, a.stream);
     put_u64(out.data() + 12, a.acked_seq);
     put_u64(out.data() + 20, a.digest);
+    put_u32(out.data() + 28, a.sent_us);
     return ack_bytes;
 }
 
@@ -58,6 +72,7 @@ bool decode_ack(std::span<const std::byte> in, ack_msg& a) noexcept {
     a.stream = le64(in.data() + 4);
     a.acked_seq = le64(in.data() + 12);
     a.digest = le64(in.data() + 20);
+    a.sent_us = le32(in.data() + 28);
     return true;
 }
 
@@ -107,7 +122,8 @@ void sender::restart(std::uint64_t stream) {
     snap_base_ = 0;
     snap_slot_ = snap_chunk_ = 0;
     last_progress_ns_ = srtt_ns_ = sent_at_ns_ = snap_done_ns_ = 0;
-    floor_ = last_emit_ns_ = 0;
+    floor_ = last_emit_ns_ = last_keepalive_ns_ = 0;
+    echo_us_ = 0;
     synced_ = true;
     last_rewind_ = ~0ull;
     rewind_ns_ = 0;
@@ -160,6 +176,7 @@ std::uint64_t sender::cum_at(std::uint64_t seq) const noexcept {
 
 void sender::reset_follower() {
     joined_ = false;
+    echo_us_ = 0; // the next follower's clock is its own
     snapshot_ = false;
     snap_unacked_ = false;
     diverged_ = false;
@@ -188,6 +205,9 @@ void sender::start_snapshot(std::uint64_t now) {
 }
 
 void sender::on_ack(const ack_msg& a, std::uint64_t now) {
+    // The follower's newest clock reading, for the next keepalive (wrap-safe: a reordered
+    // older ACK does not move it back).
+    if (a.sent_us != 0 && (echo_us_ == 0 || static_cast<std::int32_t>(a.sent_us - echo_us_) > 0)) echo_us_ = a.sent_us;
     if (a.stream != stream_) {
         // A follower that holds nothing of this stream (0) or another primary's copy: it
         // joins with a snapshot. Once joined, such an ACK is one sent before it joined.
@@ -419,13 +439,15 @@ void sender::poll(std::uint64_t now, const emit_fn& emit) {
         return;
     }
     send_data(now, emit);
-    if (p_.keepalive_ns != 0 && !snapshot_ && now - last_emit_ns_ >= p_.keepalive_ns) {
-        // Nothing went out for a while: where the stream is (its seq, digest and floor),
-        // so the follower's lease and its digest comparison go on while nobody writes.
+    if (p_.keepalive_ns != 0 && !snapshot_ && now - last_keepalive_ns_ >= p_.keepalive_ns) {
+        // Where the stream is (its seq, digest and floor), whether the follower counts as in
+        // sync here, and the follower's newest ACK time: its lease runs from that time, on
+        // its own clock. Writes or none: DATA frames carry no echo and do not renew a lease.
         data_header h{frame_type::data, synced_ ? std::uint8_t{0} : flag_not_in_sync, 0, stream_, next_, t_.state().digest, floor_};
         put_header(frame_.data(), h);
-        emit({frame_.data(), data_header_bytes});
-        last_emit_ns_ = now;
+        put_u32(frame_.data() + data_header_bytes, echo_us_);
+        emit({frame_.data(), keepalive_bytes});
+        last_emit_ns_ = last_keepalive_ns_ = now;
         ++c_.frames;
         ++c_.keepalives;
     }
@@ -439,6 +461,8 @@ void receiver::ack(const sender::emit_fn& emit) {
     a.stream = stream_;
     a.acked_seq = applied_;
     a.digest = t_.state().digest;
+    a.sent_us = us32(now_);
+    last_sent_ns_ = now_;
     const std::size_t n = encode_ack(a, ack_buf_);
     emit({ack_buf_, n});
 }
@@ -458,6 +482,7 @@ bool receiver::clear_step() {
 }
 
 void receiver::poll(std::uint64_t now, std::uint64_t idle_ns, const sender::emit_fn& emit, bool peer) {
+    now_ = now;
     clear_step();
     if (!peer) return;
     if (now - std::max(last_ns_, last_ack_ns_) < idle_ns && last_ack_ns_ != 0) return;
@@ -489,7 +514,7 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
         return;
     }
     ++c_.frames;
-    last_ns_ = now;
+    last_ns_ = now_ = now;
     if (h.stream != stream_) {
         // Another primary's stream (a takeover, or our first): we hold nothing of it for sure.
         stream_ = h.stream;
@@ -596,12 +621,22 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
         ack(emit);
         return;
     }
-    heard_ns_ = now;
     floor_ = std::max(floor_, h.end_seq);
-    unsynced_ = (h.flags & flag_not_in_sync) != 0;
+    if (h.flags & flag_not_in_sync) unsynced_ = true; // from any frame; only a keepalive says otherwise
     if (h.count == 0) { // a keepalive: where the primary is
-        if (frame.size() != data_header_bytes) ++c_.bad_frames;
-        else if (applied_ + 1 == h.first_seq && applied_ >= compare_from_) compare_digest(h.digest);
+        if (frame.size() != keepalive_bytes) {
+            ++c_.bad_frames;
+        } else {
+            // The lease runs from when this node sent the ACK the primary echoes: the primary
+            // made this frame after it, and what it says (in sync or not) is from then. An
+            // echo older than one already taken is a late frame: its word is old.
+            const std::uint64_t at = echo_time(le32(frame.data() + data_header_bytes));
+            if (at != 0 && at >= heard_ns_) {
+                heard_ns_ = at;
+                unsynced_ = (h.flags & flag_not_in_sync) != 0;
+            }
+            if (applied_ + 1 == h.first_seq && applied_ >= compare_from_) compare_digest(h.digest);
+        }
         ack(emit);
         return;
     }
@@ -634,6 +669,16 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
     // The primary's digest after the frame's last delta, against ours at the same seq.
     if (ok && !gap && last != 0 && applied_ == last && applied_ >= compare_from_) compare_digest(h.digest);
     ack(emit);
+}
+
+std::uint64_t receiver::echo_time(std::uint32_t echo) const noexcept {
+    if (echo == 0 || last_sent_ns_ == 0) return 0;
+    // How long before the newest ACK sent the echoed one was: an echo newer than that ACK is
+    // none of ours (a clock of another node, or garbage).
+    const std::uint32_t back = us32(last_sent_ns_) - echo;
+    if (back > 0x8000'0000u) return 0;
+    const std::uint64_t ns = std::uint64_t{back} * 1000;
+    return ns >= last_sent_ns_ ? 0 : last_sent_ns_ - ns;
 }
 
 void receiver::progress(const sender::emit_fn& emit) {

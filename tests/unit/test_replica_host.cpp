@@ -297,3 +297,40 @@ TEST(ReplicaHost, AMonitorTakingOverInTheMiddleOfAClearLeadsOnlyOnceTheCopyIsCle
     EXPECT_NE(p.b.write(op_put, "x", bytes_of(std::string("y")), p.now), 0u);
     EXPECT_EQ(p.tb.t.count(), 1u);
 }
+
+// The monitor's lease runs from its own clock: from when it sent the ACK that the primary's
+// keepalive echoes, not from when the keepalive arrived. Here the primary's frames start
+// taking 40 ms to reach the monitor (a TX backlog behind a burst), then the primary judges
+// the monitor gone, holds, and completes writes alone. The keepalives it made before that
+// arrive 40 ms late and say "in sync": taken at arrival they gave the monitor a fresh lease
+// while it lacked writes already complete (a takeover then would lose them).
+TEST(ReplicaHost, ALateKeepaliveDoesNotStretchTheMonitorsLeasePastThePrimarysHold) {
+    pair_sim p;
+    for (int i = 0; i < 50; ++i) p.write(i);
+    ASSERT_TRUE(p.run_until([&] { return p.synced() && p.a.caught_up(); }, 100 * ms));
+    p.delay_to_b = 40 * ms;
+    const std::uint64_t t0 = p.now, judged_gone = t0 + 5 * ms;
+    bool completed_alone = false, was_in_sync_late = false, violated = false;
+    int next = 1000;
+    while (p.now < t0 + 80 * ms) {
+        p.now += 50 * us;
+        std::deque<pair_sim::msg> due, later;
+        for (auto& m : p.wire) (m.at <= p.now ? due : later).push_back(std::move(m));
+        p.wire = std::move(later);
+        for (auto& m : due)
+            (m.to_a ? p.a : p.b).on_frame(m.bytes, p.now, [&, to_a = m.to_a](std::span<const std::byte> f) { p.send(!to_a, f); });
+        p.a.lead(p.stream, p.now);
+        p.b.follow(p.now);
+        const bool a_hears_b = p.now < judged_gone;
+        p.a.poll(p.now, a_hears_b, [&](std::span<const std::byte> f) { p.send(false, f); });
+        p.b.poll(p.now, true, [&](std::span<const std::byte> f) { p.send(true, f); });
+        if ((p.now / (500 * us)) % 2 == 0) p.write(next++);
+        if (p.a.completed() > 0 && !p.written.empty() && p.written.rbegin()->first <= p.a.completed() && p.now > judged_gone)
+            completed_alone = true;
+        if (p.now > t0 + 40 * ms && p.b.in_sync()) was_in_sync_late = true;
+        if (p.b.in_sync() && !p.follower_holds_every_completed_write()) violated = true;
+    }
+    EXPECT_TRUE(completed_alone) << "the primary did not degrade";
+    EXPECT_FALSE(violated) << "the monitor said it was in sync while it lacked a complete write";
+    EXPECT_FALSE(was_in_sync_late) << "a late keepalive renewed the monitor's lease";
+}
