@@ -103,6 +103,11 @@ struct sender_params {
     std::uint64_t rto_max_ns{50'000'000};
     std::uint32_t snapshot_chunks_per_poll{8};
     std::uint32_t snapshot_slots_per_poll{8192}; // table slots a snapshot walk looks at in one poll
+    // A snapshot's RTO (the chunk window unanswered, or its last chunk) is never shorter: a
+    // follower applies a window of large records for longer than a delta's round trip, and
+    // an RTO of a few round trips sent the walk back with nothing lost. Lost chunks are
+    // asked for at once (a NACK), not found by the RTO.
+    std::uint64_t snapshot_rto_min_ns{2'000'000};
     // A keepalive (no entries: the sender's seq, digest, floor and the echo of the
     // follower's newest ACK) this often, writes or none: what a follower's lease runs from,
     // and its digest comparison while no write is made. 0: none.

@@ -320,7 +320,7 @@ void sender::send_snapshot(std::uint64_t now, const emit_fn& emit) {
     // its old copy, or lost some).
     const std::uint32_t window = static_cast<std::uint32_t>(std::clamp<std::size_t>(p_.window_bytes / p_.frame_budget, 8, 512));
     if (snap_chunk_ - snap_acked_chunk_ >= window) {
-        if (now - last_progress_ns_ <= rto_ns_) {
+        if (now - last_progress_ns_ <= std::max(rto_ns_, p_.snapshot_rto_min_ns)) {
             ++c_.window_full;
             return;
         }
@@ -379,7 +379,7 @@ void sender::send_snapshot(std::uint64_t now, const emit_fn& emit) {
 void sender::send_data(std::uint64_t now, const emit_fn& emit) {
     // The snapshot's last chunk (or the follower's ACK of it) was lost: that chunk again
     // (a follower that missed more asks for the first it lacks).
-    if (snap_unacked_ && now - last_progress_ns_ > rto_ns_) {
+    if (snap_unacked_ && now - last_progress_ns_ > std::max(rto_ns_, p_.snapshot_rto_min_ns)) {
         ++c_.rto_expiries;
         rto_ns_ = std::min(rto_ns_ * 2, p_.rto_max_ns);
         last_progress_ns_ = now;
