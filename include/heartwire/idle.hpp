@@ -36,6 +36,10 @@ public:
     std::uint64_t plan(std::uint64_t now, bool worked, std::uint64_t next_due) noexcept;
     // A sleep meant to end at `intended` ended at `woke`.
     void woke(std::uint64_t intended, std::uint64_t woke) noexcept;
+    // The next plan of a turn with nothing left to do may sleep at once (adaptive), without
+    // the empty turns first: an application on this core waits for what the turn completed,
+    // and runs only once the loop sleeps.
+    void hurry() noexcept { idle_turns_ = p_.idle_turns; }
 
     std::uint64_t latency_ns() const noexcept { return latency_ns_; }
     std::uint64_t forced_yields() const noexcept { return forced_; }

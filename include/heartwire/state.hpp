@@ -30,7 +30,7 @@
 namespace heartwire::state {
 
 inline constexpr std::uint32_t region_magic = 0x48575247; // "HWRG"
-inline constexpr std::uint32_t region_version = 1;
+inline constexpr std::uint32_t region_version = 2;
 
 // One queued write.
 struct alignas(64) write_cell {
@@ -64,6 +64,10 @@ struct alignas(64) region_header {
     std::atomic<std::uint32_t> role;                       // heartwire's role of this node (heartwire::role)
     std::atomic<std::uint32_t> in_sync;                    // 1 while the replica is in sync
     std::atomic<std::uint64_t> writer_pid;                 // the heartwired that owns it
+    // The doorbell: 1 while the engine sleeps (adaptive idle) on this word, a futex. A
+    // producer that finds it set after queueing a write clears it and wakes the engine, so
+    // a write waits for no idle sleep; while the engine polls, a write costs no system call.
+    alignas(64) std::atomic<std::uint32_t> engine_asleep;
 };
 
 struct region_geometry {
@@ -76,6 +80,11 @@ struct region_geometry {
 // A mapped region, either side.
 class region {
 public:
+    // The engine, before an idle sleep: the doorbell armed (true), or a write already queued
+    // (false: do not sleep). disarm() after the sleep.
+    bool arm_doorbell() noexcept;
+    void disarm_doorbell() noexcept { h_->engine_asleep.store(0, std::memory_order_relaxed); }
+    std::atomic<std::uint32_t>& doorbell() noexcept { return h_->engine_asleep; }
     // heartwired: creates (or replaces) the file at `path` (mode 0660) and formats it.
     static std::unique_ptr<region> create(const std::string& path, const region_geometry& g, bool sync, std::string& error);
     // Anyone: maps an existing file, checking magic, version and size.

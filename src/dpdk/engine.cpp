@@ -2,10 +2,13 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <linux/futex.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include <algorithm>
+#include <utility>
 #include <bit>
 #include <cstring>
 #include <span>
@@ -1015,12 +1018,43 @@ std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64
         rte_pause();
         return end;
     }
-    timespec ts{0, static_cast<long>(ns)};
-    nanosleep(&ts, nullptr);
+    const bool yield = planner.forced_yields() != forced;
+    // An idle sleep of the role lcore with stores: on their doorbells, so an application's
+    // write ends it (a forced yield is the core's for others, and stays a plain sleep).
+    if (yield || &planner != &role_idle_ || !doorbell_sleep(ns)) {
+        timespec ts{0, static_cast<long>(ns)};
+        nanosleep(&ts, nullptr);
+    }
     const std::uint64_t intended = end + ns;
     planner.woke(intended, clk_.now_ns());
-    (planner.forced_yields() != forced ? c.yields : c.idle_sleeps).add();
+    (yield ? c.yields : c.idle_sleeps).add();
     return intended;
+}
+
+bool engine::doorbell_sleep(std::uint64_t ns) noexcept {
+    if (stores_.empty() || stores_.size() > FUTEX_WAITV_MAX) return false;
+    futex_waitv w[FUTEX_WAITV_MAX];
+    std::size_t n = 0;
+    for (auto& sp : stores_) {
+        if (!sp->region->arm_doorbell()) { // a write is queued: no sleep at all
+            for (std::size_t i = 0; i < n; ++i) stores_[i]->region->disarm_doorbell();
+            return true;
+        }
+        w[n] = futex_waitv{};
+        w[n].val = 1;
+        w[n].uaddr = reinterpret_cast<std::uintptr_t>(&sp->region->doorbell());
+        w[n].flags = FUTEX_32; // shared memory: not FUTEX_PRIVATE_FLAG
+        ++n;
+    }
+    timespec at{};
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    at.tv_nsec += static_cast<long>(ns % 1'000'000'000);
+    at.tv_sec += static_cast<time_t>(ns / 1'000'000'000) + at.tv_nsec / 1'000'000'000;
+    at.tv_nsec %= 1'000'000'000;
+    const long rc = ::syscall(SYS_futex_waitv, w, static_cast<unsigned>(n), 0u, &at, CLOCK_MONOTONIC);
+    for (auto& sp : stores_) sp->region->disarm_doorbell();
+    if (rc >= 0) role_c_.doorbell_wakes.add();
+    return true;
 }
 
 // The role loop shared by both modes. Each turn: drain what `pull` delivers until the
@@ -1064,8 +1098,11 @@ int engine::role_loop(Pull&& pull) noexcept {
         }
         role_turn(tick, now, tx);
         const std::uint64_t end = clk_.now_ns();
-        // Frames waiting for TX room: back at once.
-        intended = rest(role_idle_, role_c_, end, total != 0 || tx.pending(), tx.pending() ? end : next_wakeup_all());
+        // Frames waiting for TX room: back at once. Synchronous writes completed: the
+        // application that waits on them may share this core, so no empty turns first.
+        const bool hurry = std::exchange(completions_, false) && !tx.pending();
+        if (hurry) role_idle_.hurry();
+        intended = rest(role_idle_, role_c_, end, !hurry && (total != 0 || tx.pending()), tx.pending() ? end : next_wakeup_all());
         wake_latency_ns_.store(role_idle_.latency_ns(), std::memory_order_relaxed);
     }
     machine_event(fsm::event_kind::shutdown, tx);
@@ -1361,7 +1398,9 @@ void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
         s.host.poll(now, rp.follower, state_emit_);
         state::region_header& h = s.region->header();
         h.applied_seq.store(s.region->table().state().applied_seq, std::memory_order_release);
-        h.replicated_seq.store(s.host.completed(), std::memory_order_release);
+        const std::uint64_t completed = s.host.completed();
+        if (s.host.synchronous() && completed > h.replicated_seq.load(std::memory_order_relaxed)) completions_ = true;
+        h.replicated_seq.store(completed, std::memory_order_release);
         h.role.store(static_cast<std::uint32_t>(m.r), std::memory_order_relaxed);
         const bool sync = s.host.in_sync();
         h.in_sync.store(sync ? 1 : 0, std::memory_order_release);

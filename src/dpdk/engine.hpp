@@ -64,6 +64,7 @@ struct counter {
     X(tx_bundled)         /* heartbeats sent in bundles, each counted (tx_packets: frames) */    \
     X(state_writes)       /* application writes taken from the stores' queues */                \
     X(state_unknown_store) /* replication frames naming a store this node does not have */       \
+    X(doorbell_wakes)     /* idle sleeps an application's write ended (the stores' doorbells) */ \
     X(loop_gap_max_ns)    /* the latest such wake */
 
 struct alignas(64) lcore_counters {
@@ -263,6 +264,9 @@ private:
     int role_loop(Pull&& pull) noexcept;
     void role_turn(const fsm::event& tick, std::uint64_t now, class tx_sink& tx) noexcept;
     void publish(std::uint64_t now) noexcept;
+    // An idle sleep of `ns` that an application's write ends (the stores' doorbells): false
+    // when there is none to sleep on (no store; a plain sleep then).
+    bool doorbell_sleep(std::uint64_t ns) noexcept;
     std::uint64_t rest(idle_planner& planner, lcore_counters& c, std::uint64_t end, bool worked,
                        std::uint64_t next_due) noexcept;
     void apply_sched() noexcept;
@@ -345,6 +349,7 @@ private:
     // Replicated stores: their hosts, the frame being emitted for one (the host's emit
     // callback is built once and reads these), and their published status.
     std::vector<std::unique_ptr<store_slot>> stores_;
+    bool completions_{false}; // this turn moved a synchronous store's replicated_seq (role lcore)
     std::unique_ptr<store_status[]> ssnap_;
     std::function<void(std::span<const std::byte>)> state_emit_;
     class tx_sink* emit_tx_{nullptr};

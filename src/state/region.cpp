@@ -2,7 +2,9 @@
 #include "heartwire/replication.hpp"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -184,7 +186,22 @@ std::uint64_t region::enqueue(std::uint8_t op, std::string_view key, std::span<c
     std::memcpy(p, key.data(), key.size());
     if (!value.empty()) std::memcpy(p + h_->key_max, value.data(), value.size());
     c->sequence.store(pos + 1, std::memory_order_release);
+    // Against the engine's arm_doorbell (store, fence, look at the queue): one of the two
+    // sees the other's store, so a write is never left to an idle sleep's end.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (h_->engine_asleep.load(std::memory_order_relaxed) != 0 && h_->engine_asleep.exchange(0, std::memory_order_relaxed) != 0)
+        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&h_->engine_asleep), FUTEX_WAKE, 1, nullptr, nullptr, 0);
     return pos + 1;
+}
+
+bool region::arm_doorbell() noexcept {
+    h_->engine_asleep.store(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (h_->enqueue_pos.load(std::memory_order_relaxed) != h_->dequeue_pos.load(std::memory_order_relaxed)) {
+        h_->engine_asleep.store(0, std::memory_order_relaxed);
+        return false;
+    }
+    return true;
 }
 
 std::uint64_t region::seq_of(std::uint64_t ticket) const noexcept {
