@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <utility>
 #include <bit>
 #include <cstring>
@@ -1032,7 +1033,7 @@ std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64
 }
 
 bool engine::doorbell_sleep(std::uint64_t ns) noexcept {
-    if (stores_.empty() || stores_.size() > FUTEX_WAITV_MAX) return false;
+    if (!doorbell_ok_ || stores_.empty() || stores_.size() > FUTEX_WAITV_MAX) return false;
     futex_waitv w[FUTEX_WAITV_MAX];
     std::size_t n = 0;
     for (auto& sp : stores_) {
@@ -1052,8 +1053,13 @@ bool engine::doorbell_sleep(std::uint64_t ns) noexcept {
     at.tv_sec += static_cast<time_t>(ns / 1'000'000'000) + at.tv_nsec / 1'000'000'000;
     at.tv_nsec %= 1'000'000'000;
     const long rc = ::syscall(SYS_futex_waitv, w, static_cast<unsigned>(n), 0u, &at, CLOCK_MONOTONIC);
+    const int err = rc < 0 ? errno : 0;
     for (auto& sp : stores_) sp->region->disarm_doorbell();
     if (rc >= 0) role_c_.doorbell_wakes.add();
+    if (err == ENOSYS || err == EINVAL || err == EFAULT) { // a kernel before 5.16: plain sleeps from now on
+        doorbell_ok_ = false;
+        return false;
+    }
     return true;
 }
 

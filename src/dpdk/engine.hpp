@@ -350,6 +350,7 @@ private:
     // callback is built once and reads these), and their published status.
     std::vector<std::unique_ptr<store_slot>> stores_;
     bool completions_{false}; // this turn moved a synchronous store's replicated_seq (role lcore)
+    bool doorbell_ok_{true};  // futex_waitv works here (Linux 5.16+)
     std::unique_ptr<store_status[]> ssnap_;
     std::function<void(std::span<const std::byte>)> state_emit_;
     class tx_sink* emit_tx_{nullptr};
