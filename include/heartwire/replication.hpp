@@ -43,6 +43,7 @@ inline constexpr std::uint8_t flag_diverged = 4;      // ack: my digest differed
 inline constexpr std::uint8_t flag_chunk_nack = 8;    // ack: snapshot chunk acked_seq (walk << 32 | chunk) is the next I need (base in digest)
 inline constexpr std::uint8_t flag_chunk_progress = 32; // ack: every snapshot chunk below acked_seq's (walk << 32 | chunk) is here (base in digest)
 inline constexpr std::uint8_t flag_not_in_sync = 16;  // data: the primary does not count its follower in sync (it may complete writes without it)
+inline constexpr std::uint8_t flag_walking = 64;      // ack: a snapshot is under way here (or the old copy clearing): acked_seq is no copy's seq
 
 // DATA and SNAPSHOT: this header, then `count` entries of [seq u64][op u8][key len u8]
 // [value len u16][key][value], little-endian.

@@ -105,8 +105,8 @@ public:
     // The seq a ticket was given, 0 while not yet taken, ~0 when refused, forfeited or too
     // old to know.
     std::uint64_t seq_of(std::uint64_t ticket) const noexcept;
-    // The engine, when this node stops leading the store: every write given a seq above
-    // `complete` (applied here, never acknowledged) is forfeited. Its ticket reads as refused
+    // The engine, when this node stops leading a synchronous store: every write given a seq
+    // above `complete` (applied here, never acknowledged) is forfeited. Its ticket reads as refused
     // from then on, so a wait() on it fails instead of completing on a later primary's
     // unrelated write of the same seq. Called before replicated_seq moves again.
     void forfeit_above(std::uint64_t complete) noexcept;
@@ -175,9 +175,11 @@ public:
     std::uint64_t erase(std::string_view key) noexcept;
     // Until the write of `ticket` is complete (replicated in synchronous mode, applied in
     // asynchronous mode) or `timeout` passes. False too for a refused write (see refused()),
-    // which includes one this node applied but lost with its leadership before the monitor
-    // had it (a switchover or a fence while it waited: region::forfeit_above): the new
-    // primary may or may not hold it; read it back there, or write it again.
+    // which includes (synchronous mode) one this node applied but lost with its leadership
+    // before the monitor had it (a switchover or a fence while it waited:
+    // region::forfeit_above): the new primary may or may not hold it; read it back there, or
+    // write it again. An asynchronous write is complete once applied here and stays so: a
+    // takeover may lose it within the lag the store reported.
     bool wait(std::uint64_t ticket, std::chrono::nanoseconds timeout) const noexcept;
     bool refused(std::uint64_t ticket) const noexcept { return r_->seq_of(ticket) == ~0ull; }
     // This node's copy, which holds writes applied here but (synchronous mode) perhaps not

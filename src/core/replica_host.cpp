@@ -63,6 +63,7 @@ void host::follow(std::uint64_t now) {
 
 void host::stand_by() { side_ = side::none; }
 
+
 std::uint64_t host::write(std::uint8_t op, std::string_view key, std::span<const std::byte> value, std::uint64_t now) {
     if (side_ != side::leader) {
         ++refused_;
@@ -119,6 +120,8 @@ void host::poll(std::uint64_t now, bool peer, const sender::emit_fn& emit) {
         update_completion(now);
         snd_.set_floor(completed_, in_sync());
         if (peer) snd_.poll(now, emit);
+    } else if (side_ == side::none) {
+        rcv_.clear_step(); // a clear under way goes on: a copy left half cleared is no table
     } else if (side_ == side::follower) {
         rcv_.poll(now, p_.idle_ack_ns, emit, peer);
         // Self-check (seed 004: synchronicity monitored continuously): a slice of the copy

@@ -205,9 +205,10 @@ void sender::start_snapshot(std::uint64_t now) {
 }
 
 void sender::on_ack(const ack_msg& a, std::uint64_t now) {
-    // The follower's newest clock reading, for the next keepalive (wrap-safe: a reordered
-    // older ACK does not move it back).
-    if (a.sent_us != 0 && (echo_us_ == 0 || static_cast<std::int32_t>(a.sent_us - echo_us_) > 0)) echo_us_ = a.sent_us;
+    // The follower's clock when it sent the ACK received last, for the next keepalive. Any
+    // ACK received before a keepalive is made is a sound anchor (an older one, reordered,
+    // only shortens the lease), and a new monitor's clock replaces the old one's at once.
+    if (a.sent_us != 0) echo_us_ = a.sent_us;
     if (a.stream != stream_) {
         // A follower that holds nothing of this stream (0) or another primary's copy: it
         // joins with a snapshot. Once joined, such an ACK is one sent before it joined.
@@ -261,7 +262,10 @@ void sender::on_ack(const ack_msg& a, std::uint64_t now) {
         if (!snapshot_) start_snapshot(now);
         return;
     }
-    if (snapshot_ && a.acked_seq >= snap_base_) {
+    // Only an ACK of a copy: a follower in the middle of a walk acks 0, which a base of 0 (a
+    // stream with no write yet) would take for the whole snapshot.
+    const bool of_copy = (a.flags & flag_walking) == 0;
+    if (snapshot_ && of_copy && a.acked_seq >= snap_base_) {
         // The follower holds every write up to the base already (it rejoined with its copy
         // intact after reset_follower: each chunk is a duplicate to it, and it never reports
         // progress, so the window would never move): the walk ends here and the deltas after
@@ -271,7 +275,7 @@ void sender::on_ack(const ack_msg& a, std::uint64_t now) {
         last_progress_ns_ = now;
         sent_ = std::max(sent_, a.acked_seq);
     }
-    if (snap_unacked_ && a.acked_seq >= snap_base_) {
+    if (snap_unacked_ && of_copy && a.acked_seq >= snap_base_) {
         snap_unacked_ = false; // the follower holds the snapshot
         last_progress_ns_ = now;
         if (diverged_) diverged_ = false;
@@ -457,7 +461,8 @@ void sender::poll(std::uint64_t now, const emit_fn& emit) {
 
 void receiver::ack(const sender::emit_fn& emit) {
     ack_msg a;
-    a.flags = static_cast<std::uint8_t>((want_snapshot_ ? flag_want_snapshot : 0) | (diverged_ ? flag_diverged : 0));
+    a.flags = static_cast<std::uint8_t>((want_snapshot_ ? flag_want_snapshot : 0) | (diverged_ ? flag_diverged : 0) |
+                                        (snapshot_ || clearing_ ? flag_walking : 0));
     a.stream = stream_;
     a.acked_seq = applied_;
     a.digest = t_.state().digest;
@@ -631,7 +636,7 @@ void receiver::on_frame(std::span<const std::byte> frame, std::uint64_t now, con
             // made this frame after it, and what it says (in sync or not) is from then. An
             // echo older than one already taken is a late frame: its word is old.
             const std::uint64_t at = echo_time(le32(frame.data() + data_header_bytes));
-            if (at != 0 && at >= heard_ns_) {
+            if (at != 0 && at > heard_ns_) {
                 heard_ns_ = at;
                 unsynced_ = (h.flags & flag_not_in_sync) != 0;
             }

@@ -452,6 +452,24 @@ TEST(Replication, ARejoinToAnIntactCopyEndsTheWalkAtOnce) {
     EXPECT_EQ(contents(l.follower.t), contents(l.primary.t));
 }
 
+// A stream with no write yet snapshots from base 0, and a follower in the middle of a walk
+// acks 0: that ACK is no copy's (flag_walking), or the sender took it for the whole snapshot
+// while the follower, still clearing its old copy, waited for chunks that never came.
+TEST(Replication, AFollowerInTheMiddleOfAWalkFromBaseZeroIsNotTakenForDone) {
+    sender_params p = small_params();
+    p.keepalive_ns = 1 * ms;
+    link_sim l(table_geometry::for_records(20'000, 16, 32), p);
+    ASSERT_GT(l.follower.t.geometry().capacity, receiver::clear_slots_per_poll);
+    for (int i = 0; i < 10'000; ++i) l.follower.t.put(cat("old", i), b("stale"), static_cast<std::uint64_t>(i + 1));
+    ASSERT_EQ(l.s.last_seq(), 0u);
+    ASSERT_TRUE(l.run_until_synced(2'000 * ms)) << "follower in sync " << l.r.in_sync() << " clearing " << l.r.clearing()
+                                                 << " sender in sync " << l.s.in_sync();
+    EXPECT_EQ(l.follower.t.count(), 0u);
+    for (int i = 0; i < 100; ++i) l.s.put(cat("new", i), b("v"), l.now);
+    ASSERT_TRUE(l.run_until_synced(2'000 * ms));
+    EXPECT_EQ(contents(l.follower.t), contents(l.primary.t));
+}
+
 // A walk the sender gave up and started again from the same base (the follower asked
 // again): a late chunk 0 of the old walk does not restart the follower on it.
 TEST(Replication, AChunkOfAnAbandonedWalkDoesNotRestartTheSnapshot) {
