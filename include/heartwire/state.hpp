@@ -80,9 +80,11 @@ struct region_geometry {
 // A mapped region, either side.
 class region {
 public:
-    // The engine, before an idle sleep: the doorbell armed (true), or a write already queued
-    // (false: do not sleep). disarm() after the sleep.
-    bool arm_doorbell() noexcept;
+    // The engine, before an idle sleep: the doorbell armed (true), or a write ready to drain
+    // at the queue's head (false: do not sleep; a slot reserved but not yet written is not
+    // ready: its producer rings once it is). `ready_counts` false: arm regardless (the
+    // engine is not draining this queue now). disarm() after the sleep.
+    bool arm_doorbell(bool ready_counts = true) noexcept;
     void disarm_doorbell() noexcept { h_->engine_asleep.store(0, std::memory_order_relaxed); }
     std::atomic<std::uint32_t>& doorbell() noexcept { return h_->engine_asleep; }
     // heartwired: creates (or replaces) the file at `path` (mode 0660) and formats it.

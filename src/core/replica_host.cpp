@@ -28,8 +28,9 @@ void host::lead(std::uint64_t stream, std::uint64_t now) {
     // A snapshot was clearing this copy when it stopped following (a takeover in the first
     // polls of a snapshot into a large copy): half cleared, it is not a table to lead from
     // (a key past the cleared slots would be found by nobody and written twice). The clear
-    // goes on a slice a turn; until it is done nobody leads here (writes wait in the queue).
-    if (rcv_.clear_step()) {
+    // goes on a slice a turn (poll); until it is done nobody leads here (writes wait in the
+    // queue).
+    if (rcv_.clearing()) {
         side_ = side::none;
         return;
     }

@@ -206,9 +206,12 @@ void sender::start_snapshot(std::uint64_t now) {
 
 void sender::on_ack(const ack_msg& a, std::uint64_t now) {
     // The follower's clock when it sent the ACK received last, for the next keepalive. Any
-    // ACK received before a keepalive is made is a sound anchor (an older one, reordered,
-    // only shortens the lease), and a new monitor's clock replaces the old one's at once.
-    if (a.sent_us != 0) echo_us_ = a.sent_us;
+    // ACK of this follower received before a keepalive is made is a sound anchor (an older
+    // one, reordered, only shortens the lease), and a new monitor's clock replaces the old
+    // one's at once. Not a stale ACK's (another stream's, or beyond what was sent).
+    const auto take_echo = [&] {
+        if (a.sent_us != 0) echo_us_ = a.sent_us;
+    };
     if (a.stream != stream_) {
         // A follower that holds nothing of this stream (0) or another primary's copy: it
         // joins with a snapshot. Once joined, such an ACK is one sent before it joined.
@@ -217,6 +220,7 @@ void sender::on_ack(const ack_msg& a, std::uint64_t now) {
             return;
         }
         ++c_.acks;
+        take_echo();
         joined_ = true;
         start_snapshot(now);
         return;
@@ -240,6 +244,7 @@ void sender::on_ack(const ack_msg& a, std::uint64_t now) {
         return;
     }
     ++c_.acks;
+    take_echo();
     if (!joined_) {
         // A follower of this stream heard again after reset_follower (its monitor was judged
         // gone): what it holds and what was in flight to it are unknown here, so it joins

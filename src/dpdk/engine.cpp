@@ -1022,9 +1022,21 @@ std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64
     const bool yield = planner.forced_yields() != forced;
     // An idle sleep of the role lcore with stores: on their doorbells, so an application's
     // write ends it (a forced yield is the core's for others, and stays a plain sleep).
-    if (yield || &planner != &role_idle_ || !doorbell_sleep(ns)) {
+    bell b = yield || &planner != &role_idle_ ? bell::none : doorbell_sleep(ns, end);
+    switch (b) {
+    case bell::ready: // a write waits at a queue's head: another turn at once, no sleep
+        return end;
+    case bell::early: { // a write rang: the planner's clock and latency are not a sleep's
+        c.idle_sleeps.add();
+        return clk_.now_ns();
+    }
+    case bell::timer:
+        break;
+    case bell::none: {
         timespec ts{0, static_cast<long>(ns)};
         nanosleep(&ts, nullptr);
+        break;
+    }
     }
     const std::uint64_t intended = end + ns;
     planner.woke(intended, clk_.now_ns());
@@ -1032,14 +1044,15 @@ std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64
     return intended;
 }
 
-bool engine::doorbell_sleep(std::uint64_t ns) noexcept {
-    if (!doorbell_ok_ || stores_.empty() || stores_.size() > FUTEX_WAITV_MAX) return false;
+engine::bell engine::doorbell_sleep(std::uint64_t ns, std::uint64_t end) noexcept {
+    if (!doorbell_ok_ || stores_.empty() || stores_.size() > FUTEX_WAITV_MAX) return bell::none;
     futex_waitv w[FUTEX_WAITV_MAX];
     std::size_t n = 0;
     for (auto& sp : stores_) {
-        if (!sp->region->arm_doorbell()) { // a write is queued: no sleep at all
+        // A store being cleared is not drained (run_stores): its queue keeps nothing awake.
+        if (!sp->region->arm_doorbell(!sp->host.clearing())) {
             for (std::size_t i = 0; i < n; ++i) stores_[i]->region->disarm_doorbell();
-            return true;
+            return bell::ready;
         }
         w[n] = futex_waitv{};
         w[n].val = 1;
@@ -1047,20 +1060,26 @@ bool engine::doorbell_sleep(std::uint64_t ns) noexcept {
         w[n].flags = FUTEX_32; // shared memory: not FUTEX_PRIVATE_FLAG
         ++n;
     }
+    // The sleep ends where the plan said (end + ns), whatever arming took.
+    const std::uint64_t spent = clk_.now_ns() - end;
+    const std::uint64_t left = ns > spent ? ns - spent : 0;
     timespec at{};
     clock_gettime(CLOCK_MONOTONIC, &at);
-    at.tv_nsec += static_cast<long>(ns % 1'000'000'000);
-    at.tv_sec += static_cast<time_t>(ns / 1'000'000'000) + at.tv_nsec / 1'000'000'000;
+    at.tv_nsec += static_cast<long>(left % 1'000'000'000);
+    at.tv_sec += static_cast<time_t>(left / 1'000'000'000) + at.tv_nsec / 1'000'000'000;
     at.tv_nsec %= 1'000'000'000;
     const long rc = ::syscall(SYS_futex_waitv, w, static_cast<unsigned>(n), 0u, &at, CLOCK_MONOTONIC);
     const int err = rc < 0 ? errno : 0;
     for (auto& sp : stores_) sp->region->disarm_doorbell();
-    if (rc >= 0) role_c_.doorbell_wakes.add();
-    if (err == ENOSYS || err == EINVAL || err == EFAULT) { // a kernel before 5.16: plain sleeps from now on
-        doorbell_ok_ = false;
-        return false;
+    if (rc >= 0 || err == EAGAIN || err == EINTR) { // rung (EAGAIN: before the wait began)
+        role_c_.doorbell_wakes.add();
+        return bell::early;
     }
-    return true;
+    if (err == ETIMEDOUT) return bell::timer;
+    // Anything else (ENOSYS before Linux 5.16, EPERM under a seccomp profile without
+    // futex_waitv, ...): plain sleeps from now on, this one included.
+    doorbell_ok_ = false;
+    return bell::none;
 }
 
 // The role loop shared by both modes. Each turn: drain what `pull` delivers until the
@@ -1106,7 +1125,7 @@ int engine::role_loop(Pull&& pull) noexcept {
         const std::uint64_t end = clk_.now_ns();
         // Frames waiting for TX room: back at once. Synchronous writes completed: the
         // application that waits on them may share this core, so no empty turns first.
-        const bool hurry = std::exchange(completions_, false) && !tx.pending();
+        const bool hurry = std::exchange(completions_, false) && !tx.pending() && turn.capped == capped && doorbell_ok_;
         if (hurry) role_idle_.hurry();
         intended = rest(role_idle_, role_c_, end, !hurry && (total != 0 || tx.pending()), tx.pending() ? end : next_wakeup_all());
         wake_latency_ns_.store(role_idle_.latency_ns(), std::memory_order_relaxed);
@@ -1405,7 +1424,11 @@ void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
         state::region_header& h = s.region->header();
         h.applied_seq.store(s.region->table().state().applied_seq, std::memory_order_release);
         const std::uint64_t completed = s.host.completed();
-        if (s.host.synchronous() && completed > h.replicated_seq.load(std::memory_order_relaxed)) completions_ = true;
+        // Every write of a synchronous store complete, some of them this turn: an application
+        // waits on them (perhaps on this core), and nothing is in flight to poll for.
+        if (s.host.synchronous() && completed > h.replicated_seq.load(std::memory_order_relaxed) &&
+            completed == s.region->table().state().applied_seq)
+            completions_ = true;
         h.replicated_seq.store(completed, std::memory_order_release);
         h.role.store(static_cast<std::uint32_t>(m.r), std::memory_order_relaxed);
         const bool sync = s.host.in_sync();

@@ -264,9 +264,11 @@ private:
     int role_loop(Pull&& pull) noexcept;
     void role_turn(const fsm::event& tick, std::uint64_t now, class tx_sink& tx) noexcept;
     void publish(std::uint64_t now) noexcept;
-    // An idle sleep of `ns` that an application's write ends (the stores' doorbells): false
-    // when there is none to sleep on (no store; a plain sleep then).
-    bool doorbell_sleep(std::uint64_t ns) noexcept;
+    // An idle sleep of `ns` (planned at `end`) that an application's write ends (the
+    // stores' doorbells). none: no doorbell to sleep on (a plain sleep then); ready: a write
+    // waits, no sleep; early: a write rang; timer: the sleep ran its course.
+    enum class bell { none, ready, early, timer };
+    bell doorbell_sleep(std::uint64_t ns, std::uint64_t end) noexcept;
     std::uint64_t rest(idle_planner& planner, lcore_counters& c, std::uint64_t end, bool worked,
                        std::uint64_t next_due) noexcept;
     void apply_sched() noexcept;

@@ -194,10 +194,12 @@ std::uint64_t region::enqueue(std::uint8_t op, std::string_view key, std::span<c
     return pos + 1;
 }
 
-bool region::arm_doorbell() noexcept {
+bool region::arm_doorbell(bool ready_counts) noexcept {
     h_->engine_asleep.store(1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (h_->enqueue_pos.load(std::memory_order_relaxed) != h_->dequeue_pos.load(std::memory_order_relaxed)) {
+    if (!ready_counts) return true;
+    const std::uint64_t head = h_->dequeue_pos.load(std::memory_order_relaxed);
+    if (cell(head)->sequence.load(std::memory_order_acquire) == head + 1) {
         h_->engine_asleep.store(0, std::memory_order_relaxed);
         return false;
     }

@@ -286,7 +286,9 @@ TEST(ReplicaHost, AMonitorTakingOverInTheMiddleOfAClearLeadsOnlyOnceTheCopyIsCle
     EXPECT_EQ(p.b.write(op_put, "x", bytes_of(std::string("y")), p.now), 0u) << "a write into a half-cleared copy";
     EXPECT_EQ(p.tb.t.count(), live_records());
     int turns = 1;
-    while (p.b.current() != side::leader && turns < 100) {
+    const auto nowhere = [](std::span<const std::byte>) {};
+    while (p.b.current() != side::leader && turns < 100) { // a turn: the machine's side, then the poll
+        p.b.poll(p.now, false, nowhere);
         p.b.lead(0xb0b, p.now);
         ++turns;
     }

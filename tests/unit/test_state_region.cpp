@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -286,4 +288,44 @@ TEST(StateRegion, AReadWaitsUntilTheValueIsOneTheMonitorHas) {
     EXPECT_FALSE(c->wait_seq(at, 2ms)) << "applied here, not yet acknowledged";
     reg->header().replicated_seq.store(7);
     EXPECT_TRUE(c->wait_seq(at, 2ms));
+}
+
+// The doorbell (adaptive idle): the engine arms it and sleeps on it as a futex; a write from
+// another process that finds it armed clears it and wakes the sleeper at once, long before
+// the sleep's timeout. A write already at the queue's head means no sleep (arm refuses); a
+// store the engine is not draining is armed regardless.
+TEST(StateRegion, AWriteFromAnotherProcessRingsTheEnginesDoorbell) {
+    const unlink_at_end f{shm_path("bell")};
+    std::string err;
+    auto reg = state::region::create(f.path, geometry(1000, 16), true, err);
+    ASSERT_TRUE(reg) << err;
+    ASSERT_TRUE(reg->arm_doorbell()) << "an empty queue: the engine may sleep";
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        std::string e;
+        auto c = state::client::open(f.path, e);
+        ::usleep(50'000); // the parent is asleep on the doorbell by then
+        _exit(c && c->put("rung", bytes("v")) != 0 ? 0 : 1);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    timespec to{2, 0}; // relative timeout for FUTEX_WAIT: 2 s
+    long rc = 0;
+    while (reg->doorbell().load() == 1 && std::chrono::steady_clock::now() - t0 < 2s)
+        rc = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&reg->doorbell()), FUTEX_WAIT, 1, &to, nullptr, 0);
+    const auto slept = std::chrono::steady_clock::now() - t0;
+    (void)rc;
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_EQ(reg->doorbell().load(), 0u) << "the producer cleared it";
+    EXPECT_LT(slept, 1s) << "woken by the write, not by the timeout";
+    EXPECT_GE(slept, 40ms) << "slept until the write";
+    EXPECT_FALSE(reg->arm_doorbell()) << "a write waits at the head: no sleep";
+    EXPECT_EQ(reg->doorbell().load(), 0u);
+    EXPECT_TRUE(reg->arm_doorbell(false)) << "a queue not being drained keeps nothing awake";
+    reg->disarm_doorbell();
+    EXPECT_EQ(reg->drain(16, [](std::uint8_t, std::string_view, std::span<const std::byte>) { return std::uint64_t{1}; }), 1u);
+    EXPECT_TRUE(reg->arm_doorbell());
+    reg->disarm_doorbell();
 }
