@@ -91,6 +91,9 @@ public:
     void poll(std::uint64_t now, bool peer, const sender::emit_fn& emit);
 
     bool in_sync() const noexcept;
+    // The same at `now` rather than at the last poll: a follower's lease may have run out
+    // since (a stall), which is what a takeover decided before the next poll must see.
+    bool in_sync_at(std::uint64_t now) const noexcept;
     // Leader: every write acknowledged by an in-sync follower (a draining primary hands over
     // only then; the machine's drain deadline is the fallback). True when not leading.
     bool caught_up() const noexcept;

@@ -165,6 +165,11 @@ bool host::in_sync() const noexcept {
     return false;
 }
 
+bool host::in_sync_at(std::uint64_t now) const noexcept {
+    if (side_ != side::follower) return in_sync();
+    return rcv_.in_sync() && rcv_.heard_ns() != 0 && rcv_.heard_ns() + p_.lease_ns >= std::max(now, last_now_);
+}
+
 bool host::caught_up() const noexcept {
     if (side_ != side::leader) return true;
     return in_sync() && snd_.acked() == snd_.last_seq();

@@ -1108,6 +1108,7 @@ int engine::role_loop(Pull&& pull) noexcept {
         if (late > report_gap_ns_) report_gap(late, woke);
         std::size_t total = 0;
         tx.new_turn();
+        expire_replica_leases(woke);
         const std::uint64_t capped = turn.capped;
         fsm::event tick = drain_turn(
             turn, [&](std::size_t max, std::uint64_t& drained) { return pull(tx, static_cast<unsigned>(max), drained); },
@@ -1283,6 +1284,7 @@ void engine::deliver(rte_mbuf* const* pkts, std::uint16_t n, std::uint64_t now) 
     }
     role_c_.rx_packets.add(n);
     embed_tx_->new_turn(); // an application turn is rx() then poll(): each may announce at once
+    expire_replica_leases(now);
     for (std::uint16_t i = 0; i < n; ++i) rx_frame(pkts[i], now, *embed_tx_);
     embed_tx_->flush(); // answers (probe acks, ARP) leave now, not at the next turn
 }
@@ -1292,6 +1294,7 @@ std::uint64_t engine::turn(std::uint64_t intended_ns, std::uint64_t rx_empty_ns)
     const std::uint64_t now = clk_.now_ns();
     role_c_.loops.add();
     embed_tx_->new_turn();
+    expire_replica_leases(now);
     fsm::event tick;
     tick.kind = fsm::event_kind::tick;
     if (intended_ns != 0) {
@@ -1390,6 +1393,16 @@ void engine::state_in(std::size_t g, const fsm::action& a, std::uint64_t now, tx
 // Every turn, after the machines: each store follows its group's role, takes the
 // application's writes (primary) or refuses them, sends what is due, and says in its
 // region's header and to the machine where it stands.
+void engine::expire_replica_leases(std::uint64_t now) noexcept {
+    // The machines judge a takeover (a tick, or an engine-down notice among the frames)
+    // before run_stores polls the stores: a monitor whose lease ran out since the last poll
+    // (its loop stalled) is out of sync for that judgement already. Only ever lowers it.
+    for (auto& sp : stores_) {
+        fsm::state& m = m_[sp->group];
+        if (m.replica_in_sync && !sp->host.in_sync_at(now)) m.replica_in_sync = false;
+    }
+}
+
 void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
     if (stores_.empty()) return;
     for (auto& sp : stores_) {

@@ -282,6 +282,7 @@ private:
     void sign(std::span<std::byte> frame_bytes) noexcept;
     struct store_slot;
     void run_stores(std::uint64_t now, class tx_sink& tx) noexcept;
+    void expire_replica_leases(std::uint64_t now) noexcept;
     void state_in(std::size_t g, const fsm::action& a, std::uint64_t now, class tx_sink& tx) noexcept;
     void publish_stores(std::uint64_t now) noexcept;
     std::uint8_t signing_key() const noexcept; // the key id role_keys_->tx signs with (0: none yet)

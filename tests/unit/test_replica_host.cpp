@@ -336,3 +336,16 @@ TEST(ReplicaHost, ALateKeepaliveDoesNotStretchTheMonitorsLeasePastThePrimarysHol
     EXPECT_FALSE(violated) << "the monitor said it was in sync while it lacked a complete write";
     EXPECT_FALSE(was_in_sync_late) << "a late keepalive renewed the monitor's lease";
 }
+
+// A takeover is judged before the next poll: a monitor whose loop stalled past its lease is
+// out of sync at the stall's end already, though its last poll said otherwise.
+TEST(ReplicaHost, AMonitorsLeaseIsJudgedAtTheTimeAskedNotAtItsLastPoll) {
+    pair_sim p;
+    for (int i = 0; i < 20; ++i) p.write(i);
+    ASSERT_TRUE(p.run_until([&] { return p.synced() && p.a.caught_up(); }, 100 * ms));
+    ASSERT_TRUE(p.b.in_sync_at(p.now));
+    const std::uint64_t stalled_until = p.now + 50 * ms; // no poll, no frame in between
+    EXPECT_TRUE(p.b.in_sync()) << "what the last poll saw";
+    EXPECT_FALSE(p.b.in_sync_at(stalled_until)) << "the lease ran out during the stall";
+    EXPECT_TRUE(p.a.in_sync_at(stalled_until) == p.a.in_sync()) << "a leader's view is its last poll's";
+}
