@@ -152,7 +152,7 @@ private:
     std::byte* slot(std::uint32_t i) const noexcept;
     // Writer: the slot holding `key`, or (when absent) the first free one on its chain.
     std::uint32_t find_for_write(std::string_view key, std::uint64_t h, bool& found) const noexcept;
-    void publish_summary(std::uint64_t seq, std::uint64_t digest_xor, std::int64_t count_delta) noexcept;
+    void publish_summary(std::uint64_t seq, std::uint64_t digest_xor, std::int64_t count_delta, std::int64_t tomb_delta = 0) noexcept;
     table_header* h_{nullptr};
 };
 

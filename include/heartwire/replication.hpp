@@ -306,14 +306,15 @@ private:
 };
 
 namespace detail {
-inline std::uint16_t le16(const std::byte* p) noexcept {
-    return static_cast<std::uint16_t>(std::to_integer<std::uint16_t>(p[0]) | std::to_integer<std::uint16_t>(p[1]) << 8);
-}
-inline std::uint64_t le64(const std::byte* p) noexcept {
-    std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = v << 8 | std::to_integer<std::uint64_t>(p[i]);
+template <class T>
+inline T le(const std::byte* p) noexcept { // little-endian, unaligned
+    T v = 0;
+    for (int i = sizeof(T) - 1; i >= 0; --i) v = static_cast<T>(v << 8 | std::to_integer<T>(p[i]));
     return v;
 }
+inline std::uint16_t le16(const std::byte* p) noexcept { return le<std::uint16_t>(p); }
+inline std::uint32_t le32(const std::byte* p) noexcept { return le<std::uint32_t>(p); }
+inline std::uint64_t le64(const std::byte* p) noexcept { return le<std::uint64_t>(p); }
 } // namespace detail
 
 template <class F>

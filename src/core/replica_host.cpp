@@ -64,7 +64,6 @@ void host::follow(std::uint64_t now) {
 
 void host::stand_by() { side_ = side::none; }
 
-
 std::uint64_t host::write(std::uint8_t op, std::string_view key, std::span<const std::byte> value, std::uint64_t now) {
     if (side_ != side::leader) {
         ++refused_;
@@ -156,18 +155,16 @@ void host::poll(std::uint64_t now, bool peer, const sender::emit_fn& emit) {
     }
 }
 
-bool host::in_sync() const noexcept {
+bool host::in_sync() const noexcept { return in_sync_at(last_now_); }
+
+bool host::in_sync_at(std::uint64_t now) const noexcept {
     switch (side_) {
     case side::leader: return peer_ && snd_.in_sync() && (!p_.sync || snd_.acked() >= degraded_high_);
-    case side::follower: return rcv_.in_sync() && rcv_.heard_ns() != 0 && rcv_.heard_ns() + p_.lease_ns >= last_now_;
+    case side::follower:
+        return rcv_.in_sync() && rcv_.heard_ns() != 0 && rcv_.heard_ns() + p_.lease_ns >= std::max(now, last_now_);
     case side::none: return false;
     }
     return false;
-}
-
-bool host::in_sync_at(std::uint64_t now) const noexcept {
-    if (side_ != side::follower) return in_sync();
-    return rcv_.in_sync() && rcv_.heard_ns() != 0 && rcv_.heard_ns() + p_.lease_ns >= std::max(now, last_now_);
 }
 
 bool host::caught_up() const noexcept {

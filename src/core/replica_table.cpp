@@ -99,13 +99,14 @@ std::uint32_t table::find_for_write(std::string_view key, std::uint64_t kh, bool
     return free; // capacity: full
 }
 
-void table::publish_summary(std::uint64_t seq, std::uint64_t digest_xor, std::int64_t count_delta) noexcept {
+void table::publish_summary(std::uint64_t seq, std::uint64_t digest_xor, std::int64_t count_delta, std::int64_t tomb_delta) noexcept {
     const std::uint32_t v = h_->digest_seq.load(std::memory_order_relaxed);
     h_->digest_seq.store(v + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
     h_->applied_seq.store(std::max(seq, h_->applied_seq.load(std::memory_order_relaxed)), std::memory_order_relaxed);
     h_->digest.store(h_->digest.load(std::memory_order_relaxed) ^ digest_xor, std::memory_order_relaxed);
     h_->count.store(h_->count.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(count_delta), std::memory_order_relaxed);
+    h_->tombstones.store(h_->tombstones.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(tomb_delta), std::memory_order_relaxed);
     h_->digest_seq.store(v + 2, std::memory_order_release);
 }
 
@@ -132,8 +133,7 @@ put_result table::put(std::string_view key, std::span<const std::byte> value, st
     std::memcpy(p + sizeof(slot_head), key.data(), key.size());
     if (!value.empty()) std::memcpy(p + sizeof(slot_head) + h_->geo.key_max, value.data(), value.size());
     s->version.store(v + 2, std::memory_order_release);
-    if (was_tomb) h_->tombstones.store(h_->tombstones.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-    publish_summary(seq, old ^ rh, found ? 0 : 1);
+    publish_summary(seq, old ^ rh, found ? 0 : 1, was_tomb ? -1 : 0);
     return put_result::ok;
 }
 
@@ -154,14 +154,14 @@ bool table::erase(std::string_view key, std::uint64_t seq) noexcept {
     s->seq = seq;
     s->rec_hash = 0;
     s->version.store(v + 2, std::memory_order_release);
-    h_->tombstones.store(h_->tombstones.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    publish_summary(seq, old, -1);
+    publish_summary(seq, old, -1, 1);
     return true;
 }
 
 std::uint32_t table::clear_slots(std::uint32_t from, std::uint32_t max) noexcept {
     const std::uint32_t end = static_cast<std::uint32_t>(std::min<std::uint64_t>(h_->geo.capacity, std::uint64_t{from} + max));
-    std::uint64_t gone_hash = 0, live = 0, tombs = 0;
+    std::uint64_t gone_hash = 0;
+    std::int64_t live = 0, tombs = 0;
     for (std::uint32_t i = from; i < end; ++i) {
         auto* s = reinterpret_cast<slot_head*>(slot(i));
         if (s->state == st_empty) continue;
@@ -179,16 +179,8 @@ std::uint32_t table::clear_slots(std::uint32_t from, std::uint32_t max) noexcept
         s->version.store(v + 2, std::memory_order_release);
     }
     // The summary follows the slots, so the copy agrees with itself between slices (its
-    // digest, count and tombstones are what it holds).
-    if (live != 0 || tombs != 0) {
-        const std::uint32_t v = h_->digest_seq.load(std::memory_order_relaxed);
-        h_->digest_seq.store(v + 1, std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_release);
-        h_->digest.store(h_->digest.load(std::memory_order_relaxed) ^ gone_hash, std::memory_order_relaxed);
-        h_->count.store(h_->count.load(std::memory_order_relaxed) - live, std::memory_order_relaxed);
-        h_->tombstones.store(h_->tombstones.load(std::memory_order_relaxed) - tombs, std::memory_order_relaxed);
-        h_->digest_seq.store(v + 2, std::memory_order_release);
-    }
+    // digest, count and tombstones are what it holds; the applied seq stays).
+    if (live != 0 || tombs != 0) publish_summary(0, gone_hash, -live, -tombs);
     return end;
 }
 

@@ -7,26 +7,20 @@ namespace heartwire::replica {
 
 namespace {
 
-void put_u16(std::byte* p, std::uint16_t v) noexcept {
-    for (int i = 0; i < 2; ++i) p[i] = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
+template <class T>
+void put_le(std::byte* p, T v) noexcept { // little-endian, unaligned
+    for (std::size_t i = 0; i < sizeof(T); ++i) p[i] = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
 }
-void put_u32(std::byte* p, std::uint32_t v) noexcept {
-    for (int i = 0; i < 4; ++i) p[i] = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
-}
-std::uint32_t le32(const std::byte* p) noexcept {
-    std::uint32_t v = 0;
-    for (int i = 3; i >= 0; --i) v = v << 8 | std::to_integer<std::uint32_t>(p[i]);
-    return v;
-}
+void put_u16(std::byte* p, std::uint16_t v) noexcept { put_le(p, v); }
+void put_u32(std::byte* p, std::uint32_t v) noexcept { put_le(p, v); }
+void put_u64(std::byte* p, std::uint64_t v) noexcept { put_le(p, v); }
 // A clock in microseconds mod 2^32, never 0 (0: no time).
 std::uint32_t us32(std::uint64_t ns) noexcept {
     const auto v = static_cast<std::uint32_t>(ns / 1000);
     return v == 0 ? 1 : v;
 }
-void put_u64(std::byte* p, std::uint64_t v) noexcept {
-    for (int i = 0; i < 8; ++i) p[i] = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
-}
 using detail::le16;
+using detail::le32;
 using detail::le64;
 
 void put_header(std::byte* p, const data_header& h) noexcept {

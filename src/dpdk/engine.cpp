@@ -222,26 +222,24 @@ public:
             held_ -= out;
             if (out < run) break; // the ring is still full
         }
-        if (n_ == 0) {
-            e_.tx_backlog_.store(static_cast<std::uint32_t>(held_), std::memory_order_relaxed);
-            return;
-        }
-        std::uint16_t sent = 0;
-        if (held_ == 0) {
-            sent = rte_eth_tx_burst(e_.port_.id(), e_.port_.tx_queue(), tx_, n_);
-            c_.tx_packets.add(sent);
-        }
-        for (std::uint16_t i = sent; i < n_; ++i) {
-            if (held_ == backlog_size) {
-                c_.tx_dropped.add(n_ - i);
-                rte_pktmbuf_free_bulk(tx_ + i, n_ - i);
-                break;
+        if (n_ != 0) {
+            std::uint16_t sent = 0;
+            if (held_ == 0) {
+                sent = rte_eth_tx_burst(e_.port_.id(), e_.port_.tx_queue(), tx_, n_);
+                c_.tx_packets.add(sent);
             }
-            backlog_[(head_ + held_) % backlog_size] = tx_[i];
-            ++held_;
-            c_.tx_deferred.add();
+            for (std::uint16_t i = sent; i < n_; ++i) {
+                if (held_ == backlog_size) {
+                    c_.tx_dropped.add(n_ - i);
+                    rte_pktmbuf_free_bulk(tx_ + i, n_ - i);
+                    break;
+                }
+                backlog_[(head_ + held_) % backlog_size] = tx_[i];
+                ++held_;
+                c_.tx_deferred.add();
+            }
+            n_ = 0;
         }
-        n_ = 0;
         e_.tx_backlog_.store(static_cast<std::uint32_t>(held_), std::memory_order_relaxed);
     }
 
@@ -1022,14 +1020,12 @@ std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64
     const bool yield = planner.forced_yields() != forced;
     // An idle sleep of the role lcore with stores: on their doorbells, so an application's
     // write ends it (a forced yield is the core's for others, and stays a plain sleep).
-    bell b = yield || &planner != &role_idle_ ? bell::none : doorbell_sleep(ns, end);
-    switch (b) {
+    switch (yield || &planner != &role_idle_ ? bell::none : doorbell_sleep(ns, end)) {
     case bell::ready: // a write waits at a queue's head: another turn at once, no sleep
         return end;
-    case bell::early: { // a write rang: the planner's clock and latency are not a sleep's
+    case bell::early: // a write rang: the planner's clock and latency are not a sleep's
         c.idle_sleeps.add();
         return clk_.now_ns();
-    }
     case bell::timer:
         break;
     case bell::none: {
@@ -1045,20 +1041,13 @@ std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64
 }
 
 engine::bell engine::doorbell_sleep(std::uint64_t ns, std::uint64_t end) noexcept {
-    if (!doorbell_ok_ || stores_.empty() || stores_.size() > FUTEX_WAITV_MAX) return bell::none;
-    futex_waitv w[FUTEX_WAITV_MAX];
-    std::size_t n = 0;
-    for (auto& sp : stores_) {
+    if (!doorbell_ok_ || bells_.empty()) return bell::none;
+    for (std::size_t i = 0; i < stores_.size(); ++i) {
         // A store being cleared is not drained (run_stores): its queue keeps nothing awake.
-        if (!sp->region->arm_doorbell(!sp->host.clearing())) {
-            for (std::size_t i = 0; i < n; ++i) stores_[i]->region->disarm_doorbell();
+        if (!stores_[i]->region->arm_doorbell(!stores_[i]->host.clearing())) {
+            for (std::size_t j = 0; j < i; ++j) stores_[j]->region->disarm_doorbell();
             return bell::ready;
         }
-        w[n] = futex_waitv{};
-        w[n].val = 1;
-        w[n].uaddr = reinterpret_cast<std::uintptr_t>(&sp->region->doorbell());
-        w[n].flags = FUTEX_32; // shared memory: not FUTEX_PRIVATE_FLAG
-        ++n;
     }
     // The sleep ends where the plan said (end + ns), whatever arming took.
     const std::uint64_t spent = clk_.now_ns() - end;
@@ -1068,7 +1057,7 @@ engine::bell engine::doorbell_sleep(std::uint64_t ns, std::uint64_t end) noexcep
     at.tv_nsec += static_cast<long>(left % 1'000'000'000);
     at.tv_sec += static_cast<time_t>(left / 1'000'000'000) + at.tv_nsec / 1'000'000'000;
     at.tv_nsec %= 1'000'000'000;
-    const long rc = ::syscall(SYS_futex_waitv, w, static_cast<unsigned>(n), 0u, &at, CLOCK_MONOTONIC);
+    const long rc = ::syscall(SYS_futex_waitv, bells_.data(), static_cast<unsigned>(bells_.size()), 0u, &at, CLOCK_MONOTONIC);
     const int err = rc < 0 ? errno : 0;
     for (auto& sp : stores_) sp->region->disarm_doorbell();
     if (rc >= 0 || err == EAGAIN || err == EINTR) { // rung (EAGAIN: before the wait began)
@@ -1364,6 +1353,17 @@ void engine::add_store(std::size_t index, state::region& r) {
     hp.lease_ns = std::max<std::uint64_t>(10'000'000, 8 * window);
     hp.degrade_hold_ns = hp.lease_ns + std::max<std::uint64_t>(5'000'000, hp.lease_ns / 2);
     stores_.push_back(std::make_unique<store_slot>(index, g, r, hp));
+    // The doorbells an idle sleep waits on, one per store (futex_waitv takes up to 128: more
+    // stores sleep plainly).
+    futex_waitv w{};
+    w.val = 1;
+    w.uaddr = reinterpret_cast<std::uintptr_t>(&r.doorbell());
+    w.flags = FUTEX_32; // shared memory: not FUTEX_PRIVATE_FLAG
+    bells_.push_back(w);
+    if (bells_.size() > FUTEX_WAITV_MAX) {
+        bells_.clear();
+        doorbell_ok_ = false;
+    }
     ssnap_ = std::make_unique<store_status[]>(stores_.size());
     fsm::set_replica(m_[g], true, false, true);
     if (!state_emit_)
@@ -1390,9 +1390,6 @@ void engine::state_in(std::size_t g, const fsm::action& a, std::uint64_t now, tx
     role_c_.state_unknown_store.add();
 }
 
-// Every turn, after the machines: each store follows its group's role, takes the
-// application's writes (primary) or refuses them, sends what is due, and says in its
-// region's header and to the machine where it stands.
 void engine::expire_replica_leases(std::uint64_t now) noexcept {
     // The machines judge a takeover (a tick, or an engine-down notice among the frames)
     // before run_stores polls the stores: a monitor whose lease ran out since the last poll
@@ -1403,6 +1400,9 @@ void engine::expire_replica_leases(std::uint64_t now) noexcept {
     }
 }
 
+// Every turn, after the machines: each store follows its group's role, takes the
+// application's writes (primary) or refuses them, sends what is due, and says in its
+// region's header and to the machine where it stands.
 void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
     if (stores_.empty()) return;
     for (auto& sp : stores_) {
@@ -1435,12 +1435,12 @@ void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
         tx.begin(nullptr, now, s.group);
         s.host.poll(now, rp.follower, state_emit_);
         state::region_header& h = s.region->header();
-        h.applied_seq.store(s.region->table().state().applied_seq, std::memory_order_release);
+        const std::uint64_t applied = s.region->table().state().applied_seq;
+        h.applied_seq.store(applied, std::memory_order_release);
         const std::uint64_t completed = s.host.completed();
         // Every write of a synchronous store complete, some of them this turn: an application
         // waits on them (perhaps on this core), and nothing is in flight to poll for.
-        if (s.host.synchronous() && completed > h.replicated_seq.load(std::memory_order_relaxed) &&
-            completed == s.region->table().state().applied_seq)
+        if (s.host.synchronous() && completed > h.replicated_seq.load(std::memory_order_relaxed) && completed == applied)
             completions_ = true;
         h.replicated_seq.store(completed, std::memory_order_release);
         h.role.store(static_cast<std::uint32_t>(m.r), std::memory_order_relaxed);

@@ -4,6 +4,8 @@
 // the machine and transmits. Either way the loop never allocates from the heap, never
 // blocks, never logs: slow actions cross a ring to the control thread.
 
+#include <linux/futex.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -354,6 +356,7 @@ private:
     std::vector<std::unique_ptr<store_slot>> stores_;
     bool completions_{false}; // this turn moved a synchronous store's replicated_seq (role lcore)
     bool doorbell_ok_{true};  // futex_waitv works here (Linux 5.16+)
+    std::vector<futex_waitv> bells_; // the stores' doorbells, for futex_waitv
     std::unique_ptr<store_status[]> ssnap_;
     std::function<void(std::span<const std::byte>)> state_emit_;
     class tx_sink* emit_tx_{nullptr};

@@ -49,6 +49,7 @@ struct pair_sim {
     host a, b;
     bool a_leads{true};
     bool cut{false};
+    bool a_hears_b{true}; // a judges b live (false: a's machine says b is gone, frames still flow)
     std::uint64_t delay_to_a{20 * us}, delay_to_b{20 * us};
     std::uint64_t now{1 * ms};
     std::uint64_t stream{0x5eed};
@@ -84,7 +85,7 @@ struct pair_sim {
             b.lead(stream, now);
             a.follow(now);
         }
-        a.poll(now, !cut, [&](std::span<const std::byte> f) { send(false, f); });
+        a.poll(now, !cut && a_hears_b, [&](std::span<const std::byte> f) { send(false, f); });
         b.poll(now, !cut, [&](std::span<const std::byte> f) { send(true, f); });
     }
     void run(std::uint64_t dt) {
@@ -315,17 +316,8 @@ TEST(ReplicaHost, ALateKeepaliveDoesNotStretchTheMonitorsLeasePastThePrimarysHol
     bool completed_alone = false, was_in_sync_late = false, violated = false;
     int next = 1000;
     while (p.now < t0 + 80 * ms) {
-        p.now += 50 * us;
-        std::deque<pair_sim::msg> due, later;
-        for (auto& m : p.wire) (m.at <= p.now ? due : later).push_back(std::move(m));
-        p.wire = std::move(later);
-        for (auto& m : due)
-            (m.to_a ? p.a : p.b).on_frame(m.bytes, p.now, [&, to_a = m.to_a](std::span<const std::byte> f) { p.send(!to_a, f); });
-        p.a.lead(p.stream, p.now);
-        p.b.follow(p.now);
-        const bool a_hears_b = p.now < judged_gone;
-        p.a.poll(p.now, a_hears_b, [&](std::span<const std::byte> f) { p.send(false, f); });
-        p.b.poll(p.now, true, [&](std::span<const std::byte> f) { p.send(true, f); });
+        p.a_hears_b = p.now + 50 * us < judged_gone;
+        p.step(50 * us);
         if ((p.now / (500 * us)) % 2 == 0) p.write(next++);
         if (p.a.completed() > 0 && !p.written.empty() && p.written.rbegin()->first <= p.a.completed() && p.now > judged_gone)
             completed_alone = true;
