@@ -32,19 +32,22 @@ void BM_replicate_write(benchmark::State& st) {
     p.frame_budget = 1400;
     sender snd(a.t, p, 0x1234);
     receiver rcv(b.t);
-    std::vector<std::vector<std::byte>> down, up;
+    std::vector<std::vector<std::byte>> down;
     const sender::emit_fn to_follower = [&](std::span<const std::byte> f) { down.emplace_back(f.begin(), f.end()); };
-    const sender::emit_fn to_primary = [&](std::span<const std::byte> f) { up.emplace_back(f.begin(), f.end()); };
+    // ACKs decoded where they land, as the engine does from the mbuf (a heap copy of each
+    // 32-byte ACK cost ~120 ns a write at a poll per write here, none of it the store's).
+    std::vector<ack_msg> acks;
+    const sender::emit_fn to_primary = [&](std::span<const std::byte> f) {
+        ack_msg m;
+        if (decode_ack(f, m)) acks.push_back(m);
+    };
     std::uint64_t now = 1000;
     const auto pump = [&] {
         snd.poll(now, to_follower);
         for (auto& f : down) rcv.on_frame(f, now, to_primary);
         down.clear();
-        for (auto& f : up) {
-            ack_msg m;
-            if (decode_ack(f, m)) snd.on_ack(m, now);
-        }
-        up.clear();
+        for (const auto& m : acks) snd.on_ack(m, now);
+        acks.clear();
         rcv.poll(now, 1'000'000, to_primary);
     };
     for (int i = 0; i < 1000 && !(snd.in_sync() && rcv.in_sync()); ++i) {
