@@ -238,6 +238,7 @@ def sync_phase(ctx, a, configs, rows):
             P, M = pair.nodes[p], pair.nodes[m]
             core = CORE[p] if app == "primary" else CORE[m] if app == "monitor" else None
             row.update(primary=p, app_cpu=core if core is not None else "any")
+            before = {k: (status(n) or {}).get("counters", {}) for k, n in (("primary", P), ("monitor", M))}
             with RttSampler(M) as rs:
                 res, err = run_bench(ctx, core, "sync", "--path", pair.region(p), "--writes", writes,
                                      "--warmup", 2000, "--keys", 4096, "--value-bytes", 16, "--max-seconds", a.sync_max_seconds, "--split", split,
@@ -276,8 +277,11 @@ def sync_phase(ctx, a, configs, rows):
             for k, s in (("primary", stp), ("monitor", stm)):
                 g = (s or {}).get("loop_gaps", {})
                 row[f"{k}_gaps_over_100us"] = g.get("over_100us")
-                row[f"{k}_yields"] = (s or {}).get("counters", {}).get("yields")
-                row[f"{k}_idle_sleeps"] = (s or {}).get("counters", {}).get("idle_sleeps")
+                # During the row: the duty cycle's yields, the other sleeps (idle, or the
+                # courtesy sleep after completions) and those a write's doorbell cut short.
+                for c in ("yields", "idle_sleeps", "doorbell_wakes"):
+                    now_c, was_c = (s or {}).get("counters", {}).get("io_" + c), before[k].get("io_" + c)
+                    row[f"{k}_{c}"] = now_c - was_c if now_c is not None and was_c is not None else None
             fo.log(f"sync {spec}: write p50 {row['write_p50_us']} p99 {row['write_p99_us']} p99.9 {row['write_p99_9_us']} "
                    f"max {row['write_max_us']} us; probe rtt p50 {row['rtt_sampled_p50_us']} p99 {row['rtt_sampled_p99_us']} us "
                    f"(n {len(rtt)}; engine {row['rtt_engine_p50_us']}/{row['rtt_engine_p99_us']}); "

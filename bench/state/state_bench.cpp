@@ -205,7 +205,7 @@ int run_sync(const options& o) {
                 if (seq == ~0ull) break;
                 if (seq != 0 && taken == 0) taken = mono_ns();
                 if (seq != 0 && c->complete_seq() >= seq) {
-                    ok = true;
+                    ok = c->wait_seq(seq, std::chrono::nanoseconds{0}); // what wait() tells the engine (its CPU, what it saw)
                     break;
                 }
                 if ((spins & 255) == 255) {

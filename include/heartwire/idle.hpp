@@ -36,10 +36,14 @@ public:
     std::uint64_t plan(std::uint64_t now, bool worked, std::uint64_t next_due) noexcept;
     // A sleep meant to end at `intended` ended at `woke`.
     void woke(std::uint64_t intended, std::uint64_t woke) noexcept;
-    // The next plan of a turn with nothing left to do may sleep at once (adaptive), without
-    // the empty turns first: an application on this core waits for what the turn completed,
-    // and runs only once the loop sleeps.
-    void hurry() noexcept { idle_turns_ = p_.idle_turns; }
+    // From the next plan of a turn with nothing left to do, until the loop has slept (any
+    // sleep), the loop sleeps as soon as there is room before its next timer: an application
+    // on this core waits for what a turn completed, and runs only once the loop sleeps.
+    // Adaptive: the idle sleep without the empty turns first. Busy: a courtesy sleep of one
+    // yield's length (yield_ns, else max_sleep_ns), the engine's to cut short (a doorbell);
+    // it is not the duty cycle's yield, which stays due on its own period.
+    void hurry() noexcept { hurried_ = true; }
+    bool hurried() const noexcept { return hurried_; }
 
     std::uint64_t latency_ns() const noexcept { return latency_ns_; }
     std::uint64_t forced_yields() const noexcept { return forced_; }
@@ -53,6 +57,7 @@ private:
     std::uint64_t decayed_ns_{0};   // when latency_ns_ was last halved for age
     std::uint64_t forced_{0};
     std::uint64_t idle_{0};
+    bool hurried_{false};
 };
 
 } // namespace heartwire

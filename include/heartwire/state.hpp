@@ -68,6 +68,17 @@ struct alignas(64) region_header {
     // producer that finds it set after queueing a write clears it and wakes the engine, so
     // a write waits for no idle sleep; while the engine polls, a write costs no system call.
     alignas(64) std::atomic<std::uint32_t> engine_asleep;
+    // An application that shares the engine's core runs only while the engine sleeps. The
+    // engine says which CPU it polls (+ 1; 0: not running, or a version-2 engine); a waiter
+    // on that CPU says so (waiter_cpu, stored when it changes) and, once a wait succeeds,
+    // up to which seq it saw writes complete (waiter_seen). The engine then sleeps as soon as
+    // a turn has completed every synchronous write (idle_planner::hurry), and again after each
+    // sleep, a few times at most, until a wait has seen the completion (a sleep cut short by
+    // the next timer may end before the waiter ran). A waiter on another CPU writes neither.
+    // In the doorbell's padding: version-2 peers ignore them.
+    std::atomic<std::uint32_t> engine_cpu;
+    std::atomic<std::uint32_t> waiter_cpu;
+    std::atomic<std::uint64_t> waiter_seen;
 };
 
 struct region_geometry {
@@ -85,6 +96,19 @@ public:
     // ready: its producer rings once it is). `ready_counts` false: arm regardless (the
     // engine is not draining this queue now). disarm() after the sleep.
     bool arm_doorbell(bool ready_counts = true) noexcept;
+    // The application side, before it waits: true when it runs on the engine's CPU, which it
+    // then says (waiter_cpu); once such a wait saw writes complete up to `seq`: note_seen.
+    bool note_waiter() noexcept;
+    void note_seen(std::uint64_t seq) noexcept {
+        if (h_->waiter_seen.load(std::memory_order_relaxed) < seq) h_->waiter_seen.store(seq, std::memory_order_relaxed);
+    }
+    // The engine: polls `cpu` (as sched_getcpu() numbers it; -1: stopped); an application
+    // last waited there; a wait there has seen writes complete up to `seq`.
+    void engine_on(int cpu) noexcept { h_->engine_cpu.store(cpu < 0 ? 0 : static_cast<std::uint32_t>(cpu) + 1, std::memory_order_relaxed); }
+    bool waiter_on(int cpu) const noexcept {
+        return cpu >= 0 && h_->waiter_cpu.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(cpu) + 1;
+    }
+    bool waiter_saw(std::uint64_t seq) const noexcept { return h_->waiter_seen.load(std::memory_order_relaxed) >= seq; }
     void disarm_doorbell() noexcept { h_->engine_asleep.store(0, std::memory_order_relaxed); }
     std::atomic<std::uint32_t>& doorbell() noexcept { return h_->engine_asleep; }
     // heartwired: creates (or replaces) the file at `path` (mode 0660) and formats it.

@@ -6,6 +6,9 @@ namespace heartwire {
 
 std::uint64_t idle_planner::plan(std::uint64_t now, bool worked, std::uint64_t next_due) noexcept {
     idle_turns_ = worked ? 0 : idle_turns_ + 1;
+    // Kept until a sleep of any kind: the waiter on this core has not run since.
+    const bool hurried = hurried_ && !worked;
+    if (hurried && p_.adaptive) idle_turns_ = std::max(idle_turns_, p_.idle_turns);
     if (last_wake_ns_ == 0) last_wake_ns_ = now;
     const std::uint64_t since = now - std::min(now, last_wake_ns_);
     // The latency estimate fades with time too, not only with sleeps: after one slow wake
@@ -24,15 +27,25 @@ std::uint64_t idle_planner::plan(std::uint64_t now, bool worked, std::uint64_t n
         if (since >= p_.yield_period_ns || (fits && since >= p_.yield_period_ns - p_.yield_period_ns / 4)) {
             ++forced_;
             idle_turns_ = 0;
+            hurried_ = false;
             // A turn longer than the period (a backlog being drained) owes the kernel its
             // share of that longer time, up to ten yields' worth at once.
             return std::min(std::max(p_.yield_ns, since / p_.yield_period_ns * p_.yield_ns), 10 * p_.yield_ns);
+        }
+    }
+    if (hurried && !p_.adaptive) {
+        const std::uint64_t ns = std::min(p_.yield_ns != 0 ? p_.yield_ns : p_.max_sleep_ns, room);
+        if (ns >= p_.min_sleep_ns) {
+            ++idle_;
+            hurried_ = false;
+            return ns;
         }
     }
     if (p_.adaptive && idle_turns_ >= p_.idle_turns) {
         const std::uint64_t ns = std::min(p_.max_sleep_ns, room);
         if (ns >= p_.min_sleep_ns) {
             ++idle_;
+            hurried_ = false;
             return ns;
         }
     }

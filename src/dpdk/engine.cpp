@@ -104,6 +104,8 @@ struct engine::store_slot {
     state::region* region;
     replica::host host;
     std::uint64_t seen_divergences{0};
+    std::uint64_t owed_seq{0};      // completed for a waiter on the role lcore's CPU ...
+    std::uint8_t owed_sleeps{0};    // ... which gets this many more sleeps until it has seen it
     bool was_in_sync{false};
     store_slot(std::size_t i, std::size_t g, state::region& r, const replica::host_params& p)
         : index(i), group(g), region(&r), host(r.table(), p) {}
@@ -1012,12 +1014,14 @@ void engine::drop_sched() noexcept {
 std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64_t end, bool worked,
                            std::uint64_t next_due) noexcept {
     const std::uint64_t forced = planner.forced_yields();
+    const bool hurried = planner.hurried();
     const std::uint64_t ns = planner.plan(end, worked, next_due);
     if (ns == 0) {
         rte_pause();
         return end;
     }
     const bool yield = planner.forced_yields() != forced;
+    if (hurried) c.waiter_sleeps.add(); // this sleep (whichever kind) is the waiting application's
     // An idle sleep of the role lcore with stores: on their doorbells, so an application's
     // write ends it (a forced yield is the core's for others, and stays a plain sleep).
     switch (yield || &planner != &role_idle_ ? bell::none : doorbell_sleep(ns, end)) {
@@ -1038,6 +1042,26 @@ std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64
     planner.woke(intended, clk_.now_ns());
     (yield ? c.yields : c.idle_sleeps).add();
     return intended;
+}
+
+// A completion given to a waiter on this core that no wait has seen yet, after the sleep
+// meant for it: it did not run in that sleep (the next timer cut it short, or the kernel ran
+// something else first). Another sleep for it, a few at most (it may not wait at all).
+bool engine::waiter_owed() noexcept {
+    bool owed = false, pending = false;
+    for (auto& sp : stores_) {
+        store_slot& s = *sp;
+        if (s.owed_sleeps == 0) continue;
+        if (s.region->waiter_saw(s.owed_seq)) {
+            s.owed_sleeps = 0;
+            continue;
+        }
+        --s.owed_sleeps;
+        owed = true;
+        pending = pending || s.owed_sleeps != 0;
+    }
+    owed_ = pending;
+    return owed;
 }
 
 engine::bell engine::doorbell_sleep(std::uint64_t ns, std::uint64_t end) noexcept {
@@ -1081,6 +1105,8 @@ template <class Pull>
 int engine::role_loop(Pull&& pull) noexcept {
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     apply_sched();
+    role_cpu_ = ::sched_getcpu(); // the lcore is pinned: once
+    for (auto& sp : stores_) sp->region->engine_on(role_cpu_);
     tx_sink tx(*this, role_c_);
     const unsigned nb = std::min<std::uint32_t>(cfg_.engine.burst, max_burst);
     const unsigned cap = cfg_.port.rx_desc + (pipe_ ? pipe_size : 0) + nb;
@@ -1113,15 +1139,19 @@ int engine::role_loop(Pull&& pull) noexcept {
         }
         role_turn(tick, now, tx);
         const std::uint64_t end = clk_.now_ns();
-        // Frames waiting for TX room: back at once. Synchronous writes completed: the
-        // application that waits on them may share this core, so no empty turns first.
-        const bool hurry = std::exchange(completions_, false) && !tx.pending() && turn.capped == capped && doorbell_ok_;
-        if (hurry) role_idle_.hurry();
-        intended = rest(role_idle_, role_c_, end, !hurry && (total != 0 || tx.pending()), tx.pending() ? end : next_wakeup_all());
+        // Frames waiting for TX room, or a drain that hit its cap: back at once. Synchronous
+        // writes completed for an application that waits on this core: it runs only once
+        // this loop sleeps, so sleep at the first turn with nothing left to do (the frames
+        // this turn read, such as the ACK that completed them, are done with).
+        if ((std::exchange(completions_, false) || (owed_ && !role_idle_.hurried() && waiter_owed())) && doorbell_ok_)
+            role_idle_.hurry();
+        const bool more = tx.pending() || turn.capped != capped;
+        intended = rest(role_idle_, role_c_, end, more || (total != 0 && !role_idle_.hurried()), tx.pending() ? end : next_wakeup_all());
         wake_latency_ns_.store(role_idle_.latency_ns(), std::memory_order_relaxed);
     }
     machine_event(fsm::event_kind::shutdown, tx);
     for (auto& sp : stores_) { // applications see that nobody serves the store any more
+        sp->region->engine_on(-1);
         sp->region->header().role.store(static_cast<std::uint32_t>(role::init), std::memory_order_relaxed);
         sp->region->header().in_sync.store(0, std::memory_order_release);
     }
@@ -1438,10 +1468,16 @@ void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
         const std::uint64_t applied = s.region->table().state().applied_seq;
         h.applied_seq.store(applied, std::memory_order_release);
         const std::uint64_t completed = s.host.completed();
-        // Every write of a synchronous store complete, some of them this turn: an application
-        // waits on them (perhaps on this core), and nothing is in flight to poll for.
-        if (s.host.synchronous() && completed > h.replicated_seq.load(std::memory_order_relaxed) && completed == applied)
-            completions_ = true;
+        // Every write of a synchronous store complete, some of them this turn, and its
+        // application waits on this very core: it runs once the loop sleeps, and nothing is
+        // in flight to poll for. (An application on a core of its own is not slowed: the
+        // loop keeps polling for its next write.)
+        if (s.host.synchronous() && completed > h.replicated_seq.load(std::memory_order_relaxed) && completed == applied &&
+            s.region->waiter_on(role_cpu_)) {
+            completions_ = owed_ = true;
+            s.owed_seq = completed;
+            s.owed_sleeps = courtesy_sleeps;
+        }
         h.replicated_seq.store(completed, std::memory_order_release);
         h.role.store(static_cast<std::uint32_t>(m.r), std::memory_order_relaxed);
         const bool sync = s.host.in_sync();

@@ -67,6 +67,7 @@ struct counter {
     X(state_writes)       /* application writes taken from the stores' queues */                \
     X(state_unknown_store) /* replication frames naming a store this node does not have */       \
     X(doorbell_wakes)     /* idle sleeps an application's write ended (the stores' doorbells) */ \
+    X(waiter_sleeps)      /* sleeps given to an application waiting on this core (hurry) */      \
     X(loop_gap_max_ns)    /* the latest such wake */
 
 struct alignas(64) lcore_counters {
@@ -354,7 +355,11 @@ private:
     // Replicated stores: their hosts, the frame being emitted for one (the host's emit
     // callback is built once and reads these), and their published status.
     std::vector<std::unique_ptr<store_slot>> stores_;
-    bool completions_{false}; // this turn moved a synchronous store's replicated_seq (role lcore)
+    int role_cpu_{-1};         // the CPU the role lcore runs on (an application waiting there gets it back)
+    bool completions_{false};  // this turn completed a synchronous store's writes for a waiter on role_cpu_
+    bool owed_{false};         // a store's completion may still be owed a sleep (waiter_owed)
+    static constexpr std::uint8_t courtesy_sleeps = 4;
+    bool waiter_owed() noexcept;
     bool doorbell_ok_{true};  // futex_waitv works here (Linux 5.16+)
     std::vector<futex_waitv> bells_; // the stores' doorbells, for futex_waitv
     std::unique_ptr<store_status[]> ssnap_;

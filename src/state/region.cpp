@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
@@ -206,6 +207,17 @@ bool region::arm_doorbell(bool ready_counts) noexcept {
     return true;
 }
 
+bool region::note_waiter() noexcept {
+    const std::uint32_t engine = h_->engine_cpu.load(std::memory_order_relaxed);
+    if (engine == 0) return false;
+    const int cpu = ::sched_getcpu(); // the vDSO's: no system call
+    const bool shared = cpu >= 0 && static_cast<std::uint32_t>(cpu) + 1 == engine;
+    // Moved off the engine's CPU: the engine stops giving it a CPU it no longer waits on.
+    const std::uint32_t v = shared ? engine : 0;
+    if (h_->waiter_cpu.load(std::memory_order_relaxed) != v) h_->waiter_cpu.store(v, std::memory_order_relaxed);
+    return shared;
+}
+
 std::uint64_t region::seq_of(std::uint64_t ticket) const noexcept {
     if (ticket == 0) return ~0ull;
     const ticket_result& r = results_[(ticket - 1) & (h_->cells - 1)];
@@ -231,11 +243,17 @@ std::optional<client> client::open(const std::string& path, std::string& error) 
 bool client::replaced() const noexcept { return !r_->is_at(path_); }
 
 bool client::wait_seq(std::uint64_t seq, std::chrono::nanoseconds timeout) const noexcept {
+    bool shared = r_->note_waiter(); // even a wait that finds its write done: it waited on this CPU
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (std::uint32_t spins = 0; complete_seq() < seq; ++spins) {
+    for (std::uint32_t spins = 0;; ++spins) {
+        if (const std::uint64_t done = complete_seq(); done >= seq) {
+            if (shared) r_->note_seen(done);
+            break;
+        }
         if ((spins & 255) == 255) {
             if (std::chrono::steady_clock::now() > deadline) return false;
             std::this_thread::yield();
+            shared = r_->note_waiter(); // the yield may have moved it
         }
     }
     return true;
@@ -255,16 +273,21 @@ std::uint64_t client::put(std::string_view key, std::span<const std::byte> value
 std::uint64_t client::erase(std::string_view key) noexcept { return r_->enqueue(replica::op_erase, key, {}); }
 
 bool client::wait(std::uint64_t ticket, std::chrono::nanoseconds timeout) const noexcept {
+    bool shared = r_->note_waiter(); // even a wait that finds its write done: it waited on this CPU
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (std::uint32_t spins = 0;; ++spins) {
         const std::uint64_t seq = r_->seq_of(ticket);
         if (seq == ~0ull) return false;
         // Read again after the completion: a ticket forfeited meanwhile (this node stopped
         // leading) reads ~0 now, since replicated_seq moves only after the forfeit.
-        if (seq != 0 && complete_seq() >= seq && r_->seq_of(ticket) == seq) return true;
+        if (const std::uint64_t done = complete_seq(); seq != 0 && done >= seq && r_->seq_of(ticket) == seq) {
+            if (shared) r_->note_seen(done);
+            return true;
+        }
         if ((spins & 255) == 255) {
             if (std::chrono::steady_clock::now() > deadline) return false;
             std::this_thread::yield();
+            shared = r_->note_waiter(); // the yield may have moved it
         }
     }
 }

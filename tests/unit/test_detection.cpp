@@ -190,6 +190,51 @@ TEST(Detection, PlannerWakesEarlyByTheMeasuredLatencySoTimersAreNotLate) {
     EXPECT_EQ(p.plan(now, false, now + 60 * us), 0u) << "no room before the timer once latency is paid: keep polling";
 }
 
+// hurry(): an application on this core waits for what a turn completed, and runs only once
+// the loop sleeps. Adaptive: the idle sleep at once, without the empty turns. Busy: a
+// courtesy sleep of one yield's length (cut by the doorbell in the engine), not the duty
+// cycle's yield, which stays due on its period. Never past the next timer, never in a turn
+// that worked; kept until the loop has slept, by whichever sleep.
+TEST(Detection, AHurriedPlannerSleepsAtTheFirstChanceInEitherModeUntilItHasSlept) {
+    idle_planner::params busy;
+    busy.yield_ns = 20 * us;
+    busy.yield_period_ns = 200 * us;
+    idle_planner b(busy);
+    std::uint64_t now = 1 * ms;
+    EXPECT_EQ(b.plan(now, false, now + 1 * ms), 0u) << "busy: no sleep between yields";
+    b.hurry();
+    EXPECT_EQ(b.plan(now, false, now + 1 * ms), 20 * us) << "a courtesy sleep, one yield long";
+    EXPECT_EQ(b.forced_yields(), 0u) << "not the duty cycle's yield";
+    EXPECT_EQ(b.idle_sleeps(), 1u);
+    EXPECT_FALSE(b.hurried());
+    EXPECT_EQ(b.plan(now, false, now + 1 * ms), 0u) << "once slept, busy again";
+    b.hurry();
+    EXPECT_EQ(b.plan(now, false, now + 2 * us), 0u) << "no room before the timer: keep polling";
+    EXPECT_EQ(b.plan(now, true, now + 1 * ms), 0u) << "a turn that worked keeps polling";
+    EXPECT_TRUE(b.hurried()) << "the waiter has not run yet";
+    EXPECT_EQ(b.plan(now, false, now + 12 * us), 12 * us) << "the first room, up to the next timer";
+    b.hurry();
+    EXPECT_EQ(b.plan(now + 200 * us, false, now + 2 * ms), 20 * us);
+    EXPECT_EQ(b.forced_yields(), 1u) << "the period's yield is taken when due ...";
+    EXPECT_FALSE(b.hurried()) << "... and the waiter runs in it";
+    busy.yield_ns = 0;
+    busy.yield_period_ns = 0;
+    busy.max_sleep_ns = 30 * us;
+    idle_planner nb(busy);
+    nb.hurry();
+    EXPECT_EQ(nb.plan(now, false, now + 1 * ms), 30 * us) << "no duty cycle: the idle sleep's cap";
+
+    idle_planner::params ad;
+    ad.adaptive = true;
+    ad.max_sleep_ns = 50 * us;
+    idle_planner a(ad);
+    EXPECT_EQ(a.plan(now, false, now + 1 * ms), 0u) << "adaptive: empty turns before a sleep";
+    a.hurry();
+    EXPECT_EQ(a.plan(now, false, now + 1 * ms), 50 * us) << "hurried: at once";
+    EXPECT_EQ(a.plan(now, true, now + 1 * ms), 0u);
+    EXPECT_EQ(a.plan(now, false, now + 1 * ms), 0u) << "then the empty turns again";
+}
+
 // ---------------------------------------------------------------- stalls
 
 TEST(Detection, StallLateInTheWindowGivesTheFullFreshWindowFromTheWake) {

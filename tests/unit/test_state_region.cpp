@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -328,4 +329,65 @@ TEST(StateRegion, AWriteFromAnotherProcessRingsTheEnginesDoorbell) {
     EXPECT_EQ(reg->drain(16, [](std::uint8_t, std::string_view, std::span<const std::byte>) { return std::uint64_t{1}; }), 1u);
     EXPECT_TRUE(reg->arm_doorbell());
     reg->disarm_doorbell();
+}
+
+// An application that shares the engine's CPU says so when it waits, and up to which seq a
+// successful wait saw writes complete, so that the engine gives the core back once the
+// writes are complete (idle_planner::hurry) and again until the waiter has seen them. Even a
+// wait that finds its write already done says it (the waiter on the engine's own CPU runs
+// only after the engine slept, when its write is long complete). A waiter on another CPU
+// writes neither, and one that moved away withdraws.
+TEST(StateRegion, AWaitOnTheEnginesCpuSaysSoAndWhatItSaw) {
+    const unlink_at_end f{shm_path("waiter")};
+    std::string err;
+    auto reg = state::region::create(f.path, geometry(1000, 16), true, err);
+    ASSERT_TRUE(reg) << err;
+    auto c = state::client::open(f.path, err);
+    ASSERT_TRUE(c) << err;
+    cpu_set_t old;
+    ASSERT_EQ(::sched_getaffinity(0, sizeof old, &old), 0);
+    std::vector<int> cpus;
+    for (int i = 0; i < CPU_SETSIZE && cpus.size() < 2; ++i)
+        if (CPU_ISSET(i, &old)) cpus.push_back(i);
+    ASSERT_FALSE(cpus.empty());
+    const auto pin = [](int cpu) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        return ::sched_setaffinity(0, sizeof one, &one) == 0;
+    };
+    const int engine = cpus[0];
+    std::uint64_t seq = 0;
+    const auto write_and_wait = [&] {
+        const std::uint64_t t = c->put("k", bytes("v"));
+        EXPECT_NE(t, 0u);
+        EXPECT_EQ(reg->drain(16, [&](std::uint8_t, std::string_view, std::span<const std::byte>) { return ++seq; }), 1u);
+        reg->header().applied_seq.store(seq);
+        reg->header().replicated_seq.store(seq);
+        EXPECT_TRUE(c->wait(t, 2ms)) << "complete before the wait began";
+    };
+    ASSERT_TRUE(pin(engine));
+    write_and_wait();
+    EXPECT_FALSE(reg->waiter_on(engine)) << "no engine running: nothing said";
+    EXPECT_FALSE(reg->waiter_saw(1));
+    reg->engine_on(engine);
+    write_and_wait();
+    EXPECT_TRUE(reg->waiter_on(engine)) << "the wait said it shares the engine's CPU";
+    EXPECT_TRUE(reg->waiter_saw(2));
+    EXPECT_FALSE(reg->waiter_saw(3));
+    EXPECT_TRUE(c->wait_seq(2, 2ms));
+    EXPECT_FALSE(reg->waiter_on(-1));
+    if (cpus.size() > 1) {
+        ASSERT_TRUE(pin(cpus[1]));
+        write_and_wait();
+        EXPECT_FALSE(reg->waiter_on(engine)) << "moved to another CPU: withdrawn";
+        EXPECT_FALSE(reg->waiter_saw(3)) << "a waiter on another CPU does not say what it saw";
+        ASSERT_TRUE(pin(engine));
+        EXPECT_TRUE(c->wait_seq(3, 2ms));
+        EXPECT_TRUE(reg->waiter_on(engine)) << "wait_seq says it too";
+        EXPECT_TRUE(reg->waiter_saw(3));
+    }
+    reg->engine_on(-1);
+    EXPECT_EQ(reg->header().engine_cpu.load(), 0u) << "a stopped engine polls no CPU";
+    ASSERT_EQ(::sched_setaffinity(0, sizeof old, &old), 0);
 }
