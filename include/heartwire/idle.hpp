@@ -40,10 +40,12 @@ public:
     // sleep), the loop sleeps as soon as there is room before its next timer: an application
     // on this core waits for what a turn completed, and runs only once the loop sleeps.
     // Adaptive: the idle sleep without the empty turns first. Busy: a courtesy sleep of one
-    // yield's length (yield_ns, else max_sleep_ns), the engine's to cut short (a doorbell);
-    // it is not the duty cycle's yield, which stays due on its own period.
+    // yield's length (yield_ns, else max_sleep_ns), the engine's to cut short (a doorbell).
+    // Either counts towards the duty cycle for what it slept (woke()). A loop that finds no
+    // room for hurry_expiry_ns stops being hurried.
     void hurry() noexcept { hurried_ = true; }
     bool hurried() const noexcept { return hurried_; }
+    static constexpr std::uint64_t hurry_expiry_ns = 1'000'000;
 
     std::uint64_t latency_ns() const noexcept { return latency_ns_; }
     std::uint64_t forced_yields() const noexcept { return forced_; }
@@ -52,12 +54,18 @@ public:
 private:
     params p_{};
     std::uint32_t idle_turns_{0};
-    std::uint64_t last_wake_ns_{0}; // end of the last sleep of any kind
+    std::uint64_t last_wake_ns_{0}; // the duty cycle's clock: the kernel has had its share up to here
     std::uint64_t latency_ns_{0};   // decaying maximum of the measured wake lateness
     std::uint64_t decayed_ns_{0};   // when latency_ns_ was last halved for age
     std::uint64_t forced_{0};
     std::uint64_t idle_{0};
+    std::uint64_t planned_ns_{0};   // the last sleep plan() asked for
+    std::uint64_t hurry_since_{0};  // the first plan since hurry() (0: not yet)
     bool hurried_{false};
+    void clear_hurry() noexcept {
+        hurried_ = false;
+        hurry_since_ = 0;
+    }
 };
 
 } // namespace heartwire

@@ -64,22 +64,29 @@ struct alignas(64) region_header {
     std::atomic<std::uint32_t> role;                       // heartwire's role of this node (heartwire::role)
     std::atomic<std::uint32_t> in_sync;                    // 1 while the replica is in sync
     std::atomic<std::uint64_t> writer_pid;                 // the heartwired that owns it
-    // The doorbell: 1 while the engine sleeps (adaptive idle) on this word, a futex. A
+    // The doorbell: 1 while the engine sleeps (an idle or courtesy sleep) on this word, a futex. A
     // producer that finds it set after queueing a write clears it and wakes the engine, so
     // a write waits for no idle sleep; while the engine polls, a write costs no system call.
     alignas(64) std::atomic<std::uint32_t> engine_asleep;
     // An application that shares the engine's core runs only while the engine sleeps. The
-    // engine says which CPU it polls (+ 1; 0: not running, or a version-2 engine); a waiter
-    // on that CPU says so (waiter_cpu, stored when it changes) and, once a wait succeeds,
-    // up to which seq it saw writes complete (waiter_seen). The engine then sleeps as soon as
-    // a turn has completed every synchronous write (idle_planner::hurry), and again after each
-    // sleep, a few times at most, until a wait has seen the completion (a sleep cut short by
-    // the next timer may end before the waiter ran). A waiter on another CPU writes neither.
-    // In the doorbell's padding: version-2 peers ignore them.
+    // engine says which CPU it polls (+ 1; 0: not started, or a version-2 engine); a waiter
+    // on that CPU says so (waiter_cpu) and, once a wait succeeds, up to which seq it saw
+    // writes complete (waiter_seen). The engine then sleeps as soon as a turn has completed
+    // every synchronous write (idle_planner::hurry), and again after each sleep, a few times
+    // at most, until a wait has seen the completion (a sleep cut short by the next timer may
+    // end before the waiter ran). A waiter on another CPU writes neither; one that left (it
+    // moved, or stopped waiting) is found out by the engine: a few completions in a row
+    // unseen, and it gives none until a wait there sees one again. Advisory only: nothing
+    // depends on them for correctness. In the doorbell's padding: version-2 peers ignore them.
     std::atomic<std::uint32_t> engine_cpu;
     std::atomic<std::uint32_t> waiter_cpu;
     std::atomic<std::uint64_t> waiter_seen;
 };
+// Shared between processes: lock-free atomics only, and the new words inside the doorbell's
+// line (the layout of version 2 unchanged).
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(offsetof(region_header, waiter_seen) + sizeof(std::uint64_t) <= offsetof(region_header, engine_asleep) + 64);
+static_assert(sizeof(region_header) == 320 && offsetof(region_header, engine_asleep) == 256);
 
 struct region_geometry {
     replica::table_geometry table;
@@ -99,8 +106,9 @@ public:
     // The application side, before it waits: true when it runs on the engine's CPU, which it
     // then says (waiter_cpu); once such a wait saw writes complete up to `seq`: note_seen.
     bool note_waiter() noexcept;
-    void note_seen(std::uint64_t seq) noexcept {
-        if (h_->waiter_seen.load(std::memory_order_relaxed) < seq) h_->waiter_seen.store(seq, std::memory_order_relaxed);
+    void note_seen(std::uint64_t seq) noexcept { // a maximum: waiters on several threads
+        std::uint64_t was = h_->waiter_seen.load(std::memory_order_relaxed);
+        while (was < seq && !h_->waiter_seen.compare_exchange_weak(was, seq, std::memory_order_relaxed)) {}
     }
     // The engine: polls `cpu` (as sched_getcpu() numbers it; -1: stopped); an application
     // last waited there; a wait there has seen writes complete up to `seq`.

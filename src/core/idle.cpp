@@ -6,7 +6,10 @@ namespace heartwire {
 
 std::uint64_t idle_planner::plan(std::uint64_t now, bool worked, std::uint64_t next_due) noexcept {
     idle_turns_ = worked ? 0 : idle_turns_ + 1;
-    // Kept until a sleep of any kind: the waiter on this core has not run since.
+    // Kept until a sleep of any kind (the waiter on this core has not run since), or for
+    // hurry_expiry_ns at most: a loop that never finds room to sleep stops asking.
+    if (hurried_ && hurry_since_ == 0) hurry_since_ = now;
+    if (hurried_ && now - hurry_since_ > hurry_expiry_ns) clear_hurry();
     const bool hurried = hurried_ && !worked;
     if (hurried && p_.adaptive) idle_turns_ = std::max(idle_turns_, p_.idle_turns);
     if (last_wake_ns_ == 0) last_wake_ns_ = now;
@@ -27,17 +30,19 @@ std::uint64_t idle_planner::plan(std::uint64_t now, bool worked, std::uint64_t n
         if (since >= p_.yield_period_ns || (fits && since >= p_.yield_period_ns - p_.yield_period_ns / 4)) {
             ++forced_;
             idle_turns_ = 0;
-            hurried_ = false;
+            clear_hurry();
+            planned_ns_ = std::min(std::max(p_.yield_ns, since / p_.yield_period_ns * p_.yield_ns), 10 * p_.yield_ns);
             // A turn longer than the period (a backlog being drained) owes the kernel its
             // share of that longer time, up to ten yields' worth at once.
-            return std::min(std::max(p_.yield_ns, since / p_.yield_period_ns * p_.yield_ns), 10 * p_.yield_ns);
+            return planned_ns_;
         }
     }
     if (hurried && !p_.adaptive) {
         const std::uint64_t ns = std::min(p_.yield_ns != 0 ? p_.yield_ns : p_.max_sleep_ns, room);
         if (ns >= p_.min_sleep_ns) {
             ++idle_;
-            hurried_ = false;
+            clear_hurry();
+            planned_ns_ = ns;
             return ns;
         }
     }
@@ -45,7 +50,8 @@ std::uint64_t idle_planner::plan(std::uint64_t now, bool worked, std::uint64_t n
         const std::uint64_t ns = std::min(p_.max_sleep_ns, room);
         if (ns >= p_.min_sleep_ns) {
             ++idle_;
-            hurried_ = false;
+            clear_hurry();
+            planned_ns_ = ns;
             return ns;
         }
     }
@@ -53,7 +59,15 @@ std::uint64_t idle_planner::plan(std::uint64_t now, bool worked, std::uint64_t n
 }
 
 void idle_planner::woke(std::uint64_t intended, std::uint64_t woke) noexcept {
-    last_wake_ns_ = woke;
+    // The duty cycle's clock: a sleep of a yield's length (or longer) gave the kernel its
+    // share, and the period starts again; a shorter one (an idle or courtesy sleep cut to the
+    // room before a timer) pays for its part of the period only, so a stream of short sleeps
+    // cannot put the yield off for good.
+    const std::uint64_t slept = woke - std::min(woke, intended - std::min(intended, planned_ns_));
+    if (p_.yield_ns == 0 || p_.yield_period_ns == 0 || slept >= p_.yield_ns || last_wake_ns_ == 0)
+        last_wake_ns_ = woke;
+    else
+        last_wake_ns_ = std::min(woke, last_wake_ns_ + slept * (p_.yield_period_ns / p_.yield_ns));
     if (decayed_ns_ == 0) decayed_ns_ = woke;
     const std::uint64_t late = woke > intended ? woke - intended : 0;
     // A decaying maximum: one slow wake makes the next sleeps shorter for a while.

@@ -106,6 +106,7 @@ struct engine::store_slot {
     std::uint64_t seen_divergences{0};
     std::uint64_t owed_seq{0};      // completed for a waiter on the role lcore's CPU ...
     std::uint8_t owed_sleeps{0};    // ... which gets this many more sleeps until it has seen it
+    std::uint8_t unseen{0};         // completions in a row given a sleep no wait there saw
     bool was_in_sync{false};
     store_slot(std::size_t i, std::size_t g, state::region& r, const replica::host_params& p)
         : index(i), group(g), region(&r), host(r.table(), p) {}
@@ -1021,7 +1022,7 @@ std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64
         return end;
     }
     const bool yield = planner.forced_yields() != forced;
-    if (hurried) c.waiter_sleeps.add(); // this sleep (whichever kind) is the waiting application's
+    const bool courtesy = hurried && !yield; // the waiting application's sleep (a yield is the core's anyway)
     // An idle sleep of the role lcore with stores: on their doorbells, so an application's
     // write ends it (a forced yield is the core's for others, and stays a plain sleep).
     switch (yield || &planner != &role_idle_ ? bell::none : doorbell_sleep(ns, end)) {
@@ -1029,6 +1030,7 @@ std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64
         return end;
     case bell::early: // a write rang: the planner's clock and latency are not a sleep's
         c.idle_sleeps.add();
+        if (courtesy) c.waiter_sleeps.add();
         return clk_.now_ns();
     case bell::timer:
         break;
@@ -1041,12 +1043,20 @@ std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64
     const std::uint64_t intended = end + ns;
     planner.woke(intended, clk_.now_ns());
     (yield ? c.yields : c.idle_sleeps).add();
+    if (courtesy) c.waiter_sleeps.add();
     return intended;
 }
 
 // A completion given to a waiter on this core that no wait has seen yet, after the sleep
 // meant for it: it did not run in that sleep (the next timer cut it short, or the kernel ran
 // something else first). Another sleep for it, a few at most (it may not wait at all).
+void engine::note_role_cpu() noexcept {
+    const int cpu = ::sched_getcpu(); // the vDSO's: an lcore allowed several CPUs may move
+    if (cpu == role_cpu_) return;
+    role_cpu_ = cpu;
+    for (auto& sp : stores_) sp->region->engine_on(cpu);
+}
+
 bool engine::waiter_owed() noexcept {
     bool owed = false, pending = false;
     for (auto& sp : stores_) {
@@ -1105,8 +1115,7 @@ template <class Pull>
 int engine::role_loop(Pull&& pull) noexcept {
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     apply_sched();
-    role_cpu_ = ::sched_getcpu(); // the lcore is pinned: once
-    for (auto& sp : stores_) sp->region->engine_on(role_cpu_);
+    note_role_cpu();
     tx_sink tx(*this, role_c_);
     const unsigned nb = std::min<std::uint32_t>(cfg_.engine.burst, max_burst);
     const unsigned cap = cfg_.port.rx_desc + (pipe_ ? pipe_size : 0) + nb;
@@ -1143,10 +1152,14 @@ int engine::role_loop(Pull&& pull) noexcept {
         // writes completed for an application that waits on this core: it runs only once
         // this loop sleeps, so sleep at the first turn with nothing left to do (the frames
         // this turn read, such as the ACK that completed them, are done with).
-        if ((std::exchange(completions_, false) || (owed_ && !role_idle_.hurried() && waiter_owed())) && doorbell_ok_)
+        // Not while a synchronous store has writes in flight (another store's, or the
+        // application's next): its ACK is polled for, and the completion waits for that.
+        if (!sync_in_flight_ && doorbell_ok_ &&
+            (std::exchange(completions_, false) || (owed_ && !role_idle_.hurried() && waiter_owed())))
             role_idle_.hurry();
         const bool more = tx.pending() || turn.capped != capped;
         intended = rest(role_idle_, role_c_, end, more || (total != 0 && !role_idle_.hurried()), tx.pending() ? end : next_wakeup_all());
+        if (intended != end && !stores_.empty()) note_role_cpu(); // a sleep is where the kernel may move it
         wake_latency_ns_.store(role_idle_.latency_ns(), std::memory_order_relaxed);
     }
     machine_event(fsm::event_kind::shutdown, tx);
@@ -1435,6 +1448,7 @@ void engine::expire_replica_leases(std::uint64_t now) noexcept {
 // region's header and to the machine where it stands.
 void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
     if (stores_.empty()) return;
+    sync_in_flight_ = false;
     for (auto& sp : stores_) {
         fsm::state& m = m_[sp->group];
         m.replica_in_sync = true;
@@ -1468,15 +1482,22 @@ void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
         const std::uint64_t applied = s.region->table().state().applied_seq;
         h.applied_seq.store(applied, std::memory_order_release);
         const std::uint64_t completed = s.host.completed();
+        if (s.host.synchronous() && completed < applied) sync_in_flight_ = true;
         // Every write of a synchronous store complete, some of them this turn, and its
         // application waits on this very core: it runs once the loop sleeps, and nothing is
         // in flight to poll for. (An application on a core of its own is not slowed: the
-        // loop keeps polling for its next write.)
+        // loop keeps polling for its next write.) A waiter that no longer waits here (it
+        // moved, or stopped waiting) has not seen the last gifts: after unseen_limit of them
+        // in a row, none until a wait here sees a completion again.
         if (s.host.synchronous() && completed > h.replicated_seq.load(std::memory_order_relaxed) && completed == applied &&
             s.region->waiter_on(role_cpu_)) {
-            completions_ = owed_ = true;
-            s.owed_seq = completed;
-            s.owed_sleeps = courtesy_sleeps;
+            const bool seen = s.owed_seq == 0 || s.region->waiter_saw(s.owed_seq);
+            s.unseen = seen ? 0 : static_cast<std::uint8_t>(std::min<unsigned>(s.unseen + 1u, unseen_limit));
+            if (s.unseen < unseen_limit) {
+                completions_ = owed_ = true;
+                s.owed_seq = completed;
+                s.owed_sleeps = courtesy_sleeps;
+            }
         }
         h.replicated_seq.store(completed, std::memory_order_release);
         h.role.store(static_cast<std::uint32_t>(m.r), std::memory_order_relaxed);

@@ -358,8 +358,11 @@ private:
     int role_cpu_{-1};         // the CPU the role lcore runs on (an application waiting there gets it back)
     bool completions_{false};  // this turn completed a synchronous store's writes for a waiter on role_cpu_
     bool owed_{false};         // a store's completion may still be owed a sleep (waiter_owed)
+    bool sync_in_flight_{false}; // a synchronous store has writes the monitor has not acknowledged
     static constexpr std::uint8_t courtesy_sleeps = 4;
+    static constexpr std::uint8_t unseen_limit = 4;
     bool waiter_owed() noexcept;
+    void note_role_cpu() noexcept; // role_cpu_ and the stores' engine_cpu, when it changed
     bool doorbell_ok_{true};  // futex_waitv works here (Linux 5.16+)
     std::vector<futex_waitv> bells_; // the stores' doorbells, for futex_waitv
     std::unique_ptr<store_status[]> ssnap_;

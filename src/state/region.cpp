@@ -212,9 +212,9 @@ bool region::note_waiter() noexcept {
     if (engine == 0) return false;
     const int cpu = ::sched_getcpu(); // the vDSO's: no system call
     const bool shared = cpu >= 0 && static_cast<std::uint32_t>(cpu) + 1 == engine;
-    // Moved off the engine's CPU: the engine stops giving it a CPU it no longer waits on.
-    const std::uint32_t v = shared ? engine : 0;
-    if (h_->waiter_cpu.load(std::memory_order_relaxed) != v) h_->waiter_cpu.store(v, std::memory_order_relaxed);
+    // Only a waiter there writes (once): two threads on two CPUs do not undo each other, and
+    // the engine finds out itself when nobody there sees its completions any more.
+    if (shared && h_->waiter_cpu.load(std::memory_order_relaxed) != engine) h_->waiter_cpu.store(engine, std::memory_order_relaxed);
     return shared;
 }
 

@@ -117,7 +117,7 @@ std::string cluster::write_config(const std::string& name, std::uint32_t id, con
         t << "\n" << o.groups_toml << "\n";
     t << "[detect]\ninterval_us = " << o.interval_us << "\nmiss = " << o.miss << "\nprobe = \"" << o.probe
       << "\"\n\n";
-    t << "[engine]\nmode = \"" << o.engine << "\"\nidle = \"adaptive\"\nidle_max_sleep_us = 200\n\n";
+    t << "[engine]\nmode = \"" << o.engine << "\"\nidle = \"" << o.idle << "\"\nidle_max_sleep_us = 200\n\n";
     t << "[control]\nsocket = \"" << socket(name) << "\"\nlog_level = \"debug\"\n";
     if (!o.metrics.empty()) t << "metrics = \"" << o.metrics << "\"\n";
     t << "\n";

@@ -20,6 +20,7 @@ struct node_options {
     std::string pmd{"net_af_xdp"};       // net_af_xdp | net_af_packet | net_memif
     std::string mode{"exclusive"};       // address mode
     std::string engine{"run-to-completion"};
+    std::string idle{"adaptive"};        // [engine] idle: adaptive | busy
     std::string lcores{"0"};
     // Tests judge behaviour, not speed: a 20 ms window rides out a loaded 2-core machine.
     std::uint32_t interval_us{2000};

@@ -235,6 +235,61 @@ TEST(Detection, AHurriedPlannerSleepsAtTheFirstChanceInEitherModeUntilItHasSlept
     EXPECT_EQ(a.plan(now, false, now + 1 * ms), 0u) << "then the empty turns again";
 }
 
+TEST(Detection, AHurriedPlannerThatFindsNoRoomStopsAskingAfterAMillisecond) {
+    idle_planner::params busy;
+    busy.yield_ns = 20 * us;
+    busy.yield_period_ns = 0; // no duty cycle to end it either
+    idle_planner b(busy);
+    const std::uint64_t t0 = 1 * ms;
+    b.hurry();
+    EXPECT_EQ(b.plan(t0, false, t0 + 2 * us), 0u) << "no room";
+    EXPECT_EQ(b.plan(t0 + idle_planner::hurry_expiry_ns, false, t0 + idle_planner::hurry_expiry_ns + 2 * us), 0u);
+    EXPECT_TRUE(b.hurried()) << "still within the expiry";
+    EXPECT_EQ(b.plan(t0 + idle_planner::hurry_expiry_ns + 1, false, t0 + 3 * ms), 0u) << "expired: room or not, no sleep";
+    EXPECT_FALSE(b.hurried());
+    b.hurry();
+    EXPECT_EQ(b.plan(t0 + 3 * ms, false, t0 + 4 * ms), 20 * us) << "a new hurry has its own expiry";
+}
+
+TEST(Detection, ShortSleepsPayForTheirPartOfTheDutyCycleNotAllOfIt) {
+    idle_planner::params busy;
+    busy.yield_ns = 20 * us;
+    busy.yield_period_ns = 200 * us;
+    idle_planner b(busy);
+    std::uint64_t now = 1 * ms;
+    EXPECT_EQ(b.plan(now, false, now + 1 * ms), 0u); // the duty cycle's clock starts here
+    // A courtesy sleep of 4 us (cut to the room before a timer) after every 40 us of polling:
+    // each buys 40 us of the period (4 us x 200 / 20), so the clock falls 4 us behind a
+    // round: the yield is due in round 41 (40 us + 40 x 4 us = 200 us). If any sleep reset
+    // the period, it would never come.
+    int round = 0;
+    for (int i = 1; i <= 100 && round == 0; ++i) {
+        now += 40 * us;
+        b.hurry();
+        const std::uint64_t ns = b.plan(now, false, now + 4 * us);
+        if (b.forced_yields() != 0) {
+            round = i;
+            EXPECT_EQ(ns, 20 * us) << "the yield itself, whole";
+            break;
+        }
+        ASSERT_EQ(ns, 4 * us) << "round " << i;
+        b.woke(now + ns, now + ns);
+        now += ns;
+    }
+    EXPECT_EQ(round, 41) << "a stream of short sleeps does not put the yield off for good";
+
+    idle_planner c(busy);
+    now = 1 * ms;
+    EXPECT_EQ(c.plan(now, false, now + 1 * ms), 0u);
+    c.hurry();
+    const std::uint64_t ns = c.plan(now + 10 * us, false, now + 1 * ms);
+    ASSERT_EQ(ns, 20 * us);
+    c.woke(now + 10 * us + ns, now + 10 * us + ns);
+    EXPECT_EQ(c.plan(now + 30 * us + 190 * us, false, now + 30 * us + 190 * us + 10 * us), 0u)
+        << "a yield-long sleep starts the period again";
+    EXPECT_EQ(c.forced_yields(), 0u);
+}
+
 // ---------------------------------------------------------------- stalls
 
 TEST(Detection, StallLateInTheWindowGivesTheFullFreshWindowFromTheWake) {

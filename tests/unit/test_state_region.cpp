@@ -380,13 +380,18 @@ TEST(StateRegion, AWaitOnTheEnginesCpuSaysSoAndWhatItSaw) {
     if (cpus.size() > 1) {
         ASSERT_TRUE(pin(cpus[1]));
         write_and_wait();
-        EXPECT_FALSE(reg->waiter_on(engine)) << "moved to another CPU: withdrawn";
+        EXPECT_TRUE(reg->waiter_on(engine)) << "a waiter elsewhere does not undo one on the engine's CPU";
         EXPECT_FALSE(reg->waiter_saw(3)) << "a waiter on another CPU does not say what it saw";
+        reg->header().waiter_cpu.store(0);
+        write_and_wait();
+        EXPECT_FALSE(reg->waiter_on(engine)) << "nor does it claim the engine's CPU";
         ASSERT_TRUE(pin(engine));
-        EXPECT_TRUE(c->wait_seq(3, 2ms));
+        EXPECT_TRUE(c->wait_seq(4, 2ms));
         EXPECT_TRUE(reg->waiter_on(engine)) << "wait_seq says it too";
-        EXPECT_TRUE(reg->waiter_saw(3));
+        EXPECT_TRUE(reg->waiter_saw(4));
     }
+    reg->note_seen(2);
+    EXPECT_TRUE(reg->waiter_saw(seq)) << "what was seen never goes back (a slower thread's wait)";
     reg->engine_on(-1);
     EXPECT_EQ(reg->header().engine_cpu.load(), 0u) << "a stopped engine polls no CPU";
     ASSERT_EQ(::sched_setaffinity(0, sizeof old, &old), 0);
