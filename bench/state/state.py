@@ -445,6 +445,8 @@ def report(a, ctx, out, head, dirty, t_start):
     L.append(f"heartwire replicated state store benchmark (issue 10), {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
     L.append(f"commit {head} ({dirty} uncommitted tracked file(s)); window {a.window}; nodes: a on core 0, b on core 1; "
              f"args {' '.join(sys.argv[1:])}")
+    src, built = fo.build_info(a.build_dir)  # the binaries' own source (a --build-dir of another tree)
+    L.append(f"binaries: {a.build_dir} (source {src or '?'}, heartwired built {built})")
     L.append(f"load average before: {out['load_before']}; run took {time.monotonic() - t_start:.0f} s")
     if out["sync"]:
         L.append("\n1. Synchronous write latency (one outstanding, measured in the application; us)")
