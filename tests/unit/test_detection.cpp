@@ -193,12 +193,17 @@ TEST(Detection, PlannerWakesEarlyByTheMeasuredLatencySoTimersAreNotLate) {
 // hurry(): an application on this core waits for what a turn completed, and runs only once
 // the loop sleeps. Adaptive: the idle sleep at once, without the empty turns. Busy: a
 // courtesy sleep of one yield's length (cut by the doorbell in the engine), not the duty
-// cycle's yield, which stays due on its period. Never past the next timer, never in a turn
-// that worked; kept until the loop has slept, by whichever sleep.
-TEST(Detection, AHurriedPlannerSleepsAtTheFirstChanceInEitherModeUntilItHasSlept) {
+// cycle's yield (which stays due: the sleep counts for what it slept). Never past the next
+// timer, never in a turn that worked; kept until the loop has slept, by whichever sleep.
+static idle_planner::params busy_20_of_200() {
     idle_planner::params busy;
     busy.yield_ns = 20 * us;
     busy.yield_period_ns = 200 * us;
+    return busy;
+}
+
+TEST(Detection, AHurriedPlannerSleepsAtTheFirstChanceInEitherModeUntilItHasSlept) {
+    idle_planner::params busy = busy_20_of_200();
     idle_planner b(busy);
     std::uint64_t now = 1 * ms;
     EXPECT_EQ(b.plan(now, false, now + 1 * ms), 0u) << "busy: no sleep between yields";
@@ -236,8 +241,7 @@ TEST(Detection, AHurriedPlannerSleepsAtTheFirstChanceInEitherModeUntilItHasSlept
 }
 
 TEST(Detection, AHurriedPlannerThatFindsNoRoomStopsAskingAfterAMillisecond) {
-    idle_planner::params busy;
-    busy.yield_ns = 20 * us;
+    idle_planner::params busy = busy_20_of_200();
     busy.yield_period_ns = 0; // no duty cycle to end it either
     idle_planner b(busy);
     const std::uint64_t t0 = 1 * ms;
@@ -252,9 +256,7 @@ TEST(Detection, AHurriedPlannerThatFindsNoRoomStopsAskingAfterAMillisecond) {
 }
 
 TEST(Detection, ShortSleepsPayForTheirPartOfTheDutyCycleNotAllOfIt) {
-    idle_planner::params busy;
-    busy.yield_ns = 20 * us;
-    busy.yield_period_ns = 200 * us;
+    const idle_planner::params busy = busy_20_of_200();
     idle_planner b(busy);
     std::uint64_t now = 1 * ms;
     EXPECT_EQ(b.plan(now, false, now + 1 * ms), 0u); // the duty cycle's clock starts here
