@@ -112,10 +112,10 @@ public:
     }
     // The engine: polls `cpu` (as sched_getcpu() numbers it; -1: stopped); an application
     // last waited there; a wait there has seen writes complete up to `seq`.
-    void engine_on(int cpu) noexcept { h_->engine_cpu.store(cpu < 0 ? 0 : static_cast<std::uint32_t>(cpu) + 1, std::memory_order_relaxed); }
-    bool waiter_on(int cpu) const noexcept {
-        return cpu >= 0 && h_->waiter_cpu.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(cpu) + 1;
-    }
+    // Both words hold cpu + 1 (0: none).
+    static std::uint32_t cpu_word(int cpu) noexcept { return cpu < 0 ? 0 : static_cast<std::uint32_t>(cpu) + 1; }
+    void engine_on(int cpu) noexcept { h_->engine_cpu.store(cpu_word(cpu), std::memory_order_relaxed); }
+    bool waiter_on(int cpu) const noexcept { return cpu >= 0 && h_->waiter_cpu.load(std::memory_order_relaxed) == cpu_word(cpu); }
     bool waiter_saw(std::uint64_t seq) const noexcept { return h_->waiter_seen.load(std::memory_order_relaxed) >= seq; }
     void disarm_doorbell() noexcept { h_->engine_asleep.store(0, std::memory_order_relaxed); }
     std::atomic<std::uint32_t>& doorbell() noexcept { return h_->engine_asleep; }

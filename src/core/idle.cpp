@@ -31,29 +31,18 @@ std::uint64_t idle_planner::plan(std::uint64_t now, bool worked, std::uint64_t n
             ++forced_;
             idle_turns_ = 0;
             clear_hurry();
-            planned_ns_ = std::min(std::max(p_.yield_ns, since / p_.yield_period_ns * p_.yield_ns), 10 * p_.yield_ns);
             // A turn longer than the period (a backlog being drained) owes the kernel its
             // share of that longer time, up to ten yields' worth at once.
-            return planned_ns_;
+            return planned_ns_ = std::min(std::max(p_.yield_ns, since / p_.yield_period_ns * p_.yield_ns), 10 * p_.yield_ns);
         }
     }
-    if (hurried && !p_.adaptive) {
-        const std::uint64_t ns = std::min(p_.yield_ns != 0 ? p_.yield_ns : p_.max_sleep_ns, room);
-        if (ns >= p_.min_sleep_ns) {
-            ++idle_;
-            clear_hurry();
-            planned_ns_ = ns;
-            return ns;
-        }
-    }
-    if (p_.adaptive && idle_turns_ >= p_.idle_turns) {
-        const std::uint64_t ns = std::min(p_.max_sleep_ns, room);
-        if (ns >= p_.min_sleep_ns) {
-            ++idle_;
-            clear_hurry();
-            planned_ns_ = ns;
-            return ns;
-        }
+    // An idle sleep: adaptive, once the empty turns are done (at once when hurried); busy,
+    // only the courtesy sleep of a hurried planner, one yield long.
+    const std::uint64_t ns = std::min(p_.adaptive || p_.yield_ns == 0 ? p_.max_sleep_ns : p_.yield_ns, room);
+    if ((hurried || (p_.adaptive && idle_turns_ >= p_.idle_turns)) && ns >= p_.min_sleep_ns) {
+        ++idle_;
+        clear_hurry();
+        return planned_ns_ = ns;
     }
     return 0;
 }

@@ -1025,12 +1025,13 @@ std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64
     const bool courtesy = hurried && !yield; // the waiting application's sleep (a yield is the core's anyway)
     // An idle sleep of the role lcore with stores: on their doorbells, so an application's
     // write ends it (a forced yield is the core's for others, and stays a plain sleep).
-    switch (yield || &planner != &role_idle_ ? bell::none : doorbell_sleep(ns, end)) {
+    const bell b = yield || &planner != &role_idle_ ? bell::none : doorbell_sleep(ns, end);
+    if (courtesy && b != bell::ready) c.waiter_sleeps.add();
+    switch (b) {
     case bell::ready: // a write waits at a queue's head: another turn at once, no sleep
         return end;
     case bell::early: // a write rang: the planner's clock and latency are not a sleep's
         c.idle_sleeps.add();
-        if (courtesy) c.waiter_sleeps.add();
         return clk_.now_ns();
     case bell::timer:
         break;
@@ -1043,13 +1044,9 @@ std::uint64_t engine::rest(idle_planner& planner, lcore_counters& c, std::uint64
     const std::uint64_t intended = end + ns;
     planner.woke(intended, clk_.now_ns());
     (yield ? c.yields : c.idle_sleeps).add();
-    if (courtesy) c.waiter_sleeps.add();
     return intended;
 }
 
-// A completion given to a waiter on this core that no wait has seen yet, after the sleep
-// meant for it: it did not run in that sleep (the next timer cut it short, or the kernel ran
-// something else first). Another sleep for it, a few at most (it may not wait at all).
 void engine::note_role_cpu() noexcept {
     const int cpu = ::sched_getcpu(); // the vDSO's: an lcore allowed several CPUs may move
     if (cpu == role_cpu_) return;
@@ -1057,6 +1054,9 @@ void engine::note_role_cpu() noexcept {
     for (auto& sp : stores_) sp->region->engine_on(cpu);
 }
 
+// A completion for a waiter on this core that no wait has seen yet: a sleep for it, one
+// when it completed and a few more after that (the next timer may cut a sleep short, or the
+// kernel run something else in it first; the waiter may not wait at all).
 bool engine::waiter_owed() noexcept {
     bool owed = false, pending = false;
     for (auto& sp : stores_) {
@@ -1154,9 +1154,7 @@ int engine::role_loop(Pull&& pull) noexcept {
         // this turn read, such as the ACK that completed them, are done with).
         // Not while a synchronous store has writes in flight (another store's, or the
         // application's next): its ACK is polled for, and the completion waits for that.
-        if (!sync_in_flight_ && doorbell_ok_ &&
-            (std::exchange(completions_, false) || (owed_ && !role_idle_.hurried() && waiter_owed())))
-            role_idle_.hurry();
+        if (owed_ && !sync_in_flight_ && doorbell_ok_ && !role_idle_.hurried() && waiter_owed()) role_idle_.hurry();
         const bool more = tx.pending() || turn.capped != capped;
         intended = rest(role_idle_, role_c_, end, more || (total != 0 && !role_idle_.hurried()), tx.pending() ? end : next_wakeup_all());
         if (intended != end && !stores_.empty()) note_role_cpu(); // a sleep is where the kernel may move it
@@ -1494,7 +1492,7 @@ void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
             const bool seen = s.owed_seq == 0 || s.region->waiter_saw(s.owed_seq);
             s.unseen = seen ? 0 : static_cast<std::uint8_t>(std::min<unsigned>(s.unseen + 1u, unseen_limit));
             if (s.unseen < unseen_limit) {
-                completions_ = owed_ = true;
+                owed_ = true;
                 s.owed_seq = completed;
                 s.owed_sleeps = courtesy_sleeps;
             }

@@ -356,10 +356,9 @@ private:
     // callback is built once and reads these), and their published status.
     std::vector<std::unique_ptr<store_slot>> stores_;
     int role_cpu_{-1};         // the CPU the role lcore runs on (an application waiting there gets it back)
-    bool completions_{false};  // this turn completed a synchronous store's writes for a waiter on role_cpu_
-    bool owed_{false};         // a store's completion may still be owed a sleep (waiter_owed)
+    bool owed_{false};         // a store's completion for a waiter on role_cpu_ may still be owed a sleep (waiter_owed)
     bool sync_in_flight_{false}; // a synchronous store has writes the monitor has not acknowledged
-    static constexpr std::uint8_t courtesy_sleeps = 4;
+    static constexpr std::uint8_t courtesy_sleeps = 5; // one at the completion, four more at most
     static constexpr std::uint8_t unseen_limit = 4;
     bool waiter_owed() noexcept;
     void note_role_cpu() noexcept; // role_cpu_ and the stores' engine_cpu, when it changed

@@ -210,8 +210,8 @@ bool region::arm_doorbell(bool ready_counts) noexcept {
 bool region::note_waiter() noexcept {
     const std::uint32_t engine = h_->engine_cpu.load(std::memory_order_relaxed);
     if (engine == 0) return false;
-    const int cpu = ::sched_getcpu(); // the vDSO's: no system call
-    const bool shared = cpu >= 0 && static_cast<std::uint32_t>(cpu) + 1 == engine;
+    const std::uint32_t cpu = cpu_word(::sched_getcpu()); // the vDSO's: no system call
+    const bool shared = cpu == engine;
     // Only a waiter there writes (once): two threads on two CPUs do not undo each other, and
     // the engine finds out itself when nobody there sees its completions any more.
     if (shared && h_->waiter_cpu.load(std::memory_order_relaxed) != engine) h_->waiter_cpu.store(engine, std::memory_order_relaxed);
@@ -242,21 +242,39 @@ std::optional<client> client::open(const std::string& path, std::string& error) 
 
 bool client::replaced() const noexcept { return !r_->is_at(path_); }
 
-bool client::wait_seq(std::uint64_t seq, std::chrono::nanoseconds timeout) const noexcept {
-    bool shared = r_->note_waiter(); // even a wait that finds its write done: it waited on this CPU
+namespace {
+
+// The wait of wait() and wait_seq(): spins on `check` (done: the complete_seq() it saw; fail;
+// or not yet), a yield every 256 turns, until `timeout`. A waiter on the engine's CPU says so
+// (even one that finds its write done: it waited there) and what it saw complete.
+enum class step { not_yet, done, fail };
+template <class Check>
+bool spin_wait(region& r, std::chrono::nanoseconds timeout, Check check) noexcept {
+    bool shared = r.note_waiter();
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (std::uint32_t spins = 0;; ++spins) {
-        if (const std::uint64_t done = complete_seq(); done >= seq) {
-            if (shared) r_->note_seen(done);
+        std::uint64_t done = 0;
+        switch (check(done)) {
+        case step::done:
+            if (shared) r.note_seen(done);
+            return true;
+        case step::fail:
+            return false;
+        case step::not_yet:
             break;
         }
         if ((spins & 255) == 255) {
             if (std::chrono::steady_clock::now() > deadline) return false;
             std::this_thread::yield();
-            shared = r_->note_waiter(); // the yield may have moved it
+            shared = r.note_waiter(); // the yield may have moved it
         }
     }
-    return true;
+}
+
+} // namespace
+
+bool client::wait_seq(std::uint64_t seq, std::chrono::nanoseconds timeout) const noexcept {
+    return spin_wait(*r_, timeout, [&](std::uint64_t& done) { return (done = complete_seq()) >= seq ? step::done : step::not_yet; });
 }
 
 bool client::reopen(std::string& error) {
@@ -273,23 +291,14 @@ std::uint64_t client::put(std::string_view key, std::span<const std::byte> value
 std::uint64_t client::erase(std::string_view key) noexcept { return r_->enqueue(replica::op_erase, key, {}); }
 
 bool client::wait(std::uint64_t ticket, std::chrono::nanoseconds timeout) const noexcept {
-    bool shared = r_->note_waiter(); // even a wait that finds its write done: it waited on this CPU
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (std::uint32_t spins = 0;; ++spins) {
+    return spin_wait(*r_, timeout, [&](std::uint64_t& done) {
         const std::uint64_t seq = r_->seq_of(ticket);
-        if (seq == ~0ull) return false;
+        if (seq == ~0ull) return step::fail;
         // Read again after the completion: a ticket forfeited meanwhile (this node stopped
         // leading) reads ~0 now, since replicated_seq moves only after the forfeit.
-        if (const std::uint64_t done = complete_seq(); seq != 0 && done >= seq && r_->seq_of(ticket) == seq) {
-            if (shared) r_->note_seen(done);
-            return true;
-        }
-        if ((spins & 255) == 255) {
-            if (std::chrono::steady_clock::now() > deadline) return false;
-            std::this_thread::yield();
-            shared = r_->note_waiter(); // the yield may have moved it
-        }
-    }
+        done = complete_seq();
+        return seq != 0 && done >= seq && r_->seq_of(ticket) == seq ? step::done : step::not_yet;
+    });
 }
 
 } // namespace heartwire::state

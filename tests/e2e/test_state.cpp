@@ -114,17 +114,22 @@ std::size_t missing_in(const std::string& path, const std::vector<std::uint64_t>
     return miss;
 }
 
+// The nodes' store regions (in /dev/shm) removed at the end of a test.
+struct unlink_regions_at_end {
+    ~unlink_regions_at_end() {
+        for (const char* n : {"a", "b"}) ::unlink(region_path(n).c_str());
+    }
+};
+
 struct store_pair {
     cluster c{{"a", "b"}};
+    unlink_regions_at_end cleanup; // declared after c, so destroyed before it
     explicit store_pair(const std::string& mode, std::uint32_t records = 131072) {
         for (const char* n : {"a", "b"}) {
             node_options o;
             o.extra_toml = store_toml(n, mode, records);
             c.write_config(n, n[0] == 'a' ? 1 : 2, o);
         }
-    }
-    ~store_pair() {
-        for (const char* n : {"a", "b"}) ::unlink(region_path(n).c_str());
     }
 };
 
@@ -395,11 +400,7 @@ TEST(State, TheCounterServiceKeepsEveryAcknowledgedWriteThroughSigkills) {
         o.extra_toml = store_toml(n, "sync", 131072);
         c.write_config(n, n[0] == 'a' ? 1 : 2, o);
     }
-    struct cleanup {
-        ~cleanup() {
-            for (const char* n : {"a", "b"}) ::unlink(region_path(n).c_str());
-        }
-    } cleanup_regions;
+    const unlink_regions_at_end cleanup_regions;
     process svc_a(c.net().ns_name("a"), {COUNTER_PATH, "--port", "7400", "--path", region_path("a")}, c.dir() + "/svc_a.log");
     process svc_b(c.net().ns_name("b"), {COUNTER_PATH, "--port", "7400", "--path", region_path("b")}, c.dir() + "/svc_b.log");
     ASSERT_NO_FATAL_FAILURE(form_pair(c, "a", "b"));
@@ -497,11 +498,7 @@ static void app_on_the_primarys_core_gets_it_back(const char* idle) {
         o.extra_toml = store_toml(n, "sync", 8192);
         c.write_config(n, n[0] == 'a' ? 1 : 2, o);
     }
-    struct unlink_regions {
-        ~unlink_regions() {
-            for (const char* n : {"a", "b"}) ::unlink(region_path(n).c_str());
-        }
-    } cleanup;
+    const unlink_regions_at_end cleanup;
     ASSERT_NO_FATAL_FAILURE(form_pair(c));
     ASSERT_TRUE(wait_until([&] { return store_in_sync(c, "a") && store_in_sync(c, "b"); }, 30s)) << c.logs();
     constexpr int writes = 2000;

@@ -336,7 +336,7 @@ TEST(StateRegion, AWriteFromAnotherProcessRingsTheEnginesDoorbell) {
 // writes are complete (idle_planner::hurry) and again until the waiter has seen them. Even a
 // wait that finds its write already done says it (the waiter on the engine's own CPU runs
 // only after the engine slept, when its write is long complete). A waiter on another CPU
-// writes neither, and one that moved away withdraws.
+// writes neither (the engine finds out itself that nobody on its CPU sees completions).
 TEST(StateRegion, AWaitOnTheEnginesCpuSaysSoAndWhatItSaw) {
     const unlink_at_end f{shm_path("waiter")};
     std::string err;
