@@ -94,6 +94,26 @@ struct writer {
     }
 };
 
+// A writer's thread that is stopped and joined however the test leaves its scope: an ASSERT
+// that returns early would otherwise destroy it joinable (std::terminate, the run lost).
+template <class W> class writer_thread {
+public:
+    template <class F> writer_thread(W& w, F&& f) : w_((w.stop = false, w)), t_(std::forward<F>(f)) {}
+    writer_thread(const writer_thread&) = delete;
+    writer_thread& operator=(const writer_thread&) = delete;
+    ~writer_thread() {
+        w_.stop = true;
+        join();
+    }
+    void join() {
+        if (t_.joinable()) t_.join();
+    }
+
+private:
+    W& w_;
+    std::thread t_;
+};
+
 // Every acknowledged key, read from the region at `path`: how many are missing.
 std::size_t missing_in(const std::string& path, const std::vector<std::uint64_t>& keys, std::string& first) {
     std::string err;
@@ -153,7 +173,7 @@ TEST(State, SyncWritesSurviveSigkillTakeovers) {
         const std::uint64_t share = total / kills + 1;
         const std::uint64_t until = w.acked.size() + share;
         w.failed = 0;
-        std::thread t([&] { w.run(region_path(primary), next); });
+        writer_thread t(w, [&] { w.run(region_path(primary), next); });
         const auto give_up = std::chrono::steady_clock::now() + 120s;
         while (w.count.load() < until && w.failed.load() == 0 && std::chrono::steady_clock::now() < give_up)
             std::this_thread::sleep_for(5ms);
@@ -304,7 +324,7 @@ TEST(State, AsynchronousLossOnATakeoverIsAtMostTheReportedLag) {
     ASSERT_TRUE(wait_until([&] { return store_in_sync(c, "a") && store_in_sync(c, "b"); }, 30s)) << c.logs();
     writer w;
     std::uint64_t next = 0;
-    std::thread t([&] { w.run(region_path("a"), next); });
+    writer_thread t(w, [&] { w.run(region_path("a"), next); });
     ASSERT_TRUE(wait_until([&] { return w.count.load() >= 20'000; }, 60s)) << c.logs();
     c.stop("a", SIGKILL); // while it writes
     w.stop = true;
@@ -330,10 +350,11 @@ namespace {
 struct udp_writer {
     std::atomic<bool> stop{false};
     std::atomic<std::size_t> count{0};
+    std::atomic<std::size_t> until{SIZE_MAX}; // stops once this many are acknowledged
     std::vector<std::uint64_t> acked;
     std::uint64_t errors{0}, abandoned{0};
 
-    void run(const std::string& ns, std::uint64_t& next, std::size_t until) {
+    void run(const std::string& ns, std::uint64_t& next) {
         const int nsfd = open(("/var/run/netns/" + ns).c_str(), O_RDONLY);
         if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0) return;
         close(nsfd);
@@ -348,7 +369,7 @@ struct udp_writer {
         std::map<std::uint64_t, std::chrono::steady_clock::time_point> inflight;
         char buf[256];
         bool burst = false;
-        while (!stop.load() && acked.size() < until) {
+        while (!stop.load() && acked.size() < until.load()) {
             // In bursts (refilled once half came back): the service batches what it reads.
             while (inflight.size() < 32 && (inflight.size() <= 16 || burst) && !stop.load()) {
                 burst = true;
@@ -412,16 +433,20 @@ TEST(State, TheCounterServiceKeepsEveryAcknowledgedWriteThroughSigkills) {
     for (int round = 0; round < 3; ++round) {
         ASSERT_TRUE(wait_until([&] { return store_in_sync(c, primary) && store_in_sync(c, monitor); }, 30s))
             << "round " << round << "\n" << c.logs();
-        const std::size_t kill_at = w.acked.size() + total / 4; // three rounds of a quarter, the rest after
-        w.stop = false;
-        std::thread t([&] { w.run(c.net().client_ns(), next, total + 1000); });
+        // A quarter of the total, then the kill while the client writes; it goes on against
+        // the new primary until that has answered 100 more. The writer stops itself there:
+        // the rounds' writes stay within the total however long the role change takes to see.
+        const std::size_t kill_at = w.acked.size() + total / 4;
+        w.until = SIZE_MAX;
+        writer_thread t(w, [&] { w.run(c.net().client_ns(), next); });
         ASSERT_TRUE(wait_until([&] { return w.count.load() >= kill_at; }, 120s)) << "round " << round << ": " << w.count.load()
                                                                                  << " acknowledged\n" << svc_a.log() << svc_b.log() << c.logs();
-        c.stop(primary, SIGKILL); // while the client writes; it goes on against the new primary
+        c.stop(primary, SIGKILL);
+        const std::size_t at_kill = w.count.load();
+        w.until = at_kill + 100;
         ASSERT_TRUE(c.wait_role(monitor, "primary")) << c.logs();
-        ASSERT_TRUE(wait_until([&] { return w.count.load() >= kill_at + 100; }, 60s))
+        ASSERT_TRUE(wait_until([&] { return w.count.load() >= at_kill + 100; }, 60s))
             << "round " << round << ": the service does not answer on the new primary\n" << svc_a.log() << svc_b.log();
-        w.stop = true;
         t.join();
         std::string first;
         const std::size_t miss = missing_in(region_path(monitor), w.acked, first);
@@ -437,8 +462,8 @@ TEST(State, TheCounterServiceKeepsEveryAcknowledgedWriteThroughSigkills) {
     }
     // Top up to the total on the last primary (no kill), then the final check.
     if (w.acked.size() < total) {
-        w.stop = false;
-        std::thread t([&] { w.run(c.net().client_ns(), next, total); }); // setns: its own thread
+        w.until = total;
+        writer_thread t(w, [&] { w.run(c.net().client_ns(), next); }); // setns: its own thread
         t.join();
     }
     EXPECT_GE(w.acked.size(), total);
