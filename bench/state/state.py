@@ -216,76 +216,88 @@ def sync_phase(ctx, a, configs, rows):
         with_engine(ctx, idle_a, sets)
         pair = StorePair(ctx, {"records": a.sync_records, "key_max": 16, "value_max": 16, "mode": "sync", "queue": 1024},
                          idle_b=idle_b or None)
-        row = {"config": spec, "pmd": pmd, "idle": idle, "sched": sched, "app_core": app, "window": a.window}
+        row = {"config": spec, "pmd": pmd, "idle": idle, "sched": sched, "app_core": app, "window": a.window, "redone": 0}
         t_row = time.monotonic()
         try:
-            # Node a (core 0) must be the primary: the idle policies and the application's core
-            # are given per node. A false takeover at start-up can swap the roles: start again.
-            # With the same idle policy on both nodes either may lead (memif's pair often
-            # elects b): the application follows the primary's core.
-            for attempt in range(3):
-                pair.start(cell_of(pmd, ctx.window))
-                p, m = pair.wait_in_sync()
-                if p == "a" or (p and not idle_b):
+            for attempt in range(1 + a.sync_redo):
+                # Node a (core 0) must be the primary: the idle policies and the application's core
+                # are given per node. A false takeover at start-up can swap the roles: start again.
+                # With the same idle policy on both nodes either may lead (memif's pair often
+                # elects b): the application follows the primary's core.
+                for _ in range(3):
+                    pair.start(cell_of(pmd, ctx.window))
+                    p, m = pair.wait_in_sync()
+                    if p == "a" or (p and not idle_b):
+                        break
+                    fo.log(f"sync {spec}: primary is {p}, not a: starting the pair again")
+                    pair.stop()
+                if p != "a" and not (p and not idle_b):
+                    row["error"] = "the store never reached sync with node a primary"
+                    fo.log(f"sync {spec}: {row['error']}")
                     break
-                fo.log(f"sync {spec}: primary is {p}, not a: starting the pair again")
-                pair.stop()
-            if p != "a" and not (p and not idle_b):
-                row["error"] = "the store never reached sync with node a primary"
-                fo.log(f"sync {spec}: {row['error']}")
-                rows.append(row)
-                continue
-            P, M = pair.nodes[p], pair.nodes[m]
-            core = CORE[p] if app == "primary" else CORE[m] if app == "monitor" else None
-            row.update(primary=p, app_cpu=core if core is not None else "any")
-            before = {k: (status(n) or {}).get("counters", {}) for k, n in (("primary", P), ("monitor", M))}
-            with RttSampler(M) as rs:
-                res, err = run_bench(ctx, core, "sync", "--path", pair.region(p), "--writes", writes,
-                                     "--warmup", 2000, "--keys", 4096, "--value-bytes", 16, "--max-seconds", a.sync_max_seconds, "--split", split,
-                                     "--ladder", os.path.join(a.results, f"sync-ladder-{spec.replace(':', '-')}.csv"))
-            stm, stp = status(M), status(P)
-            if res is None:
-                row["error"] = f"state_bench: {err}"
-                rows.append(row)
-                continue
-            rtt = rs.between(res["wall_start_ns"], res["wall_end_ns"])
-            row.update({k: res[k] for k in ("writes", "timeouts", "refused", "degraded")})
-            row.update({f"write_{k}_us": us(res[k]) for k in ("p50", "p90", "p99", "p99_9", "max", "mean")})
-            row["writes_per_s"] = round(res["writes"] / (res["elapsed_ns"] / 1e9))
-            if res.get("split"):
-                row.update({f"{k}_us": us(res[k]) for k in ("taken_p50", "taken_p99", "replicated_p50", "replicated_p99")})
-            row["rtt_sampled_n"] = len(rtt)
-            row["rtt_sampled_p50_us"] = us(pct(rtt, 50))
-            row["rtt_sampled_p99_us"] = us(pct(rtt, 99))
-            r = (stm or {}).get("rtt_ns", {})
-            row["rtt_engine_p50_us"] = us(r.get("p50"))
-            row["rtt_engine_p99_us"] = us(r.get("p99"))
-            sp = store(stp)
-            al = sp.get("ack_latency_ns", {})
-            for k in ("p50", "p99", "p99_9", "max", "mean"):
-                row[f"engine_ack_{k}_us"] = us(al.get(k))
-            row["engine_ack_samples"] = al.get("samples")
-            row["repl_srtt_us"] = us(sp.get("rtt_ns"))
-            row["retransmits"] = sp.get("sender", {}).get("retransmits")
-            row["frames"] = sp.get("sender", {}).get("frames")
-            if row["rtt_sampled_p99_us"] is not None:
-                row["target_us"] = round(2 * row["rtt_sampled_p99_us"] + 10, 1)
-                row["target_met"] = row["write_p99_us"] <= row["target_us"]
-                if row.get("engine_ack_p99_us") is not None:
-                    row["engine_target_met"] = row["engine_ack_p99_us"] <= row["target_us"]
-                row["target_p50_us"] = round(2 * row["rtt_sampled_p50_us"] + 10, 1)
-            for k, s in (("primary", stp), ("monitor", stm)):
-                g = (s or {}).get("loop_gaps", {})
-                row[f"{k}_gaps_over_100us"] = g.get("over_100us")
-                # During the row: the duty cycle's yields, the other sleeps (idle, or the
-                # courtesy sleep after completions) and those a write's doorbell cut short.
-                for c in ("yields", "idle_sleeps", "doorbell_wakes"):
-                    now_c, was_c = (s or {}).get("counters", {}).get("io_" + c), before[k].get("io_" + c)
-                    row[f"{k}_{c}"] = now_c - was_c if now_c is not None and was_c is not None else None
-            fo.log(f"sync {spec}: write p50 {row['write_p50_us']} p99 {row['write_p99_us']} p99.9 {row['write_p99_9_us']} "
-                   f"max {row['write_max_us']} us; probe rtt p50 {row['rtt_sampled_p50_us']} p99 {row['rtt_sampled_p99_us']} us "
-                   f"(n {len(rtt)}; engine {row['rtt_engine_p50_us']}/{row['rtt_engine_p99_us']}); "
-                   f"timeouts {row['timeouts']} degraded {row['degraded']}")
+                P, M = pair.nodes[p], pair.nodes[m]
+                core = CORE[p] if app == "primary" else CORE[m] if app == "monitor" else None
+                row.update(primary=p, app_cpu=core if core is not None else "any")
+                before = {k: (status(n) or {}).get("counters", {}) for k, n in (("primary", P), ("monitor", M))}
+                epochs = [(status(n) or {}).get("epoch") for n in (P, M)]
+                with RttSampler(M) as rs:
+                    res, err = run_bench(ctx, core, "sync", "--path", pair.region(p), "--writes", writes,
+                                         "--warmup", 2000, "--keys", 4096, "--value-bytes", 16, "--max-seconds", a.sync_max_seconds, "--split", split,
+                                         "--ladder", os.path.join(a.results, f"sync-ladder-{spec.replace(':', '-')}.csv"))
+                stm, stp = status(M), status(P)
+                # A takeover during the row (the host stalled the primary past the window: a
+                # false one) swaps the roles, and the application is no longer beside the
+                # primary's engine: the row measured something else. It is logged and run again.
+                changed = [(s or {}).get("epoch") for s in (stp, stm)] != epochs or (stp or {}).get("role") != "primary"
+                if res is None:
+                    row["error"] = f"state_bench: {err}"
+                    break
+                rtt = rs.between(res["wall_start_ns"], res["wall_end_ns"])
+                row.update({k: res[k] for k in ("writes", "timeouts", "refused", "degraded")})
+                row.update({f"write_{k}_us": us(res[k]) for k in ("p50", "p90", "p99", "p99_9", "max", "mean")})
+                row["writes_per_s"] = round(res["writes"] / (res["elapsed_ns"] / 1e9))
+                if res.get("split"):
+                    row.update({f"{k}_us": us(res[k]) for k in ("taken_p50", "taken_p99", "replicated_p50", "replicated_p99")})
+                row["rtt_sampled_n"] = len(rtt)
+                row["rtt_sampled_p50_us"] = us(pct(rtt, 50))
+                row["rtt_sampled_p99_us"] = us(pct(rtt, 99))
+                r = (stm or {}).get("rtt_ns", {})
+                row["rtt_engine_p50_us"] = us(r.get("p50"))
+                row["rtt_engine_p99_us"] = us(r.get("p99"))
+                sp = store(stp)
+                al = sp.get("ack_latency_ns", {})
+                for k in ("p50", "p99", "p99_9", "max", "mean"):
+                    row[f"engine_ack_{k}_us"] = us(al.get(k))
+                row["engine_ack_samples"] = al.get("samples")
+                row["repl_srtt_us"] = us(sp.get("rtt_ns"))
+                row["retransmits"] = sp.get("sender", {}).get("retransmits")
+                row["frames"] = sp.get("sender", {}).get("frames")
+                if row["rtt_sampled_p99_us"] is not None:
+                    row["target_us"] = round(2 * row["rtt_sampled_p99_us"] + 10, 1)
+                    row["target_met"] = row["write_p99_us"] <= row["target_us"]
+                    if row.get("engine_ack_p99_us") is not None:
+                        row["engine_target_met"] = row["engine_ack_p99_us"] <= row["target_us"]
+                    row["target_p50_us"] = round(2 * row["rtt_sampled_p50_us"] + 10, 1)
+                for k, s in (("primary", stp), ("monitor", stm)):
+                    g = (s or {}).get("loop_gaps", {})
+                    row[f"{k}_gaps_over_100us"] = g.get("over_100us")
+                    # During the row: the duty cycle's yields, the other sleeps (idle, or the
+                    # courtesy sleep after completions) and those a write's doorbell cut short.
+                    for c in ("yields", "idle_sleeps", "doorbell_wakes"):
+                        now_c, was_c = (s or {}).get("counters", {}).get("io_" + c), before[k].get("io_" + c)
+                        row[f"{k}_{c}"] = now_c - was_c if now_c is not None and was_c is not None else None
+                fo.log(f"sync {spec}: write p50 {row['write_p50_us']} p99 {row['write_p99_us']} p99.9 {row['write_p99_9_us']} "
+                       f"max {row['write_max_us']} us; probe rtt p50 {row['rtt_sampled_p50_us']} p99 {row['rtt_sampled_p99_us']} us "
+                       f"(n {len(rtt)}; engine {row['rtt_engine_p50_us']}/{row['rtt_engine_p99_us']}); "
+                       f"timeouts {row['timeouts']} degraded {row['degraded']}")
+                if changed and attempt < a.sync_redo:
+                    fo.log(f"sync {spec}: a takeover during the row (epochs {epochs} -> "
+                           f"{[(s or {}).get('epoch') for s in (stp, stm)]}, degraded {row['degraded']}): running it again")
+                    row["redone"] += 1
+                    pair.stop()
+                    continue
+                row["takeover_in_row"] = bool(changed)
+                break
         finally:
             pair.stop()
             ctx.timing.add("sync rows", time.monotonic() - t_row)
@@ -451,7 +463,7 @@ def report(a, ctx, out, head, dirty, t_start):
     if out["sync"]:
         L.append("\n1. Synchronous write latency (one outstanding, measured in the application; us)")
         L.append(f"  {'config pmd:idle:sched:app':34} {'n':>6} {'p50':>7} {'p90':>7} {'p99':>7} {'p99.9':>7} {'max':>8}"
-                 f" | {'rtt p50':>7} {'rtt p99':>7} {'(n)':>5} {'eng p50/p99':>13} | {'2rtt99+10':>9} met  tmo dgr")
+                 f" | {'rtt p50':>7} {'rtt p99':>7} {'(n)':>5} {'eng p50/p99':>13} | {'2rtt99+10':>9} met  tmo dgr redo")
         for r in out["sync"]:
             if "error" in r:
                 L.append(f"  {r['config']:34} {r['error']}")
@@ -459,7 +471,8 @@ def report(a, ctx, out, head, dirty, t_start):
             L.append(f"  {r['config']:34} {r['writes']:>6} {r['write_p50_us']:>7} {r['write_p90_us']:>7} {r['write_p99_us']:>7}"
                      f" {r['write_p99_9_us']:>7} {r['write_max_us']:>8} | {r['rtt_sampled_p50_us']!s:>7} "
                      f"{r['rtt_sampled_p99_us']!s:>7} {r['rtt_sampled_n']:>5} {str(r['rtt_engine_p50_us']) + '/' + str(r['rtt_engine_p99_us']):>13}"
-                     f" | {r.get('target_us')!s:>9} {'yes' if r.get('target_met') else 'NO ':3} {r['timeouts']:>4} {r['degraded']:>3}")
+                     f" | {r.get('target_us')!s:>9} {'yes' if r.get('target_met') else 'NO ':3} {r['timeouts']:>4} {r['degraded']:>3}"
+                     f" {r.get('redone', 0):>4}{' takeover in the row' if r.get('takeover_in_row') else ''}")
         L.append("  the engine's side (status ack_latency_ns: the write taken from the queue -> the monitor's ACK of it, "
                  "1 us buckets), the same runs:")
         for r in out["sync"]:
@@ -474,7 +487,8 @@ def report(a, ctx, out, head, dirty, t_start):
                          f"taken -> complete p50 {r['replicated_p50_us']} / p99 {r['replicated_p99_us']} us")
         L.append("  rtt = the monitor's probe round trip during the run (status rtt_ns.last every 10 ms); eng = the "
                  "monitor's own rtt_ns p50/p99 since start (log2 buckets: upper bounds); tmo = timeouts; dgr = writes "
-                 "that completed with the store degraded")
+                 "that completed with the store degraded; redo = runs of the row thrown away for a takeover in them "
+                 "(logged above: the roles swapped under the application; --sync-redo)")
     if out["async"]:
         L.append("\n2. Asynchronous throughput (one application thread; af_xdp)")
         for r in out["async"]:
@@ -534,6 +548,8 @@ def main():
     ap.add_argument("--sync-records", type=int, default=8192,
                     help="store capacity for the sync rows (small: see README on the snapshot walk of a sparse table)")
     ap.add_argument("--sync-max-seconds", type=int, default=30, help="a sync row stops there (a wedged pair)")
+    ap.add_argument("--sync-redo", type=int, default=3,
+                    help="a sync row with a takeover in it (the roles swapped under the application) is run again up to N times")
     ap.add_argument("--async-writes", type=int, default=2000000)
     ap.add_argument("--async-queue", type=int, default=16384)
     ap.add_argument("--async-idle", default="busy")
