@@ -219,7 +219,7 @@ def sync_phase(ctx, a, configs, rows):
         row = {"config": spec, "pmd": pmd, "idle": idle, "sched": sched, "app_core": app, "window": a.window, "redone": 0}
         t_row = time.monotonic()
         try:
-            for attempt in range(1 + a.sync_redo):
+            for attempt in range(1 + a.redo):
                 # Node a (core 0) must be the primary: the idle policies and the application's core
                 # are given per node. A false takeover at start-up can swap the roles: start again.
                 # With the same idle policy on both nodes either may lead (memif's pair often
@@ -290,7 +290,7 @@ def sync_phase(ctx, a, configs, rows):
                        f"max {row['write_max_us']} us; probe rtt p50 {row['rtt_sampled_p50_us']} p99 {row['rtt_sampled_p99_us']} us "
                        f"(n {len(rtt)}; engine {row['rtt_engine_p50_us']}/{row['rtt_engine_p99_us']}); "
                        f"timeouts {row['timeouts']} degraded {row['degraded']}")
-                if changed and attempt < a.sync_redo:
+                if changed and attempt < a.redo:
                     fo.log(f"sync {spec}: a takeover during the row (epochs {epochs} -> "
                            f"{[(s or {}).get('epoch') for s in (stp, stm)]}, degraded {row['degraded']}): running it again")
                     row["redone"] += 1
@@ -345,50 +345,66 @@ def snapshot_phase(ctx, a, rows):
         n = a.snapshot_records
         pair = StorePair(ctx, {"records": n, "key_max": 16, "value_max": max(16, vb), "mode": "sync", "queue": 4096,
                                "log_mb": 8})
-        row = {"records": n, "key_bytes": 9, "value_bytes": vb}
+        row = {"records": n, "key_bytes": 9, "value_bytes": vb, "redone": 0}
         try:
-            pair.start(cell_of("af_xdp", ctx.window), only="a")  # b joins once a holds every record
-            A, B = pair.nodes["a"], pair.nodes["b"]
-            end = time.monotonic() + 15
-            while time.monotonic() < end and (status(A) or {}).get("role") != "primary":
-                time.sleep(0.05)
-            t = time.monotonic()
-            res, err = run_bench(ctx, CORE["b"], "fill", "--path", pair.region("a"), "--records", n, "--value-bytes", vb)
-            if res is None or not res.get("ok"):
-                row["error"] = f"fill: {err or res}"
-                rows.append(row)
-                continue
-            row["fill_s"] = round(res["elapsed_ns"] / 1e9, 2)
-            end = time.monotonic() + 20
-            while time.monotonic() < end and store(status(A)).get("records") != n:
-                time.sleep(0.05)
-            fo.log(f"snapshot {vb} B values: {n} records written in {time.monotonic() - t:.1f} s; monitor joins")
-            B.start()
-            end = time.monotonic() + 120
-            sb = {}
-            while time.monotonic() < end:
-                sb = store(status(B))
-                if sb.get("side") == "follower" and sb.get("in_sync") and sb.get("sync_after_us", -1) >= 0:
+            for attempt in range(1 + a.redo):
+                pair.start(cell_of("af_xdp", ctx.window), only="a")  # b joins once a holds every record
+                A, B = pair.nodes["a"], pair.nodes["b"]
+                end = time.monotonic() + 15
+                while time.monotonic() < end and (status(A) or {}).get("role") != "primary":
+                    time.sleep(0.05)
+                t = time.monotonic()
+                res, err = run_bench(ctx, CORE["b"], "fill", "--path", pair.region("a"), "--records", n, "--value-bytes", vb)
+                if res is None or not res.get("ok"):
+                    row["error"] = f"fill: {err or res}"
                     break
-                time.sleep(0.02)
-            sa = store(status(A))
-            if not sb.get("in_sync"):
-                row["error"] = "the monitor never reached sync"
-                rows.append(row)
-                continue
-            after = sb["sync_after_us"]
-            recs = sb["receiver"]["snapshot_records"]
-            payload = recs * (9 + vb)
-            wire = recs * (12 + 9 + vb)  # entry header 12 B (replication.hpp) + key + value
-            row.update(sync_after_ms=round(after / 1000, 1), snapshot_records=recs,
-                       records_per_s=round(recs / (after / 1e6)), payload_mb_per_s=round(payload / after, 1),
-                       entry_mb_per_s=round(wire / after, 1), frames=sa.get("sender", {}).get("frames"),
-                       snapshots=sb["receiver"]["snapshots"], gaps=sb["receiver"]["gaps"],
-                       rewinds=sa.get("sender", {}).get("chunk_rewinds"), records_on_monitor=sb.get("records"),
-                       digest_equal=sa.get("digest") == sb.get("digest"))
-            fo.log(f"snapshot {vb} B values: sync after {row['sync_after_ms']} ms, {recs} snapshot records, "
-                   f"{row['records_per_s']} records/s, {row['payload_mb_per_s']} MB/s of keys+values, "
-                   f"{row['snapshots']} snapshot(s), digests equal {row['digest_equal']}")
+                row["fill_s"] = round(res["elapsed_ns"] / 1e9, 2)
+                end = time.monotonic() + 20
+                while time.monotonic() < end and store(status(A)).get("records") != n:
+                    time.sleep(0.05)
+                fo.log(f"snapshot {vb} B values: {n} records written in {time.monotonic() - t:.1f} s; monitor joins")
+                epoch = (status(A) or {}).get("epoch")
+                B.start()
+                end = time.monotonic() + 120
+                sb = {}
+                while time.monotonic() < end:
+                    sb = store(status(B))
+                    if sb.get("side") == "follower" and sb.get("in_sync") and sb.get("sync_after_us", -1) >= 0:
+                        break
+                    time.sleep(0.02)
+                sta = status(A)
+                sa = store(sta)
+                cb = (status(B) or {}).get("counters", {})
+                row["takeovers_held"], row["takeover_holds_answered"] = cb.get("takeovers_held"), cb.get("takeover_holds_answered")
+                # A takeover during the join (a false one: the host stalled a's engine past the
+                # window) hands the lead to the half-filled copy and restarts the walk the other
+                # way: the row would time another transfer. It is logged and run again.
+                changed = (sta or {}).get("epoch") != epoch or (sta or {}).get("role") != "primary"
+                if not sb.get("in_sync"):
+                    row["error"] = "the monitor never reached sync"
+                    break
+                after = sb["sync_after_us"]
+                recs = sb["receiver"]["snapshot_records"]
+                payload = recs * (9 + vb)
+                wire = recs * (12 + 9 + vb)  # entry header 12 B (replication.hpp) + key + value
+                row.update(sync_after_ms=round(after / 1000, 1), snapshot_records=recs,
+                           records_per_s=round(recs / (after / 1e6)), payload_mb_per_s=round(payload / after, 1),
+                           entry_mb_per_s=round(wire / after, 1), frames=sa.get("sender", {}).get("frames"),
+                           snapshots=sb["receiver"]["snapshots"], gaps=sb["receiver"]["gaps"],
+                           rewinds=sa.get("sender", {}).get("chunk_rewinds"), records_on_monitor=sb.get("records"),
+                           digest_equal=sa.get("digest") == sb.get("digest"))
+                fo.log(f"snapshot {vb} B values: sync after {row['sync_after_ms']} ms, {recs} snapshot records, "
+                       f"{row['records_per_s']} records/s, {row['payload_mb_per_s']} MB/s of keys+values, "
+                       f"{row['snapshots']} snapshot(s), digests equal {row['digest_equal']}")
+                if changed and attempt < a.redo:
+                    fo.log(f"snapshot {vb} B values: a takeover during the join (a's epoch {epoch} -> "
+                           f"{(sta or {}).get('epoch')}, role {(sta or {}).get('role')}; records on a {sa.get('records')}, "
+                           f"on b {sb.get('records')}): running it again")
+                    row["redone"] += 1
+                    pair.stop()
+                    continue
+                row["takeover_in_row"] = bool(changed)
+                break
         finally:
             pair.stop()
         rows.append(row)
@@ -488,7 +504,7 @@ def report(a, ctx, out, head, dirty, t_start):
         L.append("  rtt = the monitor's probe round trip during the run (status rtt_ns.last every 10 ms); eng = the "
                  "monitor's own rtt_ns p50/p99 since start (log2 buckets: upper bounds); tmo = timeouts; dgr = writes "
                  "that completed with the store degraded; redo = runs of the row thrown away for a takeover in them "
-                 "(logged above: the roles swapped under the application; --sync-redo)")
+                 "(logged above: the roles swapped under the application; --redo)")
     if out["async"]:
         L.append("\n2. Asynchronous throughput (one application thread; af_xdp)")
         for r in out["async"]:
@@ -511,7 +527,10 @@ def report(a, ctx, out, head, dirty, t_start):
             L.append(f"  {r['records']} records, key 9 B, value {r['value_bytes']} B: sync after {r['sync_after_ms']} ms, "
                      f"{r['records_per_s']} records/s, {r['payload_mb_per_s']} MB/s keys+values ({r['entry_mb_per_s']} MB/s "
                      f"as entries), {r['snapshot_records']} snapshot records, {r['snapshots']} snapshot(s), "
-                     f"gaps {r['gaps']}, rewinds {r['rewinds']}, digests equal {r['digest_equal']}")
+                     f"gaps {r['gaps']}, rewinds {r['rewinds']}, digests equal {r['digest_equal']}, "
+                     f"{r['records_on_monitor']} on the monitor; takeovers held for the join {r.get('takeovers_held')} "
+                     f"(the primary answered in {r.get('takeover_holds_answered')}); runs redone for a takeover {r['redone']}"
+                     f"{' (the last had one too)' if r.get('takeover_in_row') else ''}")
     if out["detect"]:
         L.append(f"\n4. SIGKILL detection at {a.window} without / with a {a.load_rate}/s async write load (af_xdp, us)")
         L.append(f"  {'arm':6} {'valid':>7} {'GARP p50':>9} {'p90':>7} {'p99':>7} {'max':>7} | {'decision p50':>12} "
@@ -548,8 +567,9 @@ def main():
     ap.add_argument("--sync-records", type=int, default=8192,
                     help="store capacity for the sync rows (small: see README on the snapshot walk of a sparse table)")
     ap.add_argument("--sync-max-seconds", type=int, default=30, help="a sync row stops there (a wedged pair)")
-    ap.add_argument("--sync-redo", type=int, default=3,
-                    help="a sync row with a takeover in it (the roles swapped under the application) is run again up to N times")
+    ap.add_argument("--redo", type=int, default=3,
+                    help="a sync or snapshot row with a takeover in it (a false one: the host stalled an engine past "
+                         "the window; the roles swapped under the row) is run again up to N times")
     ap.add_argument("--async-writes", type=int, default=2000000)
     ap.add_argument("--async-queue", type=int, default=16384)
     ap.add_argument("--async-idle", default="busy")

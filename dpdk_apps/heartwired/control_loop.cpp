@@ -625,6 +625,16 @@ void control_loop::on_event(const io::control_event& ev) {
             remember(ev.wall_ns, text);
             break;
         }
+        if (a.what == fsm::note::takeover_held || a.what == fsm::note::takeover_hold_answered) {
+            const std::string text =
+                tag + (a.what == fsm::note::takeover_held
+                           ? fmt("the primary is silent past the window while a store's copy here is joining or repairing: "
+                                 "takeover held for %u ms (state join_hold_ms)", a.arg)
+                           : fmt("the primary answered after %u us of the hold: no takeover (its copy stays whole)", a.arg));
+            log::write_at(log::level::warn, ev.wall_ns, text);
+            remember(ev.wall_ns, text);
+            break;
+        }
         if (a.what == fsm::note::takeover_out_of_sync) {
             const std::string text = tag + "took over with a replica that was not in sync: writes acknowledged while it was "
                                            "behind may be missing (" + (a.arg == 1 ? "failure" : "switchover") + ")";

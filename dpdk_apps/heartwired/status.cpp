@@ -328,6 +328,7 @@ std::string status_json(const status_inputs& in) {
                           {"mode", cfg::to_string(sc.mode)},
                           {"side", replica::to_string(x.s)},
                           {"in_sync", x.in_sync},
+                          {"consistent", x.consistent},
                           {"degraded", x.degraded},
                           {"holding", x.holding},
                           {"stream", x.stream},

@@ -259,6 +259,11 @@ struct state_cfg {
     std::string path;
     // [[state]] log_mb: deltas kept for retransmission before a lagging monitor needs a snapshot
     std::uint32_t log_mb{8};
+    // [[state]] join_hold_ms: a monitor whose copy is joining (a snapshot under way) or
+    // repairing waits this long before it takes over a silent primary (0: at once). A stalled
+    // primary answers within it; a dead one is taken over after it (an engine-down notice
+    // is never held).
+    std::uint32_t join_hold_ms{100};
     bool operator==(const state_cfg&) const = default;
 };
 // The file a store's region lives in (its `path`, else the default above).

@@ -221,6 +221,8 @@ std::string_view to_string(action_kind a) noexcept;
     X(fence_failed)              /* arg: peer; retried after a backoff (doubling, up to 64x) */  \
     X(send_key_changed)          /* arg: key id now used for sending */                          \
     X(takeover_out_of_sync)      /* arg: 1 failure, 2 switchover; the replica was not in sync */ \
+    X(takeover_held)             /* arg: hold in ms; the primary is silent and a copy is joining */ \
+    X(takeover_hold_answered)    /* arg: us held; the primary answered: no takeover was needed */ \
     /* the engine's, about a replicated store (arg: its index in [[state]]) */                   \
     X(replica_diverged)          /* the follower's copy differed (digest or scrub): a snapshot repairs it */ \
     X(replica_in_sync)           /* the follower's copy reached sync */                           \
@@ -293,6 +295,8 @@ protected:
     X(link_downs)           /* our port lost carrier */                                        \
     X(address_defences)     /* GARPs sent to defend an address another MAC claimed */          \
     X(takeovers_out_of_sync) /* takeovers by a monitor whose replica was not in sync (issue 10) */\
+    X(takeovers_held)       /* silence takeovers held back while a store's copy was joining */ \
+    X(takeover_holds_answered) /* ... after which the primary answered (a false takeover avoided) */ \
     X(state_frames)         /* replication frames handed to the store */                       \
     /* drops, by reason (issue 8): none of these reaches a role rule */                        \
     X(drop_other_group)     /* a heartbeat of another group */                                 \
@@ -408,6 +412,12 @@ struct state {
     bool replica_configured{};
     bool replica_in_sync{};
     bool replica_caught_up{true};
+    // Monitor: how long a takeover on the primary's silence waits while a store's copy is
+    // not consistent (joining, repairing: replica::host::consistent), the longest of those
+    // stores' [[state]] join_hold_ms; 0 when every copy is (or none is held back). A primary
+    // that only stalled answers within it, and its whole copy is not replaced by a part.
+    std::uint64_t replica_join_hold_ns{};
+    std::uint64_t takeover_held_since_ns{}; // the silence takeover waiting for it (0: none)
     counters c;
 };
 

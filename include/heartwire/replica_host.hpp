@@ -61,6 +61,7 @@ struct host_status {
     std::uint64_t scrub_passes{}, scrub_bad{};
     std::uint64_t sync_reached_ns{}; // the last time the follower reached sync (0: never)
     std::uint64_t joined_ns{};       // when it started following this stream
+    bool consistent{false};          // follower: host::consistent()
     sender_counters sc;
     receiver_counters rc;
 };
@@ -94,6 +95,14 @@ public:
     // The same at `now` rather than at the last poll: a follower's lease may have run out
     // since (a stall), which is what a takeover decided before the next poll must see.
     bool in_sync_at(std::uint64_t now) const noexcept;
+    // Follower: the copy is one the primary had (it reached sync in this stream, and nothing
+    // since replaces or repairs it), even if it is behind now. A copy that is joining (a
+    // snapshot under way), repairing a divergence or was never in sync in this stream is
+    // not: taking over with it serves records the primary never held together (the state
+    // machine holds such a takeover back: [[state]] join_hold_ms).
+    bool consistent() const noexcept {
+        return side_ == side::follower && synced_stream_ != 0 && synced_stream_ == rcv_.stream() && !rcv_.walking();
+    }
     // Leader: every write acknowledged by an in-sync follower (a draining primary hands over
     // only then; the machine's drain deadline is the fallback). True when not leading.
     bool caught_up() const noexcept;
@@ -123,6 +132,7 @@ private:
     std::uint64_t scrub_ns_{0}, scrub_bad_{0}, scrub_passes_{0}, scrub_pass_bad_{0};
     std::uint64_t last_match_count_{0}, last_match_ns_{0};
     bool was_in_sync_{false};
+    std::uint64_t synced_stream_{0}; // follower: the stream it last reached sync in (0: none since following)
     std::uint64_t sync_reached_ns_{0}, joined_ns_{0};
 };
 

@@ -274,6 +274,9 @@ public:
     bool in_sync() const noexcept {
         return stream_ != 0 && !snapshot_ && !diverged_ && !want_snapshot_ && !unsynced_ && applied_ >= floor_;
     }
+    // The copy is being replaced or repaired (a snapshot asked for, under way or clearing the
+    // old copy, or a divergence found): it is no state the primary ever had.
+    bool walking() const noexcept { return snapshot_ || want_snapshot_ || clearing_ || diverged_; }
     std::uint64_t floor() const noexcept { return floor_; }
     std::uint64_t stream() const noexcept { return stream_; }
     std::uint64_t applied() const noexcept { return applied_; }

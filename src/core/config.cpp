@@ -75,6 +75,7 @@ constexpr range ranges[] = {
     {"state.value_max", 0, 975},
     {"state.queue", 16, 65'536},
     {"state.log_mb", 1, 4096},
+    {"state.join_hold_ms", 0, 60'000},
 };
 
 const range* find_range(std::string_view key) noexcept {
@@ -437,6 +438,7 @@ void read_state(table_reader& r, state_cfg& c) {
     r.uint("queue", c.queue);
     r.string("path", c.path);
     r.uint("log_mb", c.log_mb);
+    r.uint("join_hold_ms", c.join_hold_ms);
 }
 
 void read_group(table_reader& r, group_cfg& g) {
@@ -1001,6 +1003,7 @@ std::vector<config_error> validate(const config& c) {
         if ((st.queue & (st.queue - 1)) != 0)
             k.fail(at + "queue", std::to_string(st.queue), "must be a power of two");
         k.in_range(at + "log_mb", st.log_mb, "state.log_mb");
+        k.in_range(at + "join_hold_ms", st.join_hold_ms, "state.join_hold_ms");
         if (st.group != 0 && std::none_of(c.groups.begin(), c.groups.end(), [&](const group_cfg& g) { return g.id == st.group; }))
             k.fail(at + "group", std::to_string(st.group), "names no group (a [[group]] id, or node.group)");
         if (!st.path.empty()) k.absolute_path(at + "path", st.path);

@@ -355,6 +355,7 @@ void set_role(state& s, role to, std::uint64_t now, action_sink& out) noexcept {
     a.to = to;
     s.r = to;
     s.role_since_ns = now;
+    s.takeover_held_since_ns = 0;
     a.epoch = s.epoch;
     out.emit(a);
     enter_role(s, to, now);

@@ -18,6 +18,23 @@ bool is_watched_primary(const state& s, const wire::frame& f, const peer* pr) no
 
 // ------------------------------------------------------------------ time
 
+// Issue 10: a silent primary while a store's copy here is joining (a snapshot under way) or
+// repairing is taken over only after the stores' join hold. A copy that is part of a
+// snapshot is no state the primary ever had, and a takeover with it is for good: the old
+// primary, if it only stalled, rejoins as the monitor and its whole copy is replaced by
+// that part. A primary that stalled answers within the hold (no takeover); one that died is
+// taken over after it, counted out of sync. An engine-down notice (certain death) and a
+// copy that is only behind are not held.
+static bool hold_takeover(state& s, std::uint64_t now, action_sink& out) noexcept {
+    if (!s.replica_configured || s.replica_join_hold_ns == 0) return false;
+    if (s.takeover_held_since_ns == 0) {
+        s.takeover_held_since_ns = now;
+        ++s.c.takeovers_held;
+        notice(out, note::takeover_held, static_cast<std::uint32_t>(std::min<std::uint64_t>(s.replica_join_hold_ns / 1'000'000, UINT32_MAX)));
+    }
+    return now - s.takeover_held_since_ns < s.replica_join_hold_ns;
+}
+
 void tick_monitor(state& s, const event& ev, std::uint64_t now, action_sink& out) noexcept {
     if (s.fence_pending) {
         // A reload took the requirement away (protocol.require_fence off, or no fence hook
@@ -47,8 +64,18 @@ void tick_monitor(state& s, const event& ev, std::uint64_t now, action_sink& out
                                          : s.det.observe_time(now);
     if (stalled) ++s.c.stalls;
     if (s.det.failed(judged)) {
-        take_over(s, now, out, takeover_cause::failure);
-        return;
+        if (!hold_takeover(s, now, out)) {
+            take_over(s, now, out, takeover_cause::failure);
+            return;
+        }
+        // Held: the probes go on, and an answer ends the hold.
+    } else if (s.takeover_held_since_ns != 0) {
+        if (s.det.last_answer_ns() >= s.takeover_held_since_ns) { // (not a detector restarted for another primary)
+            ++s.c.takeover_holds_answered;
+            notice(out, note::takeover_hold_answered,
+                   static_cast<std::uint32_t>(std::min<std::uint64_t>((now - s.takeover_held_since_ns) / 1000, UINT32_MAX)));
+        }
+        s.takeover_held_since_ns = 0;
     }
     if (!s.det.probe_due(now)) return;
     const std::uint64_t seq = s.det.on_probe_sent(now);

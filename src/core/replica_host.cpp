@@ -56,6 +56,7 @@ void host::follow(std::uint64_t now) {
     rcv_.reset(); // whatever it holds, the primary's snapshot decides
     side_ = side::follower;
     was_in_sync_ = false;
+    synced_stream_ = 0;
     joined_ns_ = now;
     scrub_ns_ = now;
     scrub_slot_ = 0;
@@ -147,6 +148,7 @@ void host::poll(std::uint64_t now, bool peer, const sender::emit_fn& emit) {
     }
     const bool sync = in_sync();
     if (sync && !was_in_sync_) sync_reached_ns_ = now;
+    if (sync && side_ == side::follower) synced_stream_ = rcv_.stream();
     was_in_sync_ = sync;
     const std::uint64_t matches = side_ == side::follower ? rcv_.counters().digest_matches : snd_.counters().acks;
     if (matches != last_match_count_) {
@@ -187,6 +189,7 @@ host_status host::status(std::uint64_t now) const noexcept {
     s.scrub_bad = scrub_bad_;
     s.sync_reached_ns = sync_reached_ns_;
     s.joined_ns = joined_ns_;
+    s.consistent = consistent();
     s.last_match_ns = last_match_ns_;
     s.sc = snd_.counters();
     s.rc = rcv_.counters();

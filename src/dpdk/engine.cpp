@@ -108,8 +108,9 @@ struct engine::store_slot {
     std::uint8_t owed_sleeps{0};    // ... which gets this many more sleeps until it has seen it
     std::uint8_t unseen{0};         // completions in a row given a sleep no wait there saw
     bool was_in_sync{false};
-    store_slot(std::size_t i, std::size_t g, state::region& r, const replica::host_params& p)
-        : index(i), group(g), region(&r), host(r.table(), p) {}
+    std::uint64_t join_hold_ns{0};  // [[state]] join_hold_ms (fsm::state::replica_join_hold_ns)
+    store_slot(std::size_t i, std::size_t g, state::region& r, const replica::host_params& p, std::uint64_t hold)
+        : index(i), group(g), region(&r), host(r.table(), p), join_hold_ns(hold) {}
 };
 
 class tx_sink final : public fsm::action_sink {
@@ -1393,7 +1394,7 @@ void engine::add_store(std::size_t index, state::region& r) {
     const std::uint64_t window = dp.interval_ns * dp.miss + dp.stall_threshold_ns;
     hp.lease_ns = std::max<std::uint64_t>(10'000'000, 8 * window);
     hp.degrade_hold_ns = hp.lease_ns + std::max<std::uint64_t>(5'000'000, hp.lease_ns / 2);
-    stores_.push_back(std::make_unique<store_slot>(index, g, r, hp));
+    stores_.push_back(std::make_unique<store_slot>(index, g, r, hp, std::uint64_t{sc.join_hold_ms} * 1'000'000));
     // The doorbells an idle sleep waits on, one per store (futex_waitv takes up to 128: more
     // stores sleep plainly).
     futex_waitv w{};
@@ -1451,6 +1452,7 @@ void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
         fsm::state& m = m_[sp->group];
         m.replica_in_sync = true;
         m.replica_caught_up = true;
+        m.replica_join_hold_ns = 0;
     }
     for (auto& sp : stores_) {
         store_slot& s = *sp;
@@ -1503,6 +1505,8 @@ void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
         h.in_sync.store(sync ? 1 : 0, std::memory_order_release);
         const bool queue_empty = h.dequeue_pos.load(std::memory_order_relaxed) == h.enqueue_pos.load(std::memory_order_relaxed);
         fsm::set_replica(m, true, m.replica_in_sync && sync, m.replica_caught_up && s.host.caught_up() && queue_empty);
+        if (s.host.current() == replica::side::follower && !s.host.consistent())
+            m.replica_join_hold_ns = std::max(m.replica_join_hold_ns, s.join_hold_ns);
         // What the operator reads in the log: a divergence, and sync reached or lost.
         const auto note_it = [&](fsm::note n) {
             fsm::action a;

@@ -3,6 +3,7 @@
 // wake, then the idle planner's rest), so each rule is proved on the code that runs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <tuple>
 
 #include "heartwire/idle.hpp"
@@ -457,6 +458,70 @@ TEST(Detection, EngineDownNoticeFromTheWatchedPrimaryTakesOverAtOnce) {
     const fsm::peer* dead = fsm::find_peer(net.nodes[1].s, 1);
     ASSERT_NE(dead, nullptr) << "its entry stays: the replay window keeps its old frames out";
     EXPECT_TRUE(dead->down) << "and it is listed as down, not as primary";
+}
+
+// Issue 10 ([[state]] join_hold_ms): a monitor whose store copy is joining (a part of a
+// snapshot) holds a takeover on the primary's silence. A primary that only stalled answers
+// within the hold and stays primary: its whole copy is not replaced by the part.
+namespace {
+network joining_pair(std::uint64_t hold) {
+    auto net = pair_at(100 * us, 5);
+    fsm::set_replica(net.nodes[0].s, true, false, true);
+    fsm::set_replica(net.nodes[1].s, true, false, true); // the monitor: not in sync ...
+    net.nodes[1].s.replica_join_hold_ns = hold;            // ... and joining (what the engine says each turn)
+    return net;
+}
+bool noted(const network& net, std::size_t i, fsm::note n) {
+    return std::any_of(net.nodes[i].out.all.begin(), net.nodes[i].out.all.end(),
+                       [&](const fsm::action& a) { return a.kind == action_kind::notice && a.what == n; });
+}
+} // namespace
+
+TEST(Detection, AStalledPrimaryIsNotTakenOverWhileTheMonitorsCopyIsJoining) {
+    auto net = joining_pair(20 * ms);
+    net.kill(0); // a stall, 3 windows long
+    net.run_for(1500 * us);
+    EXPECT_EQ(net.role_of(1), role::monitor) << "held: the copy is a part of a snapshot";
+    EXPECT_EQ(net.nodes[1].s.c.takeovers_held, 1u);
+    EXPECT_TRUE(noted(net, 1, fsm::note::takeover_held));
+    net.nodes[0].up = true; // it wakes up and answers the probes again
+    ASSERT_TRUE(net.run_until([&] { return net.nodes[1].s.c.takeover_holds_answered == 1; }, 5 * ms));
+    EXPECT_TRUE(noted(net, 1, fsm::note::takeover_hold_answered));
+    net.run_for(50 * ms);
+    EXPECT_EQ(net.role_of(0), role::primary);
+    EXPECT_EQ(net.role_of(1), role::monitor);
+    EXPECT_EQ(net.nodes[1].s.c.takeovers, 0u);
+    EXPECT_EQ(net.nodes[1].s.takeover_held_since_ns, 0u);
+    EXPECT_EQ(net.nodes[1].s.c.takeovers_held, 1u) << "one hold, ended by the answers";
+}
+
+TEST(Detection, ADeadPrimaryIsTakenOverOnceTheJoinHoldEndsCountedOutOfSync) {
+    auto net = joining_pair(10 * ms);
+    const std::uint64_t killed = net.now;
+    net.kill(0);
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 100 * ms));
+    const std::uint64_t took = net.now - killed;
+    EXPECT_GE(took, 10 * ms + 500 * us) << "the window, then the hold";
+    EXPECT_LE(took, 10 * ms + 2 * ms);
+    EXPECT_EQ(net.nodes[1].s.c.takeovers_held, 1u);
+    EXPECT_EQ(net.nodes[1].s.c.takeover_holds_answered, 0u);
+    EXPECT_EQ(net.nodes[1].s.c.takeovers_out_of_sync, 1u);
+}
+
+TEST(Detection, NoHoldForACopyThatIsOnlyBehindOrForAnEngineDownNotice) {
+    {
+        auto net = joining_pair(0); // behind, or join_hold_ms = 0: at once, as before
+        net.kill(0);
+        ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 2 * ms));
+        EXPECT_EQ(net.nodes[1].s.c.takeovers_held, 0u);
+        EXPECT_EQ(net.nodes[1].s.c.takeovers_out_of_sync, 1u);
+    }
+    auto net = joining_pair(1000 * ms);
+    const auto notice = fsm::engine_down_msg(net.nodes[0].s);
+    net.kill(0);
+    hear(net, 1, hb_frame(net.nodes[0].s.p.mac, mac_addr::heartwire_group(), notice));
+    EXPECT_EQ(net.role_of(1), role::primary) << "its guard says the engine died: certain, not a stall";
+    EXPECT_EQ(net.nodes[1].s.c.takeovers_held, 0u);
 }
 
 TEST(Detection, EngineDownNoticeFromAnotherMacOrANonHolderIsIgnored) {

@@ -341,3 +341,41 @@ TEST(ReplicaHost, AMonitorsLeaseIsJudgedAtTheTimeAskedNotAtItsLastPoll) {
     EXPECT_FALSE(p.b.in_sync_at(stalled_until)) << "the lease ran out during the stall";
     EXPECT_TRUE(p.a.in_sync_at(stalled_until) == p.a.in_sync()) << "a leader's view is its last poll's";
 }
+
+// What the state machine holds a silence takeover for ([[state]] join_hold_ms): a copy that
+// is joining is not consistent; once in sync it is, and it stays so while it is only behind
+// (the link cut, the lease run out); a new stream (another primary) or a divergence found
+// makes it a copy to replace again.
+TEST(ReplicaHost, AJoiningCopyIsNotConsistentABehindOneIs) {
+    pair_sim p(params(), 20'000);
+    EXPECT_FALSE(p.b.consistent()) << "not following yet";
+    p.cut = true; // the primary holds them before the monitor hears of it
+    p.step();
+    for (int i = 0; i < 10'000; ++i) ASSERT_NE(p.write(i), 0u);
+    p.run(20 * ms);
+    EXPECT_FALSE(p.b.consistent()) << "following, nothing of the stream yet";
+    p.cut = false;
+    ASSERT_TRUE(p.run_until([&] { return p.b.status(p.now).rc.snapshot_records > 0; }, 100 * ms));
+    EXPECT_FALSE(p.b.in_sync());
+    EXPECT_FALSE(p.b.consistent()) << "a part of a snapshot is no state the primary had";
+    EXPECT_FALSE(p.b.status(p.now).consistent);
+    ASSERT_TRUE(p.run_until([&] { return p.synced(); }, 2'000 * ms));
+    EXPECT_TRUE(p.b.consistent());
+    // Behind: the link cut, the lease runs out. Out of sync, and still a consistent copy.
+    p.cut = true;
+    p.wire.clear();
+    ASSERT_TRUE(p.run_until([&] { return !p.b.in_sync(); }, 50 * ms));
+    EXPECT_TRUE(p.b.consistent());
+    EXPECT_TRUE(p.b.status(p.now).consistent);
+    // Back, then a divergence found by the monitor's self-check: a copy to repair.
+    p.cut = false;
+    ASSERT_TRUE(p.run_until([&] { return p.synced(); }, 200 * ms));
+    p.tb.t.corrupt_for_test(key(7), std::byte{0x5a});
+    ASSERT_TRUE(p.run_until([&] { return !p.b.consistent(); }, 3'000 * ms)) << "the scrub passes once a second";
+    EXPECT_GT(p.b.divergences(), 0u);
+    ASSERT_TRUE(p.run_until([&] { return p.synced() && p.b.consistent(); }, 3'000 * ms)) << "repaired by a snapshot";
+    // Another primary's stream: whatever the copy holds, that primary's snapshot decides.
+    p.stream = 0x5eed2;
+    ASSERT_TRUE(p.run_until([&] { return !p.b.consistent(); }, 100 * ms));
+    EXPECT_TRUE(p.run_until([&] { return p.synced() && p.b.consistent(); }, 2'000 * ms));
+}
