@@ -346,7 +346,15 @@ std::uint64_t next_wakeup(const state& s) noexcept {
         t = std::min(t, s.disc_next_ns);
         break;
     case role::monitor:
-        if (s.det.running()) t = std::min({t, s.det.next_probe_ns(), s.det.deadline_ns()});
+        if (s.det.running()) {
+            // A takeover held for a joining copy (fsm_watch: hold_takeover) is judged again
+            // when the hold ends, not at the detector's deadline, which has passed: an
+            // adaptive-idle monitor sleeps between its probes meanwhile.
+            const std::uint64_t judge = s.takeover_held_since_ns != 0
+                                            ? std::max(s.det.deadline_ns(), s.takeover_held_since_ns + s.replica_join_hold_ns)
+                                            : s.det.deadline_ns();
+            t = std::min({t, s.det.next_probe_ns(), judge});
+        }
         if (s.fence_retry_ns != 0) t = std::min(t, s.fence_retry_ns);
         break;
     case role::primary:

@@ -69,12 +69,12 @@ void tick_monitor(state& s, const event& ev, std::uint64_t now, action_sink& out
             return;
         }
         // Held: the probes go on, and an answer ends the hold.
-    } else if (s.takeover_held_since_ns != 0) {
-        if (s.det.last_answer_ns() >= s.takeover_held_since_ns) { // (not a detector restarted for another primary)
-            ++s.c.takeover_holds_answered;
-            notice(out, note::takeover_hold_answered,
-                   static_cast<std::uint32_t>(std::min<std::uint64_t>((now - s.takeover_held_since_ns) / 1000, UINT32_MAX)));
-        }
+    } else if (s.takeover_held_since_ns != 0 && s.det.last_answer_ns() >= s.takeover_held_since_ns) {
+        // Only an answer ends the hold: a stall of our own (or a retuned window) makes the
+        // silence no failure for a fresh window, and does not grant a second hold after it.
+        ++s.c.takeover_holds_answered;
+        notice(out, note::takeover_hold_answered,
+               static_cast<std::uint32_t>(std::min<std::uint64_t>((now - s.takeover_held_since_ns) / 1000, UINT32_MAX)));
         s.takeover_held_since_ns = 0;
     }
     if (!s.det.probe_due(now)) return;
@@ -132,6 +132,7 @@ void tick_fenced(state& s, std::uint64_t now, action_sink& out) noexcept {
 // makes every older primary step down when it hears us (DESIGN "epochs").
 void take_over(state& s, std::uint64_t now, action_sink& out, takeover_cause why) noexcept {
     if (s.r != role::monitor || s.link_down) return;
+    s.takeover_held_since_ns = 0; // the hold, if any, is over (a fence may still come first)
     const bool fenced = why == takeover_cause::fenced;
     if (!fenced) {
         const peer* old = watched_primary(s);

@@ -1427,6 +1427,11 @@ void engine::state_in(std::size_t g, const fsm::action& a, std::uint64_t now, tx
         emit_dst_ = a.peer_mac;
         emit_now_ = now;
         s.host.on_frame(a.hb.payload, now, state_emit_);
+        // A frame that starts replacing or repairing the copy (a snapshot's chunk 0, a
+        // digest that differs) holds a silence takeover from this turn's judgement on, not
+        // from the next run_stores.
+        if (s.host.current() == replica::side::follower && !s.host.consistent())
+            m_[g].replica_join_hold_ns = std::max(m_[g].replica_join_hold_ns, s.join_hold_ns);
         return;
     }
     role_c_.state_unknown_store.add();

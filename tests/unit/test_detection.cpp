@@ -508,6 +508,37 @@ TEST(Detection, ADeadPrimaryIsTakenOverOnceTheJoinHoldEndsCountedOutOfSync) {
     EXPECT_EQ(net.nodes[1].s.c.takeovers_out_of_sync, 1u);
 }
 
+// A stall of the monitor during a hold gives the silent primary a fresh window (DESIGN:
+// the monitor's own stalls never count), not a second hold after it.
+TEST(Detection, AMonitorStallDuringAHoldDoesNotStartAnotherHold) {
+    auto net = joining_pair(10 * ms);
+    const std::uint64_t killed = net.now;
+    net.kill(0);
+    net.run_for(3 * ms);
+    ASSERT_EQ(net.nodes[1].s.c.takeovers_held, 1u);
+    net.kill(1); // the monitor stalls 2 ms
+    net.run_for(2 * ms);
+    net.nodes[1].up = true;
+    ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 100 * ms));
+    EXPECT_LE(net.now - killed, 12 * ms) << "one hold of 10 ms from the first failure, not a new one after the stall";
+    EXPECT_EQ(net.nodes[1].s.c.takeovers_held, 1u);
+    EXPECT_EQ(net.nodes[1].s.c.takeover_holds_answered, 0u);
+}
+
+// While a takeover is held the machine's next timer is its next probe or the hold's end,
+// never the detector's deadline, which has passed: an adaptive-idle monitor sleeps.
+TEST(Detection, AHeldTakeoverLetsTheMonitorSleepBetweenProbes) {
+    auto net = joining_pair(10 * ms);
+    net.kill(0);
+    net.run_for(2 * ms);
+    const fsm::state& m = net.nodes[1].s;
+    ASSERT_NE(m.takeover_held_since_ns, 0u);
+    EXPECT_LT(m.det.deadline_ns(), net.now) << "the silence is past the window";
+    const std::uint64_t wake = fsm::next_wakeup(m);
+    EXPECT_GE(wake, net.now);
+    EXPECT_LE(wake, m.det.next_probe_ns());
+}
+
 TEST(Detection, NoHoldForACopyThatIsOnlyBehindOrForAnEngineDownNotice) {
     {
         auto net = joining_pair(0); // behind, or join_hold_ms = 0: at once, as before
