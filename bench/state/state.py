@@ -196,6 +196,19 @@ def with_engine(ctx, idle, sets):
 
 # ------------------------------------------------------------------ phases
 
+def run_again(a, row, pair, changed, attempt, what):
+    """A row with a takeover in it (a false one: the host stalled an engine past the window,
+    and the roles swapped under the row) is logged and run again, up to --redo times; the
+    last run is kept, marked if it had one too. True: run it again (the pair is stopped)."""
+    if changed and attempt < a.redo:
+        fo.log(what + ": running it again")
+        row["redone"] += 1
+        pair.stop()
+        return True
+    row["takeover_in_row"] = bool(changed)
+    return False
+
+
 def sync_phase(ctx, a, configs, rows):
     for spec in configs:
         # pmd:idle:sched:app[:knob=v+knob=v]; idle "busy/adaptive" = node a busy, node b adaptive;
@@ -290,13 +303,9 @@ def sync_phase(ctx, a, configs, rows):
                        f"max {row['write_max_us']} us; probe rtt p50 {row['rtt_sampled_p50_us']} p99 {row['rtt_sampled_p99_us']} us "
                        f"(n {len(rtt)}; engine {row['rtt_engine_p50_us']}/{row['rtt_engine_p99_us']}); "
                        f"timeouts {row['timeouts']} degraded {row['degraded']}")
-                if changed and attempt < a.redo:
-                    fo.log(f"sync {spec}: a takeover during the row (epochs {epochs} -> "
-                           f"{[(s or {}).get('epoch') for s in (stp, stm)]}, degraded {row['degraded']}): running it again")
-                    row["redone"] += 1
-                    pair.stop()
+                if run_again(a, row, pair, changed, attempt, f"sync {spec}: a takeover during the row (epochs {epochs} -> "
+                             f"{[(s or {}).get('epoch') for s in (stp, stm)]}, degraded {row['degraded']})"):
                     continue
-                row["takeover_in_row"] = bool(changed)
                 break
         finally:
             pair.stop()
@@ -326,11 +335,9 @@ def async_phase(ctx, a, rows):
                 # the window) leaves the application writing to a node that no longer leads:
                 # its last writes never complete there. Logged and run again.
                 after = [(x or {}).get("epoch") for x in (stp, stm)]
-                if (after != epochs or (stp or {}).get("role") != "primary") and attempt < a.redo:
-                    fo.log(f"async app {app}: a takeover during the run (epochs {epochs} -> {after}; "
-                           f"{'state_bench: ' + err if res is None else 'the run completed'}): running it again")
-                    row["redone"] += 1
-                    pair.stop()
+                if run_again(a, row, pair, after != epochs or (stp or {}).get("role") != "primary", attempt,
+                             f"async app {app}: a takeover during the run (epochs {epochs} -> {after}; "
+                             f"{'state_bench: ' + err if res is None else 'the run completed'})"):
                     continue
                 if res is None:
                     row["error"] = f"state_bench: {err}"
@@ -408,14 +415,10 @@ def snapshot_phase(ctx, a, rows):
                 fo.log(f"snapshot {vb} B values: sync after {row['sync_after_ms']} ms, {recs} snapshot records, "
                        f"{row['records_per_s']} records/s, {row['payload_mb_per_s']} MB/s of keys+values, "
                        f"{row['snapshots']} snapshot(s), digests equal {row['digest_equal']}")
-                if changed and attempt < a.redo:
-                    fo.log(f"snapshot {vb} B values: a takeover during the join (a's epoch {epoch} -> "
-                           f"{(sta or {}).get('epoch')}, role {(sta or {}).get('role')}; records on a {sa.get('records')}, "
-                           f"on b {sb.get('records')}): running it again")
-                    row["redone"] += 1
-                    pair.stop()
+                if run_again(a, row, pair, changed, attempt, f"snapshot {vb} B values: a takeover during the join (a's epoch "
+                             f"{epoch} -> {(sta or {}).get('epoch')}, role {(sta or {}).get('role')}; records on a "
+                             f"{sa.get('records')}, on b {sb.get('records')})"):
                     continue
-                row["takeover_in_row"] = bool(changed)
                 break
         finally:
             pair.stop()
