@@ -196,6 +196,16 @@ def with_engine(ctx, idle, sets):
 
 # ------------------------------------------------------------------ phases
 
+def epochs(*sts):
+    return [(st or {}).get("epoch") for st in sts]
+
+
+def took_over(before, leader, *others):
+    """Whether a takeover came between `before` (the epochs of the leader and the others)
+    and these statuses of theirs: an epoch moved, or the leader leads no more."""
+    return epochs(leader, *others) != before or (leader or {}).get("role") != "primary"
+
+
 def run_again(a, row, pair, changed, attempt, what):
     """A row with a takeover in it (a false one: the host stalled an engine past the window,
     and the roles swapped under the row) is logged and run again, up to --redo times; the
@@ -207,6 +217,44 @@ def run_again(a, row, pair, changed, attempt, what):
         return True
     row["takeover_in_row"] = bool(changed)
     return False
+
+
+def fill_sync_row(row, res, rtt, stp, stm, before):
+    """A sync row's figures: the application's (res), the probe RTT sampled meanwhile (rtt),
+    and the primary's and monitor's statuses after it against their counters before."""
+    row.update({k: res[k] for k in ("writes", "timeouts", "refused", "degraded")})
+    row.update({f"write_{k}_us": us(res[k]) for k in ("p50", "p90", "p99", "p99_9", "max", "mean")})
+    row["writes_per_s"] = round(res["writes"] / (res["elapsed_ns"] / 1e9))
+    if res.get("split"):
+        row.update({f"{k}_us": us(res[k]) for k in ("taken_p50", "taken_p99", "replicated_p50", "replicated_p99")})
+    row["rtt_sampled_n"] = len(rtt)
+    row["rtt_sampled_p50_us"] = us(pct(rtt, 50))
+    row["rtt_sampled_p99_us"] = us(pct(rtt, 99))
+    r = (stm or {}).get("rtt_ns", {})
+    row["rtt_engine_p50_us"] = us(r.get("p50"))
+    row["rtt_engine_p99_us"] = us(r.get("p99"))
+    sp = store(stp)
+    al = sp.get("ack_latency_ns", {})
+    for k in ("p50", "p99", "p99_9", "max", "mean"):
+        row[f"engine_ack_{k}_us"] = us(al.get(k))
+    row["engine_ack_samples"] = al.get("samples")
+    row["repl_srtt_us"] = us(sp.get("rtt_ns"))
+    row["retransmits"] = sp.get("sender", {}).get("retransmits")
+    row["frames"] = sp.get("sender", {}).get("frames")
+    if row["rtt_sampled_p99_us"] is not None:
+        row["target_us"] = round(2 * row["rtt_sampled_p99_us"] + 10, 1)
+        row["target_met"] = row["write_p99_us"] <= row["target_us"]
+        if row.get("engine_ack_p99_us") is not None:
+            row["engine_target_met"] = row["engine_ack_p99_us"] <= row["target_us"]
+        row["target_p50_us"] = round(2 * row["rtt_sampled_p50_us"] + 10, 1)
+    for k, s in (("primary", stp), ("monitor", stm)):
+        g = (s or {}).get("loop_gaps", {})
+        row[f"{k}_gaps_over_100us"] = g.get("over_100us")
+        # During the row: the duty cycle's yields, the other sleeps (idle, or the
+        # courtesy sleep after completions) and those a write's doorbell cut short.
+        for c in ("yields", "idle_sleeps", "doorbell_wakes"):
+            now_c, was_c = (s or {}).get("counters", {}).get("io_" + c), before[k].get("io_" + c)
+            row[f"{k}_{c}"] = now_c - was_c if now_c is not None and was_c is not None else None
 
 
 def sync_phase(ctx, a, configs, rows):
@@ -251,8 +299,9 @@ def sync_phase(ctx, a, configs, rows):
                 P, M = pair.nodes[p], pair.nodes[m]
                 core = CORE[p] if app == "primary" else CORE[m] if app == "monitor" else None
                 row.update(primary=p, app_cpu=core if core is not None else "any")
-                before = {k: (status(n) or {}).get("counters", {}) for k, n in (("primary", P), ("monitor", M))}
-                epochs = [(status(n) or {}).get("epoch") for n in (P, M)]
+                at_start = {"primary": status(P), "monitor": status(M)}
+                before = {k: (st or {}).get("counters", {}) for k, st in at_start.items()}
+                epochs_before = epochs(at_start["primary"], at_start["monitor"])
                 with RttSampler(M) as rs:
                     res, err = run_bench(ctx, core, "sync", "--path", pair.region(p), "--writes", writes,
                                          "--warmup", 2000, "--keys", 4096, "--value-bytes", 16, "--max-seconds", a.sync_max_seconds, "--split", split,
@@ -261,50 +310,17 @@ def sync_phase(ctx, a, configs, rows):
                 # A takeover during the row (the host stalled the primary past the window: a
                 # false one) swaps the roles, and the application is no longer beside the
                 # primary's engine: the row measured something else. It is logged and run again.
-                changed = [(s or {}).get("epoch") for s in (stp, stm)] != epochs or (stp or {}).get("role") != "primary"
+                changed = took_over(epochs_before, stp, stm)
                 if res is None:
                     row["error"] = f"state_bench: {err}"
                     break
-                rtt = rs.between(res["wall_start_ns"], res["wall_end_ns"])
-                row.update({k: res[k] for k in ("writes", "timeouts", "refused", "degraded")})
-                row.update({f"write_{k}_us": us(res[k]) for k in ("p50", "p90", "p99", "p99_9", "max", "mean")})
-                row["writes_per_s"] = round(res["writes"] / (res["elapsed_ns"] / 1e9))
-                if res.get("split"):
-                    row.update({f"{k}_us": us(res[k]) for k in ("taken_p50", "taken_p99", "replicated_p50", "replicated_p99")})
-                row["rtt_sampled_n"] = len(rtt)
-                row["rtt_sampled_p50_us"] = us(pct(rtt, 50))
-                row["rtt_sampled_p99_us"] = us(pct(rtt, 99))
-                r = (stm or {}).get("rtt_ns", {})
-                row["rtt_engine_p50_us"] = us(r.get("p50"))
-                row["rtt_engine_p99_us"] = us(r.get("p99"))
-                sp = store(stp)
-                al = sp.get("ack_latency_ns", {})
-                for k in ("p50", "p99", "p99_9", "max", "mean"):
-                    row[f"engine_ack_{k}_us"] = us(al.get(k))
-                row["engine_ack_samples"] = al.get("samples")
-                row["repl_srtt_us"] = us(sp.get("rtt_ns"))
-                row["retransmits"] = sp.get("sender", {}).get("retransmits")
-                row["frames"] = sp.get("sender", {}).get("frames")
-                if row["rtt_sampled_p99_us"] is not None:
-                    row["target_us"] = round(2 * row["rtt_sampled_p99_us"] + 10, 1)
-                    row["target_met"] = row["write_p99_us"] <= row["target_us"]
-                    if row.get("engine_ack_p99_us") is not None:
-                        row["engine_target_met"] = row["engine_ack_p99_us"] <= row["target_us"]
-                    row["target_p50_us"] = round(2 * row["rtt_sampled_p50_us"] + 10, 1)
-                for k, s in (("primary", stp), ("monitor", stm)):
-                    g = (s or {}).get("loop_gaps", {})
-                    row[f"{k}_gaps_over_100us"] = g.get("over_100us")
-                    # During the row: the duty cycle's yields, the other sleeps (idle, or the
-                    # courtesy sleep after completions) and those a write's doorbell cut short.
-                    for c in ("yields", "idle_sleeps", "doorbell_wakes"):
-                        now_c, was_c = (s or {}).get("counters", {}).get("io_" + c), before[k].get("io_" + c)
-                        row[f"{k}_{c}"] = now_c - was_c if now_c is not None and was_c is not None else None
+                fill_sync_row(row, res, rs.between(res["wall_start_ns"], res["wall_end_ns"]), stp, stm, before)
                 fo.log(f"sync {spec}: write p50 {row['write_p50_us']} p99 {row['write_p99_us']} p99.9 {row['write_p99_9_us']} "
                        f"max {row['write_max_us']} us; probe rtt p50 {row['rtt_sampled_p50_us']} p99 {row['rtt_sampled_p99_us']} us "
-                       f"(n {len(rtt)}; engine {row['rtt_engine_p50_us']}/{row['rtt_engine_p99_us']}); "
+                       f"(n {row['rtt_sampled_n']}; engine {row['rtt_engine_p50_us']}/{row['rtt_engine_p99_us']}); "
                        f"timeouts {row['timeouts']} degraded {row['degraded']}")
-                if run_again(a, row, pair, changed, attempt, f"sync {spec}: a takeover during the row (epochs {epochs} -> "
-                             f"{[(s or {}).get('epoch') for s in (stp, stm)]}, degraded {row['degraded']})"):
+                if run_again(a, row, pair, changed, attempt, f"sync {spec}: a takeover during the row (epochs {epochs_before} -> "
+                             f"{epochs(stp, stm)}, degraded {row['degraded']})"):
                     continue
                 break
         finally:
@@ -327,16 +343,15 @@ def async_phase(ctx, a, rows):
                     break
                 core = CORE[p] if app == "primary" else CORE[m] if app == "monitor" else None
                 row["app_cpu"] = core if core is not None else "any"
-                epochs = [(status(pair.nodes[n]) or {}).get("epoch") for n in (p, m)]
+                epochs_before = epochs(status(pair.nodes[p]), status(pair.nodes[m]))
                 res, err = run_bench(ctx, core, "async", "--path", pair.region(p), "--writes", a.async_writes,
                                      "--keys", 65536, "--value-bytes", 16)
                 stp, stm = status(pair.nodes[p]), status(pair.nodes[m])
                 # A takeover during the run (a false one: the host stalled the primary past
                 # the window) leaves the application writing to a node that no longer leads:
                 # its last writes never complete there. Logged and run again.
-                after = [(x or {}).get("epoch") for x in (stp, stm)]
-                if run_again(a, row, pair, after != epochs or (stp or {}).get("role") != "primary", attempt,
-                             f"async app {app}: a takeover during the run (epochs {epochs} -> {after}; "
+                if run_again(a, row, pair, took_over(epochs_before, stp, stm), attempt,
+                             f"async app {app}: a takeover during the run (epochs {epochs_before} -> {epochs(stp, stm)}; "
                              f"{'state_bench: ' + err if res is None else 'the run completed'})"):
                     continue
                 if res is None:
@@ -382,23 +397,24 @@ def snapshot_phase(ctx, a, rows):
                 while time.monotonic() < end and store(status(A)).get("records") != n:
                     time.sleep(0.05)
                 fo.log(f"snapshot {vb} B values: {n} records written in {time.monotonic() - t:.1f} s; monitor joins")
-                epoch = (status(A) or {}).get("epoch")
+                sta0 = status(A)
                 B.start()
                 end = time.monotonic() + 120
-                sb = {}
+                sb, stb = {}, None
                 while time.monotonic() < end:
-                    sb = store(status(B))
+                    stb = status(B)
+                    sb = store(stb)
                     if sb.get("side") == "follower" and sb.get("in_sync") and sb.get("sync_after_us", -1) >= 0:
                         break
                     time.sleep(0.02)
                 sta = status(A)
                 sa = store(sta)
-                cb = (status(B) or {}).get("counters", {})
+                cb = (stb or {}).get("counters", {})
                 row["takeovers_held"], row["takeover_holds_answered"] = cb.get("takeovers_held"), cb.get("takeover_holds_answered")
                 # A takeover during the join (a false one: the host stalled a's engine past the
                 # window) hands the lead to the half-filled copy and restarts the walk the other
                 # way: the row would time another transfer. It is logged and run again.
-                changed = (sta or {}).get("epoch") != epoch or (sta or {}).get("role") != "primary"
+                changed = took_over(epochs(sta0), sta)
                 if not sb.get("in_sync"):
                     row["error"] = "the monitor never reached sync"
                     break
@@ -416,7 +432,7 @@ def snapshot_phase(ctx, a, rows):
                        f"{row['records_per_s']} records/s, {row['payload_mb_per_s']} MB/s of keys+values, "
                        f"{row['snapshots']} snapshot(s), digests equal {row['digest_equal']}")
                 if run_again(a, row, pair, changed, attempt, f"snapshot {vb} B values: a takeover during the join (a's epoch "
-                             f"{epoch} -> {(sta or {}).get('epoch')}, role {(sta or {}).get('role')}; records on a "
+                             f"{epochs(sta0)} -> {epochs(sta)}, role {(sta or {}).get('role')}; records on a "
                              f"{sa.get('records')}, on b {sb.get('records')})"):
                     continue
                 break

@@ -25,12 +25,13 @@ bool is_watched_primary(const state& s, const wire::frame& f, const peer* pr) no
 // that part. A primary that stalled answers within the hold (no takeover); one that died is
 // taken over after it, counted out of sync. An engine-down notice (certain death) and a
 // copy that is only behind are not held.
+// (The hold is at most a minute, state.join_hold_ms: its ms and us fit a notice's arg.)
 static bool hold_takeover(state& s, std::uint64_t now, action_sink& out) noexcept {
-    if (!s.replica_configured || s.replica_join_hold_ns == 0) return false;
+    if (s.replica_join_hold_ns == 0) return false; // (only the engine's stores set it)
     if (s.takeover_held_since_ns == 0) {
         s.takeover_held_since_ns = now;
         ++s.c.takeovers_held;
-        notice(out, note::takeover_held, static_cast<std::uint32_t>(std::min<std::uint64_t>(s.replica_join_hold_ns / 1'000'000, UINT32_MAX)));
+        notice(out, note::takeover_held, static_cast<std::uint32_t>(s.replica_join_hold_ns / 1'000'000));
     }
     return now - s.takeover_held_since_ns < s.replica_join_hold_ns;
 }
@@ -73,8 +74,7 @@ void tick_monitor(state& s, const event& ev, std::uint64_t now, action_sink& out
         // Only an answer ends the hold: a stall of our own (or a retuned window) makes the
         // silence no failure for a fresh window, and does not grant a second hold after it.
         ++s.c.takeover_holds_answered;
-        notice(out, note::takeover_hold_answered,
-               static_cast<std::uint32_t>(std::min<std::uint64_t>((now - s.takeover_held_since_ns) / 1000, UINT32_MAX)));
+        notice(out, note::takeover_hold_answered, static_cast<std::uint32_t>((now - s.takeover_held_since_ns) / 1000));
         s.takeover_held_since_ns = 0;
     }
     if (!s.det.probe_due(now)) return;

@@ -108,9 +108,15 @@ struct engine::store_slot {
     std::uint8_t owed_sleeps{0};    // ... which gets this many more sleeps until it has seen it
     std::uint8_t unseen{0};         // completions in a row given a sleep no wait there saw
     bool was_in_sync{false};
-    std::uint64_t join_hold_ns{0};  // [[state]] join_hold_ms (fsm::state::replica_join_hold_ns)
+    std::uint64_t join_hold_ns{0};  // [[state]] join_hold_ms
     store_slot(std::size_t i, std::size_t g, state::region& r, const replica::host_params& p, std::uint64_t hold)
         : index(i), group(g), region(&r), host(r.table(), p), join_hold_ns(hold) {}
+    // A follower whose copy is joining or repairing holds its machine's silence takeovers
+    // (fsm::state::replica_join_hold_ns: the longest of the group's stores that are).
+    void hold_if_joining(fsm::state& m) const noexcept {
+        if (host.current() == replica::side::follower && !host.consistent())
+            m.replica_join_hold_ns = std::max(m.replica_join_hold_ns, join_hold_ns);
+    }
 };
 
 class tx_sink final : public fsm::action_sink {
@@ -1430,8 +1436,7 @@ void engine::state_in(std::size_t g, const fsm::action& a, std::uint64_t now, tx
         // A frame that starts replacing or repairing the copy (a snapshot's chunk 0, a
         // digest that differs) holds a silence takeover from this turn's judgement on, not
         // from the next run_stores.
-        if (s.host.current() == replica::side::follower && !s.host.consistent())
-            m_[g].replica_join_hold_ns = std::max(m_[g].replica_join_hold_ns, s.join_hold_ns);
+        s.hold_if_joining(m_[g]);
         return;
     }
     role_c_.state_unknown_store.add();
@@ -1510,8 +1515,7 @@ void engine::run_stores(std::uint64_t now, tx_sink& tx) noexcept {
         h.in_sync.store(sync ? 1 : 0, std::memory_order_release);
         const bool queue_empty = h.dequeue_pos.load(std::memory_order_relaxed) == h.enqueue_pos.load(std::memory_order_relaxed);
         fsm::set_replica(m, true, m.replica_in_sync && sync, m.replica_caught_up && s.host.caught_up() && queue_empty);
-        if (s.host.current() == replica::side::follower && !s.host.consistent())
-            m.replica_join_hold_ns = std::max(m.replica_join_hold_ns, s.join_hold_ns);
+        s.hold_if_joining(m);
         // What the operator reads in the log: a divergence, and sync reached or lost.
         const auto note_it = [&](fsm::note n) {
             fsm::action a;

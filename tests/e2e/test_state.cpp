@@ -35,9 +35,10 @@ namespace {
 
 std::string region_path(const std::string& node) { return "/dev/shm/hw-e2e-" + std::to_string(getpid()) + "-" + node + "-app"; }
 
-std::string store_toml(const std::string& node, const std::string& mode, std::uint32_t records) {
-    return "[[state]]\nname = \"app\"\nrecords = " + std::to_string(records) + "\nkey_max = 16\nvalue_max = 16\nmode = \"" + mode +
-           "\"\npath = \"" + region_path(node) + "\"\n";
+std::string store_toml(const std::string& node, const std::string& mode, std::uint32_t records, std::uint32_t value_max = 16,
+                       const std::string& more = "") {
+    return "[[state]]\nname = \"app\"\nrecords = " + std::to_string(records) + "\nkey_max = 16\nvalue_max = " +
+           std::to_string(value_max) + "\nmode = \"" + mode + "\"\npath = \"" + region_path(node) + "\"\n" + more;
 }
 
 std::string key_of(std::uint64_t i) {
@@ -326,8 +327,7 @@ TEST(State, APrimaryThatStallsWhileTheMonitorJoinsIsNotTakenOverAndKeepsItsCopy)
     constexpr std::uint64_t n = 300'000;
     for (const char* node : {"a", "b"}) {
         node_options o;
-        o.extra_toml = "[[state]]\nname = \"app\"\nrecords = " + std::to_string(n) +
-                       "\nkey_max = 16\nvalue_max = 400\nmode = \"sync\"\njoin_hold_ms = 5000\npath = \"" + region_path(node) + "\"\n";
+        o.extra_toml = store_toml(node, "sync", n, 400, "join_hold_ms = 5000\n");
         c.write_config(node, node[0] == 'a' ? 1 : 2, o);
     }
     c.start("a");

@@ -52,6 +52,12 @@ struct recorder final : fsm::action_sink {
             if (it->kind == k) return &*it;
         return nullptr;
     }
+    // The newest notice of this kind (nullptr: none).
+    const fsm::action* last_note(fsm::note n) const {
+        for (auto it = all.rbegin(); it != all.rend(); ++it)
+            if (it->kind == fsm::action_kind::notice && it->what == n) return &*it;
+        return nullptr;
+    }
     void clear() { all.clear(); }
 };
 

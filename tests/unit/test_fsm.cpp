@@ -730,11 +730,6 @@ TEST(Fsm, RetunedRequireFenceOffReleasesAPendingTakeover) {
 // ---------------------------------------------------------------- the replicated store (issue 10, seed 004)
 
 namespace {
-const fsm::action* replica_note(const recorder& r, fsm::note n) {
-    for (auto it = r.all.rbegin(); it != r.all.rend(); ++it)
-        if (it->kind == action_kind::notice && it->what == n) return &*it;
-    return nullptr;
-}
 // A replication frame from node `from` of `net` (its id, MAC, role and epoch), payload type `t`.
 wire::frame state_frame_from(const fsm::state& from, const mac_addr& to, std::uint8_t t, std::vector<std::byte>& payload) {
     payload.assign(40, std::byte{0});
@@ -756,12 +751,12 @@ TEST(Fsm, ASwitchoverToAMonitorWhoseReplicaIsNotInSyncIsRefusedOnBothSides) {
     fsm::set_replica(net.nodes[1].s, true, false, true);
     net.run_for(20 * ms); // the monitor's heartbeats say it is not in sync
     net.command(1, fsm::command_kind::switchover);
-    const auto* n = replica_note(net.nodes[1].out, fsm::note::switchover_refused);
+    const auto* n = net.nodes[1].out.last_note(fsm::note::switchover_refused);
     ASSERT_NE(n, nullptr);
     EXPECT_EQ(static_cast<fsm::refusal>(n->arg), fsm::refusal::out_of_sync);
     EXPECT_FALSE(net.nodes[1].s.switchover_pending);
     net.command(0, fsm::command_kind::switchover);
-    n = replica_note(net.nodes[0].out, fsm::note::switchover_refused);
+    n = net.nodes[0].out.last_note(fsm::note::switchover_refused);
     ASSERT_NE(n, nullptr) << "the primary reads the monitor's flag";
     EXPECT_EQ(static_cast<fsm::refusal>(n->arg), fsm::refusal::out_of_sync);
     // In sync: the same request goes through.
@@ -779,7 +774,7 @@ TEST(Fsm, AFailureTakeoverByAMonitorOutOfSyncIsCountedAndReported) {
     net.kill(0);
     ASSERT_TRUE(net.run_until([&] { return net.role_of(1) == role::primary; }, 100 * ms));
     EXPECT_EQ(net.nodes[1].s.c.takeovers_out_of_sync, 1u);
-    const auto* n = replica_note(net.nodes[1].out, fsm::note::takeover_out_of_sync);
+    const auto* n = net.nodes[1].out.last_note(fsm::note::takeover_out_of_sync);
     ASSERT_NE(n, nullptr);
     EXPECT_EQ(n->arg, 1u) << "a failure";
 }
